@@ -1,0 +1,3 @@
+"""sentiq: sentiment classification with small instruction-tuned LLMs, no training."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from sentiq.cli import main
+
+main()

@@ -1,0 +1,278 @@
+"""The `sentiq` command: options in, one library call, results rendered. No torch at import time."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from sentiq import __version__, render
+from sentiq.errors import SentiqError
+from sentiq.options import (
+    BatchSizeOpt,
+    BatchTokensOpt,
+    CalibrateOpt,
+    DatasetOpt,
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    KOpt,
+    LabelColumnOpt,
+    LabelMapOpt,
+    MaxTokensOpt,
+    Method,
+    ModelOpt,
+    OutputDirOpt,
+    SamplesOpt,
+    Scoring,
+    ScoringOpt,
+    SeedOpt,
+    SplitOpt,
+    TemperatureOpt,
+    TextColumnOpt,
+    TopKOpt,
+    TopPOpt,
+    TunedOpt,
+)
+
+app = typer.Typer(
+    name="sentiq",
+    help="Sentiment classification with small instruction-tuned LLMs (Qwen2.5), no training.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+F = TypeVar("F", bound=Callable[..., Any])
+INTERRUPTED = 130
+
+
+def guarded(func: F) -> F:
+    """Errors a user can cause end as one line and exit 1; Ctrl-C/SIGTERM exit 130; tracebacks only
+    with SENTIQ_DEBUG=1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = os.environ.get("SENTIQ_DEBUG", "") not in ("", "0")
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except SentiqError as exc:
+            if debug:
+                raise
+            render.error(str(exc))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            render.error("interrupted; predictions made so far are saved (evaluate --resume continues the run)")
+            raise typer.Exit(INTERRUPTED) from None
+        except Exception as exc:
+            if debug:
+                raise
+            render.error(f"{type(exc).__name__}: {exc} (set SENTIQ_DEBUG=1 for the traceback)")
+            raise typer.Exit(1) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sentiq {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Label texts as positive or negative with Qwen2.5 Instruct models: classify, evaluate, tune, compare."""
+
+
+def _method_config(method: Method, **kwargs: Any) -> Any:
+    from sentiq.methods import MethodConfig
+
+    top_k = kwargs.pop("top_k")
+    return MethodConfig(method=method.value, top_k=top_k or None, **kwargs)
+
+
+@app.command()
+@guarded
+def classify(
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts to label; '-' or piped input reads lines from stdin.")
+    ] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="A .txt (one text per line), .csv, .jsonl or .parquet file.")
+    ] = None,
+    text_column: TextColumnOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the predictions to this .csv or .jsonl file.")
+    ] = None,
+    method: Annotated[Method, typer.Option(help="How to classify.")] = Method.loglik,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",  # type: ignore[assignment]
+    dtype: DtypeOpt = "auto",  # type: ignore[assignment]
+    batch_size: BatchSizeOpt = None,
+    batch_tokens: BatchTokensOpt = None,
+    k: KOpt = 2,
+    scoring: ScoringOpt = Scoring.generate,
+    calibrate: CalibrateOpt = False,
+    temperature: TemperatureOpt = 0.7,
+    top_k: TopKOpt = 20,
+    top_p: TopPOpt = None,
+    samples: SamplesOpt = 5,
+    tuned: TunedOpt = False,
+    max_tokens: MaxTokensOpt = 4096,
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Label texts as positive or negative."""
+    from sentiq.classify import classify_texts, gather_texts
+
+    items = gather_texts(texts or [], input, text_column, stdin=sys.stdin)
+    cfg = _method_config(
+        method,
+        k=k,
+        scoring=scoring.value,
+        calibrate=calibrate,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        samples=samples,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
+    from sentiq.evaluation import ModelSettings
+
+    settings = ModelSettings(model, device.value, dtype.value, batch_size, batch_tokens)
+    with render.progress(enabled=len(items) >= 20) as start_task:
+        outcome = classify_texts(items, settings, cfg, tuned, start_task, output)
+    if json_out:
+        for row in outcome.rows():
+            render.print_json(row)
+    else:
+        render.out.print(render.predictions_table(outcome.ids, outcome.texts, outcome.predictions))
+    for message in outcome.problems:
+        render.error(message)
+    if outcome.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def evaluate(
+    method: Annotated[
+        list[str], typer.Option(help="loglik, zero-shot, k-shot, sampling or all; repeat for several.")
+    ] = ["loglik"],  # noqa: B006
+    dataset: DatasetOpt = "imdb-sample",
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = "label",
+    label_map: LabelMapOpt = None,
+    split: SplitOpt = None,
+    n: Annotated[
+        int | None, typer.Option(help="Balanced sample size (half per label). [default: 200]", show_default=False)
+    ] = 200,
+    seed: SeedOpt = 0,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",  # type: ignore[assignment]
+    dtype: DtypeOpt = "auto",  # type: ignore[assignment]
+    batch_size: BatchSizeOpt = None,
+    batch_tokens: BatchTokensOpt = None,
+    k: KOpt = 2,
+    scoring: ScoringOpt = Scoring.generate,
+    calibrate: CalibrateOpt = False,
+    temperature: TemperatureOpt = 0.7,
+    top_k: TopKOpt = 20,
+    top_p: TopPOpt = None,
+    samples: SamplesOpt = 5,
+    tuned: TunedOpt = False,
+    max_tokens: MaxTokensOpt = 4096,
+    output_dir: OutputDirOpt = Path("results"),
+    run_id: Annotated[
+        str | None, typer.Option(help="Name of the run folder. [default: time-model-method]", show_default=False)
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run named by --run-id.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure methods on a balanced labelled sample and save the run under results/."""
+    from sentiq.data import DataSpec
+    from sentiq.errors import OptionError
+    from sentiq.evaluation import EvalSettings, ModelSettings
+    from sentiq.evaluation import evaluate as run_evaluate
+    from sentiq.methods import METHODS
+    from sentiq.tuning import apply_tuned
+
+    names = list(METHODS) if "all" in method else method
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], [*METHODS, "all"], n=1)
+        hint = f" Did you mean '{near[0]}'?" if near else ""
+        raise OptionError(f"unknown method '{unknown[0]}': choose from {', '.join(METHODS)} or all.{hint}")
+    if resume and run_id is None:
+        raise OptionError("--resume needs --run-id: the run to continue (its folder name under the output dir)")
+    shared = dict(
+        k=k,
+        scoring=scoring.value,
+        calibrate=calibrate,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        samples=samples,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
+    configs = [_method_config(Method(m), **shared) for m in names]
+    settings = EvalSettings(
+        model=ModelSettings(model, device.value, dtype.value, batch_size, batch_tokens),
+        data=DataSpec(dataset, text_column, label_column, label_map, split),
+        methods=configs,
+        n=n,
+        seed=seed,
+        output_dir=output_dir,
+        run_id=run_id,
+        resume=resume,
+    )
+    with render.progress(enabled=not json_out) as start_task:
+        if tuned:
+            settings.methods = apply_tuned(settings.methods, settings.model.model)
+        results = run_evaluate(settings, start_task)
+    if json_out:
+        render.print_json(
+            [
+                {
+                    "run_id": r.run_id,
+                    "folder": str(r.folder),
+                    **r.config,
+                    "metrics": {**vars(r.quality), **vars(r.speed)},
+                }
+                for r in results
+            ]
+        )
+        return
+    render.out.print(render.metrics_table(results))
+    for r in results:
+        render.note(f"saved {r.folder}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

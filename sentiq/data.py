@@ -1,0 +1,220 @@
+"""Labelled texts from the embedded sample, local files or hub datasets, with explicit label maps,
+and balanced seeded sampling. Labels leave this module as the strings 'positive' / 'negative'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from sentiq.errors import DataError
+from sentiq.hub import require_hub
+from sentiq.prompts import LABELS
+
+EMBEDDED = "imdb-sample"
+# Source encodings, stated per dataset: the same IMDB reviews come with opposite integer codes.
+HUB_DATASETS: dict[str, tuple[str, str, dict[object, str]]] = {
+    # id: (split, text column, label map)
+    "stanfordnlp/imdb": ("test", "text", {1: "positive", 0: "negative"}),
+    "imdb": ("test", "text", {1: "positive", 0: "negative"}),
+    "ajaykarthick/imdb-movie-reviews": ("test", "review", {0: "positive", 1: "negative"}),
+}
+# Label spellings understood without --label-map (compared case-insensitively).
+DEFAULT_LABEL_MAP: dict[str, str] = {
+    "1": "positive",
+    "0": "negative",
+    "pos": "positive",
+    "neg": "negative",
+    "positive": "positive",
+    "negative": "negative",
+}
+READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How to read a dataset: where, which columns, and how its labels are encoded."""
+
+    source: str = EMBEDDED  # the embedded sample, a local file, or a hub dataset id
+    text_column: str | None = None  # None: 'text' (or the hub dataset's known column)
+    label_column: str = "label"
+    label_map: str | None = None  # "1=positive,0=negative"; None: DEFAULT_LABEL_MAP
+    split: str | None = None  # hub datasets: None means the test split
+
+
+def embedded_frame() -> pd.DataFrame:
+    """The whole embedded sample: 1,000 evaluation reviews and a 400-review demonstration pool."""
+    with resources.as_file(resources.files("sentiq") / "data" / "imdb_sample.parquet") as path:
+        return pd.read_parquet(path)
+
+
+def load_labelled(spec: DataSpec) -> pd.DataFrame:
+    """Columns id, text, label ('positive'/'negative'), whatever the source."""
+    if spec.source == EMBEDDED:
+        df = embedded_frame()
+        df = df[df["split"] == "eval"]
+        return _finish(df["id"], df["text"], df["label"].map({1: "positive", 0: "negative"}))
+    path = Path(spec.source).expanduser()
+    if path.exists() or path.suffix.lower() in READERS:
+        return _from_frame(read_table(path), spec, str(path))
+    return _from_hub(spec)
+
+
+def load_pool() -> pd.DataFrame:
+    """Demonstrations and tuning texts: train reviews, disjoint from every evaluation sample we ship."""
+    df = embedded_frame()
+    df = df[df["split"] == "pool"]
+    return _finish(df["id"], df["text"], df["label"].map({1: "positive", 0: "negative"}))
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A local table by its extension, with errors that name the file and what is wrong with it."""
+    if not path.exists():
+        raise DataError(f"file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give a .csv, .tsv, .jsonl, .json or .parquet file")
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: unknown file type '{path.suffix}'; use .csv, .tsv, .jsonl, .json or .parquet")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty")
+    try:
+        if kind == "parquet":
+            df = pd.read_parquet(path)
+        elif kind in ("csv", "tsv"):
+            df = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False)
+        else:
+            df = pd.read_json(path, lines=kind == "jsonl", dtype=False)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
+    except Exception as exc:  # pandas/pyarrow raise many types for malformed files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path} is not a readable {kind} file: {first}") from exc
+    if df.empty:
+        raise DataError(f"{path} has no rows")
+    return df
+
+
+def parse_label_map(text: str | None) -> dict[str, str]:
+    """'1=positive,0=negative' -> {'1': 'positive', '0': 'negative'}; keys compared case-insensitively."""
+    if not text:
+        return dict(DEFAULT_LABEL_MAP)
+    mapping: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        value = value.strip().lower()
+        if not sep or not key.strip() or value not in LABELS:
+            raise DataError(f"bad --label-map entry '{part}': write VALUE=positive or VALUE=negative, comma-separated")
+        mapping[key.strip().lower()] = value
+    return mapping
+
+
+def map_labels(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
+    """Source label values to 'positive'/'negative'; values outside the map are an error that lists them."""
+    keys = values.map(_label_key)
+    mapped = keys.map(mapping)
+    unknown = sorted(set(keys[mapped.isna()]))
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+        raise DataError(f"label values not in the label map: {shown}; pass --label-map, e.g. '1=positive,0=negative'")
+    return mapped
+
+
+def _label_key(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower()
+
+
+def _from_frame(df: pd.DataFrame, spec: DataSpec, where: str) -> pd.DataFrame:
+    text_col = spec.text_column or "text"
+    missing = [c for c in (text_col, spec.label_column) if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{where}: no column {', '.join(repr(m) for m in missing)}; columns are: {', '.join(map(str, df.columns))} "
+            "(choose with --text-column / --label-column)"
+        )
+    ids = df["id"] if "id" in df.columns else pd.Series(range(len(df)), index=df.index)
+    labels = map_labels(df[spec.label_column], parse_label_map(spec.label_map))
+    return _finish(ids, df[text_col], labels, where)
+
+
+def _from_hub(spec: DataSpec) -> pd.DataFrame:
+    known = HUB_DATASETS.get(spec.source)
+    split = spec.split or (known[0] if known else "test")
+    fix = "download it where there is network, save it as .parquet or .csv and pass that file to --dataset"
+    require_hub(f"dataset {spec.source}", fix, DataError)
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(spec.source, split=split)
+    except Exception as exc:  # datasets raises many types: not found, gated, bad split
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot load dataset {spec.source} (split {split}): {first}") from exc
+    df = ds.to_pandas()
+    text_col = spec.text_column or (known[1] if known else "text")
+    if spec.label_map is None and known is not None:
+        label_map = ",".join(f"{k}={v}" for k, v in known[2].items())
+    else:
+        label_map = spec.label_map or _class_label_map(ds.features.get(spec.label_column))
+    return _from_frame(df, DataSpec(spec.source, text_col, spec.label_column, label_map), spec.source)
+
+
+def _class_label_map(feature: object) -> str | None:
+    """A ClassLabel's own names ('neg', 'pos', ...) decide what its integers mean."""
+    names = getattr(feature, "names", None)
+    if not names:
+        return None
+    pairs = [f"{i}={DEFAULT_LABEL_MAP[n.lower()]}" for i, n in enumerate(names) if n.lower() in DEFAULT_LABEL_MAP]
+    return ",".join(pairs) if len(pairs) == len(names) else None
+
+
+def _finish(ids: pd.Series, texts: pd.Series, labels: pd.Series, where: str = EMBEDDED) -> pd.DataFrame:
+    df = pd.DataFrame({"id": ids.astype(str).to_numpy(), "text": texts.to_numpy(), "label": labels.to_numpy()})
+    if not df["text"].map(lambda t: isinstance(t, str)).all():
+        raise DataError(f"{where}: the text column holds values that are not text")
+    dupes = df["id"][df["id"].duplicated()].unique()
+    if len(dupes):
+        raise DataError(f"{where}: duplicate ids {', '.join(map(str, dupes[:5]))}; ids must be unique")
+    return df.reset_index(drop=True)
+
+
+def balanced_sample(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
+    """n texts, half per label (the odd one positive), drawn with `seed`; None keeps all, shuffled."""
+    if n is None:
+        return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    if n < 2:
+        raise DataError("--n must be at least 2 (one text per label)")
+    want = {"positive": n - n // 2, "negative": n // 2}
+    have = df["label"].value_counts().to_dict()
+    short = [lab for lab in LABELS if have.get(lab, 0) < want[lab]]
+    if short:
+        most = 2 * min(have.get(lab, 0) for lab in LABELS)
+        raise DataError(
+            f"--n {n} needs {want['positive']} positive and {want['negative']} negative texts; the dataset has "
+            f"{have.get('positive', 0)} positive and {have.get('negative', 0)} negative (use --n {most} or less)"
+        )
+    parts = [df[df["label"] == lab].sample(n=want[lab], random_state=seed) for lab in LABELS]
+    return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def read_texts(path: Path, text_column: str | None = None) -> pd.DataFrame:
+    """Unlabelled texts for `classify --input`: a .txt file holds one text per line."""
+    if path.suffix.lower() == ".txt":
+        if not path.is_file():
+            raise DataError(f"file not found: {path}" if not path.exists() else f"{path} is not a file")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path} is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
+        return pd.DataFrame({"id": [str(i) for i in range(len(lines))], "text": lines})
+    df = read_table(path)
+    col = text_column or "text"
+    if col not in df.columns:
+        raise DataError(
+            f"{path}: no column '{col}'; columns are: {', '.join(map(str, df.columns))} (use --text-column)"
+        )
+    ids = df["id"].astype(str) if "id" in df.columns else pd.Series([str(i) for i in range(len(df))])
+    return pd.DataFrame({"id": ids.to_numpy(), "text": df[col].astype(str).to_numpy()})

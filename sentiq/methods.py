@@ -1,0 +1,220 @@
+"""The four classification methods: texts in, one Prediction per text out, through the engine."""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sentiq.engine import Engine, Sampling
+from sentiq.errors import OptionError
+from sentiq.prompts import CONTENT_FREE, LABEL_WORDS, LABELS, PromptTemplate, build_template, clean_text, parse_label
+
+METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
+INVALID = "invalid"
+OnDone = Callable[[list[int], list["Prediction"], float], None]  # (indices, their predictions, seconds)
+
+
+@dataclass
+class MethodConfig:
+    """Everything that decides a method's predictions; recorded in every run's config.json."""
+
+    method: str = "loglik"
+    k: int = 2  # k-shot: demonstrations per class
+    scoring: str = "generate"  # k-shot: decide by greedy generation (as the original study) or "loglik"
+    calibrate: bool = False  # scoring methods: contextual calibration (Zhao et al. 2021)
+    temperature: float = 0.7  # sampling
+    top_k: int | None = 20  # sampling; None disables
+    top_p: float | None = None  # sampling; None disables (no hidden nucleus default)
+    samples: int = 1  # sampling: answers per text, majority vote
+    max_new_tokens: int = 8  # generation methods: enough for "The sentiment is positive."
+    max_tokens: int = 4096  # per text; longer texts lose their middle (counted as truncated)
+    seed: int = 0  # demonstrations and sampling
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.method in METHODS, f"unknown method '{self.method}': choose one of {', '.join(METHODS)}"),
+            (self.scoring in ("generate", "loglik"), "--scoring must be 'generate' or 'loglik'"),
+            (self.k >= 1, "--k must be at least 1"),
+            (self.temperature > 0, "--temperature must be above 0 (use zero-shot for greedy decoding)"),
+            (self.top_k is None or self.top_k >= 1, "--top-k must be at least 1"),
+            (self.top_p is None or 0 < self.top_p <= 1, "--top-p must be in (0, 1]"),
+            (self.samples >= 1, "--samples must be at least 1"),
+            (self.max_new_tokens >= 1, "--max-new-tokens must be at least 1"),
+            (self.max_tokens >= 16, "--max-tokens must be at least 16"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise OptionError(message)
+
+    @property
+    def scores_labels(self) -> bool:
+        """True when the decision comes from label log-probabilities rather than generated text."""
+        return self.method == "loglik" or (self.method == "k-shot" and self.scoring == "loglik")
+
+    def relevant(self) -> dict[str, Any]:
+        """The settings that matter for this method (for configs and tables)."""
+        keep = {"method", "max_tokens", "seed"}
+        if self.method == "k-shot":
+            keep |= {"k", "scoring"}
+        if self.scores_labels:
+            keep.add("calibrate")
+        else:
+            keep.add("max_new_tokens")
+        if self.method == "sampling":
+            keep |= {"temperature", "top_k", "top_p", "samples"}
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+
+@dataclass
+class Prediction:
+    label: str  # 'positive', 'negative' or 'invalid'
+    p_positive: float | None  # scoring: softmax over label scores; sampling: share of positive votes
+    p_positive_raw: float | None = None  # before calibration, when calibrated
+    answer: str | None = None  # generated text (answers joined by ' | ' when sampling several)
+    tokens: int = 0  # prompt tokens specific to this text
+    truncated: bool = False
+
+
+@dataclass
+class Classifier:
+    """One method bound to an engine: prompts and demonstrations are built once per run."""
+
+    engine: Engine
+    config: MethodConfig
+    pool: pd.DataFrame | None = None  # demonstration pool (k-shot), never the texts being classified
+    demos: list[tuple[str, str]] = field(default_factory=list)
+    _prior: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.config.method == "k-shot":
+            self.demos = draw_demonstrations(self.pool, self.config.k, self.config.seed)
+        self.template: PromptTemplate = build_template(self.engine.tokenizer, self.demos)
+        self.prefix = self.engine.encode(self.template.prefix)
+        self.forms = [(label, self.engine.encode(word)) for label in LABELS for word in LABEL_WORDS[label]]
+
+    def warm_up(self) -> None:
+        self.engine.warm_up(self.prefix)
+        if self.config.calibrate and self.config.scores_labels:
+            self.prior()
+
+    def prior(self) -> np.ndarray:
+        """P(label) for content-free inputs, averaged: the bias that calibration divides out."""
+        if self._prior is None:
+            bodies = [self.engine.encode(self.template.body(t)) for t in CONTENT_FREE]
+            probs = _softmax(self._label_scores(bodies))
+            self._prior = probs.mean(axis=0)
+        return self._prior
+
+    def predict(self, texts: Sequence[str], on_done: OnDone | None = None) -> list[Prediction]:
+        fitted = [self.fit(t) for t in texts]
+        bodies = [self.engine.encode(self.template.body(text)) for text, _ in fitted]
+        results: list[Prediction | None] = [None] * len(texts)
+
+        def finish(idx: list[int], preds: list[Prediction], seconds: float) -> None:
+            for i, p in zip(idx, preds):
+                p.tokens, p.truncated = len(bodies[i]), fitted[i][1]
+                results[i] = p
+            if on_done is not None:
+                on_done(idx, preds, seconds)
+
+        if self.config.scores_labels:
+            self._predict_scores(bodies, finish)
+        else:
+            self._predict_generated(bodies, [t for t, _ in fitted], finish)
+        return [r for r in results if r is not None]
+
+    def fit(self, text: str) -> tuple[str, bool]:
+        """Clean a text and, past max_tokens, cut its middle: the opening and the verdict usually
+        sit at the two ends of a review."""
+        text = clean_text(text)
+        limit = self.config.max_tokens
+        ids = self.engine.encode(text)
+        if len(ids) <= limit:
+            return text, False
+        head = limit // 2
+        return f"{self.engine.decode(ids[:head])} [...] {self.engine.decode(ids[-(limit - head) :])}", True
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def _label_scores(self, bodies: Sequence[Sequence[int]]) -> np.ndarray:
+        """log P(label | prompt) per text; a label's surface forms ('Positive', 'positive') summed."""
+        return self._by_label(self.engine.score(self.prefix, bodies, [ids for _, ids in self.forms]))
+
+    def _by_label(self, form_scores: np.ndarray) -> np.ndarray:
+        columns = [[j for j, (lab, _) in enumerate(self.forms) if lab == label] for label in LABELS]
+        return np.stack([np.logaddexp.reduce(form_scores[:, c], axis=1) for c in columns], axis=1)
+
+    def _predict_scores(self, bodies: list[list[int]], finish: OnDone) -> None:
+        prior = self.prior() if self.config.calibrate else None
+
+        def on_batch(idx: list[int], form_scores: np.ndarray, seconds: float) -> None:
+            raw = _softmax(self._by_label(form_scores))
+            probs = raw if prior is None else _softmax(np.log(raw) - np.log(prior))
+            preds = [
+                Prediction(
+                    label=LABELS[int(np.argmax(p))],
+                    p_positive=float(p[0]),
+                    p_positive_raw=float(r[0]) if prior is not None else None,
+                )
+                for p, r in zip(probs, raw)
+            ]
+            finish(idx, preds, seconds)
+
+        self.engine.score(self.prefix, bodies, [ids for _, ids in self.forms], on_batch=on_batch)
+
+    # -- generation --------------------------------------------------------------------------------
+    def _predict_generated(self, bodies: list[list[int]], texts: list[str], finish: OnDone) -> None:
+        cfg = self.config
+        sampling = Sampling(
+            do_sample=cfg.method == "sampling",
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            num_samples=cfg.samples if cfg.method == "sampling" else 1,
+            seed=cfg.seed,
+        )
+        seeds = [cfg.seed * 1_000_003 + zlib.crc32(t.encode("utf-8")) for t in texts]  # per text, not per batch
+
+        def on_batch(idx: list[int], answers: list[list[str]], seconds: float) -> None:
+            finish(idx, [vote(a) for a in answers], seconds)
+
+        self.engine.generate(self.prefix, bodies, sampling, seeds=seeds, on_batch=on_batch)
+
+
+def vote(answers: Sequence[str]) -> Prediction:
+    """Majority vote over parsed answers. Invalid answers do not vote; a tie goes to the earliest
+    valid answer; no valid answer at all is invalid."""
+    parsed = [parse_label(a) for a in answers]
+    valid = [p for p in parsed if p is not None]
+    joined = " | ".join(answers)
+    if not valid:
+        return Prediction(label=INVALID, p_positive=None, answer=joined)
+    counts = Counter(valid)
+    best = max(counts.values())
+    label = next(p for p in valid if counts[p] == best)
+    return Prediction(label=label, p_positive=counts["positive"] / len(valid), answer=joined)
+
+
+def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tuple[str, str]]:
+    """k cleaned demonstrations per class from the pool, seeded, shuffled so no label comes first by design."""
+    if pool is None or pool.empty:
+        raise OptionError("k-shot needs a demonstration pool")
+    have = pool["label"].value_counts()
+    if min(have.get(lab, 0) for lab in LABELS) < k:
+        raise OptionError(f"--k {k} needs {k} demonstrations per class; the pool has {have.to_dict()}")
+    rng = np.random.default_rng(seed)
+    picked = pd.concat([pool[pool["label"] == lab].sample(n=k, random_state=rng) for lab in LABELS])
+    picked = picked.sample(frac=1.0, random_state=rng)
+    return [(clean_text(t), lab) for t, lab in zip(picked["text"], picked["label"])]
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    z = scores - scores.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -1,0 +1,183 @@
+"""Which model, on which device, in which dtype: resolving `--model` and loading it with clear errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentiq.errors import ModelError, OptionError
+from sentiq.hub import require_hub
+
+ALIASES = {
+    "0.5b": "Qwen/Qwen2.5-0.5B-Instruct",
+    "1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
+}
+DEFAULT_MODEL = "1.5b"
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights come from: a hub id, a local folder, or a local .gguf file."""
+
+    kind: str  # "hub" | "dir" | "gguf"
+    ref: str  # hub id or absolute path
+    alias: str | None = None  # the alias the user typed, if any
+
+    @property
+    def label(self) -> str:
+        """Short name for tables and plot titles."""
+        if self.alias:
+            return self.alias
+        return Path(self.ref).name if self.kind != "hub" else self.ref.split("/")[-1]
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # transformers PreTrainedModel, in eval mode
+    tokenizer: Any
+    source: ModelSource
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+    revision: str | None  # hub commit hash when known
+
+    def describe(self) -> dict[str, Any]:
+        """What a run records about the model, so it can be reproduced."""
+        return {
+            "model": self.source.ref,
+            "model_kind": self.source.kind,
+            "model_label": self.source.label,
+            "revision": self.revision,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+
+def resolve_source(spec: str | None) -> ModelSource:
+    """Turn `--model` (or SENTIQ_MODEL) into a source without touching the network."""
+    spec = (spec or os.environ.get("SENTIQ_MODEL") or DEFAULT_MODEL).strip()
+    if spec.lower() in ALIASES:
+        return ModelSource("hub", ALIASES[spec.lower()], alias=spec.lower())
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {spec}")
+        return ModelSource("gguf", str(path.resolve()))
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"{spec} is a file, not a model folder (give a folder with config.json, or a .gguf file)")
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{spec} is not a model folder: it has no config.json")
+        return ModelSource("dir", str(path.resolve()))
+    if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
+        near = _nearest_alias(spec)
+        hint = f" Did you mean '{near}'?" if near else " Use 0.5b, 1.5b, a hub id (owner/name) or a local folder."
+        raise ModelError(f"model not found: '{spec}' is neither an alias, a hub id nor an existing path.{hint}")
+    return ModelSource("hub", spec)
+
+
+def _nearest_alias(spec: str) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(spec.lower(), list(ALIASES), n=1, cutoff=0.5)
+    return found[0] if found else None
+
+
+def pick_device(requested: str = "auto") -> Any:
+    """auto: CUDA, then Apple MPS, then CPU; an explicit device that is absent is an error."""
+    import torch
+
+    if requested not in DEVICES:
+        raise OptionError(f"unknown device '{requested}': choose one of {', '.join(DEVICES)}")
+    has = {
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if requested == "auto":
+        return torch.device(next(d for d in ("cuda", "mps", "cpu") if has[d]))
+    if not has[requested]:
+        raise OptionError(f"device '{requested}' is not available here; use --device auto or cpu")
+    return torch.device(requested)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX-512 BF16 or AMX, where bfloat16 matmuls beat float32."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_dtype(requested: str, device: Any) -> Any:
+    """auto: bfloat16 where the hardware runs it natively, float16 on MPS, float32 otherwise."""
+    import torch
+
+    if requested not in DTYPES:
+        raise OptionError(f"unknown dtype '{requested}': choose one of {', '.join(DTYPES)}")
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def load_model(spec: str | None, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load tokenizer and model for inference; every failure a user can fix becomes a ModelError."""
+    source = resolve_source(spec)
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    if source.kind == "gguf":
+        missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ModelError(f"loading .gguf files needs {' and '.join(missing)}: pip install 'sentiq[gguf]'")
+    tokenizer, model = _from_pretrained(source, torch_dtype)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelError(f"{source.ref} has no chat template: use an instruction-tuned (chat) model")
+    model.to(dev).eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    revision = getattr(model.config, "_commit_hash", None) if source.kind == "hub" else None
+    return LoadedModel(model, tokenizer, source, dev, torch_dtype, revision)
+
+
+def _from_pretrained(source: ModelSource, torch_dtype: Any) -> tuple[Any, Any]:
+    if source.kind == "hub":
+        try:  # the cache first: no network when the model was downloaded before
+            return _load_pair(source, torch_dtype, local_files_only=True)
+        except OSError:
+            pass
+        fix = f"download it where there is network (hf download {source.ref} --local-dir DIR) and pass --model DIR"
+        require_hub(f"model {source.ref}", fix, ModelError)
+    try:
+        return _load_pair(source, torch_dtype, local_files_only=False)
+    except OSError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {source.ref}: {first}") from exc
+    except (ValueError, KeyError) as exc:
+        raise ModelError(
+            f"{source.ref} does not look like a causal language model that transformers can load: {exc}"
+        ) from exc
+
+
+def _load_pair(source: ModelSource, torch_dtype: Any, local_files_only: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if source.kind == "gguf":
+        folder, name = str(Path(source.ref).parent), Path(source.ref).name
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch_dtype)
+        return tok, model
+    kwargs = dict(trust_remote_code=False, local_files_only=local_files_only)
+    tok = AutoTokenizer.from_pretrained(source.ref, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source.ref, dtype=torch_dtype, use_safetensors=True, **kwargs)
+    return tok, model

@@ -1,0 +1,144 @@
+"""Everything the tool shows a person: tables, progress bars, notes and errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def error(message: str) -> None:
+    """One line on stderr; the caller exits non-zero."""
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    err.print(f"[dim]{message}[/]", soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+@contextmanager
+def progress(enabled: bool = True) -> Iterator[Any]:
+    """Yields start_task(description, total) -> advance(n); a bar on stderr per task."""
+    if not enabled:
+        yield lambda description, total: lambda n: None
+        return
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+    def start_task(description: str, total: int) -> Any:
+        task = bar.add_task(description, total=total)
+        return lambda n: bar.advance(task, n)
+
+    with bar:
+        yield start_task
+
+
+def _pct(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def metrics_table(results: Sequence[Any]) -> Table:
+    """Metrics as rows and one column per method run, so four methods fit an 80-column terminal."""
+    table = Table(title="sentiq evaluate", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("metric")
+    for r in results:
+        table.add_column(r.config.get("method_title", r.method.method), justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("n", lambda q, s: str(q.n)),
+        ("accuracy", lambda q, s: _pct(q.accuracy)),
+        ("precision pos / neg", lambda q, s: f"{_pct(q.precision_positive)} / {_pct(q.precision_negative)}"),
+        ("recall pos / neg", lambda q, s: f"{_pct(q.recall_positive)} / {_pct(q.recall_negative)}"),
+        ("F1 pos / neg", lambda q, s: f"{_pct(q.f1_positive)} / {_pct(q.f1_negative)}"),
+        ("macro P / R", lambda q, s: f"{_pct(q.macro_precision)} / {_pct(q.macro_recall)}"),
+        ("macro F1", lambda q, s: _pct(q.macro_f1)),
+        ("invalid", lambda q, s: f"{q.invalid} ({100 * (1 - q.coverage):.1f}%)"),
+        ("words/s", lambda q, s: f"{s.words_per_s:,.0f}"),
+        ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),
+        ("latency p50 / p95 ms", lambda q, s: f"{s.latency_p50_ms:.1f} / {s.latency_p95_ms:.1f}"),
+    ]
+    for name, cell in rows:
+        table.add_row(name, *[cell(r.quality, r.speed) for r in results])
+    return table
+
+
+def predictions_table(ids: Sequence[str], texts: Sequence[str], preds: Sequence[Any]) -> Table:
+    table = Table(title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("label")
+    table.add_column("P(positive)", justify="right")
+    table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=80)
+    colors = {"positive": "green", "negative": "red"}
+    for text_id, text, p in zip(ids, texts, preds):
+        prob = "" if p.p_positive is None else f"{p.p_positive:.3f}"
+        label = f"[{colors.get(p.label, 'yellow')}]{p.label}[/]"
+        table.add_row(str(text_id), label, prob, text.replace("\n", " "))
+    return table
+
+
+def grid_table(grid: Any, best: dict[str, Any]) -> Table:
+    """Macro-F1 per temperature x top-k cell; the chosen cell marked."""
+    temps = sorted(grid["temperature"].unique())
+    top_ks = sorted(grid["top_k"].unique())
+    table = Table(title="macro-F1 by temperature (rows) x top-k (columns); * = chosen", title_justify="left")
+    table.add_column("T", justify="right")
+    for k in top_ks:
+        table.add_column(str(k), justify="right")
+    for t in temps:
+        cells = []
+        for k in top_ks:
+            row = grid[(grid["temperature"] == t) & (grid["top_k"] == k)].iloc[0]
+            mark = t == best["temperature"] and k == best["top_k"]
+            text = f"{row['macro_f1']:.3f}" + ("*" if mark else "")
+            cells.append(f"[bold green]{text}[/]" if mark else text)
+        table.add_row(f"{t:g}", *cells)
+    return table
+
+
+def comparison_table(rows: Any) -> Table:
+    table = Table(title="sentiq compare", title_justify="left")
+    for col in ("rank", "model", "method", "n", "accuracy", "macro F1", "invalid", "words/s", "run id"):
+        table.add_column(col, justify="left" if col in ("model", "method", "run id") else "right")
+    for r in rows.itertuples():
+        table.add_row(
+            str(r.rank),
+            str(r.model),
+            str(r.method),
+            str(r.n),
+            _pct(r.accuracy),
+            _pct(r.macro_f1),
+            str(r.invalid),
+            f"{r.words_per_s:,.0f}",
+            str(r.run_id),
+        )
+    return table
+
+
+def agreement_table(matrix: Any, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    for c in matrix.columns:
+        table.add_column(str(c), justify="right")
+    for name, row in matrix.iterrows():
+        table.add_row(str(name), *[f"{v:.2f}" for v in row])
+    return table

@@ -1,0 +1,106 @@
+"""A tiny random Qwen2 model and a small BPE tokenizer with a ChatML template, built once per test
+session and saved to disk, so every test loads them through the real from_pretrained(path) code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+CHATML = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "Classify the sentiment of this movie review.",
+    "Review: a great film with a moving story and fine acting.",
+    "Answer with one word: positive or negative.",
+    "Positive Negative positive negative Positive Negative",
+    "The plot was dull, the dialogue lifeless, a boring mess of a movie.",
+    "An absolute delight from start to finish, I loved every minute.",
+    "You are a helpful assistant. N/A [MASK]",
+    "very positive, negative indeed, the sentiment is positive.",
+] * 20
+
+
+def build_tokenizer(folder: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None
+    )
+    fast.chat_template = CHATML
+    fast.save_pretrained(folder)
+
+
+def build_model(folder: Path, vocab_size: int, seed: int = 0) -> None:
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+    )
+    model = Qwen2ForCausalLM(config)
+    # Like Qwen's published defaults: sampling on. Greedy methods must not inherit it.
+    model.generation_config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20)
+    model.save_pretrained(folder, safe_serialization=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-qwen2")
+    build_tokenizer(folder)
+    build_model(folder, vocab_size=len(AutoTokenizer.from_pretrained(folder)))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tiny_model: Path):
+    from sentiq.models import load_model
+
+    return load_model(str(tiny_model), "cpu", "float32")
+
+
+@pytest.fixture
+def engine(tiny_lm):
+    from sentiq.engine import Engine
+
+    return Engine(tiny_lm)
+
+
+@pytest.fixture
+def labelled_csv(tmp_path: Path) -> Path:
+    rows = [(f"r{i}", f"review number {i} was {'great' if i % 2 else 'dull'}", i % 2) for i in range(12)]
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame(rows, columns=["id", "text", "label"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach the network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

@@ -1,0 +1,183 @@
+"""The commands as a user runs them: exit codes, one-line errors, artifacts and their contents."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sentiq.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input)
+
+
+def one_line_error(result, fragment: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert any(line.startswith("error:") and fragment in line for line in lines), result.output
+    assert "Traceback" not in result.output
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0 and result.output.startswith("sentiq ")
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys, sentiq.cli; sys.exit(1 if 'torch' in sys.modules or 'sklearn' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_module_entry_point() -> None:
+    out = subprocess.run([sys.executable, "-m", "sentiq", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "evaluate" in out.stdout and "classify" in out.stdout
+
+
+def test_classify_json_one_object_per_text(tiny_model: Path) -> None:
+    result = run("classify", "An absolute delight.", "A dull mess.", "--model", str(tiny_model), "--json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["An absolute delight.", "A dull mess."]
+    assert all(r["label"] in ("positive", "negative") and 0 <= r["p_positive"] <= 1 for r in rows)
+
+
+def test_classify_reads_stdin_and_writes_output(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "labels.csv"
+    result = run("classify", "-", "--model", str(tiny_model), "--output", str(out), input="good film\nbad film\n")
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(out)
+    assert list(df["text"]) == ["good film", "bad film"] and set(df["label"]) <= {"positive", "negative"}
+    assert not (tmp_path / "labels.csv.partial").exists()
+
+
+def test_classify_input_file_and_empty_line(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "texts.txt"
+    path.write_text("good film\n\nbad film\n")
+    result = run("classify", "--input", str(path), "--model", str(tiny_model), "--json")
+    assert result.exit_code == 1  # the empty line is reported, the others are labelled
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["good film", "bad film"]
+    assert "text 1 is empty" in result.output
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--model", "/nope/model"], "model not found"),
+        (["--model", "0.6b"], "Did you mean '0.5b'?"),
+        (["--model", "Qwen/Qwen2.5-0.5B-Instruct"], "HF_HUB_OFFLINE is set"),
+    ],
+)
+def test_classify_bad_models(args: list[str], fragment: str) -> None:
+    one_line_error(run("classify", "nice", *args), fragment)
+
+
+def test_model_folder_without_config(tmp_path: Path) -> None:
+    one_line_error(run("classify", "nice", "--model", str(tmp_path)), "has no config.json")
+
+
+def test_evaluate_writes_consistent_artifacts(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    result = run(
+        "evaluate",
+        "--model",
+        str(tiny_model),
+        "--dataset",
+        str(labelled_csv),
+        "--n",
+        "8",
+        "--seed",
+        "3",
+        "--output-dir",
+        str(tmp_path),
+        "--run-id",
+        "t1",
+    )
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "t1"
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "predictions.csv", "metrics.csv", "metrics.json", "confusion_matrix.png", "run.log"} <= names
+    assert not [n for n in names if n.startswith(".") or n.endswith(".partial.csv")]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["status"] == "complete" and config["sample_seed"] == 3 and config["n"] == 8
+    assert config["model"] == str(tiny_model) and config["dtype"] and config["versions"]["torch"]
+    preds = pd.read_csv(folder / "predictions.csv", dtype={"id": str})
+    assert list(preds.columns[:5]) == ["id", "gold", "predicted", "p_positive", "p_positive_raw"]
+    assert len(preds) == 8 and preds["gold"].value_counts().to_dict() == {"positive": 4, "negative": 4}
+    truth = pd.read_csv(labelled_csv, dtype={"id": str}).set_index("id")["label"].map({1: "positive", 0: "negative"})
+    assert (preds["gold"] == preds["id"].map(truth)).all()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx((preds["gold"] == preds["predicted"]).mean())
+    assert metrics["n"] == 8 and metrics["words"] == preds["words"].sum()
+    assert pd.read_csv(folder / "metrics.csv").iloc[0]["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert (folder / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    log = (folder / "run.log").read_text()
+    assert "batch texts=" in log and "totals n=8" in log
+    assert "accuracy" in result.output and "words/s" in result.output
+
+
+def test_evaluate_json_and_method_all(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    result = run(
+        "evaluate",
+        "--model",
+        str(tiny_model),
+        "--dataset",
+        str(labelled_csv),
+        "--n",
+        "4",
+        "--method",
+        "all",
+        "--k",
+        "1",
+        "--samples",
+        "2",
+        "--output-dir",
+        str(tmp_path),
+        "--run-id",
+        "all",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.stdout)
+    assert [r["method"] for r in runs] == ["loglik", "zero-shot", "k-shot", "sampling"]
+    assert {p.name for p in tmp_path.iterdir() if p.is_dir()} == {
+        "all-loglik",
+        "all-zero-shot",
+        "all-k-shot",
+        "all-sampling",
+    }
+    ids = [list(pd.read_csv(tmp_path / f"all-{m}" / "predictions.csv")["id"]) for m in ("loglik", "sampling")]
+    assert ids[0] == ids[1]  # every method sees the same sample
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--dataset", "/nope.csv"], "file not found"),
+        (["--text-column", "review"], "no column 'review'; columns are: id, text, label"),
+        (["--n", "100"], "use --n 12 or less"),
+        (["--method", "logl1k"], "Did you mean 'loglik'?"),
+        (["--temperature", "0", "--method", "sampling"], "temperature must be above 0"),
+        (["--resume"], "--resume needs --run-id"),
+    ],
+)
+def test_evaluate_bad_input(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    base = ["evaluate", "--model", str(tiny_model), "--dataset", str(labelled_csv), "--output-dir", str(tmp_path)]
+    if "--dataset" in args:
+        base = base[:3] + base[5:]
+    one_line_error(run(*base, *args), fragment)
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("evaluate", "--n", "many").exit_code == 2
+    assert run("classify", "x", "--batch-size", "0").exit_code == 2

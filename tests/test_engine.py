@@ -1,0 +1,156 @@
+"""The engine against direct full-sequence computations on the tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sentiq.engine import Engine, Sampling, plan_batches
+
+TEXTS = [
+    " a great film",
+    " dull",
+    " an absolute delight from start to finish, I loved every minute of it",
+    " boring mess",
+    " the plot was dull and the dialogue lifeless",
+]
+
+
+def _bodies(engine: Engine) -> tuple[list[int], list[list[int]]]:
+    prefix = engine.encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nReview:")
+    bodies = [engine.encode(t + "<|im_end|>\n<|im_start|>assistant\n") for t in TEXTS]
+    return prefix, bodies
+
+
+def _direct(model, ids: list[int], continuation: list[int]) -> float:
+    """log P(continuation | ids) from one unbatched full forward pass, no cache."""
+    with torch.inference_mode():
+        logits = model(torch.tensor([ids + continuation])).logits[0].float().log_softmax(-1)
+    return sum(logits[len(ids) - 1 + t, tok].item() for t, tok in enumerate(continuation))
+
+
+def test_plan_batches_sorts_longest_first_and_respects_budget() -> None:
+    lengths = [5, 40, 12, 39, 7, 38]
+    plan = plan_batches(lengths, max_tokens=80, max_rows=None)
+    assert sorted(i for b in plan for i in b) == list(range(6))
+    assert plan[0][0] == 1  # the longest first: memory errors surface at once
+    for batch in plan:
+        assert len(batch) * max(lengths[i] for i in batch) <= 80 or len(batch) == 1
+
+
+def test_plan_batches_keeps_lengths_close() -> None:
+    plan = plan_batches([100, 98, 10, 9], max_tokens=10_000, max_rows=None)
+    assert [sorted(b) for b in plan] == [[0, 1], [2, 3]]  # short texts are not padded to 100
+
+
+def test_single_token_scores_equal_full_recompute(engine: Engine) -> None:
+    prefix, bodies = _bodies(engine)
+    labels = [[engine.encode("Positive")[0]], [engine.encode("Negative")[0]]]
+    scores = engine.score(prefix, bodies, labels)
+    for i, body in enumerate(bodies):
+        for j, lab in enumerate(labels):
+            assert scores[i, j] == pytest.approx(_direct(engine.model, prefix + body, lab), abs=1e-4)
+
+
+def test_multi_token_scores_equal_full_recompute(engine: Engine) -> None:
+    prefix, bodies = _bodies(engine)
+    labels = [engine.encode("very positive"), engine.encode("negative indeed"), engine.encode("N")]
+    assert max(len(lab) for lab in labels) > 1
+    scores = engine.score(prefix, bodies, labels)
+    for i, body in enumerate(bodies):
+        for j, lab in enumerate(labels):
+            assert scores[i, j] == pytest.approx(_direct(engine.model, prefix + body, lab), abs=1e-4)
+
+
+@pytest.mark.parametrize("budget,rows", [(1, None), (64, 2), (100_000, None)])
+def test_batched_equals_unbatched(tiny_lm, budget: int, rows: int | None) -> None:
+    reference = Engine(tiny_lm, max_batch_tokens=1)
+    batched = Engine(tiny_lm, max_batch_tokens=budget, max_batch_rows=rows)
+    prefix, bodies = _bodies(reference)
+    labels = [[reference.encode("Positive")[0]], [reference.encode("Negative")[0]]]
+    np.testing.assert_allclose(
+        batched.score(prefix, bodies, labels), reference.score(prefix, bodies, labels), atol=1e-4
+    )
+
+
+def test_results_come_back_in_input_order(engine: Engine) -> None:
+    prefix, bodies = _bodies(engine)
+    labels = [[engine.encode("Positive")[0]], [engine.encode("Negative")[0]]]
+    forward = engine.score(prefix, bodies, labels)
+    backward = engine.score(prefix, bodies[::-1], labels)
+    np.testing.assert_allclose(forward, backward[::-1], atol=1e-5)
+
+
+def test_empty_prefix_works(engine: Engine) -> None:
+    _, bodies = _bodies(engine)
+    labels = [[engine.encode("Positive")[0]]]
+    scores = engine.score([], bodies, labels)
+    assert scores[0, 0] == pytest.approx(_direct(engine.model, bodies[0], labels[0]), abs=1e-4)
+
+
+def test_greedy_matches_transformers_generate(engine: Engine) -> None:
+    """Our cached, right-padded decoding equals HF generate with do_sample=False passed explicitly,
+    even though the model's own generation_config says do_sample=True."""
+    assert engine.model.generation_config.do_sample is True
+    prefix, bodies = _bodies(engine)
+    got = engine.generate(prefix, bodies, Sampling(do_sample=False, max_new_tokens=6))
+    for body, answers in zip(bodies, got):
+        ids = torch.tensor([prefix + body])
+        with torch.inference_mode():
+            out = engine.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=6,
+                eos_token_id=engine.eos_ids,
+                pad_token_id=engine.pad_id,
+            )
+        new = out[0, ids.shape[1] :].tolist()
+        cut = next((i for i, t in enumerate(new) if t in engine.eos_ids), len(new))
+        assert answers == [engine.decode(new[:cut])]
+
+
+def test_sampling_repeats_and_ignores_batching(tiny_lm) -> None:
+    one = Engine(tiny_lm, max_batch_tokens=1)
+    many = Engine(tiny_lm, max_batch_tokens=100_000)
+    prefix, bodies = _bodies(one)
+    s = Sampling(do_sample=True, temperature=1.5, top_k=50, max_new_tokens=4, num_samples=3)
+    seeds = [11, 22, 33, 44, 55]
+    first = one.generate(prefix, bodies, s, seeds=seeds)
+    assert first == one.generate(prefix, bodies, s, seeds=seeds)
+    assert first == many.generate(prefix, bodies, s, seeds=seeds)
+    assert all(len(a) == 3 for a in first)
+    other = one.generate(prefix, bodies, s, seeds=[1, 2, 3, 4, 5])
+    assert other != first  # seeds matter
+
+
+def test_on_batch_reports_every_text_once(engine: Engine) -> None:
+    prefix, bodies = _bodies(engine)
+    seen: list[int] = []
+    engine.max_batch_tokens = 40
+    engine.score(prefix, bodies, [[3]], on_batch=lambda idx, res, s: seen.extend(idx))
+    assert sorted(seen) == list(range(len(bodies)))
+    assert len(engine.stats) >= 2
+
+
+def test_out_of_memory_halves_the_budget_and_goes_on(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix, bodies = _bodies(engine)
+    bodies = [bodies[2], *bodies[2:3] * 4, bodies[1]]  # equal lengths: one batch until memory runs out
+    engine.max_batch_tokens = 100_000
+    real = engine._score_batch
+    calls = {"n": 0}
+
+    def flaky(prefix, rows, labels, single):
+        calls["n"] += 1
+        if len(rows) > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return real(prefix, rows, labels, single)
+
+    monkeypatch.setattr(engine, "_score_batch", flaky)
+    labels = [[engine.encode("Positive")[0]]]
+    scores = engine.score(prefix, bodies, labels)
+    assert engine.max_batch_tokens < 100_000
+    assert engine.max_batch_tokens < 100_000
+    for i in (0, 5):
+        assert scores[i, 0] == pytest.approx(_direct(engine.model, prefix + bodies[i], labels[0]), abs=1e-4)

@@ -1,0 +1,164 @@
+"""Prompts, answer parsing, voting, calibration and demonstrations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sentiq.errors import OptionError
+from sentiq.methods import Classifier, MethodConfig, draw_demonstrations, vote
+from sentiq.prompts import LABEL_WORDS, build_template, clean_text, parse_label
+
+
+@pytest.mark.parametrize(
+    "answer,label",
+    [
+        ("Positive", "positive"),
+        ("negative.", "negative"),
+        ("The sentiment is POSITIVE.", "positive"),
+        ("**Negative**", "negative"),
+        ("positive or negative", None),
+        ("I cannot tell", None),
+        ("", None),
+        ("positively", None),
+    ],
+)
+def test_parse_label(answer: str, label: str | None) -> None:
+    assert parse_label(answer) == label
+
+
+def test_vote_majority_ties_and_invalid() -> None:
+    assert vote(["Positive", "negative", "positive"]).label == "positive"
+    assert vote(["Positive", "negative", "positive"]).p_positive == pytest.approx(2 / 3)
+    assert vote(["negative", "positive"]).label == "negative"  # tie: the earliest valid answer
+    assert vote(["meh", "positive"]).label == "positive"  # invalid answers do not vote
+    none = vote(["meh", "???"])
+    assert none.label == "invalid" and none.p_positive is None and none.answer == "meh | ???"
+
+
+def test_clean_text_breaks_and_control_characters() -> None:
+    assert clean_text("  Great<br /><br/>film\x00\x07 ") == "Great\n\nfilm"
+
+
+def test_template_splits_around_review(tiny_lm) -> None:
+    tpl = build_template(tiny_lm.tokenizer)
+    full = tiny_lm.tokenizer.apply_chat_template(
+        [
+            {
+                "role": "user",
+                "content": "Classify the sentiment of this movie review.\n\nReview: fine\n\nAnswer with one word: positive or negative.",
+            }
+        ],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert tpl.full("fine") == full
+    assert tpl.gap == " " and not tpl.prefix.endswith(" ")
+    assert tpl.suffix.endswith("<|im_start|>assistant\n")
+
+
+def test_template_with_demonstrations_answers_with_label_words(tiny_lm) -> None:
+    tpl = build_template(tiny_lm.tokenizer, [("good", "positive"), ("bad", "negative")])
+    assert f"<|im_start|>assistant\n{LABEL_WORDS['positive'][0]}<|im_end|>" in tpl.prefix
+    assert tpl.prefix.count("<|im_start|>user") == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(method="nope"), "unknown method"),
+        (dict(temperature=0), "temperature must be above 0"),
+        (dict(top_k=0), "top-k must be at least 1"),
+        (dict(samples=0), "samples must be at least 1"),
+        (dict(k=0), "k must be at least 1"),
+        (dict(top_p=1.5), "top-p"),
+    ],
+)
+def test_method_config_rejects_nonsense(kwargs: dict, message: str) -> None:
+    with pytest.raises(OptionError, match=message):
+        MethodConfig(**kwargs)
+
+
+def _pool(n: int = 6) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": [str(i) for i in range(2 * n)],
+            "text": [f"text {i}" for i in range(2 * n)],
+            "label": ["positive", "negative"] * n,
+        }
+    )
+
+
+def test_demonstrations_balanced_seeded_and_shuffled() -> None:
+    a = draw_demonstrations(_pool(), 3, seed=1)
+    assert sorted(lab for _, lab in a) == ["negative"] * 3 + ["positive"] * 3
+    assert a == draw_demonstrations(_pool(), 3, seed=1)
+    assert a != draw_demonstrations(_pool(), 3, seed=2)
+    orders = {tuple(lab for _, lab in draw_demonstrations(_pool(), 3, seed=s)) for s in range(10)}
+    assert len(orders) > 1  # not always grouped by label
+
+
+def test_k_above_pool_is_refused() -> None:
+    with pytest.raises(OptionError, match="--k 7 needs 7 demonstrations per class"):
+        draw_demonstrations(_pool(), 7, seed=0)
+
+
+def test_loglik_probabilities_and_labels_agree(engine) -> None:
+    clf = Classifier(engine, MethodConfig(method="loglik"))
+    preds = clf.predict(["a great film", "dull boring mess", "fine"])
+    for p in preds:
+        assert p.label == ("positive" if p.p_positive >= 0.5 else "negative")
+        assert p.tokens > 0 and p.p_positive_raw is None
+
+
+def test_calibration_divides_out_the_content_free_prior(engine) -> None:
+    raw = Classifier(engine, MethodConfig(method="loglik")).predict(["a great film", "dull"])
+    clf = Classifier(engine, MethodConfig(method="loglik", calibrate=True))
+    cal = clf.predict(["a great film", "dull"])
+    prior = clf.prior()
+    assert prior.sum() == pytest.approx(1.0)
+    for r, c in zip(raw, cal):
+        assert c.p_positive_raw == pytest.approx(r.p_positive)
+        odds = (r.p_positive / (1 - r.p_positive)) / (prior[0] / prior[1])
+        assert c.p_positive == pytest.approx(odds / (1 + odds))
+
+
+def test_long_text_loses_its_middle(engine) -> None:
+    clf = Classifier(engine, MethodConfig(method="loglik", max_tokens=16))
+    text = "great " * 10 + "MIDDLE " * 50 + "dull " * 10
+    fitted, truncated = clf.fit(text)
+    assert truncated and "[...]" in fitted and "MIDDLE" not in fitted.split("[...]")[0][-10:]
+    assert fitted.startswith("great") and fitted.rstrip().endswith("dull")
+    pred = clf.predict([text])[0]
+    assert pred.truncated
+
+
+def test_generation_methods_report_invalid_answers(engine) -> None:
+    preds = Classifier(engine, MethodConfig(method="zero-shot", max_new_tokens=3)).predict(["a great film", "dull"])
+    for p in preds:
+        assert p.answer is not None
+        assert p.label == (parse_label(p.answer) or "invalid")
+
+
+def test_sampling_predictions_repeat_with_the_seed(engine) -> None:
+    cfg = MethodConfig(method="sampling", samples=3, temperature=1.0, top_k=50, seed=3, max_new_tokens=3)
+    texts = ["a great film", "dull", "fine"]
+    first = [(p.label, p.answer) for p in Classifier(engine, cfg).predict(texts)]
+    assert first == [(p.label, p.answer) for p in Classifier(engine, cfg).predict(texts)]
+    assert all(len(a.split(" | ")) == 3 for _, a in first)
+
+
+def test_kshot_scores_with_cached_demonstrations_equal_full_prompts(engine) -> None:
+    from sentiq.prompts import LABELS
+
+    cfg = MethodConfig(method="k-shot", k=2, scoring="loglik", seed=0)
+    clf = Classifier(engine, cfg, pool=_pool())
+    texts = ["a great film", "dull boring mess"]
+    preds = clf.predict(texts)
+    for text, p in zip(texts, preds):
+        ids = engine.encode(clf.template.full(clean_text(text)))
+        cold = engine.score([], [ids], [fid for _, fid in clf.forms])  # no prefix cache at all
+        by_label = clf._by_label(cold)[0]
+        expected = np.exp(by_label) / np.exp(by_label).sum()
+        assert p.p_positive == pytest.approx(expected[LABELS.index("positive")], abs=1e-4)
