@@ -96,7 +96,7 @@ class Classifier:
             self.demos = draw_demonstrations(self.pool, self.config.k, self.config.seed)
         self.template: PromptTemplate = build_template(self.engine.tokenizer, self.demos)
         self.prefix = self.engine.encode(self.template.prefix)
-        self.forms = [(label, self.engine.encode(word)) for label in LABELS for word in LABEL_WORDS[label]]
+        self.label_ids = [self.engine.encode(LABEL_WORDS[label]) for label in LABELS]
 
     def warm_up(self) -> None:
         self.engine.warm_up(self.prefix)
@@ -142,18 +142,14 @@ class Classifier:
 
     # -- scoring -----------------------------------------------------------------------------------
     def _label_scores(self, bodies: Sequence[Sequence[int]]) -> np.ndarray:
-        """log P(label | prompt) per text; a label's surface forms ('Positive', 'positive') summed."""
-        return self._by_label(self.engine.score(self.prefix, bodies, [ids for _, ids in self.forms]))
-
-    def _by_label(self, form_scores: np.ndarray) -> np.ndarray:
-        columns = [[j for j, (lab, _) in enumerate(self.forms) if lab == label] for label in LABELS]
-        return np.stack([np.logaddexp.reduce(form_scores[:, c], axis=1) for c in columns], axis=1)
+        """log P(label word | prompt) per text, one column per label."""
+        return self.engine.score(self.prefix, bodies, self.label_ids)
 
     def _predict_scores(self, bodies: list[list[int]], finish: OnDone) -> None:
         prior = self.prior() if self.config.calibrate else None
 
-        def on_batch(idx: list[int], form_scores: np.ndarray, seconds: float) -> None:
-            raw = _softmax(self._by_label(form_scores))
+        def on_batch(idx: list[int], scores: np.ndarray, seconds: float) -> None:
+            raw = _softmax(scores)
             probs = raw if prior is None else _softmax(np.log(raw) - np.log(prior))
             preds = [
                 Prediction(
@@ -165,7 +161,7 @@ class Classifier:
             ]
             finish(idx, preds, seconds)
 
-        self.engine.score(self.prefix, bodies, [ids for _, ids in self.forms], on_batch=on_batch)
+        self.engine.score(self.prefix, bodies, self.label_ids, on_batch=on_batch)
 
     # -- generation --------------------------------------------------------------------------------
     def _predict_generated(self, bodies: list[list[int]], texts: list[str], finish: OnDone) -> None:

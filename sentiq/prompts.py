@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 LABELS = ("positive", "negative")  # internal label names; index order of every score array
-# The words that stand for each label. Scoring sums the probability of every form, since small
-# models split their answer between cases; the first form is what demonstrations answer.
-LABEL_WORDS = {"positive": ("Positive", "positive"), "negative": ("Negative", "negative")}
+# The word that stands for each label: what scoring measures and what demonstrations answer. On 100
+# train reviews the 0.5B stand-in scored 0.90 with these, 0.85 with lower case and 0.87 with both
+# cases summed; each is a single Qwen token.
+LABEL_WORDS = {"positive": "Positive", "negative": "Negative"}
 INSTRUCTION = (
     "Classify the sentiment of this movie review.\n\nReview: {review}\n\nAnswer with one word: positive or negative."
 )
@@ -67,7 +68,7 @@ def chat_messages(review: str, demos: Sequence[tuple[str, str]] = ()) -> list[di
     messages: list[dict[str, str]] = []
     for text, label in demos:
         messages.append({"role": "user", "content": INSTRUCTION.format(review=text)})
-        messages.append({"role": "assistant", "content": LABEL_WORDS[label][0]})
+        messages.append({"role": "assistant", "content": LABEL_WORDS[label]})
     messages.append({"role": "user", "content": INSTRUCTION.format(review=review)})
     return messages
 

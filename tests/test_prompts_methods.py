@@ -60,7 +60,7 @@ def test_template_splits_around_review(tiny_lm) -> None:
 
 def test_template_with_demonstrations_answers_with_label_words(tiny_lm) -> None:
     tpl = build_template(tiny_lm.tokenizer, [("good", "positive"), ("bad", "negative")])
-    assert f"<|im_start|>assistant\n{LABEL_WORDS['positive'][0]}<|im_end|>" in tpl.prefix
+    assert f"<|im_start|>assistant\n{LABEL_WORDS['positive']}<|im_end|>" in tpl.prefix
     assert tpl.prefix.count("<|im_start|>user") == 3
 
 
@@ -158,7 +158,6 @@ def test_kshot_scores_with_cached_demonstrations_equal_full_prompts(engine) -> N
     preds = clf.predict(texts)
     for text, p in zip(texts, preds):
         ids = engine.encode(clf.template.full(clean_text(text)))
-        cold = engine.score([], [ids], [fid for _, fid in clf.forms])  # no prefix cache at all
-        by_label = clf._by_label(cold)[0]
+        by_label = engine.score([], [ids], clf.label_ids)[0]  # no prefix cache at all
         expected = np.exp(by_label) / np.exp(by_label).sum()
         assert p.p_positive == pytest.approx(expected[LABELS.index("positive")], abs=1e-4)
