@@ -61,7 +61,7 @@ def classify_texts(
     if output is not None and output.suffix.lower() not in (".csv", ".jsonl"):
         raise DataError(f"--output {output}: use a .csv or .jsonl file")
     if tuned:
-        method = apply_tuned([method], settings.model)[0]
+        method = apply_tuned([method], settings.model)[0]  # from results/tuning/<model>
     problems = [f"text {i} is empty; nothing to classify" for i, t in items if not t.strip()]
     usable = [(i, t) for i, t in items if t.strip()]
     ids, texts = [i for i, _ in usable], [t for _, t in usable]

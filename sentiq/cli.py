@@ -29,6 +29,7 @@ from sentiq.options import (
     Method,
     ModelOpt,
     OutputDirOpt,
+    ResultsDirOpt,
     SamplesOpt,
     Scoring,
     ScoringOpt,
@@ -250,7 +251,7 @@ def evaluate(
     )
     with render.progress(enabled=not json_out) as start_task:
         if tuned:
-            settings.methods = apply_tuned(settings.methods, settings.model.model)
+            settings.methods = apply_tuned(settings.methods, settings.model.model, output_dir)
         results = run_evaluate(settings, start_task)
     if json_out:
         render.print_json(
@@ -268,6 +269,83 @@ def evaluate(
     render.out.print(render.metrics_table(results))
     for r in results:
         render.note(f"saved {r.folder}")
+
+
+@app.command("tune-sampling")
+@guarded
+def tune_sampling(
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",  # type: ignore[assignment]
+    dtype: DtypeOpt = "auto",  # type: ignore[assignment]
+    batch_size: BatchSizeOpt = None,
+    batch_tokens: BatchTokensOpt = None,
+    temperatures: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated temperatures. [default: 0.1,0.2,0.4,0.6,0.8,1.0]", show_default=False),
+    ] = None,
+    top_ks: Annotated[
+        str | None,
+        typer.Option(
+            "--top-ks",
+            help="Comma-separated top-k values. [default: 1000,800,600,400,200,100,10,5,2]",
+            show_default=False,
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option(min=2, help="Tuning texts, balanced, from the train pool.")] = 40,
+    samples: Annotated[int, typer.Option(min=1, help="Answers per text, majority vote.")] = 1,
+    seed: SeedOpt = 0,
+    output_dir: OutputDirOpt = Path("results"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Search temperature x top-k for the sampling method; evaluate --tuned uses the winner."""
+    from sentiq.evaluation import ModelSettings
+    from sentiq.tuning import TEMPERATURES, TOP_KS, TuneSettings, parse_grid, tune
+
+    settings = TuneSettings(
+        temperatures=parse_grid(temperatures, float, TEMPERATURES, "--temperatures"),
+        top_ks=parse_grid(top_ks, int, TOP_KS, "--top-ks"),
+        n=n,
+        samples=samples,
+        seed=seed,
+        output_dir=output_dir,
+    )
+    with render.progress(enabled=not json_out) as start_task:
+        result = tune(ModelSettings(model, device.value, dtype.value, batch_size, batch_tokens), settings, start_task)
+    if json_out:
+        render.print_json(
+            {"best": result.best, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)}
+        )
+        return
+    render.out.print(render.grid_table(result.grid, result.best))
+    b = result.best
+    render.out.print(
+        f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} "
+        f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
+    )
+    render.note(f"saved {result.folder} (grid.csv, heatmap.png, best.json)")
+
+
+@app.command()
+@guarded
+def compare(
+    results_dir: ResultsDirOpt = Path("results"),
+    metric: Annotated[str, typer.Option(help="Rank by macro_f1, accuracy or words_per_s.")] = "macro_f1",
+    json_out: JsonOpt = False,
+) -> None:
+    """Rank saved runs (models x methods) in one table."""
+    from sentiq.compare import as_json
+    from sentiq.compare import compare as run_compare
+
+    result = run_compare(results_dir, metric)
+    if json_out:
+        render.print_json(as_json(result))
+        return
+    render.out.print(render.comparison_table(result.table))
+    for warning in result.warnings:
+        render.err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    for sample, matrix in result.agreement.items():
+        render.out.print(render.agreement_table(matrix, f"agreement on the same reviews ({sample})"))
+    render.note("saved " + ", ".join(str(f) for f in result.files))
 
 
 def main() -> None:

@@ -147,23 +147,27 @@ class Engine:
         self,
         prefix: Sequence[int],
         bodies: Sequence[Sequence[int]],
-        sampling: Sampling,
+        samplings: Sequence[Sampling],
         seeds: Sequence[int] | None = None,
         on_batch: OnBatch | None = None,
-    ) -> list[list[str]]:
-        """`sampling.num_samples` answers per body, in input order. `seeds` (one per body) make sampled
-        answers independent of how texts were batched."""
-        answers: list[list[str]] = [[] for _ in bodies]
-        seeds = list(seeds) if seeds is not None else [sampling.seed + i for i in range(len(bodies))]
+    ) -> list[list[list[str]]]:
+        """For each decoding setting, `num_samples` answers per body, in input order:
+        result[setting][text][sample]. Every setting decodes from the same encoded prompt, so a grid
+        of settings costs one prompt pass. `seeds` (one per body) make sampled answers independent
+        of how texts were batched."""
+        answers: list[list[list[str]]] = [[[] for _ in bodies] for _ in samplings]
+        seeds = list(seeds) if seeds is not None else list(range(len(bodies)))
 
-        def run(idx: list[int]) -> list[list[str]]:
-            got = self._generate_batch(prefix, [bodies[i] for i in idx], sampling, [seeds[i] for i in idx])
-            for i, texts in zip(idx, got):
-                answers[i] = texts
+        def run(idx: list[int]) -> list[list[list[str]]]:
+            got = self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx])
+            for per_setting, batch_answers in zip(answers, got):
+                for i, texts in zip(idx, batch_answers):
+                    per_setting[i] = texts
             return got
 
-        lengths = [len(b) + sampling.max_new_tokens for b in bodies]
-        self._run_batches(prefix, lengths, run, on_batch, rows_per_item=sampling.num_samples)
+        longest_answer = max(s.max_new_tokens for s in samplings)
+        lengths = [len(b) + longest_answer for b in bodies]
+        self._run_batches(prefix, lengths, run, on_batch, rows_per_item=max(s.num_samples for s in samplings))
         return answers
 
     def warm_up(self, prefix: Sequence[int]) -> None:
@@ -267,9 +271,8 @@ class Engine:
         return total.view(len(rows), n_labels)
 
     def _generate_batch(
-        self, prefix: Sequence[int], rows: list[Sequence[int]], sampling: Sampling, seeds: list[int]
-    ) -> list[list[str]]:
-        n = sampling.num_samples
+        self, prefix: Sequence[int], rows: list[Sequence[int]], samplings: Sequence[Sampling], seeds: list[int]
+    ) -> list[list[list[str]]]:
         ids, lengths = _right_pad(rows, self.pad_id, self.device)
         cache = self._cache_for(prefix, len(rows))
         hidden = self._hidden(ids, cache)
@@ -277,12 +280,30 @@ class Engine:
         body_mask = torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]
         prefix_mask = torch.ones(len(rows), len(prefix), dtype=torch.bool, device=self.device)
         mask = torch.cat([prefix_mask, body_mask], dim=1).long()  # (batch, prefix + body); 0 marks padding
-        if n > 1:  # the prompt is encoded once; the samples share its cache
+        prompt_kv = [(layer.keys, layer.values) for layer in cache.layers]
+        return [self._decode(prompt_kv, logp, lengths, mask, len(prefix), s, seeds) for s in samplings]
+
+    def _decode(
+        self,
+        prompt_kv: KV,
+        logp: torch.Tensor,
+        lengths: torch.Tensor,
+        mask: torch.Tensor,
+        prefix_len: int,
+        sampling: Sampling,
+        seeds: list[int],
+    ) -> list[list[str]]:
+        """Decode from an encoded prompt; its cache is copied, so several settings can share it."""
+        from transformers import DynamicCache
+
+        n, rows = sampling.num_samples, len(lengths)
+        cache = DynamicCache(ddp_cache_data=prompt_kv, config=self.model.config)
+        if n > 1:  # the samples share the prompt's cache
             cache.batch_repeat_interleave(n)
             logp, lengths, mask = (t.repeat_interleave(n, dim=0) for t in (logp, lengths, mask))
         choose = _Chooser(sampling, [s * 1_000_003 + j for s in seeds for j in range(n)], self.device)
         eos = torch.tensor(self.eos_ids, device=self.device)
-        finished = torch.zeros(len(rows) * n, dtype=torch.bool, device=self.device)
+        finished = torch.zeros(rows * n, dtype=torch.bool, device=self.device)
         produced: list[torch.Tensor] = []
         for step in range(sampling.max_new_tokens):
             token = choose(logp).masked_fill(finished, self.pad_id)
@@ -291,12 +312,12 @@ class Engine:
             if bool(finished.all()) or step == sampling.max_new_tokens - 1:
                 break
             mask = torch.cat([mask, torch.ones(len(token), 1, dtype=torch.long, device=self.device)], dim=1)
-            position = (len(prefix) + lengths + step).unsqueeze(1)  # (rows, 1)
+            position = (prefix_len + lengths + step).unsqueeze(1)  # (rows, 1)
             hidden = self._hidden(token.unsqueeze(1), cache, attention_mask=mask, position_ids=position)
             logp = self._head(hidden[:, -1])
         tokens = torch.stack(produced, dim=1).tolist()  # (rows, steps)
         texts = [self.decode(_until_eos(t, self.eos_ids)) for t in tokens]
-        return [texts[i * n : (i + 1) * n] for i in range(len(rows))]
+        return [texts[i * n : (i + 1) * n] for i in range(rows)]
 
     # -- device helpers ----------------------------------------------------------------------------
     def _sync(self) -> None:

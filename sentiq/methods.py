@@ -165,22 +165,40 @@ class Classifier:
 
     # -- generation --------------------------------------------------------------------------------
     def _predict_generated(self, bodies: list[list[int]], texts: list[str], finish: OnDone) -> None:
-        cfg = self.config
-        sampling = Sampling(
-            do_sample=cfg.method == "sampling",
-            temperature=cfg.temperature,
-            top_k=cfg.top_k,
-            top_p=cfg.top_p,
-            max_new_tokens=cfg.max_new_tokens,
-            num_samples=cfg.samples if cfg.method == "sampling" else 1,
-            seed=cfg.seed,
+        def on_batch(idx: list[int], answers: list[list[list[str]]], seconds: float) -> None:
+            finish(idx, [vote(a) for a in answers[0]], seconds)
+
+        self.engine.generate(self.prefix, bodies, [_sampling(self.config)], self._seeds(texts), on_batch)
+
+    def predict_grid(
+        self, texts: Sequence[str], configs: Sequence[MethodConfig], on_batch: Callable[[list[int]], None]
+    ) -> list[list[Prediction]]:
+        """Predictions for several decoding settings of this prompt, the prompt encoded once."""
+        fitted = [self.fit(t)[0] for t in texts]
+        bodies = [self.engine.encode(self.template.body(t)) for t in fitted]
+        answers = self.engine.generate(
+            self.prefix, bodies, [_sampling(c) for c in configs], self._seeds(fitted), lambda idx, _, s: on_batch(idx)
         )
-        seeds = [cfg.seed * 1_000_003 + zlib.crc32(t.encode("utf-8")) for t in texts]  # per text, not per batch
+        return [[vote(a) for a in per_config] for per_config in answers]
 
-        def on_batch(idx: list[int], answers: list[list[str]], seconds: float) -> None:
-            finish(idx, [vote(a) for a in answers], seconds)
+    def _seeds(self, texts: Sequence[str]) -> list[int]:
+        """One seed per text, from the run seed and the text itself: a text's samples do not depend on
+        its position or batch."""
+        return [self.config.seed * 1_000_003 + zlib.crc32(t.encode("utf-8")) for t in texts]
 
-        self.engine.generate(self.prefix, bodies, sampling, seeds=seeds, on_batch=on_batch)
+
+def _sampling(cfg: MethodConfig) -> Sampling:
+    """Decoding settings, all explicit: greedy unless the method is 'sampling'."""
+    sampling = cfg.method == "sampling"
+    return Sampling(
+        do_sample=sampling,
+        temperature=cfg.temperature,
+        top_k=cfg.top_k,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        num_samples=cfg.samples if sampling else 1,
+        seed=cfg.seed,
+    )
 
 
 def vote(answers: Sequence[str]) -> Prediction:

@@ -146,6 +146,33 @@ def plot_confusion(path: Path, gold: list[str], predicted: list[str], title: str
     plt.close(fig)
 
 
+def save_heatmap(path: Path, grid: pd.DataFrame, best: dict[str, Any], title: str) -> None:
+    """Macro-F1 over temperature x top-k, the chosen cell outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
+    table = table[sorted(table.columns)]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(table.columns), 1.2 + 0.5 * len(table.index)), dpi=120)
+    image = ax.imshow(table.to_numpy(), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns])
+    ax.set_yticks(range(len(table.index)), [f"{t:g}" for t in table.index])
+    ax.set_xlabel("top-k")
+    ax.set_ylabel("temperature")
+    for y, t in enumerate(table.index):
+        for x, k in enumerate(table.columns):
+            ax.text(x, y, f"{table.loc[t, k]:.2f}", ha="center", va="center", color="white", fontsize=7)
+            if t == best["temperature"] and k == best["top_k"]:
+                ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    fig.colorbar(image, ax=ax, label="macro-F1")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def save_figure(fig: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)

@@ -94,7 +94,7 @@ def test_greedy_matches_transformers_generate(engine: Engine) -> None:
     even though the model's own generation_config says do_sample=True."""
     assert engine.model.generation_config.do_sample is True
     prefix, bodies = _bodies(engine)
-    got = engine.generate(prefix, bodies, Sampling(do_sample=False, max_new_tokens=6))
+    got = engine.generate(prefix, bodies, [Sampling(do_sample=False, max_new_tokens=6)])[0]
     for body, answers in zip(bodies, got):
         ids = torch.tensor([prefix + body])
         with torch.inference_mode():
@@ -117,12 +117,23 @@ def test_sampling_repeats_and_ignores_batching(tiny_lm) -> None:
     prefix, bodies = _bodies(one)
     s = Sampling(do_sample=True, temperature=1.5, top_k=50, max_new_tokens=4, num_samples=3)
     seeds = [11, 22, 33, 44, 55]
-    first = one.generate(prefix, bodies, s, seeds=seeds)
-    assert first == one.generate(prefix, bodies, s, seeds=seeds)
-    assert first == many.generate(prefix, bodies, s, seeds=seeds)
+    first = one.generate(prefix, bodies, [s], seeds=seeds)[0]
+    assert first == one.generate(prefix, bodies, [s], seeds=seeds)[0]
+    assert first == many.generate(prefix, bodies, [s], seeds=seeds)[0]
     assert all(len(a) == 3 for a in first)
-    other = one.generate(prefix, bodies, s, seeds=[1, 2, 3, 4, 5])
+    other = one.generate(prefix, bodies, [s], seeds=[1, 2, 3, 4, 5])[0]
     assert other != first  # seeds matter
+
+
+def test_a_grid_of_settings_equals_each_setting_alone(engine: Engine) -> None:
+    prefix, bodies = _bodies(engine)
+    grid = [
+        Sampling(do_sample=True, temperature=t, top_k=k, max_new_tokens=3, num_samples=n)
+        for t, k, n in [(0.5, 5, 1), (1.5, 100, 3), (1.0, 2, 2)]
+    ]
+    together = engine.generate(prefix, bodies, grid, seeds=[5, 6, 7, 8, 9])
+    for setting, answers in zip(grid, together):
+        assert answers == engine.generate(prefix, bodies, [setting], seeds=[5, 6, 7, 8, 9])[0]
 
 
 def test_on_batch_reports_every_text_once(engine: Engine) -> None:

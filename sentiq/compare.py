@@ -1,0 +1,123 @@
+"""Ranking saved runs (models x methods), warning when they were made on different samples, and how
+often methods agree on the same reviews."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sentiq.errors import OptionError, RunError
+from sentiq.runs import SavedRun, read_runs, save_figure, write_frame
+
+METRICS = ("macro_f1", "accuracy", "words_per_s")
+
+
+@dataclass
+class Comparison:
+    table: pd.DataFrame  # one row per run, ranked
+    warnings: list[str] = field(default_factory=list)
+    agreement: dict[str, pd.DataFrame] = field(default_factory=dict)  # sample description -> method x method
+    files: list[Path] = field(default_factory=list)
+
+
+def compare(root: Path, metric: str = "macro_f1") -> Comparison:
+    """Rank every complete run under root by `metric` (ties: accuracy, then macro-F1)."""
+    if metric not in METRICS:
+        raise OptionError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
+    runs = read_runs(root)
+    if not runs:
+        raise RunError(f"no complete runs under {root}: run 'sentiq evaluate' first (or pass --results-dir)")
+    table = pd.DataFrame([_summary(r) for r in runs])
+    tie = [c for c in ("accuracy", "macro_f1") if c != metric]
+    table = table.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    result = Comparison(table, _sample_warnings(table), _agreement(runs))
+    write_frame(root / "comparison.csv", table)
+    _chart(root / "comparison.png", table)
+    result.files = [root / "comparison.csv", root / "comparison.png"]
+    return result
+
+
+def _summary(run: SavedRun) -> dict[str, object]:
+    c, m = run.config, run.metrics
+    return {
+        "model": c.get("model_label", c.get("model")),
+        "method": c.get("method_title", c.get("method")),
+        "n": m["n"],
+        "accuracy": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "invalid": m["invalid"],
+        "words_per_s": m["words_per_s"],
+        "run_id": run.run_id,
+        "sample": _sample_key(c),
+        "device": c.get("device"),
+    }
+
+
+def _sample_key(config: dict) -> str:
+    data = config.get("dataset", {})
+    return f"{data.get('source')} n={config.get('n')} seed={config.get('sample_seed')}"
+
+
+def _sample_warnings(table: pd.DataFrame) -> list[str]:
+    samples = table.groupby("sample")["run_id"].count()
+    if len(samples) <= 1:
+        return []
+    parts = "; ".join(f"{s} ({k} runs)" for s, k in samples.items())
+    return [f"runs were made on {len(samples)} different samples, so their scores are not directly comparable: {parts}"]
+
+
+def _agreement(runs: list[SavedRun]) -> dict[str, pd.DataFrame]:
+    """Per shared sample: the share of reviews on which two runs predicted the same label."""
+    out: dict[str, pd.DataFrame] = {}
+    by_sample: dict[str, list[SavedRun]] = {}
+    for r in runs:
+        by_sample.setdefault(_sample_key(r.config), []).append(r)
+    for sample, group in by_sample.items():
+        if len(group) < 2:
+            continue
+        preds = {}
+        for r in group:
+            df = pd.read_csv(r.folder / "predictions.csv", dtype={"id": str}, keep_default_na=False)
+            name = f"{r.config.get('model_label')} {r.config.get('method')}"
+            preds[name if name not in preds else f"{name} ({r.run_id})"] = df.set_index("id")["predicted"]
+        names = list(preds)
+        matrix = pd.DataFrame(index=names, columns=names, dtype=float)
+        for a in names:
+            for b in names:
+                common = preds[a].index.intersection(preds[b].index)
+                matrix.loc[a, b] = float((preds[a][common] == preds[b][common]).mean()) if len(common) else float("nan")
+        out[sample] = matrix
+    return out
+
+
+def _chart(path: Path, table: pd.DataFrame) -> None:
+    """Macro-F1 and words/s per model x method, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{m}\n{meth}" for m, meth in zip(table["model"], table["method"])]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(names) * 2), 4.2), dpi=120)
+    left.bar(names, table["macro_f1"], color="tab:blue")
+    left.set_ylim(0, 1)
+    left.set_title("macro-F1")
+    right.bar(names, table["words_per_s"], color="tab:orange")
+    right.set_title("words / s")
+    for ax in (left, right):
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def as_json(result: Comparison) -> dict[str, object]:
+    return {
+        "runs": json.loads(result.table.to_json(orient="records")),
+        "warnings": result.warnings,
+        "agreement": {k: json.loads(v.to_json()) for k, v in result.agreement.items()},
+    }

@@ -1,0 +1,161 @@
+"""tune-sampling and compare as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sentiq.cli import app
+from sentiq.tuning import parse_grid
+
+runner = CliRunner()
+
+
+def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "tune-sampling",
+            "--model",
+            str(tiny_model),
+            "--temperatures",
+            "0.2,0.7",
+            "--top-ks",
+            "5,50",
+            "--n",
+            "4",
+            "--output-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "tuning" / tiny_model.name
+    grid = pd.read_csv(folder / "grid.csv")
+    assert len(grid) == 4 and set(grid["temperature"]) == {0.2, 0.7} and set(grid["top_k"]) == {5, 50}
+    best = json.loads((folder / "best.json").read_text())
+    ranked = grid.sort_values(["macro_f1", "invalid", "accuracy"], ascending=[False, True, False], kind="stable")
+    assert (best["temperature"], best["top_k"]) == (ranked.iloc[0]["temperature"], ranked.iloc[0]["top_k"])
+    assert (folder / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert "chosen: temperature" in result.output
+
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(tiny_model),
+            "--dataset",
+            str(labelled_csv),
+            "--n",
+            "4",
+            "--method",
+            "sampling",
+            "--tuned",
+            "--samples",
+            "1",
+            "--output-dir",
+            str(tmp_path),
+            "--run-id",
+            "tuned",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "tuned" / "config.json").read_text())["method_settings"]
+    assert (settings["temperature"], settings["top_k"]) == (best["temperature"], best["top_k"])
+
+
+def test_tuned_without_tuning_says_what_to_run(tiny_model: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(tiny_model), "--method", "sampling", "--tuned", "--output-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 1 and "run 'sentiq tune-sampling'" in result.output
+
+
+@pytest.mark.parametrize(
+    "text,kind,message", [("0,0.5", float, "above 0"), ("5,x", int, "comma-separated"), ("0", int, "at least 1")]
+)
+def test_bad_grids(text: str, kind: type, message: str) -> None:
+    from sentiq.errors import OptionError
+
+    with pytest.raises(OptionError, match=message):
+        parse_grid(text, kind, (1,), "--grid")
+
+
+def _fake_run(
+    root: Path,
+    run_id: str,
+    model: str,
+    method: str,
+    f1: float,
+    acc: float,
+    n: int = 4,
+    seed: int = 0,
+    predicted: list[str] | None = None,
+) -> None:
+    folder = root / run_id
+    folder.mkdir(parents=True)
+    config = {
+        "status": "complete",
+        "model_label": model,
+        "method": method,
+        "method_title": method,
+        "n": n,
+        "sample_seed": seed,
+        "dataset": {"source": "imdb-sample"},
+        "device": "cpu",
+    }
+    metrics = {"n": n, "accuracy": acc, "macro_f1": f1, "invalid": 0, "words_per_s": 100.0 * f1}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    predicted = predicted or ["positive", "negative", "positive", "negative"]
+    pd.DataFrame({"id": ["a", "b", "c", "d"], "gold": ["positive", "negative"] * 2, "predicted": predicted}).to_csv(
+        folder / "predictions.csv", index=False
+    )
+
+
+def test_compare_ranks_warns_and_measures_agreement(tmp_path: Path) -> None:
+    scores = [
+        (0.91, 0.90),
+        (0.95, 0.94),
+        (0.80, 0.85),
+        (0.80, 0.86),
+        (0.70, 0.70),
+        (0.99, 0.98),
+        (0.60, 0.65),
+        (0.85, 0.85),
+    ]
+    for i, (f1, acc) in enumerate(scores):
+        _fake_run(tmp_path, f"run{i}", f"m{i % 2}", ["loglik", "zero-shot", "k-shot", "sampling"][i % 4], f1, acc)
+    _fake_run(
+        tmp_path,
+        "other-sample",
+        "m0",
+        "loglik",
+        0.5,
+        0.5,
+        seed=9,
+        predicted=["negative", "negative", "negative", "negative"],
+    )
+    (tmp_path / "incomplete").mkdir()
+    (tmp_path / "incomplete" / "config.json").write_text('{"status": "incomplete"}')
+    result = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    ranked = [r["run_id"] for r in data["runs"]]
+    assert ranked == ["run5", "run1", "run0", "run7", "run3", "run2", "run4", "run6", "other-sample"]
+    assert [r["rank"] for r in data["runs"]] == list(range(1, 10))
+    assert any("2 different samples" in w for w in data["warnings"])
+    (agreement,) = data["agreement"].values()  # only the shared sample has several runs
+    assert all(v == 1.0 for row in agreement.values() for v in row.values())
+    assert (tmp_path / "comparison.csv").exists() and (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    human = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--metric", "accuracy"])
+    assert human.exit_code == 0 and "warning:" in human.output and "run5" in human.output
+
+
+def test_compare_with_no_runs(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compare", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "no complete runs" in result.output
