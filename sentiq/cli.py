@@ -342,7 +342,7 @@ def compare(
         return
     render.out.print(render.comparison_table(result.table))
     for warning in result.warnings:
-        render.err.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        render.warn(warning)
     for sample, matrix in result.agreement.items():
         render.out.print(render.agreement_table(matrix, f"agreement on the same reviews ({sample})"))
     render.note("saved " + ", ".join(str(f) for f in result.files))

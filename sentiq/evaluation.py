@@ -3,6 +3,7 @@ every prediction on disk as it arrives, and summarise."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -16,9 +17,10 @@ import pandas as pd
 from sentiq import __version__
 from sentiq.data import DataSpec, balanced_sample, load_labelled, load_pool
 from sentiq.engine import Engine
+from sentiq.errors import DataError, RunError
 from sentiq.methods import Classifier, MethodConfig, Prediction
 from sentiq.metrics import Quality, Speed, as_row, quality, speed
-from sentiq.prompts import word_count
+from sentiq.prompts import clean_text, word_count
 from sentiq.runs import (
     PREDICTION_FIELDS,
     PredictionLog,
@@ -55,6 +57,7 @@ class EvalSettings:
     output_dir: Path = Path("results")
     run_id: str | None = None  # with several methods, each run gets '-<method>' appended
     resume: bool = False  # continue the run folders named by run_id
+    skipped_empty: int = 0  # empty texts left out of the dataset before sampling
 
 
 @dataclass
@@ -77,7 +80,13 @@ def load_engine(settings: ModelSettings) -> Engine:
 
 def evaluate(settings: EvalSettings, start_task: StartTask, engine: Engine | None = None) -> list[RunResult]:
     """Run each method on one balanced sample; each method gets its own run folder."""
-    sample = balanced_sample(load_labelled(settings.data), settings.n, settings.seed)
+    labelled = load_labelled(settings.data)
+    empty = labelled["text"].map(lambda t: not clean_text(t))
+    if empty.all():
+        raise DataError("every text in the dataset is empty")
+    # Empty texts have no sentiment to measure: they are left out and counted, never guessed.
+    sample = balanced_sample(labelled[~empty], settings.n, settings.seed)
+    settings.skipped_empty = int(empty.sum())
     engine = engine or load_engine(settings.model)
     pool = load_pool() if any(m.method == "k-shot" for m in settings.methods) else None
     results = []
@@ -106,10 +115,13 @@ def _evaluate_one(
 ) -> RunResult:
     folder = run_dir(settings.output_dir, run_id)
     config = run_config(settings, method, engine, run_id, len(sample))
-    done = read_partial(folder) if settings.resume else None
-    if not settings.resume:
+    done = _resumable(folder, config) if settings.resume else None
+    if done is None and (folder / "config.json").exists():
+        raise RunError(
+            f"run {run_id} already exists in {folder.parent}: add --resume to continue it, or choose another --run-id"
+        )
+    if done is None:
         (folder / "predictions.partial.csv").unlink(missing_ok=True)
-        (folder / "run.log").unlink(missing_ok=True)
     write_json(folder / "config.json", {**config, "status": "incomplete"})
     log = RunLog(folder)
     partial = PredictionLog(folder)
@@ -139,6 +151,30 @@ def _evaluate_one(
     result = _finish(folder, config, method, rows, engine, log)
     log.close()
     return result
+
+
+# Settings that must match for a resumed run to continue the same work.
+SAME_WORK = ("model", "dtype", "method", "method_settings", "dataset", "n", "sample_seed")
+
+
+def _resumable(folder: Path, config: dict[str, Any]) -> pd.DataFrame:
+    """The predictions an interrupted run left, after checking it was the same work."""
+    path = folder / "config.json"
+    if not path.exists():
+        raise RunError(f"nothing to resume: {folder} holds no run (check --run-id and --output-dir)")
+    try:
+        before = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"cannot resume {folder.name}: its config.json is unreadable ({exc})") from exc
+    changed = [
+        k for k in SAME_WORK if json.dumps(before.get(k), sort_keys=True) != json.dumps(config.get(k), sort_keys=True)
+    ]
+    if changed:
+        first = changed[0]
+        raise RunError(
+            f"cannot resume {folder.name} with other settings: {first} was {before.get(first)!r}, now {config.get(first)!r}"
+        )
+    return read_partial(folder)
 
 
 def _row(text_id: str, gold: str, text: str, p: Prediction, latency_ms: float) -> dict[str, Any]:
@@ -207,6 +243,7 @@ def run_config(settings: EvalSettings, method: MethodConfig, engine: Engine, run
         "dataset": asdict(settings.data),
         "n": n,
         "sample_seed": settings.seed,
+        "skipped_empty_texts": settings.skipped_empty,
         "batch_size": settings.model.batch_size,
         "max_batch_tokens": engine.max_batch_tokens,
         "versions": {

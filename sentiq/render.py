@@ -10,6 +10,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -19,11 +20,15 @@ err = Console(stderr=True, highlight=False)
 
 def error(message: str) -> None:
     """One line on stderr; the caller exits non-zero."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def note(message: str) -> None:
-    err.print(f"[dim]{message}[/]", soft_wrap=True)
+    err.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
@@ -92,7 +97,7 @@ def predictions_table(ids: Sequence[str], texts: Sequence[str], preds: Sequence[
     for text_id, text, p in zip(ids, texts, preds):
         prob = "" if p.p_positive is None else f"{p.p_positive:.3f}"
         label = f"[{colors.get(p.label, 'yellow')}]{p.label}[/]"
-        table.add_row(str(text_id), label, prob, text.replace("\n", " "))
+        table.add_row(escape(str(text_id)), label, prob, escape(text.replace("\n", " ")))
     return table
 
 
