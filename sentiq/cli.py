@@ -106,8 +106,7 @@ def root(
 def _method_config(method: Method, **kwargs: Any) -> Any:
     from sentiq.methods import MethodConfig
 
-    top_k = kwargs.pop("top_k")
-    return MethodConfig(method=method.value, top_k=top_k or None, **kwargs)
+    return MethodConfig(method=method.value, **kwargs)
 
 
 @app.command()

@@ -92,13 +92,15 @@ CalibrateOpt = Annotated[
     ),
 ]
 TemperatureOpt = Annotated[float, typer.Option(help="sampling: temperature (> 0).", rich_help_panel=METHOD_PANEL)]
-TopKOpt = Annotated[int, typer.Option("--top-k", help="sampling: top-k (0 disables).", rich_help_panel=METHOD_PANEL)]
+TopKOpt = Annotated[
+    int, typer.Option("--top-k", min=1, help="sampling: keep the k most likely tokens.", rich_help_panel=METHOD_PANEL)
+]
 TopPOpt = Annotated[
     float | None,
     typer.Option("--top-p", help="sampling: nucleus top-p (off unless given).", rich_help_panel=METHOD_PANEL),
 ]
 SamplesOpt = Annotated[
-    int, typer.Option(help="sampling: answers per text, majority vote.", rich_help_panel=METHOD_PANEL)
+    int, typer.Option(min=1, help="sampling: answers per text, majority vote.", rich_help_panel=METHOD_PANEL)
 ]
 TunedOpt = Annotated[
     bool,

@@ -16,6 +16,7 @@ LABEL_WORDS = {"positive": "Positive", "negative": "Negative"}
 INSTRUCTION = (
     "Classify the sentiment of this movie review.\n\nReview: {review}\n\nAnswer with one word: positive or negative."
 )
+SYSTEM: str | None = None  # None keeps the model's own default system prompt
 # Inputs with no content, for contextual calibration (Zhao et al. 2021).
 CONTENT_FREE = ("N/A", "", "[MASK]")
 _SENTINEL = "\ue000REVIEW\ue000"  # private-use marker; cleaned texts never contain it
@@ -65,7 +66,7 @@ class PromptTemplate:
 
 def chat_messages(review: str, demos: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
     """Demonstrations as earlier user/assistant turns, then the review to classify."""
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, str]] = [{"role": "system", "content": SYSTEM}] if SYSTEM else []
     for text, label in demos:
         messages.append({"role": "user", "content": INSTRUCTION.format(review=text)})
         messages.append({"role": "assistant", "content": LABEL_WORDS[label]})

@@ -1,0 +1,231 @@
+"""Speed of sentiq's engine against the simple loop, measured in one process on the same reviews.
+
+    python benchmarks/speed.py --model PATH [--n 100] [--device auto] [--dtype auto] [--json OUT]
+    python benchmarks/speed.py --random-weights qwen2.5-1.5b --tokenizer DIR --n 500 --device cuda
+
+Paths measured, each after a warm-up, the device synchronized before every clock read:
+  reference   one review at a time: chat template, generate(max_new_tokens=1, do_sample=False)
+  loglik      sentiq loglik (length-sorted token-budget batches, cached prompt prefix)
+  zero-shot   sentiq zero-shot (greedy, up to 8 new tokens)
+  k-shot      sentiq k-shot, --k demonstrations per class, label log-likelihood, demonstrations cached
+  k-shot-full the same k-shot prompts with nothing cached: every review recomputes the demonstrations
+Speed does not depend on the weights' values, so --random-weights builds the exact Qwen2.5 shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sentiq.data import embedded_frame
+from sentiq.engine import Engine
+from sentiq.methods import Classifier, MethodConfig
+from sentiq.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
+from sentiq.prompts import chat_messages, clean_text, word_count
+
+SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
+    "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14),
+    "qwen2.5-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12),
+}
+
+
+def random_model(shape: str, tokenizer_dir: str, device: str, dtype: str) -> LoadedModel:
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    config = Qwen2Config(
+        vocab_size=151936,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        **SHAPES[shape],
+    )
+    with dev:
+        model = Qwen2ForCausalLM(config).to(torch_dtype).eval()
+    model.generation_config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20)  # as Qwen ships
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    return LoadedModel(model, tok, ModelSource("dir", f"random-{shape}"), dev, torch_dtype, None)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def timed(device: torch.device, fn: Any) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def reference_loop(lm: LoadedModel, texts: list[str]) -> None:
+    """The original study's way: one review at a time through generate."""
+    for text in texts:
+        enc = lm.tokenizer.apply_chat_template(
+            chat_messages(text), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(lm.device)
+        with torch.inference_mode():
+            lm.model.generate(**enc, max_new_tokens=1, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+
+
+def full_kshot(engine: Engine, clf: Classifier, texts: list[str]) -> None:
+    """k-shot prompts scored with no prefix cache: every review pays for the demonstrations."""
+    bodies = [engine.encode(clf.template.full(clf.fit(t)[0])) for t in texts]
+    engine.score([], bodies, clf.label_ids)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """Achievable dense matmul TFLOP/s on this device and dtype (large square bf16/fp16 GEMM)."""
+    n = 8192
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    seconds = timed(device, lambda: [a @ b for _ in range(20)])
+    return 2 * n**3 * 20 / seconds / 1e12
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="a model folder (or alias/hub id when online)")
+    src.add_argument("--random-weights", choices=sorted(SHAPES))
+    ap.add_argument("--tokenizer", help="tokenizer folder for --random-weights")
+    ap.add_argument("--dataset", type=Path, help="parquet with a text column [default: the embedded sample]")
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--k", type=int, default=5, help="k-shot demonstrations per class")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--batch-tokens", type=int, default=None)
+    ap.add_argument("--skip", default="", help="comma-separated paths to leave out, e.g. k-shot-full")
+    ap.add_argument("--json", type=Path, dest="json_out")
+    args = ap.parse_args()
+
+    if args.random_weights:
+        if not args.tokenizer:
+            ap.error("--random-weights needs --tokenizer DIR")
+        lm = random_model(args.random_weights, args.tokenizer, args.device, args.dtype)
+    else:
+        lm = load_model(args.model, args.device, args.dtype)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    import pandas as pd
+
+    frame = pd.read_parquet(args.dataset) if args.dataset else embedded_frame().query("split == 'eval'")
+    texts = [clean_text(t) for t in frame["text"].sample(n=args.n, random_state=0)]
+    warm = texts[: min(8, len(texts))]
+    words = sum(word_count(t) for t in texts)
+    engine = Engine(lm, max_batch_tokens=args.batch_tokens)
+    pool = (
+        embedded_frame().query("split == 'pool'").assign(label=lambda d: d["label"].map({1: "positive", 0: "negative"}))
+    )
+    demos_pool = pool[["id", "text", "label"]]
+    methods = {
+        "loglik": Classifier(engine, MethodConfig(method="loglik")),
+        "zero-shot": Classifier(engine, MethodConfig(method="zero-shot")),
+        "k-shot": Classifier(engine, MethodConfig(method="k-shot", k=args.k, scoring="loglik"), pool=demos_pool),
+    }
+    prompt_tokens = sum(len(engine.encode(methods["loglik"].template.full(t))) for t in texts)
+    kshot_tokens = sum(len(engine.encode(methods["k-shot"].template.full(t))) for t in texts)
+    paths = {
+        "reference": (lambda ts: reference_loop(lm, ts), prompt_tokens),
+        **{
+            name: (lambda ts, c=clf: c.predict(ts), kshot_tokens if name == "k-shot" else prompt_tokens)
+            for name, clf in methods.items()
+        },
+        "k-shot-full": (lambda ts: full_kshot(engine, methods["k-shot"], ts), kshot_tokens),
+    }
+    skip = set(filter(None, args.skip.split(",")))
+    non_embedding = sum(
+        p.numel() for n, p in lm.model.named_parameters() if "embed_tokens" not in n and "lm_head" not in n
+    )
+    peak = matmul_peak(lm.device, lm.dtype) if lm.device.type == "cuda" else None
+    results: dict[str, Any] = {}
+    for name, (run, tokens) in paths.items():
+        if name in skip:
+            continue
+        run(warm)
+        if lm.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(lm.device)
+        seconds = timed(lm.device, lambda r=run: r(texts))
+        row = {
+            "seconds": seconds,
+            "words_per_s": words / seconds,
+            "tokens_per_s": tokens / seconds,
+            "prompt_tokens": tokens,
+        }
+        if lm.device.type == "cuda":
+            row["peak_memory_gib"] = torch.cuda.max_memory_allocated(lm.device) / 2**30
+            row["tflops"] = 2 * non_embedding * tokens / seconds / 1e12
+            row["share_of_peak"] = row["tflops"] / peak
+        results[name] = row
+        print(f"  {name:<12} {seconds:8.2f} s  {row['words_per_s']:>10,.0f} words/s", file=sys.stderr, flush=True)
+    base = results.get("reference", {}).get("words_per_s")
+    for row in results.values():
+        row["speedup"] = row["words_per_s"] / base if base else None
+    if "k-shot" in results and "k-shot-full" in results:
+        results["k-shot"]["speedup_over_full"] = results["k-shot-full"]["seconds"] / results["k-shot"]["seconds"]
+    if "k-shot" in results and "loglik" in results:
+        results["k-shot"]["time_vs_loglik"] = results["k-shot"]["seconds"] / results["loglik"]["seconds"]
+    report = {
+        "model": lm.source.ref,
+        "device": str(lm.device),
+        "device_name": torch.cuda.get_device_name(lm.device) if lm.device.type == "cuda" else None,
+        "dtype": str(lm.dtype).removeprefix("torch."),
+        "n": len(texts),
+        "words": words,
+        "k": args.k,
+        "max_batch_tokens": engine.max_batch_tokens,
+        "matmul_peak_tflops": peak,
+        "non_embedding_params": non_embedding,
+        **results,
+    }
+    print_table(report, list(results))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def print_table(report: dict[str, Any], names: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = f"{report['model']} · {report['device_name'] or report['device']} · {report['dtype']} · n={report['n']}"
+    table = Table(title=title, title_justify="left")
+    for col in ("path", "seconds", "words/s", "tokens/s", "speedup", "TFLOP/s", "peak GiB"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for name in names:
+        r = report[name]
+        table.add_row(
+            name,
+            f"{r['seconds']:.2f}",
+            f"{r['words_per_s']:,.0f}",
+            f"{r['tokens_per_s']:,.0f}",
+            f"{r['speedup']:.2f}x" if r.get("speedup") else "",
+            f"{r['tflops']:.0f} ({100 * r['share_of_peak']:.0f}%)" if "tflops" in r else "",
+            f"{r['peak_memory_gib']:.1f}" if "peak_memory_gib" in r else "",
+        )
+    Console().print(table)
+    if "speedup_over_full" in report.get("k-shot", {}):
+        ks = report["k-shot"]
+        print(
+            f"k-shot: {ks['speedup_over_full']:.2f}x faster than recomputing demonstrations; "
+            f"{ks['time_vs_loglik']:.2f}x loglik's time"
+        )
+
+
+if __name__ == "__main__":
+    main()
