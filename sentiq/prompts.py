@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 LABELS = ("positive", "negative")  # internal label names; index order of every score array
-# The word that stands for each label: what scoring measures and what demonstrations answer. On 100
-# train reviews the 0.5B stand-in scored 0.90 with these, 0.85 with lower case and 0.87 with both
-# cases summed; each is a single Qwen token.
+# The system prompt states the task and the answer format; the review alone is the user turn. On 80
+# short train reviews the 0.5B stand-in scored 0.887 with this prompt, against 0.838 for the usual
+# "Classify the sentiment of this movie review. Review: ... Answer with one word: positive or
+# negative." under Qwen's default system prompt (and 0.775-0.850 for two other variants).
+SYSTEM = "You are a sentiment classifier. Read the movie review and answer with exactly one word: Positive or Negative."
+INSTRUCTION = "{review}"
+# The word that stands for each label: what scoring measures and what demonstrations answer; each is
+# a single Qwen token, capitalised as the system prompt asks.
 LABEL_WORDS = {"positive": "Positive", "negative": "Negative"}
-INSTRUCTION = (
-    "Classify the sentiment of this movie review.\n\nReview: {review}\n\nAnswer with one word: positive or negative."
-)
-SYSTEM: str | None = None  # None keeps the model's own default system prompt
 # Inputs with no content, for contextual calibration (Zhao et al. 2021).
 CONTENT_FREE = ("N/A", "", "[MASK]")
 _SENTINEL = "\ue000REVIEW\ue000"  # private-use marker; cleaned texts never contain it

@@ -42,19 +42,16 @@ def test_clean_text_breaks_and_control_characters() -> None:
 
 
 def test_template_splits_around_review(tiny_lm) -> None:
+    from sentiq.prompts import SYSTEM
+
     tpl = build_template(tiny_lm.tokenizer)
     full = tiny_lm.tokenizer.apply_chat_template(
-        [
-            {
-                "role": "user",
-                "content": "Classify the sentiment of this movie review.\n\nReview: fine\n\nAnswer with one word: positive or negative.",
-            }
-        ],
+        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "fine"}],
         tokenize=False,
         add_generation_prompt=True,
     )
     assert tpl.full("fine") == full
-    assert tpl.gap == " " and not tpl.prefix.endswith(" ")
+    assert tpl.gap == "\n" and not tpl.prefix.endswith("\n")
     assert tpl.suffix.endswith("<|im_start|>assistant\n")
 
 
