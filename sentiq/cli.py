@@ -166,6 +166,9 @@ def classify(
             render.print_json(row)
     else:
         render.out.print(render.predictions_table(outcome.ids, outcome.texts, outcome.predictions))
+    truncated = sum(p.truncated for p in outcome.predictions)
+    if truncated:
+        render.warn(f"{truncated} texts were longer than --max-tokens and lost their middle")
     for message in outcome.problems:
         render.error(message)
     if outcome.problems:
@@ -267,6 +270,8 @@ def evaluate(
         return
     render.out.print(render.metrics_table(results))
     for r in results:
+        if r.truncated:
+            render.warn(f"{r.method.method}: {r.truncated} texts were longer than --max-tokens and lost their middle")
         render.note(f"saved {r.folder}")
 
 

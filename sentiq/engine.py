@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sentiq.errors import ResourceError
 from sentiq.models import LoadedModel
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape (1, kv_heads, seq, head_dim)
@@ -202,7 +203,10 @@ class Engine:
                 except torch.OutOfMemoryError:
                     self._empty_cache()
                     if len(idx) == 1:  # a single text that does not fit: nothing left to shrink
-                        raise
+                        raise ResourceError(
+                            f"out of memory on one text of {lengths[idx[0]]} tokens: lower --max-tokens, "
+                            "or use a smaller model or dtype"
+                        ) from None
                     self.max_batch_tokens = max(1, int(self.max_batch_tokens) // 2)
                     break
                 self._sync()

@@ -21,3 +21,7 @@ class OptionError(SentiqError):
 
 class RunError(SentiqError):
     """A run folder that cannot be written, read or resumed."""
+
+
+class ResourceError(SentiqError):
+    """The device ran out of memory even for the smallest possible batch."""

@@ -68,6 +68,7 @@ class RunResult:
     quality: Quality
     speed: Speed
     config: dict[str, Any] = field(default_factory=dict)
+    truncated: int = 0  # texts that lost their middle to --max-tokens
 
 
 def load_engine(settings: ModelSettings) -> Engine:
@@ -202,6 +203,8 @@ def _finish(
     s = speed(seconds, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
     write_frame(folder / "predictions.csv", rows[PREDICTION_FIELDS])
     metrics = {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}
+    if metrics["truncated"]:
+        log(f"truncated {metrics['truncated']} texts longer than {method.max_tokens} tokens (their middle left out)")
     write_json(folder / "metrics.json", metrics)
     write_frame(folder / "metrics.csv", pd.DataFrame([metrics]))
     title = f"{engine.lm.source.label} · {_method_title(method)} · n={q.n} · acc {q.accuracy:.3f}"
@@ -213,7 +216,7 @@ def _finish(
     config = {**config, "status": "complete", "peak_memory_bytes": peak}
     write_json(folder / "config.json", config)
     (folder / "predictions.partial.csv").unlink(missing_ok=True)
-    return RunResult(folder.name, folder, method, q, s, config)
+    return RunResult(folder.name, folder, method, q, s, config, metrics["truncated"])
 
 
 def _method_title(method: MethodConfig) -> str:

@@ -293,3 +293,44 @@ def test_any_text_gets_a_label_or_a_clear_refusal(tiny_lm, text: str) -> None:
         return  # classify reports empty texts instead of labelling them
     (pred,) = clf.predict([text])
     assert pred.label in ("positive", "negative") and 0.0 <= pred.p_positive <= 1.0
+
+
+def test_long_texts_are_truncated_with_a_warning_and_a_count(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    texts = ["great " * 300, "dull " * 5, "fine " * 300, "bad " * 4]
+    pd.DataFrame({"text": texts, "label": [1, 0, 1, 0]}).to_csv(path, index=False)
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(tiny_model),
+            "--dataset",
+            str(path),
+            "--n",
+            "4",
+            "--max-tokens",
+            "32",
+            "--output-dir",
+            str(tmp_path),
+            "--run-id",
+            "long",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 texts were longer than --max-tokens" in result.output
+    assert json.loads((tmp_path / "long" / "metrics.json").read_text())["truncated"] == 2
+    assert "truncated 2 texts" in (tmp_path / "long" / "run.log").read_text()
+
+
+def test_out_of_memory_on_a_single_text_is_one_line(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from sentiq.engine import Engine
+
+    def no_memory(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("simulated")
+
+    monkeypatch.setattr(Engine, "_score_batch", no_memory)
+    result = runner.invoke(app, ["classify", "nice film", "--model", str(tiny_model)])
+    assert result.exit_code == 1 and "out of memory on one text" in result.output and "Traceback" not in result.output
