@@ -103,10 +103,16 @@ def root(
     """Label texts as positive or negative with Qwen2.5 Instruct models: classify, evaluate, tune, compare."""
 
 
-def _method_config(method: Method, **kwargs: Any) -> Any:
+METHOD_OPTIONS = ("k", "scoring", "calibrate", "temperature", "top_k", "top_p", "samples", "max_tokens", "seed")
+
+
+def _method_configs(names: list[str], options: dict[str, Any]) -> list[Any]:
+    """One MethodConfig per method name from a command's method options (its locals())."""
     from sentiq.methods import MethodConfig
 
-    return MethodConfig(method=method.value, **kwargs)
+    kwargs = {name: options[name] for name in METHOD_OPTIONS}
+    kwargs["scoring"] = kwargs["scoring"].value
+    return [MethodConfig(method=name, **kwargs) for name in names]
 
 
 @app.command()
@@ -144,18 +150,7 @@ def classify(
     from sentiq.classify import classify_texts, gather_texts
 
     items = gather_texts(texts or [], input, text_column, stdin=sys.stdin)
-    cfg = _method_config(
-        method,
-        k=k,
-        scoring=scoring.value,
-        calibrate=calibrate,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        samples=samples,
-        max_tokens=max_tokens,
-        seed=seed,
-    )
+    (cfg,) = _method_configs([method.value], locals())
     from sentiq.evaluation import ModelSettings
 
     settings = ModelSettings(model, device.value, dtype.value, batch_size, batch_tokens)
@@ -229,18 +224,7 @@ def evaluate(
         raise OptionError(f"unknown method '{unknown[0]}': choose from {', '.join(METHODS)} or all.{hint}")
     if resume and run_id is None:
         raise OptionError("--resume needs --run-id: the run to continue (its folder name under the output dir)")
-    shared = dict(
-        k=k,
-        scoring=scoring.value,
-        calibrate=calibrate,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        samples=samples,
-        max_tokens=max_tokens,
-        seed=seed,
-    )
-    configs = [_method_config(Method(m), **shared) for m in names]
+    configs = _method_configs(names, locals())
     settings = EvalSettings(
         model=ModelSettings(model, device.value, dtype.value, batch_size, batch_tokens),
         data=DataSpec(dataset, text_column, label_column, label_map, split),
