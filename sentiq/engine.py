@@ -64,17 +64,21 @@ def default_token_budget(device: torch.device) -> int:
     return {"cuda": 65536, "mps": 8192}.get(device.type, 2048)
 
 
-def plan_batches(lengths: Sequence[int], max_tokens: int, max_rows: int | None, slack: float = 0.1) -> list[list[int]]:
+def plan_batches(
+    lengths: Sequence[int], max_tokens: int, max_rows: int | None, slack: float = 0.1, shared: int = 0
+) -> list[list[int]]:
     """Indices grouped into batches, longest first (memory errors surface at once), each within
-    `max_tokens` once padded. A text joins a batch only if padding wastes at most `slack` of its
-    longest row: a tight length bucket costs nothing on a GPU and saves real work on a CPU."""
+    `max_tokens` once padded, counting per row the `shared` prefix tokens its cache copy holds. A
+    text joins a batch only if padding wastes at most `slack` of the longest row: a tight length
+    bucket costs nothing on a GPU and saves real work on a CPU."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     for i in order:
         if batches:
             current = batches[-1]
             longest = lengths[current[0]]
-            fits = (len(current) + 1) * longest <= max_tokens and (max_rows is None or len(current) < max_rows)
+            fits = (len(current) + 1) * (longest + shared) <= max_tokens
+            fits = fits and (max_rows is None or len(current) < max_rows)
             if fits and lengths[i] >= (1 - slack) * longest:
                 current.append(i)
                 continue
@@ -192,7 +196,7 @@ class Engine:
         while pending:
             budget = max(1, int(self.max_batch_tokens) // rows_per_item)
             rows = None if self.max_batch_rows is None else max(1, self.max_batch_rows // rows_per_item)
-            plan = plan_batches([lengths[i] for i in pending], budget, rows)
+            plan = plan_batches([lengths[i] for i in pending], budget, rows, shared=len(prefix))
             batches = [[pending[j] for j in b] for b in plan]
             done: set[int] = set()
             for idx in batches:

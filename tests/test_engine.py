@@ -39,6 +39,11 @@ def test_plan_batches_sorts_longest_first_and_respects_budget() -> None:
         assert len(batch) * max(lengths[i] for i in batch) <= 80 or len(batch) == 1
 
 
+def test_plan_batches_counts_the_shared_prefix_per_row() -> None:
+    assert len(plan_batches([10] * 8, max_tokens=80, max_rows=None)) == 1
+    assert [len(b) for b in plan_batches([10] * 8, max_tokens=80, max_rows=None, shared=30)] == [2, 2, 2, 2]
+
+
 def test_plan_batches_keeps_lengths_close() -> None:
     plan = plan_batches([100, 98, 10, 9], max_tokens=10_000, max_rows=None)
     assert [sorted(b) for b in plan] == [[0, 1], [2, 3]]  # short texts are not padded to 100
