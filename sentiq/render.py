@@ -52,11 +52,16 @@ def progress(enabled: bool = True) -> Iterator[Any]:
     )
 
     def start_task(description: str, total: int) -> Any:
+        if not bar.live.is_started:  # shown from the first task on: errors before it stay one line
+            bar.start()
         task = bar.add_task(description, total=total)
         return lambda n: bar.advance(task, n)
 
-    with bar:
+    try:
         yield start_task
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 def _pct(x: float) -> str:

@@ -181,3 +181,11 @@ def test_evaluate_bad_input(
 def test_usage_errors_exit_2() -> None:
     assert run("evaluate", "--n", "many").exit_code == 2
     assert run("classify", "x", "--batch-size", "0").exit_code == 2
+
+
+def test_error_is_exactly_one_line_on_stderr() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sentiq", "evaluate", "--model", "/nope/model"], capture_output=True, text=True
+    )
+    assert out.returncode == 1 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("error: model not found")
