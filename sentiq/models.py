@@ -179,5 +179,9 @@ def _load_pair(source: ModelSource, torch_dtype: Any, local_files_only: bool) ->
         return tok, model
     kwargs = dict(trust_remote_code=False, local_files_only=local_files_only)
     tok = AutoTokenizer.from_pretrained(source.ref, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(source.ref, dtype=torch_dtype, use_safetensors=True, **kwargs)
+    # Pickled (.bin) weights can run code when loaded: safetensors only, unless the user opts out.
+    safetensors_only = os.environ.get("SENTIQ_ALLOW_PICKLE", "") in ("", "0")
+    model = AutoModelForCausalLM.from_pretrained(
+        source.ref, dtype=torch_dtype, use_safetensors=True if safetensors_only else None, **kwargs
+    )
     return tok, model

@@ -334,3 +334,18 @@ def test_out_of_memory_on_a_single_text_is_one_line(tiny_model: Path, monkeypatc
     monkeypatch.setattr(Engine, "_score_batch", no_memory)
     result = runner.invoke(app, ["classify", "nice film", "--model", str(tiny_model)])
     assert result.exit_code == 1 and "out of memory on one text" in result.output and "Traceback" not in result.output
+
+
+def test_pickled_weights_are_refused_by_default(tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_model, pickled)
+    weights = load_file(pickled / "model.safetensors")
+    (pickled / "model.safetensors").unlink()
+    torch.save(weights, pickled / "pytorch_model.bin")
+    result = runner.invoke(app, ["classify", "nice", "--model", str(pickled)])
+    assert result.exit_code == 1 and result.output.startswith("error:") and "Traceback" not in result.output
