@@ -34,7 +34,7 @@ def compare(root: Path, metric: str = "macro_f1") -> Comparison:
     tie = [c for c in ("accuracy", "macro_f1") if c != metric]
     table = table.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
-    result = Comparison(table, _sample_warnings(table), _agreement(runs))
+    result = Comparison(table, _sample_warnings(table), _agreement(runs, table))
     write_frame(root / "comparison.csv", table)
     _chart(root / "comparison.png", table)
     result.files = [root / "comparison.csv", root / "comparison.png"]
@@ -70,11 +70,13 @@ def _sample_warnings(table: pd.DataFrame) -> list[str]:
     return [f"runs were made on {len(samples)} different samples, so their scores are not directly comparable: {parts}"]
 
 
-def _agreement(runs: list[SavedRun]) -> dict[str, pd.DataFrame]:
-    """Per shared sample: the share of reviews on which two runs predicted the same label."""
+def _agreement(runs: list[SavedRun], ranked: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per shared sample: the share of reviews on which two runs predicted the same label. Runs are
+    named by their rank in the comparison table (rows '#1 model method', columns '#1')."""
+    rank = dict(zip(ranked["run_id"], ranked["rank"]))
     out: dict[str, pd.DataFrame] = {}
     by_sample: dict[str, list[SavedRun]] = {}
-    for r in runs:
+    for r in sorted(runs, key=lambda r: rank[r.run_id]):
         by_sample.setdefault(_sample_key(r.config), []).append(r)
     for sample, group in by_sample.items():
         if len(group) < 2:
@@ -82,16 +84,19 @@ def _agreement(runs: list[SavedRun]) -> dict[str, pd.DataFrame]:
         preds = {}
         for r in group:
             df = pd.read_csv(r.folder / "predictions.csv", dtype={"id": str}, keep_default_na=False)
-            name = f"{r.config.get('model_label')} {r.config.get('method')}"
-            preds[name if name not in preds else f"{name} ({r.run_id})"] = df.set_index("id")["predicted"]
-        names = list(preds)
-        matrix = pd.DataFrame(index=names, columns=names, dtype=float)
-        for a in names:
-            for b in names:
-                common = preds[a].index.intersection(preds[b].index)
-                matrix.loc[a, b] = float((preds[a][common] == preds[b][common]).mean()) if len(common) else float("nan")
+            preds[rank[r.run_id]] = df.set_index("id")["predicted"]
+        matrix = pd.DataFrame(
+            [[_agree(preds[a], preds[b]) for b in preds] for a in preds],
+            index=[f"#{k} {r.config.get('model_label')} {r.config.get('method')}" for k, r in zip(preds, group)],
+            columns=[f"#{k}" for k in preds],
+        )
         out[sample] = matrix
     return out
+
+
+def _agree(a: pd.Series, b: pd.Series) -> float:
+    common = a.index.intersection(b.index)
+    return float((a[common] == b[common]).mean()) if len(common) else float("nan")
 
 
 def _chart(path: Path, table: pd.DataFrame) -> None:

@@ -110,7 +110,7 @@ def grid_table(grid: Any, best: dict[str, Any]) -> Table:
     """Macro-F1 per temperature x top-k cell; the chosen cell marked."""
     temps = sorted(grid["temperature"].unique())
     top_ks = sorted(grid["top_k"].unique())
-    table = Table(title="macro-F1 by temperature (rows) x top-k (columns); * = chosen", title_justify="left")
+    table = Table(title="macro-F1, temperature x top-k (* chosen)", title_justify="left")
     table.add_column("T", justify="right")
     for k in top_ks:
         table.add_column(str(k), justify="right")
