@@ -214,7 +214,7 @@ def evaluate(
     from sentiq.methods import METHODS
     from sentiq.tuning import apply_tuned
 
-    names = list(METHODS) if "all" in method else method
+    names = list(METHODS) if "all" in method else list(dict.fromkeys(method))
     unknown = [m for m in names if m not in METHODS]
     if unknown:
         import difflib

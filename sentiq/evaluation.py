@@ -20,6 +20,7 @@ from sentiq.engine import Engine
 from sentiq.errors import DataError, RunError
 from sentiq.methods import Classifier, MethodConfig, Prediction
 from sentiq.metrics import Quality, Speed, as_row, quality, speed
+from sentiq.models import resolve_source
 from sentiq.prompts import clean_text, word_count
 from sentiq.runs import (
     PREDICTION_FIELDS,
@@ -88,18 +89,23 @@ def evaluate(settings: EvalSettings, start_task: StartTask, engine: Engine | Non
     # Empty texts have no sentiment to measure: they are left out and counted, never guessed.
     sample = balanced_sample(labelled[~empty], settings.n, settings.seed)
     settings.skipped_empty = int(empty.sum())
+    run_ids = {m.method: _run_id(settings, m) for m in settings.methods}
+    for run_id in run_ids.values():  # before the model loads: a clash should not cost a minute
+        if not settings.resume and (settings.output_dir / safe_name(run_id) / "config.json").exists():
+            raise RunError(
+                f"run {run_id} already exists in {settings.output_dir}: add --resume to continue it, or choose another --run-id"
+            )
     engine = engine or load_engine(settings.model)
     pool = load_pool() if any(m.method == "k-shot" for m in settings.methods) else None
     results = []
     for method in settings.methods:
-        run_id = _run_id(settings, method, engine)
-        results.append(_evaluate_one(settings, method, sample, engine, pool, run_id, start_task))
+        results.append(_evaluate_one(settings, method, sample, engine, pool, run_ids[method.method], start_task))
     return results
 
 
-def _run_id(settings: EvalSettings, method: MethodConfig, engine: Engine) -> str:
+def _run_id(settings: EvalSettings, method: MethodConfig) -> str:
     if settings.run_id is None:
-        return make_run_id(engine.lm.source.label, method.method)
+        return make_run_id(resolve_source(settings.model.model).label, method.method)
     if len(settings.methods) > 1:
         return safe_name(f"{settings.run_id}-{method.method}")
     return safe_name(settings.run_id)
@@ -117,10 +123,6 @@ def _evaluate_one(
     folder = run_dir(settings.output_dir, run_id)
     config = run_config(settings, method, engine, run_id, len(sample))
     done = _resumable(folder, config) if settings.resume else None
-    if done is None and (folder / "config.json").exists():
-        raise RunError(
-            f"run {run_id} already exists in {folder.parent}: add --resume to continue it, or choose another --run-id"
-        )
     if done is None:
         (folder / "predictions.partial.csv").unlink(missing_ok=True)
     write_json(folder / "config.json", {**config, "status": "incomplete"})
