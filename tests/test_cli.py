@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import evaluate_args
 from typer.testing import CliRunner
 
 from sentiq.cli import app
@@ -86,21 +87,7 @@ def test_model_folder_without_config(tmp_path: Path) -> None:
 
 
 def test_evaluate_writes_consistent_artifacts(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
-    result = run(
-        "evaluate",
-        "--model",
-        str(tiny_model),
-        "--dataset",
-        str(labelled_csv),
-        "--n",
-        "8",
-        "--seed",
-        "3",
-        "--output-dir",
-        str(tmp_path),
-        "--run-id",
-        "t1",
-    )
+    result = run(*evaluate_args(tiny_model, labelled_csv, tmp_path, "t1", 8, "--seed", "3"))
     assert result.exit_code == 0, result.output
     folder = tmp_path / "t1"
     names = {p.name for p in folder.iterdir()}
@@ -126,24 +113,9 @@ def test_evaluate_writes_consistent_artifacts(tiny_model: Path, labelled_csv: Pa
 
 def test_evaluate_json_and_method_all(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
     result = run(
-        "evaluate",
-        "--model",
-        str(tiny_model),
-        "--dataset",
-        str(labelled_csv),
-        "--n",
-        "4",
-        "--method",
-        "all",
-        "--k",
-        "1",
-        "--samples",
-        "2",
-        "--output-dir",
-        str(tmp_path),
-        "--run-id",
-        "all",
-        "--json",
+        *evaluate_args(
+            tiny_model, labelled_csv, tmp_path, "all", 4, "--method", "all", "--k", "1", "--samples", "2", "--json"
+        )
     )
     assert result.exit_code == 0, result.output
     runs = json.loads(result.stdout)

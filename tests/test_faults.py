@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import evaluate_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -23,24 +24,7 @@ runner = CliRunner()
 
 
 def _evaluate(tiny_model: Path, data: Path, out: Path, run_id: str, *extra: str):
-    args = [
-        "evaluate",
-        "--model",
-        str(tiny_model),
-        "--dataset",
-        str(data),
-        "--n",
-        "12",
-        "--seed",
-        "1",
-        "--batch-size",
-        "2",
-        "--output-dir",
-        str(out),
-        "--run-id",
-        run_id,
-        *extra,
-    ]
+    args = evaluate_args(tiny_model, data, out, run_id, 12, "--seed", "1", "--batch-size", "2", *extra)
     return runner.invoke(app, args)
 
 
@@ -113,21 +97,7 @@ main()
 def test_sigterm_during_evaluate_exits_130_with_work_on_disk(
     tiny_model: Path, labelled_csv: Path, tmp_path: Path
 ) -> None:
-    args = [
-        "evaluate",
-        "--model",
-        str(tiny_model),
-        "--dataset",
-        str(labelled_csv),
-        "--n",
-        "12",
-        "--batch-size",
-        "1",
-        "--output-dir",
-        str(tmp_path),
-        "--run-id",
-        "term",
-    ]
+    args = evaluate_args(tiny_model, labelled_csv, tmp_path, "term", 12, "--batch-size", "1")
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_EVALUATE, *args],
         stdout=subprocess.PIPE,
@@ -193,19 +163,7 @@ def test_empty_texts_are_skipped_and_counted(tiny_model: Path, tmp_path: Path) -
     )
     result = runner.invoke(
         app,
-        [
-            "evaluate",
-            "--model",
-            str(tiny_model),
-            "--dataset",
-            str(path),
-            "--n",
-            "4",
-            "--output-dir",
-            str(tmp_path),
-            "--run-id",
-            "e",
-        ],
+        evaluate_args(tiny_model, path, tmp_path, "e", 4),
     )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "e" / "config.json").read_text())["skipped_empty_texts"] == 2
@@ -301,21 +259,7 @@ def test_long_texts_are_truncated_with_a_warning_and_a_count(tiny_model: Path, t
     pd.DataFrame({"text": texts, "label": [1, 0, 1, 0]}).to_csv(path, index=False)
     result = runner.invoke(
         app,
-        [
-            "evaluate",
-            "--model",
-            str(tiny_model),
-            "--dataset",
-            str(path),
-            "--n",
-            "4",
-            "--max-tokens",
-            "32",
-            "--output-dir",
-            str(tmp_path),
-            "--run-id",
-            "long",
-        ],
+        evaluate_args(tiny_model, path, tmp_path, "long", 4, "--max-tokens", "32"),
     )
     assert result.exit_code == 0, result.output
     assert "2 texts were longer than --max-tokens" in result.output

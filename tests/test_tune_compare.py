@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import evaluate_args
 from typer.testing import CliRunner
 
 from sentiq.cli import app
@@ -44,24 +45,9 @@ def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labell
 
     result = runner.invoke(
         app,
-        [
-            "evaluate",
-            "--model",
-            str(tiny_model),
-            "--dataset",
-            str(labelled_csv),
-            "--n",
-            "4",
-            "--method",
-            "sampling",
-            "--tuned",
-            "--samples",
-            "1",
-            "--output-dir",
-            str(tmp_path),
-            "--run-id",
-            "tuned",
-        ],
+        evaluate_args(
+            tiny_model, labelled_csv, tmp_path, "tuned", 4, "--method", "sampling", "--tuned", "--samples", "1"
+        ),
     )
     assert result.exit_code == 0, result.output
     settings = json.loads((tmp_path / "tuned" / "config.json").read_text())["method_settings"]
