@@ -148,12 +148,12 @@ def _evaluate_one(
         start = time.perf_counter()
         clf.predict(texts, on_done)
         log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(texts)}")
+        partial.close()
+        rows = read_partial(folder).set_index("id").loc[list(sample["id"])].reset_index()
+        return _finish(folder, config, method, rows, engine, log)
     finally:
         partial.close()
-    rows = read_partial(folder).set_index("id").loc[list(sample["id"])].reset_index()
-    result = _finish(folder, config, method, rows, engine, log)
-    log.close()
-    return result
+        log.close()
 
 
 # Settings that must match for a resumed run to continue the same work.

@@ -102,7 +102,7 @@ class PredictionLog:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        self._file.close()  # closing twice is harmless
 
 
 def read_partial(folder: Path) -> pd.DataFrame:
