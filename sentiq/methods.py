@@ -74,7 +74,7 @@ class MethodConfig:
 @dataclass
 class Prediction:
     label: str  # 'positive', 'negative' or 'invalid'
-    p_positive: float | None  # scoring: softmax over label scores; sampling: share of positive votes
+    p_positive: float | None  # scoring: softmax over label scores; several samples: share of positive votes
     p_positive_raw: float | None = None  # before calibration, when calibrated
     answer: str | None = None  # generated text (answers joined by ' | ' when sampling several)
     tokens: int = 0  # prompt tokens specific to this text
@@ -212,7 +212,8 @@ def vote(answers: Sequence[str]) -> Prediction:
     counts = Counter(valid)
     best = max(counts.values())
     label = next(p for p in valid if counts[p] == best)
-    return Prediction(label=label, p_positive=counts["positive"] / len(valid), answer=joined)
+    share = counts["positive"] / len(valid) if len(answers) > 1 else None  # one answer is no probability
+    return Prediction(label=label, p_positive=share, answer=joined)
 
 
 def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ def test_vote_majority_ties_and_invalid() -> None:
     assert vote(["Positive", "negative", "positive"]).label == "positive"
     assert vote(["Positive", "negative", "positive"]).p_positive == pytest.approx(2 / 3)
     assert vote(["negative", "positive"]).label == "negative"  # tie: the earliest valid answer
+    assert vote(["Positive"]).p_positive is None  # a single greedy answer is not a probability
     assert vote(["meh", "positive"]).label == "positive"  # invalid answers do not vote
     none = vote(["meh", "???"])
     assert none.label == "invalid" and none.p_positive is None and none.answer == "meh | ???"
