@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentiq.errors import DataError
+from sentiq.errors import DataError, first_line
 from sentiq.hub import require_hub
 from sentiq.prompts import LABELS
 
@@ -90,7 +90,7 @@ def read_table(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise DataError(f"{path} is not a readable {kind} file: {first}") from exc
     if df.empty:
         raise DataError(f"{path} has no rows")
@@ -151,7 +151,7 @@ def _from_hub(spec: DataSpec) -> pd.DataFrame:
     try:
         ds = datasets.load_dataset(spec.source, split=split)
     except Exception as exc:  # datasets raises many types: not found, gated, bad split
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise DataError(f"cannot load dataset {spec.source} (split {split}): {first}") from exc
     df = ds.to_pandas()
     text_col = spec.text_column or (known[1] if known else "text")

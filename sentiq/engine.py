@@ -44,20 +44,6 @@ class Sampling:
     num_samples: int = 1  # answers per text (self-consistency)
     seed: int = 0
 
-    def generation_config(self, eos: list[int], pad: int) -> Any:
-        """The same settings as a transformers GenerationConfig (recorded in run configs)."""
-        from transformers import GenerationConfig
-
-        extra = dict(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p) if self.do_sample else {}
-        return GenerationConfig(
-            do_sample=self.do_sample,
-            max_new_tokens=self.max_new_tokens,
-            num_return_sequences=self.num_samples,
-            eos_token_id=eos,
-            pad_token_id=pad,
-            **extra,
-        )
-
 
 def default_token_budget(device: torch.device) -> int:
     """Tokens per forward pass: large on GPUs (memory errors halve it), small on CPUs (no gain past it)."""

@@ -107,7 +107,7 @@ class Classifier:
         """P(label) for content-free inputs, averaged: the bias that calibration divides out."""
         if self._prior is None:
             bodies = [self.engine.encode(self.template.body(t)) for t in CONTENT_FREE]
-            probs = _softmax(self._label_scores(bodies))
+            probs = _softmax(self.engine.score(self.prefix, bodies, self.label_ids))
             self._prior = probs.mean(axis=0)
         return self._prior
 
@@ -141,10 +141,6 @@ class Classifier:
         return f"{self.engine.decode(ids[:head])} [...] {self.engine.decode(ids[-(limit - head) :])}", True
 
     # -- scoring -----------------------------------------------------------------------------------
-    def _label_scores(self, bodies: Sequence[Sequence[int]]) -> np.ndarray:
-        """log P(label word | prompt) per text, one column per label."""
-        return self.engine.score(self.prefix, bodies, self.label_ids)
-
     def _predict_scores(self, bodies: list[list[int]], finish: OnDone) -> None:
         prior = self.prior() if self.config.calibrate else None
 

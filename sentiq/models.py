@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentiq.errors import ModelError, OptionError
+from sentiq.errors import ModelError, OptionError, first_line
 from sentiq.hub import require_hub
 
 ALIASES = {
@@ -161,7 +161,7 @@ def _from_pretrained(source: ModelSource, torch_dtype: Any) -> tuple[Any, Any]:
     try:
         return _load_pair(source, torch_dtype, local_files_only=False)
     except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ModelError(f"cannot load model {source.ref}: {first}") from exc
     except (ValueError, KeyError) as exc:
         raise ModelError(
