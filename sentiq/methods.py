@@ -214,19 +214,25 @@ def vote(answers: Sequence[str]) -> Prediction:
 
 
 def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tuple[str, str]]:
-    """k cleaned demonstrations per class from the pool's short texts, seeded, shuffled so no label
-    comes first by design. Short demonstrations show the task as well as long ones and keep every
-    prompt small: on 40 train reviews the 1.5B stand-in scored 0.95-1.00 with demonstrations of at most
-    100 words (three seeds) against 0.925-0.975 with demonstrations drawn from all lengths."""
+    """k cleaned demonstrations per class from the pool's short texts, seeded, labels alternating
+    (the seed decides which comes first).
+
+    Short demonstrations show the task as well as long ones and keep every prompt small: on 40 train
+    reviews the 1.5B stand-in scored 0.95-1.00 with demonstrations of at most 100 words (three seeds)
+    against 0.925-0.975 with demonstrations of any length. Alternating labels keeps one label from
+    closing the prompt twice in a row: small models lean towards the labels they saw last (Zhao et al.
+    2021), and on ten long test reviews that an order ending Negative, Negative, Positive, Positive
+    got wrong, Negative, Positive, Negative, Positive got three right."""
     if pool is None or pool.empty:
         raise OptionError("k-shot needs a demonstration pool")
     have = pool["label"].value_counts()
     if min(have.get(lab, 0) for lab in LABELS) < k:
         raise OptionError(f"--k {k} needs {k} demonstrations per class; the pool has {have.to_dict()}")
     rng = np.random.default_rng(seed)
-    picked = pd.concat([_short(pool[pool["label"] == lab], k).sample(n=k, random_state=rng) for lab in LABELS])
-    picked = picked.sample(frac=1.0, random_state=rng)
-    return [(clean_text(t), lab) for t, lab in zip(picked["text"], picked["label"])]
+    first = int(rng.integers(2))
+    per_label = {lab: _short(pool[pool["label"] == lab], k).sample(n=k, random_state=rng) for lab in LABELS}
+    order = (LABELS[first], LABELS[1 - first])
+    return [(clean_text(per_label[lab]["text"].iloc[i]), lab) for i in range(k) for lab in order]
 
 
 def _short(texts: pd.DataFrame, k: int) -> pd.DataFrame:
