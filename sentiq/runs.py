@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -140,7 +141,7 @@ def plot_confusion(path: Path, gold: list[str], predicted: list[str], title: str
     labels = ["positive", "negative"] + (["invalid"] if "invalid" in predicted else [])
     fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=120)
     ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=labels, ax=ax, colorbar=False, cmap="Blues")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
@@ -167,7 +168,7 @@ def save_heatmap(path: Path, grid: pd.DataFrame, best: dict[str, Any], title: st
             if t == best["temperature"] and k == best["top_k"]:
                 ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     fig.colorbar(image, ax=ax, label="macro-F1")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
