@@ -115,9 +115,7 @@ def _chart(path: Path, table: pd.DataFrame) -> None:
     right.set_title("words / s")
     for ax in (left, right):
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-    fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def as_json(result: Comparison) -> dict[str, object]:

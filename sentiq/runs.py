@@ -142,9 +142,7 @@ def plot_confusion(path: Path, gold: list[str], predicted: list[str], title: str
     fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=120)
     ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=labels, ax=ax, colorbar=False, cmap="Blues")
     ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
-    fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def save_heatmap(path: Path, grid: pd.DataFrame, best: dict[str, Any], title: str) -> None:
@@ -169,15 +167,20 @@ def save_heatmap(path: Path, grid: pd.DataFrame, best: dict[str, Any], title: st
                 ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     fig.colorbar(image, ax=ax, label="macro-F1")
     ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
-    fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write atomically and release a finished figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
 
 
 @dataclass
