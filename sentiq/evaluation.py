@@ -30,6 +30,7 @@ from sentiq.runs import (
     plot_confusion,
     read_partial,
     run_dir,
+    run_path,
     safe_name,
     write_frame,
     write_json,
@@ -91,7 +92,7 @@ def evaluate(settings: EvalSettings, start_task: StartTask, engine: Engine | Non
     settings.skipped_empty = int(empty.sum())
     run_ids = {m.method: _run_id(settings, m) for m in settings.methods}
     for run_id in run_ids.values():  # before the model loads: a clash should not cost a minute
-        if not settings.resume and (settings.output_dir / safe_name(run_id) / "config.json").exists():
+        if not settings.resume and (run_path(settings.output_dir, run_id) / "config.json").exists():
             raise RunError(
                 f"run {run_id} already exists in {settings.output_dir}: add --resume to continue it, or choose another --run-id"
             )

@@ -48,12 +48,18 @@ def safe_name(name: str) -> str:
     return cleaned[:120]
 
 
-def run_dir(root: Path, run_id: str) -> Path:
-    """root/run_id, created, and refused if it would land outside root."""
+def run_path(root: Path, run_id: str) -> Path:
+    """root/run_id, refused if it would land outside root; nothing is created."""
     root = root.expanduser().resolve()
     path = (root / safe_name(run_id)).resolve()
     if path.parent != root:
         raise RunError(f"run id '{run_id}' would leave {root}")
+    return path
+
+
+def run_dir(root: Path, run_id: str) -> Path:
+    """root/run_id, created and checked writable."""
+    path = run_path(root, run_id)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
