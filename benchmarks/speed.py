@@ -3,7 +3,8 @@
     python benchmarks/speed.py --model PATH [--n 100] [--device auto] [--dtype auto] [--json OUT]
     python benchmarks/speed.py --random-weights qwen2.5-1.5b --tokenizer DIR --n 500 --device cuda
 
-Paths measured, each after a warm-up, the device synchronized before every clock read:
+Paths measured, each after a warm-up, the device synchronized before every clock read (with the rows and
+padded tokens per forward pass of the engine's paths):
   reference   one review at a time: chat template, generate(max_new_tokens=1, do_sample=False)
   loglik      sentiq loglik (length-sorted token-budget batches, cached prompt prefix)
   zero-shot   sentiq zero-shot (greedy, up to 8 new tokens)
@@ -49,7 +50,7 @@ def random_model(shape: str, tokenizer_dir: str, device: str, dtype: str) -> Loa
         **SHAPES[shape],
     )
     with dev:
-        model = Qwen2ForCausalLM(config).to(torch_dtype).eval()
+        model = Qwen2ForCausalLM(config).to(torch_dtype).eval().requires_grad_(False)
     model.generation_config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20)  # as Qwen ships
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     model.generation_config.pad_token_id = tok.pad_token_id
@@ -162,7 +163,9 @@ def main() -> None:
         run(warm)
         if lm.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(lm.device)
+        first_batch = len(engine.batcher.stats)
         seconds = timed(lm.device, lambda r=run: r(texts))
+        batches = engine.batcher.stats[first_batch:]
         row = {
             "seconds": seconds,
             "words_per_s": words / seconds,
@@ -171,6 +174,10 @@ def main() -> None:
         }
         if lm.device.type == "cuda":
             row["peak_memory_gib"] = torch.cuda.max_memory_allocated(lm.device) / 2**30
+        if batches:  # how full the forward passes were (the reference loop makes one per review)
+            row["batches"] = len(batches)
+            row["rows_per_batch"] = sum(b.rows for b in batches) / len(batches)
+            row["tokens_per_batch"] = sum(b.padded for b in batches) / len(batches)
         row["tflops"] = 2 * non_embedding * tokens / seconds / 1e12
         row["share_of_peak"] = row["tflops"] / peak
         results[name] = row
@@ -190,7 +197,8 @@ def main() -> None:
         "n": len(texts),
         "words": words,
         "k": args.k,
-        "max_batch_tokens": engine.max_batch_tokens,
+        "max_batch_tokens": engine.batcher.max_tokens,
+        "batch_fill_tokens": engine.batcher.fill,
         "matmul_peak_tflops": peak,
         "non_embedding_params": non_embedding,
         **results,
@@ -209,7 +217,17 @@ def print_table(report: dict[str, Any], names: list[str]) -> None:
         f"matmul peak {report['matmul_peak_tflops']:.3g} TFLOP/s"
     )
     table = Table(title=title, title_justify="left")
-    for col in ("path", "seconds", "words/s", "tokens/s", "speedup", "TFLOP/s", "peak GiB"):
+    for col in (
+        "path",
+        "seconds",
+        "words/s",
+        "tokens/s",
+        "speedup",
+        "TFLOP/s",
+        "rows/batch",
+        "tokens/batch",
+        "peak GiB",
+    ):
         table.add_column(col, justify="left" if col == "path" else "right")
     for name in names:
         r = report[name]
@@ -220,6 +238,8 @@ def print_table(report: dict[str, Any], names: list[str]) -> None:
             f"{r['tokens_per_s']:,.0f}",
             f"{r['speedup']:.2f}x" if r.get("speedup") else "",
             f"{r['tflops']:.3g} ({100 * r['share_of_peak']:.0f}%)",
+            f"{r['rows_per_batch']:.1f}" if "rows_per_batch" in r else "",
+            f"{r['tokens_per_batch']:,.0f}" if "tokens_per_batch" in r else "",
             f"{r['peak_memory_gib']:.1f}" if "peak_memory_gib" in r else "",
         )
     Console().print(table)

@@ -1,75 +1,30 @@
-"""The inference engine: token-budget batches over length-sorted texts, a shared prompt prefix encoded
-once and reused through its key/value cache, label log-probabilities and generation.
+"""The inference engine: a shared prompt prefix encoded once and reused through its key/value cache,
+forward passes, label log-probabilities and generation.
 
 Every prompt is `prefix + body`: the prefix (system prompt, instruction, demonstrations) is the same
 for all texts of a call, the body is the text-specific rest. Bodies are right-padded, so no real token
 ever attends to padding and no attention mask is needed while scoring; the vocabulary head runs only
-at the positions that are scored. The engine knows nothing of datasets, labels or files.
+at the positions that are scored. Every forward pass runs under `torch.inference_mode`. Which texts
+share a pass is `batching`'s business, how tokens are chosen `decoding`'s; the engine knows nothing of
+datasets, labels or files.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from sentiq.errors import ResourceError
+from sentiq.batching import Batcher, OnBatch, default_fill, default_token_budget
+from sentiq.decoding import Sampling, decode
 from sentiq.models import LoadedModel
 
+log = logging.getLogger(__name__)
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape (1, kv_heads, seq, head_dim)
-OnBatch = Callable[[list[int], Any, float], None]  # (input indices done, their results, seconds) -> None
-
-
-@dataclass
-class BatchStat:
-    rows: int
-    tokens: int  # real (unpadded) body tokens in the batch
-    padded: int  # rows x longest body
-    seconds: float
-
-
-@dataclass
-class Sampling:
-    """Decoding settings, always explicit: the model's own generation_config is never consulted."""
-
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    max_new_tokens: int = 8
-    num_samples: int = 1  # answers per text (self-consistency)
-    seed: int = 0
-
-
-def default_token_budget(device: torch.device) -> int:
-    """Tokens per forward pass: large on GPUs (memory errors halve it), small on CPUs (no gain past it)."""
-    return {"cuda": 65536, "mps": 8192}.get(device.type, 2048)
-
-
-def plan_batches(
-    lengths: Sequence[int], max_tokens: int, max_rows: int | None, slack: float = 0.1, shared: int = 0
-) -> list[list[int]]:
-    """Indices grouped into batches, longest first (memory errors surface at once), each within
-    `max_tokens` once padded, counting per row the `shared` prefix tokens its cache copy holds. A
-    text joins a batch only if padding wastes at most `slack` of the longest row: a tight length
-    bucket costs nothing on a GPU and saves real work on a CPU."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches:
-            current = batches[-1]
-            longest = lengths[current[0]]
-            fits = (len(current) + 1) * (longest + shared) <= max_tokens
-            fits = fits and (max_rows is None or len(current) < max_rows)
-            if fits and lengths[i] >= (1 - slack) * longest:
-                current.append(i)
-                continue
-        batches.append([i])
-    return batches
 
 
 def _right_pad(rows: Sequence[Sequence[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,19 +41,26 @@ class Engine:
     lm: LoadedModel
     max_batch_tokens: int | None = None  # None: default_token_budget(device)
     max_batch_rows: int | None = None  # None: bounded by tokens only
-    stats: list[BatchStat] = field(default_factory=list)
     _prefixes: dict[tuple[int, ...], KV] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.model = self.lm.model
         self.tokenizer = self.lm.tokenizer
         self.device = self.lm.device
-        if self.max_batch_tokens is None:
-            self.max_batch_tokens = default_token_budget(self.device)
+        kind = self.device.type
+        budget = self.max_batch_tokens or default_token_budget(kind)
+        self.batcher = Batcher(
+            max_tokens=budget,
+            max_rows=self.max_batch_rows,
+            fill=default_fill(kind, budget),
+            sync=self._sync,
+            free_memory=self._free_memory,
+        )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         eos = {self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.eos_token_id}
         eos |= set(_as_list(self.model.generation_config.eos_token_id))
         self.eos_ids = sorted(t for t in eos if isinstance(t, int) and t >= 0)
+        self._warned_split = False
 
     # -- tokens ------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -106,6 +68,17 @@ class Engine:
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def splits_exactly(self, prefix: str, bodies: Sequence[str]) -> bool:
+        """True when encoding prefix and body apart gives the tokens of the whole prompt, as with
+        Qwen's tokenizer; a tokenizer that merges across the seam would make the cached prefix wrong.
+        Warns once per engine when it does not."""
+        head = self.encode(prefix)
+        exact = all(head + self.encode(b) == self.encode(prefix + b) for b in bodies)
+        if not exact and not self._warned_split:
+            log.warning("this tokenizer merges tokens across the prompt prefix: prompts are encoded whole (slower)")
+            self._warned_split = True
+        return exact
 
     # -- public API --------------------------------------------------------------------------------
     def score(
@@ -124,14 +97,13 @@ class Engine:
         extra = 0 if single else max(len(lab) for lab in labels)
         out = np.zeros((len(bodies), len(labels)), dtype=np.float64)
 
-        def run(idx: list[int]) -> np.ndarray:
-            rows = [bodies[i] for i in idx]
-            out[idx] = self._score_batch(prefix, rows, labels, single).cpu().numpy()
+        def work(idx: list[int]) -> np.ndarray:
+            out[idx] = self._score_batch(prefix, [bodies[i] for i in idx], labels, single).cpu().numpy()
             return out[idx]
 
-        self._run_batches(
-            prefix, [len(b) + extra for b in bodies], run, on_batch, rows_per_item=1 if single else len(labels)
-        )
+        self._prefix_kv(prefix)
+        lengths = [len(b) + extra for b in bodies]
+        self.batcher.run(lengths, work, on_batch, rows_per_item=1 if single else len(labels), shared=len(prefix))
         return out
 
     def generate(
@@ -149,16 +121,18 @@ class Engine:
         answers: list[list[list[str]]] = [[[] for _ in bodies] for _ in samplings]
         seeds = list(seeds) if seeds is not None else list(range(len(bodies)))
 
-        def run(idx: list[int]) -> list[list[list[str]]]:
+        def work(idx: list[int]) -> list[list[list[str]]]:
             got = self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx])
             for per_setting, batch_answers in zip(answers, got):
                 for i, texts in zip(idx, batch_answers):
                     per_setting[i] = texts
             return got
 
+        self._prefix_kv(prefix)
         longest_answer = max(s.max_new_tokens for s in samplings)
         lengths = [len(b) + longest_answer for b in bodies]
-        self._run_batches(prefix, lengths, run, on_batch, rows_per_item=max(s.num_samples for s in samplings))
+        samples = max(s.num_samples for s in samplings)
+        self.batcher.run(lengths, work, on_batch, rows_per_item=samples, shared=len(prefix))
         return answers
 
     def warm_up(self, prefix: Sequence[int]) -> None:
@@ -167,54 +141,13 @@ class Engine:
         self._score_batch(prefix, [self.encode(" warm up")], [[self.pad_id]], True)
         self._sync()
 
-    # -- batching ----------------------------------------------------------------------------------
-    def _run_batches(
-        self,
-        prefix: Sequence[int],
-        lengths: list[int],
-        run: Callable[[list[int]], Any],
-        on_batch: OnBatch | None,
-        rows_per_item: int,
-    ) -> None:
-        """Run `run` over token-budget batches; on a GPU memory error halve the budget and go on."""
-        self._prefix_kv(prefix)
-        pending = list(range(len(lengths)))
-        while pending:
-            budget = max(1, int(self.max_batch_tokens) // rows_per_item)
-            rows = None if self.max_batch_rows is None else max(1, self.max_batch_rows // rows_per_item)
-            plan = plan_batches([lengths[i] for i in pending], budget, rows, shared=len(prefix))
-            batches = [[pending[j] for j in b] for b in plan]
-            done: set[int] = set()
-            for idx in batches:
-                start = time.perf_counter()
-                try:
-                    with torch.inference_mode():
-                        result = run(idx)
-                except torch.OutOfMemoryError:
-                    self._empty_cache()
-                    if len(idx) == 1:  # a single text that does not fit: nothing left to shrink
-                        raise ResourceError(
-                            f"out of memory on one text of {lengths[idx[0]]} tokens: lower --max-tokens, "
-                            "or use a smaller model or dtype"
-                        ) from None
-                    self.max_batch_tokens = max(1, int(self.max_batch_tokens) // 2)
-                    break
-                self._sync()
-                seconds = time.perf_counter() - start
-                longest = max(lengths[i] for i in idx)
-                self.stats.append(BatchStat(len(idx), sum(lengths[i] for i in idx), longest * len(idx), seconds))
-                done.update(idx)
-                if on_batch is not None:
-                    on_batch(idx, result, seconds)
-            pending = [i for i in pending if i not in done]
-
     # -- forward passes ----------------------------------------------------------------------------
+    @torch.inference_mode()
     def _prefix_kv(self, prefix: Sequence[int]) -> KV:
         key = tuple(prefix)
         if key not in self._prefixes and key:
             ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
-            with torch.inference_mode():
-                cache = self.model.model(input_ids=ids, use_cache=True).cache
+            cache = self.model.model(input_ids=ids, use_cache=True).cache
             self._prefixes[key] = [(layer.keys, layer.values) for layer in cache.layers]
         return self._prefixes.get(key, [])
 
@@ -236,6 +169,7 @@ class Engine:
         """Vocabulary log-probabilities in float32 for the given hidden states only."""
         return self.model.lm_head(hidden).float().log_softmax(dim=-1)
 
+    @torch.inference_mode()
     def _score_batch(
         self, prefix: Sequence[int], rows: list[Sequence[int]], labels: Sequence[Sequence[int]], single: bool
     ) -> torch.Tensor:
@@ -249,69 +183,61 @@ class Engine:
         seqs = [list(r) + list(lab) for r in rows for lab in labels]
         ids, _ = _right_pad(seqs, self.pad_id, self.device)
         hidden = self._hidden(ids, self._cache_for(prefix, len(seqs)))
-        row_idx, pos_idx, targets, owner = [], [], [], []
+        row_idx, pos_idx, targets = [], [], []
         for r, body in enumerate(rows):
             for j, lab in enumerate(labels):
-                seq = r * n_labels + j
                 for t, token in enumerate(lab):
-                    row_idx.append(seq)
+                    row_idx.append(r * n_labels + j)
                     pos_idx.append(len(body) - 1 + t)  # the position that predicts token t
                     targets.append(token)
-                    owner.append(seq)
         as_t = lambda xs: torch.tensor(xs, device=self.device)  # noqa: E731
         logp = self._head(hidden[as_t(row_idx), as_t(pos_idx)])  # (scored positions, vocab)
         picked = logp[torch.arange(len(targets), device=self.device), as_t(targets)]
-        total = torch.zeros(len(seqs), device=self.device).index_add_(0, as_t(owner), picked)
+        total = torch.zeros(len(seqs), device=self.device).index_add_(0, as_t(row_idx), picked)
         return total.view(len(rows), n_labels)
 
+    @torch.inference_mode()
     def _generate_batch(
         self, prefix: Sequence[int], rows: list[Sequence[int]], samplings: Sequence[Sampling], seeds: list[int]
     ) -> list[list[list[str]]]:
         ids, lengths = _right_pad(rows, self.pad_id, self.device)
         cache = self._cache_for(prefix, len(rows))
         hidden = self._hidden(ids, cache)
-        logp = self._head(hidden[torch.arange(len(rows), device=self.device), lengths - 1])  # (batch, vocab)
+        first = self._head(hidden[torch.arange(len(rows), device=self.device), lengths - 1])  # (batch, vocab)
         body_mask = torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]
         prefix_mask = torch.ones(len(rows), len(prefix), dtype=torch.bool, device=self.device)
         mask = torch.cat([prefix_mask, body_mask], dim=1).long()  # (batch, prefix + body); 0 marks padding
         prompt_kv = [(layer.keys, layer.values) for layer in cache.layers]
-        return [self._decode(prompt_kv, logp, lengths, mask, len(prefix), s, seeds) for s in samplings]
+        return [self._decode(prompt_kv, first, lengths, mask, len(prefix), s, seeds) for s in samplings]
 
     def _decode(
         self,
         prompt_kv: KV,
-        logp: torch.Tensor,
+        first: torch.Tensor,
         lengths: torch.Tensor,
         mask: torch.Tensor,
         prefix_len: int,
         sampling: Sampling,
         seeds: list[int],
     ) -> list[list[str]]:
-        """Decode from an encoded prompt; its cache is copied, so several settings can share it."""
+        """Answers from an encoded prompt; its cache is copied, so several settings can share it."""
         from transformers import DynamicCache
 
-        n, rows = sampling.num_samples, len(lengths)
+        n = sampling.num_samples
         cache = DynamicCache(ddp_cache_data=prompt_kv, config=self.model.config)
         if n > 1:  # the samples share the prompt's cache
             cache.batch_repeat_interleave(n)
-            logp, lengths, mask = (t.repeat_interleave(n, dim=0) for t in (logp, lengths, mask))
-        choose = _Chooser(sampling, [s * 1_000_003 + j for s in seeds for j in range(n)], self.device)
-        eos = torch.tensor(self.eos_ids, device=self.device)
-        finished = torch.zeros(rows * n, dtype=torch.bool, device=self.device)
-        produced: list[torch.Tensor] = []
-        for step in range(sampling.max_new_tokens):
-            token = choose(logp).masked_fill(finished, self.pad_id)
-            produced.append(token)
-            finished |= torch.isin(token, eos)
-            if bool(finished.all()) or step == sampling.max_new_tokens - 1:
-                break
+            first, lengths, mask = (t.repeat_interleave(n, dim=0) for t in (first, lengths, mask))
+
+        def step(token: torch.Tensor, i: int) -> torch.Tensor:
+            nonlocal mask
             mask = torch.cat([mask, torch.ones(len(token), 1, dtype=torch.long, device=self.device)], dim=1)
-            position = (prefix_len + lengths + step).unsqueeze(1)  # (rows, 1)
+            position = (prefix_len + lengths + i).unsqueeze(1)  # (rows, 1)
             hidden = self._hidden(token.unsqueeze(1), cache, attention_mask=mask, position_ids=position)
-            logp = self._head(hidden[:, -1])
-        tokens = torch.stack(produced, dim=1).tolist()  # (rows, steps)
-        texts = [self.decode(_until_eos(t, self.eos_ids)) for t in tokens]
-        return [texts[i * n : (i + 1) * n] for i in range(rows)]
+            return self._head(hidden[:, -1])
+
+        texts = [self.decode(t) for t in decode(first, step, sampling, seeds, self.eos_ids, self.pad_id)]
+        return [texts[i : i + n] for i in range(0, len(texts), n)]
 
     # -- device helpers ----------------------------------------------------------------------------
     def _sync(self) -> None:
@@ -320,7 +246,7 @@ class Engine:
         elif self.device.type == "mps":
             torch.mps.synchronize()
 
-    def _empty_cache(self) -> None:
+    def _free_memory(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -330,41 +256,7 @@ class Engine:
         return None
 
 
-class _Chooser:
-    """Next-token choice: argmax when greedy; otherwise transformers' temperature/top-k/top-p warpers
-    and a draw from a per-row generator, so a text's samples do not depend on its batch."""
-
-    def __init__(self, sampling: Sampling, seeds: list[int], device: torch.device) -> None:
-        self.sampling = sampling
-        self.generators = []
-        self.warpers = None
-        if sampling.do_sample:
-            from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
-
-            warpers: list[Any] = [TemperatureLogitsWarper(sampling.temperature)]
-            if sampling.top_k:
-                warpers.append(TopKLogitsWarper(sampling.top_k))
-            if sampling.top_p is not None and sampling.top_p < 1.0:
-                warpers.append(TopPLogitsWarper(sampling.top_p))
-            self.warpers = LogitsProcessorList(warpers)
-            self.generators = [torch.Generator(device=device).manual_seed(s % (2**63)) for s in seeds]
-
-    def __call__(self, logp: torch.Tensor) -> torch.Tensor:
-        if self.warpers is None:
-            return logp.argmax(dim=-1)
-        probs = self.warpers(None, logp).softmax(dim=-1)  # (rows, vocab)
-        picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)]
-        return torch.cat(picks)
-
-
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def _until_eos(tokens: list[int], eos: list[int]) -> list[int]:
-    for i, t in enumerate(tokens):
-        if t in eos:
-            return tokens[:i]
-    return tokens

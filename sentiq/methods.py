@@ -11,13 +11,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentiq.engine import Engine, Sampling
+from sentiq.decoding import Sampling
+from sentiq.engine import Engine
 from sentiq.errors import OptionError
 from sentiq.prompts import CONTENT_FREE, LABEL_WORDS, LABELS, PromptTemplate, build_template, clean_text, parse_label
 
 METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
 INVALID = "invalid"
 DEMO_MAX_WORDS = 100  # k-shot demonstrations are drawn from texts this short (see draw_demonstrations)
+# Texts that probe whether prefix and body tokenize apart exactly: words, punctuation, digits, a line
+# break and non-ASCII characters next to the seam.
+SPLIT_PROBES = ("A great film.", "dull", "Terrible!\nAvoid.", "N/A", "9/10, très bon — ok", "")
 OnDone = Callable[[list[int], list["Prediction"], float], None]  # (indices, their predictions, seconds)
 
 
@@ -78,7 +82,7 @@ class Prediction:
     p_positive: float | None  # scoring: softmax over label scores; several samples: share of positive votes
     p_positive_raw: float | None = None  # before calibration, when calibrated
     answer: str | None = None  # generated text (answers joined by ' | ' when sampling several)
-    tokens: int = 0  # prompt tokens specific to this text
+    tokens: int = 0  # prompt tokens specific to this text (the whole prompt's when encoded whole)
     truncated: bool = False
 
 
@@ -96,7 +100,9 @@ class Classifier:
         if self.config.method == "k-shot":
             self.demos = draw_demonstrations(self.pool, self.config.k, self.config.seed)
         self.template: PromptTemplate = build_template(self.engine.tokenizer, self.demos)
-        self.prefix = self.engine.encode(self.template.prefix)
+        probes = [self.template.body(p) for p in SPLIT_PROBES]
+        self.cached = self.engine.splits_exactly(self.template.prefix, probes)
+        self.prefix = self.engine.encode(self.template.prefix) if self.cached else []
         self.label_ids = [self.engine.encode(LABEL_WORDS[label]) for label in LABELS]
 
     def warm_up(self) -> None:
@@ -107,14 +113,14 @@ class Classifier:
     def prior(self) -> np.ndarray:
         """P(label) for content-free inputs, averaged: the bias that calibration divides out."""
         if self._prior is None:
-            bodies = [self.engine.encode(self.template.body(t)) for t in CONTENT_FREE]
+            bodies = [self.encode(t) for t in CONTENT_FREE]
             probs = _softmax(self.engine.score(self.prefix, bodies, self.label_ids))
             self._prior = probs.mean(axis=0)
         return self._prior
 
     def predict(self, texts: Sequence[str], on_done: OnDone | None = None) -> list[Prediction]:
         fitted = [self.fit(t) for t in texts]
-        bodies = [self.engine.encode(self.template.body(text)) for text, _ in fitted]
+        bodies = [self.encode(text) for text, _ in fitted]
         results: list[Prediction | None] = [None] * len(texts)
 
         def finish(idx: list[int], preds: list[Prediction], seconds: float) -> None:
@@ -129,6 +135,11 @@ class Classifier:
         else:
             self._predict_generated(bodies, [t for t, _ in fitted], finish)
         return [r for r in results if r is not None]
+
+    def encode(self, text: str) -> list[int]:
+        """The tokens the engine adds to the shared prefix for this text: the prompt's body, or the
+        whole prompt when the tokenizer does not split exactly at the prefix."""
+        return self.engine.encode(self.template.body(text) if self.cached else self.template.full(text))
 
     def fit(self, text: str) -> tuple[str, bool]:
         """Clean a text and, past max_tokens, cut its middle: the opening and the verdict usually
@@ -172,7 +183,7 @@ class Classifier:
     ) -> list[list[Prediction]]:
         """Predictions for several decoding settings of this prompt, the prompt encoded once."""
         fitted = [self.fit(t)[0] for t in texts]
-        bodies = [self.engine.encode(self.template.body(t)) for t in fitted]
+        bodies = [self.encode(t) for t in fitted]
         answers = self.engine.generate(
             self.prefix, bodies, [_sampling(c) for c in configs], self._seeds(fitted), lambda idx, _, s: on_batch(idx)
         )
@@ -194,7 +205,6 @@ def _sampling(cfg: MethodConfig) -> Sampling:
         top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens,
         num_samples=cfg.samples if sampling else 1,
-        seed=cfg.seed,
     )
 
 

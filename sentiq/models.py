@@ -144,7 +144,7 @@ def load_model(spec: str | None, device: str = "auto", dtype: str = "auto") -> L
     tokenizer, model = _from_pretrained(source, torch_dtype)
     if not getattr(tokenizer, "chat_template", None):
         raise ModelError(f"{source.ref} has no chat template: use an instruction-tuned (chat) model")
-    model.to(dev).eval()
+    model.to(dev).eval().requires_grad_(False)  # inference only: no autograd state, ever
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     revision = getattr(model.config, "_commit_hash", None) if source.kind == "hub" else None
     return LoadedModel(model, tokenizer, source, dev, torch_dtype, revision)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sentiq.engine import Engine, Sampling, plan_batches
+from sentiq.batching import plan_batches, plan_shape
+from sentiq.decoding import Sampling
+from sentiq.engine import Engine
 
 TEXTS = [
     " a great film",
@@ -144,29 +146,71 @@ def test_a_grid_of_settings_equals_each_setting_alone(engine: Engine) -> None:
 def test_on_batch_reports_every_text_once(engine: Engine) -> None:
     prefix, bodies = _bodies(engine)
     seen: list[int] = []
-    engine.max_batch_tokens = 40
+    engine.batcher.max_tokens = 40
     engine.score(prefix, bodies, [[3]], on_batch=lambda idx, res, s: seen.extend(idx))
     assert sorted(seen) == list(range(len(bodies)))
-    assert len(engine.stats) >= 2
+    assert len(engine.batcher.stats) >= 2
 
 
-def test_out_of_memory_halves_the_budget_and_goes_on(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_memory_halves_the_budget_for_that_call_only(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     prefix, bodies = _bodies(engine)
     bodies = [bodies[2], *bodies[2:3] * 4, bodies[1]]  # equal lengths: one batch until memory runs out
-    engine.max_batch_tokens = 100_000
+    engine.batcher.max_tokens = 100_000
     real = engine._score_batch
-    calls = {"n": 0}
+    sizes: list[int] = []
+    freed = {"n": 0}
 
     def flaky(prefix, rows, labels, single):
-        calls["n"] += 1
+        sizes.append(len(rows))
         if len(rows) > 2:
             raise torch.OutOfMemoryError("simulated")
         return real(prefix, rows, labels, single)
 
     monkeypatch.setattr(engine, "_score_batch", flaky)
+    monkeypatch.setattr(engine.batcher, "free_memory", lambda: freed.__setitem__("n", freed["n"] + 1))
     labels = [[engine.encode("Positive")[0]]]
-    scores = engine.score(prefix, bodies, labels)
-    assert engine.max_batch_tokens < 100_000
-    assert engine.max_batch_tokens < 100_000
+    with caplog.at_level("WARNING", logger="sentiq"):
+        scores = engine.score(prefix, bodies, labels)
     for i in (0, 5):
         assert scores[i, 0] == pytest.approx(_direct(engine.model, prefix + bodies[i], labels[0]), abs=1e-4)
+    halvings = [r for r in caplog.records if "token budget halved" in r.getMessage()]
+    assert halvings and freed["n"] == len(halvings)  # every halving is logged and frees memory
+    assert engine.batcher.max_tokens == 100_000  # the engine's budget is untouched
+    sizes.clear()
+    engine.score(prefix, bodies, labels)
+    assert sizes[0] == 5  # the next call tries the full budget again
+
+
+def test_forward_passes_need_no_autograd(engine: Engine) -> None:
+    assert not any(p.requires_grad for p in engine.model.parameters())
+    prefix, bodies = _bodies(engine)
+    engine.warm_up(prefix)
+    kv = engine._prefix_kv(prefix)
+    assert kv and all(k.is_inference() and not k.requires_grad for k, _ in kv)
+    out = engine._score_batch(prefix, bodies[:2], [[3]], True)
+    assert out.is_inference() and not out.requires_grad
+
+
+def test_plan_shapes_cpu_buckets_against_accelerator_fill() -> None:
+    """200 reviews of IMDB-like lengths at the CUDA budget: tight buckets (CPU) make many small
+    passes; filling a quarter of the budget with length-sorted neighbours (accelerators) makes a few
+    large ones at modest padding; filling all of it pads short texts to the longest."""
+    rng = np.random.default_rng(0)
+    lengths = [int(x) for x in np.clip(rng.lognormal(5.4, 0.6, 200), 20, 1500)]
+    tight = plan_batches(lengths, 65536, shared=40)
+    filled = plan_batches(lengths, 65536, shared=40, fill=65536 // 4)
+    whole = plan_batches(lengths, 65536, shared=40, fill=65536)
+    a, b, c = (plan_shape(p, lengths, 40) for p in (tight, filled, whole))
+    print(f"\ntight:   {a}\nquarter: {b}\nwhole:   {c}")
+    for plan in (tight, filled, whole):
+        assert sorted(i for batch in plan for i in batch) == list(range(200))
+        assert all(len(batch) * (max(lengths[i] for i in batch) + 40) <= 65536 for batch in plan)
+    assert a.batches >= 15 and a.rows_per_batch <= 15 and a.padding < 0.1
+    assert b.batches <= a.batches / 3 and b.tokens_per_batch >= 4 * a.tokens_per_batch and b.padding < 0.25
+    assert c.batches < b.batches and c.padding > b.padding
+
+
+def test_engine_plans_by_device(tiny_lm) -> None:
+    assert Engine(tiny_lm).batcher.fill == 0  # tiny_lm runs on the CPU: tight buckets only

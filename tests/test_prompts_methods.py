@@ -176,3 +176,30 @@ def test_kshot_scores_with_cached_demonstrations_equal_full_prompts(engine) -> N
         by_label = engine.score([], [ids], clf.label_ids)[0]  # no prefix cache at all
         expected = np.exp(by_label) / np.exp(by_label).sum()
         assert p.p_positive == pytest.approx(expected[LABELS.index("positive")], abs=1e-4)
+
+
+def test_tokenizer_that_merges_across_the_prefix_gets_whole_prompts(
+    engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = engine.encode
+    seam = build_template(engine.tokenizer).prefix
+    marker = real(" the")
+
+    def merging(text: str) -> list[int]:  # tokens differ where prefix and body meet in one string
+        if text.startswith(seam) and text != seam:
+            return real(seam) + marker + real(text[len(seam) :])
+        return real(text)
+
+    monkeypatch.setattr(engine, "encode", merging)
+    with caplog.at_level("WARNING", logger="sentiq"):
+        clf = Classifier(engine, MethodConfig(method="loglik"))
+        Classifier(engine, MethodConfig(method="zero-shot"))
+    assert not clf.cached and clf.prefix == []
+    assert sum("encoded whole" in r.getMessage() for r in caplog.records) == 1  # said once
+    (pred,) = clf.predict(["a great film"])
+    scores = engine.score([], [merging(clf.template.full("a great film"))], clf.label_ids)[0]
+    assert pred.p_positive == pytest.approx(np.exp(scores[0]) / np.exp(scores).sum(), abs=1e-5)
+
+
+def test_qwen_like_tokenizer_splits_exactly(engine) -> None:
+    assert Classifier(engine, MethodConfig(method="loglik")).cached

@@ -1,0 +1,159 @@
+"""Batches: which texts share a forward pass, running them with out-of-memory recovery, and what each
+batch cost. Nothing here knows what a forward pass computes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sentiq.errors import ResourceError
+
+log = logging.getLogger(__name__)
+OnBatch = Callable[[list[int], Any, float], None]  # (input indices done, their results, seconds) -> None
+SLACK = 0.1  # a full batch takes only texts within 10% of its longest
+
+
+@dataclass
+class BatchStat:
+    rows: int
+    tokens: int  # real (unpadded) tokens in the batch, without the shared prefix
+    padded: int  # rows x longest row
+    seconds: float
+
+
+def default_token_budget(device_type: str) -> int:
+    """Tokens per forward pass: large on GPUs (memory errors halve it), small on CPUs (no gain past it)."""
+    return {"cuda": 65536, "mps": 8192}.get(device_type, 2048)
+
+
+def default_fill(device_type: str, max_tokens: int) -> int:
+    """Padded tokens a batch takes from its length-sorted neighbours before it keeps to tight buckets.
+
+    On a CPU every padded token costs real time: none (tight buckets only). On an accelerator a pass
+    costs a fixed launch overhead plus its tokens, so small passes waste the device while one pass as
+    large as the budget pads short texts to the longest: on 200 IMDB reviews at the CUDA budget, tight
+    buckets make 25 passes of ~3,000 tokens (4% padding), filling the whole budget 2 passes of ~63,000
+    (43% padding), filling a quarter of it 6 passes of ~15,000 (18% padding)."""
+    return 0 if device_type == "cpu" else max_tokens // 4
+
+
+def plan_batches(
+    lengths: Sequence[int],
+    max_tokens: int,
+    max_rows: int | None = None,
+    slack: float = SLACK,
+    shared: int = 0,
+    fill: int = 0,
+) -> list[list[int]]:
+    """Indices grouped into batches, longest first (memory errors surface at once), each within
+    `max_tokens` once padded, counting per row the `shared` prefix tokens its cache copy holds. A
+    text joins a batch while the batch holds fewer than `fill` padded tokens, and after that only if
+    padding wastes at most `slack` of the longest row."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            current = batches[-1]
+            longest = lengths[current[0]] + shared
+            fits = (len(current) + 1) * longest <= max_tokens
+            fits = fits and (max_rows is None or len(current) < max_rows)
+            close = len(current) * longest < fill or lengths[i] >= (1 - slack) * lengths[current[0]]
+            if fits and close:
+                current.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
+@dataclass
+class PlanShape:
+    """How full the forward passes of a plan are: what decides speed on an accelerator."""
+
+    batches: int
+    rows_per_batch: float
+    tokens_per_batch: float  # padded, prefix included: what one forward pass holds
+    padding: float  # share of padded tokens that are padding
+
+
+def plan_shape(plan: list[list[int]], lengths: Sequence[int], shared: int = 0) -> PlanShape:
+    padded = [len(b) * (max(lengths[i] for i in b) + shared) for b in plan]
+    real = sum(lengths[i] + shared for b in plan for i in b)
+    rows = sum(len(b) for b in plan)
+    return PlanShape(len(plan), rows / len(plan), sum(padded) / len(plan), 1 - real / sum(padded))
+
+
+@dataclass
+class Batcher:
+    """Runs work over token-budget batches. A GPU memory error halves the budget for the rest of that
+    call only: the next call (the next method of a run, say) starts from the full budget again."""
+
+    max_tokens: int
+    max_rows: int | None = None
+    slack: float = SLACK
+    fill: int = 0  # see default_fill
+    sync: Callable[[], None] = lambda: None  # wait for the device, so clocks measure finished work
+    free_memory: Callable[[], None] = lambda: None
+    stats: list[BatchStat] = field(default_factory=list)
+
+    def run(
+        self,
+        lengths: list[int],
+        work: Callable[[list[int]], Any],
+        on_batch: OnBatch | None = None,
+        rows_per_item: int = 1,
+        shared: int = 0,
+    ) -> None:
+        budget = self.max_tokens
+        pending = list(range(len(lengths)))
+        while pending:
+            rows = None if self.max_rows is None else max(1, self.max_rows // rows_per_item)
+            per_item, fill = max(1, budget // rows_per_item), self.fill // rows_per_item
+            plan = plan_batches([lengths[i] for i in pending], per_item, rows, self.slack, shared, fill)
+            done: set[int] = set()
+            failed = self._run_plan([[pending[j] for j in b] for b in plan], lengths, work, on_batch, done)
+            if failed is None:
+                return
+            # Out of the except block, the failed batch's tensors are unreferenced and can be freed.
+            self.free_memory()
+            if len(failed) == 1:  # a single text that does not fit: nothing left to shrink
+                raise ResourceError(
+                    f"out of memory on one text of {lengths[failed[0]]} tokens: lower --max-tokens, "
+                    "or use a smaller model or dtype"
+                )
+            budget = max(1, budget // 2)
+            log.warning(
+                "out of memory on a batch of %d texts: token budget halved to %d for the rest of this pass",
+                len(failed),
+                budget,
+            )
+            pending = [i for i in pending if i not in done]
+
+    def _run_plan(
+        self,
+        batches: list[list[int]],
+        lengths: list[int],
+        work: Callable[[list[int]], Any],
+        on_batch: OnBatch | None,
+        done: set[int],
+    ) -> list[int] | None:
+        """Run the batches in order, adding each finished one to `done`; the batch that ran out of
+        memory, or None when all ran."""
+        for idx in batches:
+            start = time.perf_counter()
+            try:
+                result = work(idx)
+            except torch.OutOfMemoryError:
+                return idx
+            self.sync()
+            seconds = time.perf_counter() - start
+            longest = max(lengths[i] for i in idx)
+            self.stats.append(BatchStat(len(idx), sum(lengths[i] for i in idx), longest * len(idx), seconds))
+            done.update(idx)
+            if on_batch is not None:
+                on_batch(idx, result, seconds)
+        return None

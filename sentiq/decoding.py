@@ -1,0 +1,82 @@
+"""Decoding: the settings (always explicit), the next-token choice and the decode loop. The model's own
+generation_config is never consulted: Qwen's turns sampling on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+# (tokens just chosen (rows,), step) -> log-probabilities of the next token (rows, vocab)
+Step = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    max_new_tokens: int = 8
+    num_samples: int = 1  # answers per text (self-consistency)
+
+
+class Chooser:
+    """Next-token choice: argmax when greedy; otherwise transformers' temperature/top-k/top-p warpers
+    and a draw from a per-row generator, so a text's samples do not depend on its batch."""
+
+    def __init__(self, sampling: Sampling, seeds: list[int], device: torch.device) -> None:
+        self.generators: list[torch.Generator] = []
+        self.warpers = None
+        if sampling.do_sample:
+            from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+            warpers: list[Any] = [TemperatureLogitsWarper(sampling.temperature)]
+            if sampling.top_k:
+                warpers.append(TopKLogitsWarper(sampling.top_k))
+            if sampling.top_p is not None and sampling.top_p < 1.0:
+                warpers.append(TopPLogitsWarper(sampling.top_p))
+            self.warpers = LogitsProcessorList(warpers)
+            self.generators = [torch.Generator(device=device).manual_seed(s % (2**63)) for s in seeds]
+
+    def __call__(self, logp: torch.Tensor) -> torch.Tensor:
+        if self.warpers is None:
+            return logp.argmax(dim=-1)
+        probs = self.warpers(None, logp).softmax(dim=-1)  # (rows, vocab)
+        picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(self.generators)]
+        return torch.cat(picks)
+
+
+def row_seeds(seeds: list[int], num_samples: int) -> list[int]:
+    """One seed per (text, sample) row, derived from the text's seed alone."""
+    return [s * 1_000_003 + j for s in seeds for j in range(num_samples)]
+
+
+def decode(
+    first: torch.Tensor, step: Step, sampling: Sampling, seeds: list[int], eos_ids: list[int], pad_id: int
+) -> list[list[int]]:
+    """Token ids per row, chosen from `first` (the prompt's next-token log-probabilities, one row per
+    sample) and then from `step`, until every row has ended or `max_new_tokens` were made. The end
+    token itself is not returned."""
+    choose = Chooser(sampling, row_seeds(seeds, sampling.num_samples), first.device)
+    eos = torch.tensor(eos_ids, device=first.device)
+    finished = torch.zeros(len(first), dtype=torch.bool, device=first.device)
+    produced: list[torch.Tensor] = []
+    logp = first
+    for i in range(sampling.max_new_tokens):
+        token = choose(logp).masked_fill(finished, pad_id)
+        produced.append(token)
+        finished |= torch.isin(token, eos)
+        if bool(finished.all()) or i == sampling.max_new_tokens - 1:
+            break
+        logp = step(token, i)
+    return [until_eos(row, eos_ids) for row in torch.stack(produced, dim=1).tolist()]  # (rows, steps)
+
+
+def until_eos(tokens: list[int], eos: list[int]) -> list[int]:
+    for i, t in enumerate(tokens):
+        if t in eos:
+            return tokens[:i]
+    return tokens
