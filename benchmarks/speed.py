@@ -26,9 +26,10 @@ import torch
 
 from sentiq.data import embedded_frame
 from sentiq.engine import Engine
-from sentiq.methods import Classifier, MethodConfig
+from sentiq.methods import Classifier
 from sentiq.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
 from sentiq.prompts import chat_messages, clean_text, word_count
+from sentiq.settings import MethodConfig
 
 SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
     "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14),

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sentiq.data import read_texts
-from sentiq.errors import DataError
-from sentiq.evaluation import ModelSettings, StartTask, load_engine
-from sentiq.methods import Classifier, MethodConfig, Prediction
-from sentiq.runs import atomic_write
+from sentiq.errors import DataError, Interrupted
+from sentiq.evaluation import StartTask, load_engine
+from sentiq.files import atomic_write
+from sentiq.methods import Classifier, Prediction
+from sentiq.settings import MethodConfig, ModelSettings
 
 
 @dataclass
@@ -29,15 +30,16 @@ class Outcome:
 def gather_texts(
     args: Sequence[str], input_path: Path | None, text_column: str | None, stdin: TextIO
 ) -> list[tuple[str, str]]:
-    """(id, text) pairs: arguments, then lines of stdin ('-' or piped), then the --input file."""
+    """(id, text) pairs: arguments, then lines of stdin ('-' or piped), then the --input file. Every
+    line of stdin is a text, as in a .txt file: a blank line is an empty text, reported, not skipped."""
     items: list[tuple[str, str]] = []
     for i, arg in enumerate(args):
         if arg == "-":
-            items += [(f"stdin:{j}", line) for j, line in enumerate(stdin.read().splitlines())]
+            items += _lines(stdin)
         else:
             items.append((str(i), arg))
     if not args and input_path is None and stdin is not None and not stdin.isatty():
-        items += [(f"stdin:{j}", line) for j, line in enumerate(stdin.read().splitlines()) if line.strip()]
+        items += _lines(stdin)
     if input_path is not None:
         df = read_texts(input_path.expanduser(), text_column)
         items += list(zip(df["id"], df["text"]))
@@ -46,22 +48,27 @@ def gather_texts(
     return items
 
 
+def _lines(stdin: TextIO) -> list[tuple[str, str]]:
+    return [(f"stdin:{j}", line) for j, line in enumerate(stdin.read().splitlines())]
+
+
 def classify_texts(
     items: list[tuple[str, str]],
     settings: ModelSettings,
     method: MethodConfig,
-    tuned: bool,
     start_task: StartTask,
     output: Path | None = None,
+    tuned_in: Path | None = None,
 ) -> Outcome:
-    """Label every non-empty text; empty ones are reported, not guessed."""
+    """Label every non-empty text; empty ones are reported, not guessed. `tuned_in`: the results
+    folder whose tuning/<model>/ setting the sampling method takes."""
     from sentiq.data import load_pool
     from sentiq.tuning import apply_tuned
 
     if output is not None and output.suffix.lower() not in (".csv", ".jsonl"):
         raise DataError(f"--output {output}: use a .csv or .jsonl file")
-    if tuned:
-        method = apply_tuned([method], settings.model)[0]  # from results/tuning/<model>
+    if tuned_in is not None:
+        (method,) = apply_tuned([method], settings.model, tuned_in)
     problems = [f"text {i} is empty; nothing to classify" for i, t in items if not t.strip()]
     usable = [(i, t) for i, t in items if t.strip()]
     ids, texts = [i for i, _ in usable], [t for _, t in usable]
@@ -80,6 +87,13 @@ def classify_texts(
 
     try:
         predictions = clf.predict(texts, on_done) if texts else []
+    except KeyboardInterrupt:
+        kept = (
+            f"the labels made so far are in {partial}"
+            if partial
+            else "nothing was written (--output FILE keeps labels as they come)"
+        )
+        raise Interrupted(f"interrupted; {kept}") from None
     finally:
         if sink is not None:
             sink.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import signal
 import sys
@@ -13,34 +14,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from sentiq import __version__, render
-from sentiq.errors import SentiqError
-from sentiq.options import (
-    BatchSizeOpt,
-    BatchTokensOpt,
-    CalibrateOpt,
-    DatasetOpt,
-    DeviceOpt,
-    DtypeOpt,
-    JsonOpt,
-    KOpt,
-    LabelColumnOpt,
-    LabelMapOpt,
-    MaxTokensOpt,
-    Method,
-    ModelOpt,
-    OutputDirOpt,
-    ResultsDirOpt,
-    SamplesOpt,
-    Scoring,
-    ScoringOpt,
-    SeedOpt,
-    SplitOpt,
-    TemperatureOpt,
-    TextColumnOpt,
-    TopKOpt,
-    TopPOpt,
-    TunedOpt,
-)
+from sentiq.errors import Interrupted, OptionError, SentiqError
+from sentiq.options import DATA, METHOD, MODEL, TUNE_N, TUNE_SAMPLES, Method, Opt, build, of, plain, takes
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, method_names
 
 app = typer.Typer(
     name="sentiq",
@@ -54,31 +30,34 @@ INTERRUPTED = 130
 
 
 def guarded(func: F) -> F:
-    """Errors a user can cause end as one line and exit 1; Ctrl-C/SIGTERM exit 130; tracebacks only
-    with SENTIQ_DEBUG=1."""
+    """Errors a user can cause end as one line and exit 1; Ctrl-C/SIGTERM exit 130 with what was kept;
+    library warnings shown as warnings; tracebacks only with SENTIQ_DEBUG=1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = os.environ.get("SENTIQ_DEBUG", "") not in ("", "0")
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        warnings = render.WarningHandler()
+        logging.getLogger("sentiq").addHandler(warnings)
         try:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
+        except (Interrupted, KeyboardInterrupt) as exc:
+            render.error(str(exc) if isinstance(exc, Interrupted) else "interrupted")
+            raise typer.Exit(INTERRUPTED) from None
         except SentiqError as exc:
             if debug:
                 raise
             render.error(str(exc))
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            render.error("interrupted; predictions made so far are saved (evaluate --resume continues the run)")
-            raise typer.Exit(INTERRUPTED) from None
         except Exception as exc:
             if debug:
                 raise
             render.error(f"{type(exc).__name__}: {exc} (set SENTIQ_DEBUG=1 for the traceback)")
             raise typer.Exit(1) from None
         finally:
+            logging.getLogger("sentiq").removeHandler(warnings)
             signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
@@ -103,237 +82,149 @@ def root(
     """Label texts as positive or negative with Qwen2.5 Instruct models: classify, evaluate, tune, compare."""
 
 
-METHOD_OPTIONS = ("k", "scoring", "calibrate", "temperature", "top_k", "top_p", "samples", "max_tokens", "seed")
-
-
-def _method_configs(names: list[str], options: dict[str, Any]) -> list[Any]:
-    """One MethodConfig per method name from a command's method options (its locals())."""
-    from sentiq.methods import MethodConfig
-
-    kwargs = {name: options[name] for name in METHOD_OPTIONS}
-    kwargs["scoring"] = kwargs["scoring"].value
-    return [MethodConfig(method=name, **kwargs) for name in names]
-
-
 @app.command()
 @guarded
-def classify(
-    texts: Annotated[
-        list[str] | None, typer.Argument(help="Texts to label; '-' or piped input reads lines from stdin.")
-    ] = None,
-    input: Annotated[
-        Path | None, typer.Option("--input", "-i", help="A .txt (one text per line), .csv, .jsonl or .parquet file.")
-    ] = None,
-    text_column: TextColumnOpt = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="Also write the predictions to this .csv or .jsonl file.")
-    ] = None,
-    method: Annotated[Method, typer.Option(help="How to classify.")] = Method.loglik,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",  # type: ignore[assignment]
-    dtype: DtypeOpt = "auto",  # type: ignore[assignment]
-    batch_size: BatchSizeOpt = None,
-    batch_tokens: BatchTokensOpt = None,
-    k: KOpt = 2,
-    scoring: ScoringOpt = Scoring.generate,
-    calibrate: CalibrateOpt = False,
-    temperature: TemperatureOpt = 0.7,
-    top_k: TopKOpt = 20,
-    top_p: TopPOpt = None,
-    samples: SamplesOpt = 5,
-    tuned: TunedOpt = False,
-    max_tokens: MaxTokensOpt = 4096,
-    seed: SeedOpt = 0,
-    json_out: JsonOpt = False,
-) -> None:
+@takes(
+    *MODEL,
+    *METHOD,
+    "seed",
+    "tuned",
+    "results_dir",
+    "text_column",
+    "json_out",
+    texts=Opt(
+        list[str] | None, None, typer.Argument(help="Texts to label; '-' or piped input reads lines from stdin.")
+    ),
+    input=plain(Path | None, None, "--input", "-i", help="A .txt (one text per line), .csv, .jsonl or .parquet file."),
+    output=plain(Path | None, None, "--output", help="Also write the predictions to this .csv or .jsonl file."),
+    method=of(MethodConfig, "method", choices=Method, help="How to classify."),
+)
+def classify(**given: Any) -> None:
     """Label texts as positive or negative."""
     from sentiq.classify import classify_texts, gather_texts
 
-    items = gather_texts(texts or [], input, text_column, stdin=sys.stdin)
-    (cfg,) = _method_configs([method.value], locals())
-    from sentiq.evaluation import ModelSettings
-
-    settings = ModelSettings(model, device.value, dtype.value, batch_size, batch_tokens)
+    items = gather_texts(given["texts"] or [], given["input"], given["text_column"], stdin=sys.stdin)
+    tuned_in = given["results_dir"] if given["tuned"] else None
     with render.progress(enabled=len(items) >= 20) as start_task:
-        outcome = classify_texts(items, settings, cfg, tuned, start_task, output)
-    if json_out:
-        for row in outcome.rows():
-            render.print_json(row)
-    else:
-        render.out.print(render.predictions_table(outcome.ids, outcome.texts, outcome.predictions))
-    truncated = sum(p.truncated for p in outcome.predictions)
-    if truncated:
-        render.warn(f"{truncated} texts were longer than --max-tokens and lost their middle")
-    for message in outcome.problems:
-        render.error(message)
+        outcome = classify_texts(
+            items, build(ModelSettings, given), build(MethodConfig, given), start_task, given["output"], tuned_in
+        )
+    render.classified(outcome, given["json_out"])
     if outcome.problems:
         raise typer.Exit(1)
 
 
 @app.command()
 @guarded
-def evaluate(
-    method: Annotated[
-        list[str], typer.Option(help="loglik, zero-shot, k-shot, sampling or all; repeat for several.")
-    ] = ["loglik"],  # noqa: B006
-    dataset: DatasetOpt = "imdb-sample",
-    text_column: TextColumnOpt = None,
-    label_column: LabelColumnOpt = "label",
-    label_map: LabelMapOpt = None,
-    split: SplitOpt = None,
-    n: Annotated[
-        int | None, typer.Option(help="Balanced sample size (half per label). [default: 200]", show_default=False)
-    ] = 200,
-    seed: SeedOpt = 0,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",  # type: ignore[assignment]
-    dtype: DtypeOpt = "auto",  # type: ignore[assignment]
-    batch_size: BatchSizeOpt = None,
-    batch_tokens: BatchTokensOpt = None,
-    k: KOpt = 2,
-    scoring: ScoringOpt = Scoring.generate,
-    calibrate: CalibrateOpt = False,
-    temperature: TemperatureOpt = 0.7,
-    top_k: TopKOpt = 20,
-    top_p: TopPOpt = None,
-    samples: SamplesOpt = 5,
-    tuned: TunedOpt = False,
-    max_tokens: MaxTokensOpt = 4096,
-    output_dir: OutputDirOpt = Path("results"),
-    run_id: Annotated[
-        str | None, typer.Option(help="Name of the run folder. [default: time-model-method]", show_default=False)
-    ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted run named by --run-id.")] = False,
-    json_out: JsonOpt = False,
-) -> None:
+@takes(
+    *DATA,
+    "seed",
+    *MODEL,
+    *METHOD,
+    "tuned",
+    "output_dir",
+    "json_out",
+    methods=Opt(
+        list[str],
+        [MethodConfig().method],
+        typer.Option("--method", help="loglik, zero-shot, k-shot, sampling or all; repeat for several."),
+    ),
+    n=of(EvalSettings, "n", help="Balanced sample size (half per label).", rich_help_panel="Data"),
+    run_id=of(
+        EvalSettings, "run_id", help="Name of the run folder. \\[default: time-model-method]", show_default=False
+    ),
+    resume=of(
+        EvalSettings,
+        "resume",
+        "--resume",
+        help="Continue an interrupted run: --resume RUN_ID (or --run-id RUN_ID --resume), with the same options.",
+    ),
+    resume_id=Opt(str | None, None, typer.Argument(metavar="RUN_ID", hidden=True, show_default=False)),
+)
+def evaluate(**given: Any) -> None:
     """Measure methods on a balanced labelled sample and save the run under results/."""
-    from sentiq.data import DataSpec
-    from sentiq.errors import OptionError
-    from sentiq.evaluation import EvalSettings, ModelSettings
     from sentiq.evaluation import evaluate as run_evaluate
-    from sentiq.methods import METHODS
     from sentiq.tuning import apply_tuned
 
-    names = list(METHODS) if "all" in method else list(dict.fromkeys(method))
-    unknown = [m for m in names if m not in METHODS]
-    if unknown:
-        import difflib
-
-        near = difflib.get_close_matches(unknown[0], [*METHODS, "all"], n=1)
-        hint = f" Did you mean '{near[0]}'?" if near else ""
-        raise OptionError(f"unknown method '{unknown[0]}': choose from {', '.join(METHODS)} or all.{hint}")
-    if resume and run_id is None:
-        raise OptionError("--resume needs --run-id: the run to continue (its folder name under the output dir)")
-    configs = _method_configs(names, locals())
-    settings = EvalSettings(
-        model=ModelSettings(model, device.value, dtype.value, batch_size, batch_tokens),
-        data=DataSpec(dataset, text_column, label_column, label_map, split),
+    names = method_names(given["methods"])
+    run_id = _resume_target(given["run_id"], given["resume"], given["resume_id"])
+    configs = [build(MethodConfig, given, method=name) for name in names]
+    if given["tuned"]:
+        configs = apply_tuned(configs, given["model"], given["output_dir"])
+    settings = build(
+        EvalSettings,
+        given,
+        model=build(ModelSettings, given),
+        data=build(DataSpec, given),
         methods=configs,
-        n=n,
-        seed=seed,
-        output_dir=output_dir,
         run_id=run_id,
-        resume=resume,
     )
-    with render.progress(enabled=not json_out) as start_task:
-        if tuned:
-            settings.methods = apply_tuned(settings.methods, settings.model.model, output_dir)
+    with render.progress(enabled=not given["json_out"]) as start_task:
         results = run_evaluate(settings, start_task)
-    if json_out:
-        render.print_json(
-            [
-                {
-                    "run_id": r.run_id,
-                    "folder": str(r.folder),
-                    **r.config,
-                    "metrics": {**vars(r.quality), **vars(r.speed)},
-                }
-                for r in results
-            ]
-        )
-        return
-    render.out.print(render.metrics_table(results))
-    for r in results:
-        if r.truncated:
-            render.warn(f"{r.method.method}: {r.truncated} texts were longer than --max-tokens and lost their middle")
-        render.note(f"saved {r.folder}")
+    render.evaluated(results, given["json_out"])
+
+
+def _resume_target(run_id: str | None, resume: bool, resume_id: str | None) -> str | None:
+    """The run id, from --run-id or from --resume RUN_ID (a bare id makes sense only after --resume)."""
+    if resume_id is not None:
+        if not resume:
+            raise OptionError(f"unexpected argument '{resume_id}': to continue that run, use --resume {resume_id}")
+        if run_id is not None and run_id != resume_id:
+            raise OptionError(f"--resume {resume_id} and --run-id {run_id} name different runs; give one")
+        return resume_id
+    if resume and run_id is None:
+        raise OptionError("--resume needs the run to continue: --resume RUN_ID (its folder name under the output dir)")
+    return run_id
 
 
 @app.command("tune-sampling")
 @guarded
-def tune_sampling(
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",  # type: ignore[assignment]
-    dtype: DtypeOpt = "auto",  # type: ignore[assignment]
-    batch_size: BatchSizeOpt = None,
-    batch_tokens: BatchTokensOpt = None,
-    temperatures: Annotated[
+@takes(
+    *MODEL,
+    "seed",
+    "output_dir",
+    "json_out",
+    temperatures=plain(
+        str | None, None, help="Comma-separated temperatures. \\[default: 0.1,0.2,0.4,0.6,0.8,1.0]", show_default=False
+    ),
+    top_ks=plain(
         str | None,
-        typer.Option(help="Comma-separated temperatures. [default: 0.1,0.2,0.4,0.6,0.8,1.0]", show_default=False),
-    ] = None,
-    top_ks: Annotated[
-        str | None,
-        typer.Option(
-            "--top-ks",
-            help="Comma-separated top-k values. [default: 1000,800,600,400,200,100,10,5,2]",
-            show_default=False,
-        ),
-    ] = None,
-    n: Annotated[int, typer.Option(min=2, help="Tuning texts, balanced, from the train pool.")] = 40,
-    samples: Annotated[int, typer.Option(min=1, help="Answers per text, majority vote.")] = 1,
-    seed: SeedOpt = 0,
-    output_dir: OutputDirOpt = Path("results"),
-    json_out: JsonOpt = False,
-) -> None:
+        None,
+        "--top-ks",
+        help="Comma-separated top-k values. \\[default: 1000,800,600,400,200,100,10,5,2]",
+        show_default=False,
+    ),
+    n=TUNE_N,
+    samples=TUNE_SAMPLES,
+)
+def tune_sampling(**given: Any) -> None:
     """Search temperature x top-k for the sampling method; evaluate --tuned uses the winner."""
-    from sentiq.evaluation import ModelSettings
-    from sentiq.tuning import TEMPERATURES, TOP_KS, TuneSettings, parse_grid, tune
+    from sentiq.settings import TEMPERATURES, TOP_KS, TuneSettings
+    from sentiq.tuning import parse_grid, tune
 
-    settings = TuneSettings(
-        temperatures=parse_grid(temperatures, float, TEMPERATURES, "--temperatures"),
-        top_ks=parse_grid(top_ks, int, TOP_KS, "--top-ks"),
-        n=n,
-        samples=samples,
-        seed=seed,
-        output_dir=output_dir,
+    settings = build(
+        TuneSettings,
+        given,
+        temperatures=parse_grid(given["temperatures"], float, TEMPERATURES, "--temperatures"),
+        top_ks=parse_grid(given["top_ks"], int, TOP_KS, "--top-ks"),
     )
-    with render.progress(enabled=not json_out) as start_task:
-        result = tune(ModelSettings(model, device.value, dtype.value, batch_size, batch_tokens), settings, start_task)
-    if json_out:
-        render.print_json(
-            {"best": result.best, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)}
-        )
-        return
-    render.out.print(render.grid_table(result.grid, result.best))
-    b = result.best
-    render.out.print(
-        f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} "
-        f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
-    )
-    render.note(f"saved {result.folder} (grid.csv, heatmap.png, best.json)")
+    with render.progress(enabled=not given["json_out"]) as start_task:
+        result = tune(build(ModelSettings, given), settings, start_task)
+    render.tuned(result, given["json_out"])
 
 
 @app.command()
 @guarded
-def compare(
-    results_dir: ResultsDirOpt = Path("results"),
-    metric: Annotated[str, typer.Option(help="Rank by macro_f1, accuracy or words_per_s.")] = "macro_f1",
-    json_out: JsonOpt = False,
-) -> None:
+@takes(
+    "results_dir",
+    "json_out",
+    metric=plain(str, "macro_f1", help="Rank by macro_f1, accuracy or words_per_s."),
+)
+def compare(**given: Any) -> None:
     """Rank saved runs (models x methods) in one table."""
-    from sentiq.compare import as_json
     from sentiq.compare import compare as run_compare
 
-    result = run_compare(results_dir, metric)
-    if json_out:
-        render.print_json(as_json(result))
-        return
-    render.out.print(render.comparison_table(result.table))
-    for warning in result.warnings:
-        render.warn(warning)
-    for sample, matrix in result.agreement.items():
-        render.out.print(render.agreement_table(matrix, f"agreement on the same reviews ({sample})"))
-    render.note("saved " + ", ".join(str(f) for f in result.files))
+    render.compared(run_compare(given["results_dir"], given["metric"]), given["json_out"])
 
 
 def main() -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from sentiq.errors import OptionError, RunError
-from sentiq.runs import SavedRun, read_runs, save_figure, write_frame
+from sentiq.files import write_frame
+from sentiq.plots import comparison_chart
+from sentiq.runs import SavedRun, read_runs
 
 METRICS = ("macro_f1", "accuracy", "words_per_s")
 
@@ -36,7 +38,7 @@ def compare(root: Path, metric: str = "macro_f1") -> Comparison:
     table.insert(0, "rank", range(1, len(table) + 1))
     result = Comparison(table, _sample_warnings(table), _agreement(runs, table))
     write_frame(root / "comparison.csv", table)
-    _chart(root / "comparison.png", table)
+    comparison_chart(root / "comparison.png", table)
     result.files = [root / "comparison.csv", root / "comparison.png"]
     return result
 
@@ -97,25 +99,6 @@ def _agreement(runs: list[SavedRun], ranked: pd.DataFrame) -> dict[str, pd.DataF
 def _agree(a: pd.Series, b: pd.Series) -> float:
     common = a.index.intersection(b.index)
     return float((a[common] == b[common]).mean()) if len(common) else float("nan")
-
-
-def _chart(path: Path, table: pd.DataFrame) -> None:
-    """Macro-F1 and words/s per model x method, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [f"{m}\n{meth}" for m, meth in zip(table["model"], table["method"])]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(names) * 2), 4.2), dpi=120)
-    left.bar(names, table["macro_f1"], color="tab:blue")
-    left.set_ylim(0, 1)
-    left.set_title("macro-F1")
-    right.bar(names, table["words_per_s"], color="tab:orange")
-    right.set_title("words / s")
-    for ax in (left, right):
-        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-    save_figure(fig, path)
 
 
 def as_json(result: Comparison) -> dict[str, object]:

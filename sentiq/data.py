@@ -3,7 +3,6 @@ and balanced seeded sampling. Labels leave this module as the strings 'positive'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import pandas as pd
 from sentiq.errors import DataError, first_line
 from sentiq.hub import require_hub
 from sentiq.prompts import LABELS
+from sentiq.settings import EMBEDDED, DataSpec
 
-EMBEDDED = "imdb-sample"
 # Source encodings, stated per dataset: the same IMDB reviews come with opposite integer codes.
 HUB_DATASETS: dict[str, tuple[str, str, dict[object, str]]] = {
     # id: (split, text column, label map)
@@ -31,17 +30,6 @@ DEFAULT_LABEL_MAP: dict[str, str] = {
     "negative": "negative",
 }
 READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """How to read a dataset: where, which columns, and how its labels are encoded."""
-
-    source: str = EMBEDDED  # the embedded sample, a local file, or a hub dataset id
-    text_column: str | None = None  # None: 'text' (or the hub dataset's known column)
-    label_column: str = "label"
-    label_map: str | None = None  # "1=positive,0=negative"; None: DEFAULT_LABEL_MAP
-    split: str | None = None  # hub datasets: None means the test split
 
 
 def embedded_frame() -> pd.DataFrame:

@@ -57,9 +57,7 @@ class Engine:
             free_memory=self._free_memory,
         )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        eos = {self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.eos_token_id}
-        eos |= set(_as_list(self.model.generation_config.eos_token_id))
-        self.eos_ids = sorted(t for t in eos if isinstance(t, int) and t >= 0)
+        self.eos_ids = self.lm.stop_ids()
         self._warned_split = False
 
     # -- tokens ------------------------------------------------------------------------------------
@@ -254,9 +252,3 @@ class Engine:
         if self.device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self.device))
         return None
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]

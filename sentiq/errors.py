@@ -31,3 +31,7 @@ class RunError(SentiqError):
 
 class ResourceError(SentiqError):
     """The device ran out of memory even for the smallest possible batch."""
+
+
+class Interrupted(SentiqError):
+    """Ctrl-C or SIGTERM; the message says what was kept and how to go on. Exit code 130."""

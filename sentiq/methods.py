@@ -5,8 +5,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -15,65 +14,14 @@ from sentiq.decoding import Sampling
 from sentiq.engine import Engine
 from sentiq.errors import OptionError
 from sentiq.prompts import CONTENT_FREE, LABEL_WORDS, LABELS, PromptTemplate, build_template, clean_text, parse_label
+from sentiq.settings import MethodConfig
 
-METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
 INVALID = "invalid"
 DEMO_MAX_WORDS = 100  # k-shot demonstrations are drawn from texts this short (see draw_demonstrations)
 # Texts that probe whether prefix and body tokenize apart exactly: words, punctuation, digits, a line
 # break and non-ASCII characters next to the seam.
 SPLIT_PROBES = ("A great film.", "dull", "Terrible!\nAvoid.", "N/A", "9/10, très bon — ok", "")
 OnDone = Callable[[list[int], list["Prediction"], float], None]  # (indices, their predictions, seconds)
-
-
-@dataclass
-class MethodConfig:
-    """Everything that decides a method's predictions; recorded in every run's config.json."""
-
-    method: str = "loglik"
-    k: int = 2  # k-shot: demonstrations per class
-    scoring: str = "generate"  # k-shot: decide by greedy generation (as the original study) or "loglik"
-    calibrate: bool = False  # scoring methods: contextual calibration (Zhao et al. 2021)
-    temperature: float = 0.7  # sampling
-    top_k: int | None = 20  # sampling; None disables
-    top_p: float | None = None  # sampling; None disables (no hidden nucleus default)
-    samples: int = 1  # sampling: answers per text, majority vote
-    max_new_tokens: int = 8  # generation methods: enough for "The sentiment is positive."
-    max_tokens: int = 4096  # per text; longer texts lose their middle (counted as truncated)
-    seed: int = 0  # demonstrations and sampling
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.method in METHODS, f"unknown method '{self.method}': choose one of {', '.join(METHODS)}"),
-            (self.scoring in ("generate", "loglik"), "--scoring must be 'generate' or 'loglik'"),
-            (self.k >= 1, "--k must be at least 1"),
-            (self.temperature > 0, "--temperature must be above 0 (use zero-shot for greedy decoding)"),
-            (self.top_k is None or self.top_k >= 1, "--top-k must be at least 1"),
-            (self.top_p is None or 0 < self.top_p <= 1, "--top-p must be in (0, 1]"),
-            (self.samples >= 1, "--samples must be at least 1"),
-            (self.max_new_tokens >= 1, "--max-new-tokens must be at least 1"),
-            (self.max_tokens >= 16, "--max-tokens must be at least 16"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise OptionError(message)
-
-    @property
-    def scores_labels(self) -> bool:
-        """True when the decision comes from label log-probabilities rather than generated text."""
-        return self.method == "loglik" or (self.method == "k-shot" and self.scoring == "loglik")
-
-    def relevant(self) -> dict[str, Any]:
-        """The settings that matter for this method (for configs and tables)."""
-        keep = {"method", "max_tokens", "seed"}
-        if self.method == "k-shot":
-            keep |= {"k", "scoring"}
-        if self.scores_labels:
-            keep.add("calibrate")
-        else:
-            keep.add("max_new_tokens")
-        if self.method == "sampling":
-            keep |= {"temperature", "top_k", "top_p", "samples"}
-        return {k: v for k, v in asdict(self).items() if k in keep}
 
 
 @dataclass
@@ -227,12 +175,9 @@ def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tu
     """k cleaned demonstrations per class from the pool's short texts, seeded, labels alternating
     (the seed decides which comes first).
 
-    Short demonstrations show the task as well as long ones and keep every prompt small: on 40 train
-    reviews the 1.5B stand-in scored 0.95-1.00 with demonstrations of at most 100 words (three seeds)
-    against 0.925-0.975 with demonstrations of any length. Alternating labels keeps one label from
-    closing the prompt twice in a row: small models lean towards the labels they saw last (Zhao et al.
-    2021), and on ten long test reviews that an order ending Negative, Negative, Positive, Positive
-    got wrong, Negative, Positive, Negative, Positive got three right."""
+    Short demonstrations show the task as well as long ones and keep every prompt small. Alternating
+    labels keep one label from closing the prompt twice in a row: small models lean towards the labels
+    they saw last (Zhao et al. 2021). The measurements behind both rules are in the README (k-shot)."""
     if pool is None or pool.empty:
         raise OptionError("k-shot needs a demonstration pool")
     have = pool["label"].value_counts()

@@ -46,6 +46,13 @@ class LoadedModel:
     dtype: Any  # torch.dtype
     revision: str | None  # hub commit hash when known
 
+    def stop_ids(self) -> list[int]:
+        """Tokens that end an answer: the chat turn's end, the tokenizer's and the model's own."""
+        eos = {self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.eos_token_id}
+        configured = self.model.generation_config.eos_token_id
+        eos |= set(configured if isinstance(configured, (list, tuple)) else [configured])
+        return sorted(t for t in eos if isinstance(t, int) and t >= 0)
+
     def describe(self) -> dict[str, Any]:
         """What a run records about the model, so it can be reproduced."""
         return {

@@ -1,16 +1,24 @@
-"""Option types shared by the commands, defined once."""
+"""Every command-line option, declared once: its flags, type and help here, its default from the
+settings dataclass it fills (so the command line and the library cannot drift apart). A command names
+the options it takes; `build` turns what was given into settings, by keyword."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
+
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, TuneSettings
 
 MODEL_PANEL = "Model"
 METHOD_PANEL = "Method"
 DATA_PANEL = "Data"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Device(str, Enum):
@@ -39,104 +47,189 @@ class Scoring(str, Enum):
     loglik = "loglik"
 
 
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
+@dataclass(frozen=True)
+class Opt:
+    type: Any
+    default: Any
+    info: Any  # typer.Option(...) or typer.Argument(...)
+
+    def parameter(self, name: str) -> inspect.Parameter:
+        kind = inspect.Parameter.KEYWORD_ONLY
+        return inspect.Parameter(name, kind, default=self.default, annotation=Annotated[self.type, self.info])
+
+
+def of(cls: type, name: str, *decls: str, choices: type[Enum] | None = None, **option: Any) -> Opt:
+    """An option whose default and type come from the settings class `cls` (`choices`: an Enum of
+    the values a string setting accepts)."""
+    spec = next(f for f in fields(cls) if f.name == name)
+    default = spec.default if spec.default is not MISSING else spec.default_factory()  # type: ignore[misc]
+    kind: Any = get_type_hints(cls)[name]
+    if choices is not None:
+        kind, default = choices, choices(default)
+    return Opt(kind, default, typer.Option(*decls, **option))
+
+
+def plain(kind: Any, default: Any, *decls: str, **option: Any) -> Opt:
+    """An option that fills no settings class."""
+    return Opt(kind, default, typer.Option(*decls, **option))
+
+
+OPTIONS: dict[str, Opt] = {
+    # -- model ---------------------------------------------------------------------------------------
+    "model": of(
+        ModelSettings,
+        "model",
         "--model",
         "-m",
         envvar="SENTIQ_MODEL",
-        help="0.5b, 1.5b (Qwen2.5 Instruct), a hub id, a local model folder or a .gguf file. [default: 1.5b]",
+        help="0.5b, 1.5b (Qwen2.5 Instruct), a hub id, a local model folder or a .gguf file. \\[default: 1.5b]",
         rich_help_panel=MODEL_PANEL,
         show_default=False,
     ),
-]
-DeviceOpt = Annotated[Device, typer.Option(help="auto: CUDA, then MPS, then CPU.", rich_help_panel=MODEL_PANEL)]
-DtypeOpt = Annotated[
-    Dtype,
-    typer.Option(help="auto: bfloat16 where native, float16 on MPS, else float32.", rich_help_panel=MODEL_PANEL),
-]
-BatchSizeOpt = Annotated[
-    int | None,
-    typer.Option(
+    "device": of(
+        ModelSettings, "device", choices=Device, help="auto: CUDA, then MPS, then CPU.", rich_help_panel=MODEL_PANEL
+    ),
+    "dtype": of(
+        ModelSettings,
+        "dtype",
+        choices=Dtype,
+        help="auto: bfloat16 where native, float16 on MPS, else float32.",
+        rich_help_panel=MODEL_PANEL,
+    ),
+    "batch_size": of(
+        ModelSettings,
+        "batch_size",
         "--batch-size",
         min=1,
-        help="Most texts per forward pass. [default: as many as the device's token budget holds]",
+        help="Most texts per forward pass. \\[default: as many as the device's token budget holds]",
         rich_help_panel=MODEL_PANEL,
         show_default=False,
     ),
-]
-BatchTokensOpt = Annotated[
-    int | None,
-    typer.Option(
+    "max_batch_tokens": of(
+        ModelSettings,
+        "max_batch_tokens",
         "--batch-tokens",
         min=1,
-        help="Token budget per forward pass (halved on GPU memory errors). [default: 65536 CUDA, 2048 CPU]",
+        help="Token budget per forward pass (halved on GPU memory errors). \\[default: 65536 CUDA, 2048 CPU]",
         rich_help_panel=MODEL_PANEL,
         show_default=False,
     ),
-]
-SeedOpt = Annotated[int, typer.Option(help="Seed for the sample, demonstrations and sampling.")]
-KOpt = Annotated[
-    int, typer.Option("--k", min=1, help="k-shot: demonstrations per class.", rich_help_panel=METHOD_PANEL)
-]
-ScoringOpt = Annotated[
-    Scoring,
-    typer.Option(help="k-shot: decide by greedy generation or label log-likelihood.", rich_help_panel=METHOD_PANEL),
-]
-CalibrateOpt = Annotated[
-    bool,
-    typer.Option(
+    # -- method --------------------------------------------------------------------------------------
+    "k": of(MethodConfig, "k", "--k", min=1, help="k-shot: demonstrations per class.", rich_help_panel=METHOD_PANEL),
+    "scoring": of(
+        MethodConfig,
+        "scoring",
+        choices=Scoring,
+        help="k-shot: decide by greedy generation or label log-likelihood.",
+        rich_help_panel=METHOD_PANEL,
+    ),
+    "calibrate": of(
+        MethodConfig,
+        "calibrate",
         "--calibrate",
         help="Scoring methods: contextual calibration (content-free prior divided out).",
         rich_help_panel=METHOD_PANEL,
     ),
-]
-TemperatureOpt = Annotated[float, typer.Option(help="sampling: temperature (> 0).", rich_help_panel=METHOD_PANEL)]
-TopKOpt = Annotated[
-    int, typer.Option("--top-k", min=1, help="sampling: keep the k most likely tokens.", rich_help_panel=METHOD_PANEL)
-]
-TopPOpt = Annotated[
-    float | None,
-    typer.Option("--top-p", help="sampling: nucleus top-p (off unless given).", rich_help_panel=METHOD_PANEL),
-]
-SamplesOpt = Annotated[
-    int, typer.Option(min=1, help="sampling: answers per text, majority vote.", rich_help_panel=METHOD_PANEL)
-]
-TunedOpt = Annotated[
-    bool,
-    typer.Option(
+    "temperature": of(MethodConfig, "temperature", help="sampling: temperature (> 0).", rich_help_panel=METHOD_PANEL),
+    "top_k": of(
+        MethodConfig,
+        "top_k",
+        "--top-k",
+        min=1,
+        help="sampling: keep the k most likely tokens.",
+        rich_help_panel=METHOD_PANEL,
+    ),
+    "top_p": of(
+        MethodConfig,
+        "top_p",
+        "--top-p",
+        help="sampling: nucleus top-p (off unless given).",
+        rich_help_panel=METHOD_PANEL,
+    ),
+    "samples": of(
+        MethodConfig, "samples", min=1, help="sampling: answers per text, majority vote.", rich_help_panel=METHOD_PANEL
+    ),
+    "max_new_tokens": of(
+        MethodConfig,
+        "max_new_tokens",
+        "--max-new-tokens",
+        min=1,
+        help="Generation methods: most tokens an answer may take.",
+        rich_help_panel=METHOD_PANEL,
+    ),
+    "max_tokens": of(
+        MethodConfig,
+        "max_tokens",
+        "--max-tokens",
+        min=16,
+        help="Longest text in tokens; longer ones lose their middle.",
+        rich_help_panel=METHOD_PANEL,
+    ),
+    "seed": of(MethodConfig, "seed", help="Seed for the sample, demonstrations and sampling."),
+    "tuned": plain(
+        bool,
+        False,
         "--tuned",
         help="sampling: use the best setting tune-sampling found for this model.",
         rich_help_panel=METHOD_PANEL,
     ),
-]
-MaxTokensOpt = Annotated[
-    int, typer.Option(help="Longest text in tokens; longer ones lose their middle.", rich_help_panel=METHOD_PANEL)
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
-DatasetOpt = Annotated[
-    str,
-    typer.Option(
+    # -- data ----------------------------------------------------------------------------------------
+    "source": of(
+        DataSpec,
+        "source",
+        "--dataset",
         help="imdb-sample (embedded), a .csv/.tsv/.jsonl/.json/.parquet file, or a hub dataset id.",
         rich_help_panel=DATA_PANEL,
     ),
-]
-TextColumnOpt = Annotated[
-    str | None,
-    typer.Option(help="Column holding the text. [default: text]", rich_help_panel=DATA_PANEL, show_default=False),
-]
-LabelColumnOpt = Annotated[str, typer.Option(help="Column holding the label.", rich_help_panel=DATA_PANEL)]
-LabelMapOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="How labels are encoded, e.g. '1=positive,0=negative'. [default: 1/0, pos/neg, positive/negative]",
+    "text_column": of(
+        DataSpec,
+        "text_column",
+        "--text-column",
+        help="Column holding the text. \\[default: text]",
         rich_help_panel=DATA_PANEL,
         show_default=False,
     ),
-]
-SplitOpt = Annotated[
-    str | None,
-    typer.Option(help="Hub datasets: the split. [default: test]", rich_help_panel=DATA_PANEL, show_default=False),
-]
-OutputDirOpt = Annotated[Path, typer.Option("--output-dir", "-o", help="Where run folders are written.")]
-ResultsDirOpt = Annotated[Path, typer.Option("--results-dir", help="Where run folders are read from.")]
+    "label_column": of(DataSpec, "label_column", help="Column holding the label.", rich_help_panel=DATA_PANEL),
+    "label_map": of(
+        DataSpec,
+        "label_map",
+        help="How labels are encoded, e.g. '1=positive,0=negative'. \\[default: 1/0, pos/neg, positive/negative]",
+        rich_help_panel=DATA_PANEL,
+        show_default=False,
+    ),
+    "split": of(
+        DataSpec,
+        "split",
+        help="Hub datasets: the split. \\[default: test]",
+        rich_help_panel=DATA_PANEL,
+        show_default=False,
+    ),
+    # -- runs and output -----------------------------------------------------------------------------
+    "output_dir": of(EvalSettings, "output_dir", "--output-dir", "-o", help="Where run folders are written."),
+    "results_dir": plain(Path, Path("results"), "--results-dir", help="Where run folders are read from."),
+    "json_out": plain(bool, False, "--json", help="Print machine-readable JSON only."),
+}
+MODEL = tuple(f.name for f in fields(ModelSettings))
+METHOD = tuple(f.name for f in fields(MethodConfig) if f.name not in ("method", "seed"))
+DATA = tuple(f.name for f in fields(DataSpec))
+TUNE_N = of(TuneSettings, "n", min=2, help="Tuning texts, balanced, from the train pool.")
+TUNE_SAMPLES = of(TuneSettings, "samples", min=1, help="Answers per text, majority vote.")
+
+
+def takes(*names: str, **own: Opt) -> Callable[[F], F]:
+    """Give a command the named shared options and its own ones, in that order, as its signature:
+    Typer reads options from it, and the command receives them as keyword arguments."""
+
+    def decorate(func: F) -> F:
+        params = [OPTIONS[n].parameter(n) for n in names] + [opt.parameter(n) for n, opt in own.items()]
+        func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def build(cls: type, given: Mapping[str, Any], **extra: Any) -> Any:
+    """Settings of `cls` from the options given (those that are its fields), enum choices as strings."""
+    names = {f.name for f in fields(cls)}
+    values = {k: v.value if isinstance(v, Enum) else v for k, v in given.items() if k in names}
+    return cls(**{**values, **extra})

@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 LABELS = ("positive", "negative")  # internal label names; index order of every score array
-# The system prompt states the task and the answer format; the review alone is the user turn. On 80
-# short train reviews the 0.5B stand-in scored 0.887 with this prompt, against 0.838 for the usual
-# "Classify the sentiment of this movie review. Review: ... Answer with one word: positive or
-# negative." under Qwen's default system prompt (and 0.775-0.850 for two other variants).
+# The system prompt states the task and the answer format; the review alone is the user turn. Chosen
+# by measurement on train reviews with the 0.5B stand-in (figures in the README, "Methods").
 SYSTEM = "You are a sentiment classifier. Read the movie review and answer with exactly one word: Positive or Negative."
 INSTRUCTION = "{review}"
 # The word that stands for each label: what scoring measures and what demonstrations answer; each is

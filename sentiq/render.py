@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,16 @@ def warn(message: str) -> None:
 
 def note(message: str) -> None:
     err.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+
+
+class WarningHandler(logging.Handler):
+    """Library warnings (a halved batch budget, a repaired file) shown as the tool's own warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warn(record.getMessage())
 
 
 def print_json(data: Any) -> None:
@@ -152,3 +163,68 @@ def agreement_table(matrix: Any, title: str) -> Table:
     for name, row in matrix.iterrows():
         table.add_row(str(name), *[f"{v:.2f}" for v in row])
     return table
+
+
+def classified(outcome: Any, as_json: bool) -> None:
+    """classify's labels (a table, or one JSON object per text), then what went wrong."""
+    if as_json:
+        for row in outcome.rows():
+            print_json(row)
+    else:
+        out.print(predictions_table(outcome.ids, outcome.texts, outcome.predictions))
+    truncated = sum(p.truncated for p in outcome.predictions)
+    if truncated:
+        warn(f"{truncated} texts were longer than --max-tokens and lost their middle")
+    for message in outcome.problems:
+        error(message)
+
+
+def evaluated(results: Sequence[Any], as_json: bool) -> None:
+    if as_json:
+        print_json([_result_json(r) for r in results])
+        return
+    out.print(metrics_table(results))
+    for r in results:
+        if r.already_complete:
+            note(f"{r.run_id} was already complete; nothing changed")
+        elif r.truncated:
+            warn(f"{r.method.method}: {r.truncated} texts were longer than --max-tokens and lost their middle")
+        note(f"saved {r.folder}")
+
+
+def _result_json(r: Any) -> dict[str, Any]:
+    """One evaluated run for --json: where it is, its settings and its metrics."""
+    return {
+        "run_id": r.run_id,
+        "folder": str(r.folder),
+        "already_complete": r.already_complete,
+        **r.config,
+        "metrics": {**vars(r.quality), **vars(r.speed)},
+    }
+
+
+def tuned(result: Any, as_json: bool) -> None:
+    b = result.best
+    if as_json:
+        print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
+        return
+    out.print(grid_table(result.grid, b))
+    out.print(
+        f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} "
+        f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
+    )
+    note(f"saved {result.folder} (grid.csv, heatmap.png, best.json)")
+
+
+def compared(result: Any, as_json: bool) -> None:
+    if as_json:
+        from sentiq.compare import as_json as comparison_json
+
+        print_json(comparison_json(result))
+        return
+    out.print(comparison_table(result.table))
+    for message in result.warnings:
+        warn(message)
+    for sample, matrix in result.agreement.items():
+        out.print(agreement_table(matrix, f"agreement on the same reviews ({sample})"))
+    note("saved " + ", ".join(str(f) for f in result.files))

@@ -1,38 +1,33 @@
-"""A run's folder: settings, predictions, metrics, plots and log, written atomically; reading runs back."""
+"""A run's folder and its whole life: opened new or resumed, predictions appended per batch, finished
+with its artifacts (each written atomically) or left with its status recorded; and reading runs back."""
 
 from __future__ import annotations
 
-import csv
 import json
+import logging
 import os
 import re
-import tempfile
-import textwrap
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import pandas as pd
 
-from sentiq.errors import RunError
+from sentiq.errors import Interrupted, RunError, first_line
+from sentiq.files import atomic_write, write_frame, write_json
 
 PREDICTION_FIELDS = [
-    "id",
-    "gold",
-    "predicted",
-    "p_positive",
-    "p_positive_raw",
-    "answer",
-    "words",
-    "tokens",
-    "truncated",
-    "latency_ms",
+    *("id", "gold", "predicted", "p_positive", "p_positive_raw", "answer"),
+    *("words", "tokens", "truncated", "latency_ms"),
 ]
-PARTIAL = "predictions.partial.csv"
+PARTIAL = "predictions.partial.jsonl"  # one JSON object a line: a torn write can only tear the last one
+# Settings that must match for a resumed run to continue the same work.
+SAME_WORK = ("model", "dtype", "method", "method_settings", "dataset", "n", "sample_seed")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+log = logging.getLogger("sentiq")
 
 
 def make_run_id(*parts: str) -> str:
@@ -57,136 +52,178 @@ def run_path(root: Path, run_id: str) -> Path:
     return path
 
 
-def run_dir(root: Path, run_id: str) -> Path:
-    """root/run_id, created and checked writable."""
-    path = run_path(root, run_id)
+def recorded_config(folder: Path) -> dict[str, Any] | None:
+    """A run folder's config.json, or None when there is no run there."""
+    path = folder / "config.json"
+    if not path.exists():
+        return None
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"run {folder.name}: its config.json is unreadable ({exc})") from exc
+
+
+def check_run_id(root: Path, run_id: str, resume: bool) -> None:
+    """Refuse, before any model loads, a new run whose folder exists or a resume with nothing to resume."""
+    recorded = recorded_config(run_path(root, run_id))
+    if recorded is not None and not resume:
+        raise RunError(
+            f"run {run_id} already exists in {root}: add --resume to continue it, or choose another --run-id"
+        )
+    if recorded is None and resume:
+        raise RunError(f"nothing to resume: {root} holds no run {run_id} (check the run id and --output-dir)")
+
+
+class Run:
+    """One run folder from start to finish. `open` starts it or resumes it (`done` then holds the
+    predictions already on disk, every kept line whole); `append` keeps each batch's predictions as
+    they come; `finish` writes the artifacts and marks it complete; leaving the `with` block any other
+    way records it as interrupted or failed. A run resumed after it completed is left untouched."""
+
+    def __init__(self, folder: Path, config: dict[str, Any], done: list[dict[str, Any]]) -> None:
+        self.folder = folder
+        self.config = config
+        self.done = done
+        self.complete = config.get("status") == "complete"
+        self._partial: Any = None
+        self._handler: logging.Handler | None = None
+
+    @classmethod
+    def open(cls, root: Path, run_id: str, config: dict[str, Any], resume: bool = False) -> Run:
+        check_run_id(root, run_id, resume)
+        folder = run_path(root, run_id)
+        if resume:
+            recorded = recorded_config(folder) or {}
+            _same_work(folder.name, recorded, config)
+            if recorded.get("status") == "complete":
+                return cls(folder, recorded, [])
+            config = {**config, "created": recorded.get("created"), "resumed": [*recorded.get("resumed", []), _now()]}
+        else:
+            _make_writable(folder)
+            (folder / PARTIAL).unlink(missing_ok=True)
+        run = cls(folder, {**config, "status": "running"}, [])
+        write_json(folder / "config.json", run.config)
+        run._start_logging()
+        if resume:
+            run.done = _repair(folder / PARTIAL)
+            run.log(f"resume: {len(run.done)} predictions on disk")
+        run._partial = open(folder / PARTIAL, "a", encoding="utf-8")  # noqa: SIM115 - open across batches
+        return run
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None and not self.complete:
+            interrupted = issubclass(kind, (KeyboardInterrupt, Interrupted))
+            status = "interrupted" if interrupted else "failed"
+            self.log(f"{status}: {first_line(exc) if exc and not interrupted else 'stopped by the user'}")
+            self._set_status(status, error=None if interrupted else first_line(exc))
+        self.close()
+
+    def log(self, message: str) -> None:
+        """One line of run.log (library warnings during the run land there too)."""
+        log.info(message)
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Keep a batch's predictions: flushed and synced, so a kill loses at most the batch under way."""
+        self._partial.writelines(json.dumps(r) + "\n" for r in rows)
+        self._partial.flush()
+        os.fsync(self._partial.fileno())
+
+    def predictions(self, ids: list[str]) -> pd.DataFrame:
+        """Every prediction on disk, in the order of `ids`; a missing one is an error, never a gap."""
+        self._partial.flush()
+        rows = {r["id"]: r for r in _read(self.folder / PARTIAL)[0]}
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise RunError(f"run {self.folder.name} has no prediction for {len(missing)} texts (first: {missing[0]})")
+        return pd.DataFrame([rows[i] for i in ids], columns=PREDICTION_FIELDS)
+
+    def finish(self, predictions: pd.DataFrame, metrics: dict[str, Any], **recorded: Any) -> None:
+        """The artifacts, then config.json marked complete (the moment the run counts), then the
+        partial file goes."""
+        write_frame(self.folder / "predictions.csv", predictions[PREDICTION_FIELDS])
+        write_json(self.folder / "metrics.json", metrics)
+        write_frame(self.folder / "metrics.csv", pd.DataFrame([metrics]))
+        self.config = {**self.config, **recorded}
+        self._set_status("complete")
+        self.complete = True
+        self.close()
+        (self.folder / PARTIAL).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._partial is not None:
+            self._partial.close()
+            self._partial = None
+        if self._handler is not None:
+            log.removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+
+    def _set_status(self, status: str, **extra: Any) -> None:
+        self.config = {**self.config, "status": status, **{k: v for k, v in extra.items() if v is not None}}
+        write_json(self.folder / "config.json", self.config)
+
+    def _start_logging(self) -> None:
+        self._handler = logging.FileHandler(self.folder / "run.log", encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"))
+        log.addHandler(self._handler)
+        if log.getEffectiveLevel() > logging.INFO:
+            log.setLevel(logging.INFO)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _make_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise RunError(f"cannot write to {path}: {exc.strerror or exc}; choose another --output-dir") from exc
-    return path
+        raise RunError(f"cannot write to {folder}: {exc.strerror or exc}; choose another --output-dir") from exc
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _same_work(name: str, before: dict[str, Any], now: dict[str, Any]) -> None:
+    same = lambda k: json.dumps(before.get(k), sort_keys=True) == json.dumps(now.get(k), sort_keys=True)  # noqa: E731
+    changed = [k for k in SAME_WORK if not same(k)]
+    if changed:
+        first = changed[0]
+        raise RunError(
+            f"cannot resume {name} with other settings: {first} was {before.get(first)!r}, now {now.get(first)!r}"
+        )
 
 
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def write_frame(path: Path, df: pd.DataFrame) -> None:
-    atomic_write(path, df.to_csv(index=False))
-
-
-class PredictionLog:
-    """predictions.partial.csv, appended and flushed per batch so an interrupted run keeps its work."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / PARTIAL
-        fresh = not self.path.exists()
-        self._file = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - kept open across batches
-        self._writer = csv.DictWriter(self._file, fieldnames=PREDICTION_FIELDS)
-        if fresh:
-            self._writer.writeheader()
-
-    def append(self, rows: Iterable[dict[str, Any]]) -> None:
-        self._writer.writerows(rows)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()  # closing twice is harmless
-
-
-def read_partial(folder: Path) -> pd.DataFrame:
-    """Predictions an interrupted run already made (a torn last line, from a kill mid-write, is dropped)."""
-    path = folder / PARTIAL
+def _read(path: Path) -> tuple[list[dict[str, Any]], bytes, int]:
+    """The whole predictions in a partial file (the last one per id), the file's clean bytes, and how
+    many lines were dropped: one torn by a kill mid-write, or any that is not a whole prediction."""
     if not path.exists():
-        return pd.DataFrame(columns=PREDICTION_FIELDS)
-    df = pd.read_csv(path, dtype={"id": str, "answer": str}, keep_default_na=False, on_bad_lines="skip")
-    df = df[df["predicted"].isin(["positive", "negative", "invalid"])]
-    return df.drop_duplicates("id", keep="last")
+        return [], b"", 0
+    *lines, tail = path.read_bytes().split(b"\n")  # the piece after the last newline is torn, or empty
+    kept, rows = [], []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and "id" in row and "predicted" in row:
+            kept.append(line + b"\n")
+            rows.append(row)
+    dropped = len(lines) - len(kept) + (1 if tail else 0)
+    return list({r["id"]: r for r in rows}.values()), b"".join(kept), dropped
 
 
-class RunLog:
-    """run.log: settings, per-batch latencies, totals; one timestamped line each."""
-
-    def __init__(self, folder: Path) -> None:
-        self._file = open(folder / "run.log", "a", encoding="utf-8")  # noqa: SIM115
-
-    def __call__(self, message: str) -> None:
-        self._file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def plot_confusion(path: Path, gold: list[str], predicted: list[str], title: str) -> None:
-    """Confusion matrix PNG; 'invalid' gets its own column when any answer was invalid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    labels = ["positive", "negative"] + (["invalid"] if "invalid" in predicted else [])
-    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=120)
-    ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=labels, ax=ax, colorbar=False, cmap="Blues")
-    ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
-    save_figure(fig, path)
-
-
-def save_heatmap(path: Path, grid: pd.DataFrame, best: dict[str, Any], title: str) -> None:
-    """Macro-F1 over temperature x top-k, the chosen cell outlined."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
-    table = table[sorted(table.columns)]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(table.columns), 1.2 + 0.5 * len(table.index)), dpi=120)
-    image = ax.imshow(table.to_numpy(), cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns])
-    ax.set_yticks(range(len(table.index)), [f"{t:g}" for t in table.index])
-    ax.set_xlabel("top-k")
-    ax.set_ylabel("temperature")
-    for y, t in enumerate(table.index):
-        for x, k in enumerate(table.columns):
-            ax.text(x, y, f"{table.loc[t, k]:.2f}", ha="center", va="center", color="white", fontsize=7)
-            if t == best["temperature"] and k == best["top_k"]:
-                ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    fig.colorbar(image, ax=ax, label="macro-F1")
-    ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
-    save_figure(fig, path)
-
-
-def save_figure(fig: Any, path: Path) -> None:
-    """Lay out, write atomically and release a finished figure."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
+def _repair(path: Path) -> list[dict[str, Any]]:
+    """The predictions in a partial file, rewritten without its torn or unreadable lines, so that
+    appending goes on from a clean line end."""
+    rows, clean, dropped = _read(path)
+    if dropped:
+        atomic_write(path, clean.decode("utf-8"))
+        log.warning("%s: %d torn or unreadable line(s) dropped before resuming", path.name, dropped)
+    return rows
 
 
 @dataclass

@@ -10,24 +10,10 @@ from typing import Any
 import pandas as pd
 
 from sentiq.errors import OptionError
-from sentiq.methods import INVALID, MethodConfig
+from sentiq.methods import INVALID
 from sentiq.models import resolve_source
 from sentiq.runs import safe_name
-
-# The original study's grid, plus small top-k values: with a two-word answer space, top-k below 10
-# is where sampling actually changes.
-TEMPERATURES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
-TOP_KS = (1000, 800, 600, 400, 200, 100, 10, 5, 2)
-
-
-@dataclass
-class TuneSettings:
-    temperatures: tuple[float, ...] = TEMPERATURES
-    top_ks: tuple[int, ...] = TOP_KS
-    n: int = 40
-    seed: int = 0
-    samples: int = 1
-    output_dir: Path = Path("results")
+from sentiq.settings import MethodConfig, TuneSettings
 
 
 @dataclass
@@ -105,7 +91,8 @@ def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
 
 
 def _save(folder: Path, grid: pd.DataFrame, best: dict[str, Any], label: str) -> None:
-    from sentiq.runs import save_heatmap, write_frame, write_json
+    from sentiq.files import write_frame, write_json
+    from sentiq.plots import save_heatmap
 
     write_frame(folder / "grid.csv", grid)
     write_json(folder / "best.json", best)

@@ -138,7 +138,8 @@ def test_evaluate_json_and_method_all(tiny_model: Path, labelled_csv: Path, tmp_
         (["--n", "100"], "use --n 12 or less"),
         (["--method", "logl1k"], "Did you mean 'loglik'?"),
         (["--temperature", "0", "--method", "sampling"], "temperature must be above 0"),
-        (["--resume"], "--resume needs --run-id"),
+        (["--resume"], "--resume needs the run to continue: --resume RUN_ID"),
+        (["stray-id"], "to continue that run, use --resume stray-id"),
     ],
 )
 def test_evaluate_bad_input(
@@ -161,3 +162,82 @@ def test_error_is_exactly_one_line_on_stderr() -> None:
     )
     assert out.returncode == 1 and out.stdout == ""
     assert len(out.stderr.strip().splitlines()) == 1 and out.stderr.startswith("error: model not found")
+
+
+def _captured(monkeypatch: pytest.MonkeyPatch, module: str, name: str) -> dict:
+    """Replace a library entry point with one that records its arguments and stops."""
+    import importlib
+
+    seen: dict = {}
+
+    def record(*args, **kwargs):
+        seen["args"], seen["kwargs"] = args, kwargs
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(module), name, record)
+    return seen
+
+
+def test_command_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Options declare no defaults of their own: both commands hand the library its own defaults."""
+    from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings
+
+    seen = _captured(monkeypatch, "sentiq.classify", "classify_texts")
+    assert run("classify", "nice").exit_code == 130
+    _, model, method, *_ = seen["args"]
+    assert model == ModelSettings() and method == MethodConfig()
+    seen = _captured(monkeypatch, "sentiq.evaluation", "evaluate")
+    assert run("evaluate").exit_code == 130
+    settings = seen["args"][0]
+    assert settings == EvalSettings()
+    assert settings.methods == [MethodConfig()] and settings.model == ModelSettings() and settings.data == DataSpec()
+
+
+def test_classify_and_evaluate_build_the_same_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    opts = ["--method", "sampling", "--samples", "3", "--max-new-tokens", "4", "--top-p", "0.9", "--seed", "5"]
+    seen = _captured(monkeypatch, "sentiq.classify", "classify_texts")
+    run("classify", "nice", *opts)
+    from_classify = seen["args"][2]
+    seen = _captured(monkeypatch, "sentiq.evaluation", "evaluate")
+    run("evaluate", *opts)
+    assert seen["args"][0].methods == [from_classify]
+    assert (from_classify.samples, from_classify.max_new_tokens, from_classify.top_p) == (3, 4, 0.9)
+
+
+def test_max_new_tokens_reaches_the_run(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    args = evaluate_args(
+        tiny_model, labelled_csv, tmp_path, "short", 4, "--method", "zero-shot", "--max-new-tokens", "2"
+    )
+    assert run(*args).exit_code == 0
+    config = json.loads((tmp_path / "short" / "config.json").read_text())
+    assert config["method_settings"]["max_new_tokens"] == 2
+
+
+def test_classify_tuned_reads_the_results_dir(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["classify", "nice", "--model", str(tiny_model), "--method", "sampling", "--tuned", "--samples", "1"]
+    one_line_error(run(*args, "--results-dir", str(tmp_path)), str(tmp_path / "tuning" / tiny_model.name))
+    folder = tmp_path / "tuning" / tiny_model.name
+    folder.mkdir(parents=True)
+    (folder / "best.json").write_text(json.dumps({"temperature": 0.3, "top_k": 7}))
+    seen = _captured(monkeypatch, "sentiq.classify", "Classifier")
+    assert run(*args, "--results-dir", str(tmp_path)).exit_code == 130
+    method = seen["args"][1]
+    assert (method.temperature, method.top_k) == (0.3, 7)
+
+
+def test_stdin_dash_and_piped_stdin_follow_one_rule(tiny_model: Path) -> None:
+    lines = "good film\n\nbad film\n"
+    dash = run("classify", "-", "--model", str(tiny_model), "--json", input=lines)
+    piped = run("classify", "--model", str(tiny_model), "--json", input=lines)
+    for result in (dash, piped):
+        assert result.exit_code == 1 and "text stdin:1 is empty" in result.output
+    rows = [[json.loads(line)["id"] for line in r.stdout.splitlines()] for r in (dash, piped)]
+    assert rows[0] == rows[1] == ["stdin:0", "stdin:2"]
+
+
+def test_interrupt_message_fits_the_command(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _captured(monkeypatch, "sentiq.tuning", "tune")
+    result = run("tune-sampling", "--model", str(tiny_model))
+    assert result.exit_code == 130 and "interrupted" in result.output and "--resume" not in result.output

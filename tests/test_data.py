@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from sentiq import data
-from sentiq.data import DataSpec, balanced_sample, load_labelled, load_pool, parse_label_map
+from sentiq.data import balanced_sample, load_labelled, load_pool, parse_label_map
 from sentiq.errors import DataError
+from sentiq.settings import DataSpec
 
 
 def test_embedded_sample_is_balanced_and_disjoint_from_pool() -> None:

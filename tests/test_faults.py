@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sentiq import runs
+from sentiq import files
 from sentiq.cli import app
 
 runner = CliRunner()
@@ -28,132 +23,18 @@ def _evaluate(tiny_model: Path, data: Path, out: Path, run_id: str, *extra: str)
     return runner.invoke(app, args)
 
 
-def test_interrupted_run_keeps_work_and_resume_matches_uninterrupted(
-    tiny_model: Path, labelled_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert _evaluate(tiny_model, labelled_csv, tmp_path, "whole").exit_code == 0
-
-    real_append = runs.PredictionLog.append
-    calls = {"n": 0}
-
-    def append_then_interrupt(self, rows):
-        real_append(self, rows)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runs.PredictionLog, "append", append_then_interrupt)
-    cut = _evaluate(tiny_model, labelled_csv, tmp_path, "cut")
-    assert cut.exit_code == 130, cut.output
-    assert "interrupted" in cut.output
-    folder = tmp_path / "cut"
-    assert json.loads((folder / "config.json").read_text())["status"] == "incomplete"
-    kept = pd.read_csv(folder / "predictions.partial.csv")
-    assert 0 < len(kept) < 12
-    assert not (folder / "metrics.json").exists()  # compare never sees a half run
-    monkeypatch.setattr(runs.PredictionLog, "append", real_append)
-
-    again = _evaluate(tiny_model, labelled_csv, tmp_path, "cut")
-    assert again.exit_code == 1 and "--resume" in again.output
-
-    resumed = _evaluate(tiny_model, labelled_csv, tmp_path, "cut", "--resume")
-    assert resumed.exit_code == 0, resumed.output
-    a = pd.read_csv(tmp_path / "whole" / "predictions.csv")
-    b = pd.read_csv(folder / "predictions.csv")
-    pd.testing.assert_frame_equal(a[["id", "gold", "predicted"]], b[["id", "gold", "predicted"]])
-    assert (a["p_positive"] - b["p_positive"]).abs().max() < 1e-4
-    ma, mb = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("whole", "cut"))
-    for key in ("accuracy", "macro_f1", "invalid", "n", "words", "tokens"):
-        assert ma[key] == mb[key]
-    assert "resume:" in (folder / "run.log").read_text()
-    assert not (folder / "predictions.partial.csv").exists()
-
-
-def test_resume_with_other_settings_is_refused(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
-    assert _evaluate(tiny_model, labelled_csv, tmp_path, "r").exit_code == 0
-    result = _evaluate(tiny_model, labelled_csv, tmp_path, "r", "--resume", "--calibrate", "--max-tokens", "64")
-    assert result.exit_code == 1 and "cannot resume r with other settings" in result.output
-
-
-def test_resume_of_missing_run(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
-    result = _evaluate(tiny_model, labelled_csv, tmp_path, "ghost", "--resume")
-    assert result.exit_code == 1 and "nothing to resume" in result.output
-
-
-SLOW_EVALUATE = """
-import sys, time
-from sentiq import runs
-real = runs.PredictionLog.append
-def slow(self, rows):
-    real(self, rows)
-    time.sleep(0.3)
-runs.PredictionLog.append = slow
-from sentiq.cli import main
-sys.argv = ["sentiq"] + sys.argv[1:]
-main()
-"""
-
-
-def test_sigterm_during_evaluate_exits_130_with_work_on_disk(
-    tiny_model: Path, labelled_csv: Path, tmp_path: Path
-) -> None:
-    args = evaluate_args(tiny_model, labelled_csv, tmp_path, "term", 12, "--batch-size", "1")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_EVALUATE, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    partial = tmp_path / "term" / "predictions.partial.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not partial.exists() or len(partial.read_text().splitlines()) < 3):
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
-    assert len(pd.read_csv(partial)) >= 2
-
-
 def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "metrics.json"
-    runs.write_json(target, {"a": 1})
+    files.write_json(target, {"a": 1})
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(runs.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
-        runs.write_json(target, {"a": 2})
+        files.write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
-
-
-def test_torn_partial_line_is_dropped(tmp_path: Path) -> None:
-    log = runs.PredictionLog(tmp_path)
-    log.append([{"id": "a", "gold": "positive", "predicted": "positive", "p_positive": "0.9", "words": 3}])
-    log.close()
-    with open(tmp_path / runs.PARTIAL, "a") as f:
-        f.write("b,negative,neg")  # killed mid-write
-    assert list(runs.read_partial(tmp_path)["id"]) == ["a"]
-
-
-@pytest.mark.parametrize("run_id", ["../escape", "a/../../b", "..", "/abs/path"])
-def test_run_ids_cannot_escape_the_output_dir(tmp_path: Path, run_id: str) -> None:
-    root = tmp_path / "results"
-    try:
-        folder = runs.run_dir(root, run_id)
-    except runs.RunError:
-        return
-    assert folder.parent == root.resolve()
-
-
-def test_unwritable_output_dir(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    result = _evaluate(tiny_model, labelled_csv, blocker, "x")
-    assert result.exit_code == 1 and "cannot write to" in result.output
 
 
 def test_empty_texts_are_skipped_and_counted(tiny_model: Path, tmp_path: Path) -> None:
@@ -234,6 +115,8 @@ def test_classify_output_partial_kept_on_interrupt(
         ],
     )
     assert result.exit_code == 130
+    assert "the labels made so far are in" in result.output and "out.jsonl.partial" in result.output
+    assert "evaluate --resume" not in result.output  # the message fits the command
     assert not out.exists()
     kept = [json.loads(line) for line in (tmp_path / "out.jsonl.partial").read_text().splitlines()]
     assert len(kept) == 2
@@ -243,8 +126,9 @@ def test_classify_output_partial_kept_on_interrupt(
 @given(st.text(max_size=60))
 def test_any_text_gets_a_label_or_a_clear_refusal(tiny_lm, text: str) -> None:
     from sentiq.engine import Engine
-    from sentiq.methods import Classifier, MethodConfig
+    from sentiq.methods import Classifier
     from sentiq.prompts import clean_text
+    from sentiq.settings import MethodConfig
 
     clf = Classifier(Engine(tiny_lm), MethodConfig(method="loglik", max_tokens=32))
     if not clean_text(text):

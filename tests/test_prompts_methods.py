@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from sentiq.errors import OptionError
-from sentiq.methods import DEMO_MAX_WORDS, Classifier, MethodConfig, draw_demonstrations, vote
+from sentiq.methods import DEMO_MAX_WORDS, Classifier, draw_demonstrations, vote
 from sentiq.prompts import LABEL_WORDS, build_template, clean_text, parse_label
+from sentiq.settings import MethodConfig
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,134 @@
+"""What each command can be asked to do: the settings, their defaults and their checks, in one place.
+Light to import (no torch, no pandas): the command line takes every option's default from here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentiq.errors import OptionError
+
+METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
+EMBEDDED = "imdb-sample"
+# The original study's sampling grid, plus small top-k values: with a two-word answer space, top-k
+# below 10 is where sampling actually changes.
+TEMPERATURES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+TOP_KS = (1000, 800, 600, 400, 200, 100, 10, 5, 2)
+
+
+def method_names(asked: list[str]) -> list[str]:
+    """`--method` values as method names: 'all' for every method, repeats dropped, typos named."""
+    names = list(METHODS) if "all" in asked else list(dict.fromkeys(asked))
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], [*METHODS, "all"], n=1)
+        hint = f" Did you mean '{near[0]}'?" if near else ""
+        raise OptionError(f"unknown method '{unknown[0]}': choose from {', '.join(METHODS)} or all.{hint}")
+    return names
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    model: str | None = None  # alias, hub id, folder or .gguf; None: SENTIQ_MODEL or the default
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int | None = None  # texts per forward pass; None: as many as the token budget holds
+    max_batch_tokens: int | None = None  # None: the device's default budget
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How to read a dataset: where, which columns, and how its labels are encoded."""
+
+    source: str = EMBEDDED  # the embedded sample, a local file, or a hub dataset id
+    text_column: str | None = None  # None: 'text' (or the hub dataset's known column)
+    label_column: str = "label"
+    label_map: str | None = None  # "1=positive,0=negative"; None: 1/0, pos/neg, positive/negative
+    split: str | None = None  # hub datasets: None means the test split
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Everything that decides a method's predictions; recorded in every run's config.json."""
+
+    method: str = "loglik"
+    k: int = 2  # k-shot: demonstrations per class
+    scoring: str = "generate"  # k-shot: decide by greedy generation (as the original study) or "loglik"
+    calibrate: bool = False  # scoring methods: contextual calibration (Zhao et al. 2021)
+    temperature: float = 0.7  # sampling
+    top_k: int | None = 20  # sampling; None disables
+    top_p: float | None = None  # sampling; None disables (no hidden nucleus default)
+    samples: int = 5  # sampling: answers per text, majority vote
+    max_new_tokens: int = 8  # generation methods: enough for "The sentiment is positive."
+    max_tokens: int = 4096  # per text; longer texts lose their middle (counted as truncated)
+    seed: int = 0  # demonstrations and sampling
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.method in METHODS, f"unknown method '{self.method}': choose one of {', '.join(METHODS)}"),
+            (self.scoring in ("generate", "loglik"), "--scoring must be 'generate' or 'loglik'"),
+            (self.k >= 1, "--k must be at least 1"),
+            (self.temperature > 0, "--temperature must be above 0 (use zero-shot for greedy decoding)"),
+            (self.top_k is None or self.top_k >= 1, "--top-k must be at least 1"),
+            (self.top_p is None or 0 < self.top_p <= 1, "--top-p must be in (0, 1]"),
+            (self.samples >= 1, "--samples must be at least 1"),
+            (self.max_new_tokens >= 1, "--max-new-tokens must be at least 1"),
+            (self.max_tokens >= 16, "--max-tokens must be at least 16"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise OptionError(message)
+
+    @property
+    def scores_labels(self) -> bool:
+        """True when the decision comes from label log-probabilities rather than generated text."""
+        return self.method == "loglik" or (self.method == "k-shot" and self.scoring == "loglik")
+
+    def relevant(self) -> dict[str, Any]:
+        """The settings that matter for this method (for configs and tables)."""
+        keep = {"method", "max_tokens", "seed"}
+        if self.method == "k-shot":
+            keep |= {"k", "scoring"}
+        if self.scores_labels:
+            keep.add("calibrate")
+        else:
+            keep.add("max_new_tokens")
+        if self.method == "sampling":
+            keep |= {"temperature", "top_k", "top_p", "samples"}
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+    def title(self) -> str:
+        """A short name for tables and plot titles."""
+        bits = [self.method]
+        if self.method == "k-shot":
+            bits.append(f"k={self.k} {self.scoring}")
+        if self.method == "sampling":
+            bits.append(f"T={self.temperature} top-k={self.top_k} x{self.samples}")
+        if self.calibrate and self.scores_labels:
+            bits.append("calibrated")
+        return " ".join(bits)
+
+
+@dataclass
+class EvalSettings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: DataSpec = field(default_factory=DataSpec)
+    methods: list[MethodConfig] = field(default_factory=lambda: [MethodConfig()])
+    n: int | None = 200  # balanced sample size; None: every text
+    seed: int = 0  # the sample (methods carry their own)
+    output_dir: Path = Path("results")
+    run_id: str | None = None  # with several methods, each run gets '-<method>' appended
+    resume: bool = False  # continue the run folders named by run_id
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    temperatures: tuple[float, ...] = TEMPERATURES
+    top_ks: tuple[int, ...] = TOP_KS
+    n: int = 40  # tuning texts, balanced, from the train pool
+    samples: int = 1  # answers per text while tuning: one keeps the grid cheap
+    seed: int = 0
+    output_dir: Path = Path("results")
