@@ -1,50 +1,49 @@
-"""What `classify` does: gather texts from arguments, stdin or a file, label them, keep the output safe."""
+"""What `classify` does: texts from arguments, stdin, a file or a folder of files, labelled chunk by
+chunk and written as each batch is done, so memory stays flat whatever the input's size, the first rows
+appear within seconds, and an interrupted run resumes without redoing or repeating a text."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sentiq.data import read_texts
-from sentiq.errors import DataError, Interrupted
-from sentiq.evaluation import StartTask, load_engine
-from sentiq.files import atomic_write
+from sentiq.errors import DataError, Interrupted, OptionError
+from sentiq.evaluation import load_engine
 from sentiq.methods import Classifier, Prediction
-from sentiq.settings import MethodConfig, ModelSettings
+from sentiq.prompts import clean_text, word_count
+from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
+from sentiq.sinks import Sink
+from sentiq.sources import TextSource, in_memory, open_source
+
+PREDICTION_COLUMNS = ("label", "p_positive", "answer")
+Advance = Callable[..., None]  # advance(texts, words=0)
+Emit = Callable[[list[dict[str, Any]]], None]
 
 
 @dataclass
-class Outcome:
-    ids: list[str]
-    texts: list[str]
-    predictions: list[Prediction]
-    problems: list[str] = field(default_factory=list)  # one line per text that could not be labelled
+class Summary:
+    texts: int = 0  # labelled by this run
+    skipped: int = 0  # already in the output (--resume)
+    words: int = 0
+    seconds: float = 0.0
+    truncated: int = 0  # texts that lost their middle to --max-tokens
+    empty: list[str] = field(default_factory=list)  # ids of empty texts: reported, never labelled
+    output: Path | None = None
 
-    def rows(self) -> list[dict[str, Any]]:
-        return [_row(i, t, p) for i, t, p in zip(self.ids, self.texts, self.predictions)]
 
-
-def gather_texts(
-    args: Sequence[str], input_path: Path | None, text_column: str | None, stdin: TextIO
-) -> list[tuple[str, str]]:
-    """(id, text) pairs: arguments, then lines of stdin ('-' or piped), then the --input file. Every
-    line of stdin is a text, as in a .txt file: a blank line is an empty text, reported, not skipped."""
+def gather_texts(args: Sequence[str], stdin: TextIO | None) -> list[tuple[str, str]]:
+    """(id, text) pairs from arguments and from stdin ('-', or piped when there are no arguments).
+    Every line of stdin is a text, as in a .txt file: a blank line is an empty text, reported."""
     items: list[tuple[str, str]] = []
     for i, arg in enumerate(args):
-        if arg == "-":
+        if arg == "-" and stdin is not None:
             items += _lines(stdin)
-        else:
+        elif arg != "-":
             items.append((str(i), arg))
-    if not args and input_path is None and stdin is not None and not stdin.isatty():
+    if not args and stdin is not None and not stdin.isatty():
         items += _lines(stdin)
-    if input_path is not None:
-        df = read_texts(input_path.expanduser(), text_column)
-        items += list(zip(df["id"], df["text"]))
-    if not items:
-        raise DataError("no texts to classify: pass them as arguments, pipe them on stdin, or use --input FILE")
     return items
 
 
@@ -52,69 +51,126 @@ def _lines(stdin: TextIO) -> list[tuple[str, str]]:
     return [(f"stdin:{j}", line) for j, line in enumerate(stdin.read().splitlines())]
 
 
-def classify_texts(
-    items: list[tuple[str, str]],
-    settings: ModelSettings,
+def make_source(items: list[tuple[str, str]], input_path: Path | None, settings: ClassifySettings) -> TextSource:
+    """Texts from arguments/stdin or from --input (not both), checked before any model loads."""
+    keep = settings.keep()
+    if input_path is not None:
+        if items:
+            raise OptionError("give texts as arguments, on stdin or with --input, not several at once")
+        return open_source(input_path, settings.text_column, keep)
+    if not items:
+        raise DataError("no texts to classify: pass them as arguments, pipe them on stdin, or use --input FILE")
+    return in_memory(items, keep)
+
+
+def classify(
+    source: TextSource,
+    settings: ClassifySettings,
+    model: ModelSettings,
     method: MethodConfig,
-    start_task: StartTask,
-    output: Path | None = None,
+    start_task: Callable[[str, int | None], Advance],
+    emit: Emit | None = None,
     tuned_in: Path | None = None,
-) -> Outcome:
-    """Label every non-empty text; empty ones are reported, not guessed. `tuned_in`: the results
-    folder whose tuning/<model>/ setting the sampling method takes."""
+) -> Summary:
+    """Label every non-empty text; rows go to --output and to `emit` as each batch is done."""
     from sentiq.data import load_pool
     from sentiq.tuning import apply_tuned
 
-    if output is not None and output.suffix.lower() not in (".csv", ".jsonl"):
-        raise DataError(f"--output {output}: use a .csv or .jsonl file")
     if tuned_in is not None:
-        (method,) = apply_tuned([method], settings.model, tuned_in)
-    problems = [f"text {i} is empty; nothing to classify" for i, t in items if not t.strip()]
-    usable = [(i, t) for i, t in items if t.strip()]
-    ids, texts = [i for i, _ in usable], [t for _, t in usable]
-    engine = load_engine(settings)
-    pool = load_pool() if method.method == "k-shot" else None
-    clf = Classifier(engine, method, pool=pool)
-    advance = start_task(f"classify · {method.method}", len(texts))
-    partial = output.with_name(output.name + ".partial") if output is not None else None
-    sink = open(partial, "w", encoding="utf-8") if partial is not None else None  # noqa: SIM115
+        (method,) = apply_tuned([method], model.model, tuned_in)
+    columns = ["id", *source.keep, *PREDICTION_COLUMNS]
+    clash = [c for c in source.keep if c in PREDICTION_COLUMNS]
+    if clash:
+        raise OptionError(f"--keep-columns {clash[0]}: sentiq writes a column of that name; rename the input column")
+    if settings.resume and settings.output is None:
+        raise OptionError("--resume continues an --output file: give the same --output")
+    sink = Sink(settings.output, columns, settings.resume) if settings.output is not None else None
+    clf = Classifier(load_engine(model), method, pool=load_pool() if method.method == "k-shot" else None)
+    clf.warm_up()
+    summary = Summary(output=settings.output)
+    advance = start_task(f"classify · {method.method}", source.total)
+    try:
+        for chunk in source.chunks(settings.chunk_size):
+            _classify_chunk(chunk, source.keep, clf, sink, emit, advance, summary)
+    except KeyboardInterrupt:
+        where = f"{summary.texts + summary.skipped} labels are in {sink.path}: the same command with --resume continues"
+        raise Interrupted(
+            f"interrupted; {where if sink else 'nothing was written (--output FILE keeps labels)'}"
+        ) from None
+    if sink is not None:
+        sink.finish()
+    return summary
+
+
+def _classify_chunk(
+    chunk: Any,
+    keep: tuple[str, ...],
+    clf: Classifier,
+    sink: Sink | None,
+    emit: Emit | None,
+    advance: Advance,
+    summary: Summary,
+) -> None:
+    if sink is not None and sink.done:
+        before = len(chunk)
+        chunk = chunk[~chunk["id"].isin(sink.done)]
+        summary.skipped += before - len(chunk)
+        advance(before - len(chunk))
+    empty = chunk["text"].map(lambda t: not clean_text(t))
+    summary.empty += list(chunk.loc[empty, "id"])
+    advance(int(empty.sum()))
+    chunk = chunk[~empty]
+    records = chunk[["id", *keep]].to_dict("records")
+    texts = list(chunk["text"])
 
     def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
-        if sink is not None:  # kept per batch, so an interrupted run loses nothing done
-            sink.writelines(json.dumps(_row(ids[i], texts[i], p)) + "\n" for i, p in zip(idx, preds))
-            sink.flush()
-        advance(len(idx))
-
-    try:
-        predictions = clf.predict(texts, on_done) if texts else []
-    except KeyboardInterrupt:
-        kept = (
-            f"the labels made so far are in {partial}"
-            if partial
-            else "nothing was written (--output FILE keeps labels as they come)"
-        )
-        raise Interrupted(f"interrupted; {kept}") from None
-    finally:
+        rows = [{**records[i], **_prediction(p)} for i, p in zip(idx, preds)]
         if sink is not None:
-            sink.close()
-    outcome = Outcome(ids, texts, predictions, problems)
-    if output is not None:
-        _write_output(output, outcome)
-        partial.unlink(missing_ok=True)
-    return outcome
+            sink.write(rows)
+        if emit is not None:
+            emit(rows)
+        words = sum(word_count(texts[i]) for i in idx)
+        summary.texts += len(idx)
+        summary.words += words
+        summary.seconds += seconds
+        summary.truncated += sum(p.truncated for p in preds)
+        advance(len(idx), words)
+
+    if texts:
+        clf.predict(texts, on_done)
 
 
-def _row(text_id: str, text: str, p: Prediction) -> dict[str, Any]:
-    return {"id": text_id, "text": text, "label": p.label, "p_positive": p.p_positive, "answer": p.answer}
+def _prediction(p: Prediction) -> dict[str, Any]:
+    return {"label": p.label, "p_positive": p.p_positive, "answer": p.answer}
 
 
-def _write_output(path: Path, outcome: Outcome) -> None:
-    import pandas as pd
+def classify_on_ray(
+    input_path: Path | None,
+    settings: ClassifySettings,
+    model: ModelSettings,
+    method: MethodConfig,
+    scale: RaySettings,
+    tuned_in: Path | None = None,
+) -> Summary:
+    """--input labelled into --output on a Ray cluster; Ray Data retries what a dead worker left."""
+    from sentiq import ray_backend
+    from sentiq.tuning import apply_tuned
 
-    rows = outcome.rows()
-    if path.suffix.lower() == ".jsonl":
-        atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
-    else:
-        atomic_write(
-            path, pd.DataFrame(rows, columns=["id", "text", "label", "p_positive", "answer"]).to_csv(index=False)
-        )
+    if input_path is None or settings.output is None:
+        raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")
+    if settings.resume:
+        raise OptionError("--resume is for the local engine: Ray Data retries the work of a worker that stops")
+    if tuned_in is not None:
+        (method,) = apply_tuned([method], model.model, tuned_in)
+    keep = settings.keep()
+    clash = [c for c in keep if c in PREDICTION_COLUMNS]
+    if clash:
+        raise OptionError(f"--keep-columns {clash[0]}: sentiq writes a column of that name; rename the input column")
+    ray_backend.connect(scale)
+    ds = ray_backend.read(str(input_path), settings.text_column, keep)
+    labelled = ray_backend.label(ds, model, method, scale)
+    try:
+        ray_backend.run(lambda: ray_backend.write(labelled, settings.output, ["id", *keep, *PREDICTION_COLUMNS]))
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; Ray stopped, and {settings.output} may hold part of the labels") from None
+    return Summary(output=settings.output)

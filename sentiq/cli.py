@@ -15,8 +15,16 @@ import typer
 
 from sentiq import __version__, render
 from sentiq.errors import Interrupted, OptionError, SentiqError
-from sentiq.options import DATA, METHOD, MODEL, TUNE_N, TUNE_SAMPLES, Method, Opt, build, of, plain, takes
-from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, method_names
+from sentiq.options import DATA, METHOD, MODEL, SCALE, TUNE_N, TUNE_SAMPLES, Method, Opt, build, of, plain, takes
+from sentiq.settings import (
+    ClassifySettings,
+    DataSpec,
+    EvalSettings,
+    MethodConfig,
+    ModelSettings,
+    RaySettings,
+    method_names,
+)
 
 app = typer.Typer(
     name="sentiq",
@@ -87,6 +95,7 @@ def root(
 @takes(
     *MODEL,
     *METHOD,
+    *SCALE,
     "seed",
     "tuned",
     "results_dir",
@@ -95,23 +104,55 @@ def root(
     texts=Opt(
         list[str] | None, None, typer.Argument(help="Texts to label; '-' or piped input reads lines from stdin.")
     ),
-    input=plain(Path | None, None, "--input", "-i", help="A .txt (one text per line), .csv, .jsonl or .parquet file."),
-    output=plain(Path | None, None, "--output", help="Also write the predictions to this .csv or .jsonl file."),
+    input=plain(
+        Path | None,
+        None,
+        "--input",
+        "-i",
+        help="A .txt (one text per line), .csv, .tsv, .jsonl, .json or .parquet file, or a folder of them.",
+    ),
+    output=of(
+        ClassifySettings,
+        "output",
+        "--output",
+        help="Write the labels to this .csv, .tsv, .jsonl or .parquet file as they are made.",
+    ),
+    keep_columns=of(
+        ClassifySettings, "keep_columns", help="Input columns to copy into the output, comma-separated (id always)."
+    ),
+    chunk_size=of(
+        ClassifySettings, "chunk_size", min=1, help="Texts read, sorted and batched at a time (memory grows with it)."
+    ),
+    resume=of(ClassifySettings, "resume", "--resume", help="Continue an interrupted --output: skip the ids it holds."),
     method=of(MethodConfig, "method", choices=Method, help="How to classify."),
 )
 def classify(**given: Any) -> None:
     """Label texts as positive or negative."""
-    from sentiq.classify import classify_texts, gather_texts
+    from sentiq.classify import classify as run_classify
+    from sentiq.classify import gather_texts, make_source
 
-    items = gather_texts(given["texts"] or [], given["input"], given["text_column"], stdin=sys.stdin)
+    settings = build(ClassifySettings, given)
+    model, method, scale = build(ModelSettings, given), build(MethodConfig, given), build(RaySettings, given)
     tuned_in = given["results_dir"] if given["tuned"] else None
-    with render.progress(enabled=len(items) >= 20) as start_task:
-        outcome = classify_texts(
-            items, build(ModelSettings, given), build(MethodConfig, given), start_task, given["output"], tuned_in
-        )
-    render.classified(outcome, given["json_out"])
-    if outcome.problems:
+    if scale.engine == "ray":
+        from sentiq.classify import classify_on_ray
+
+        render.classified(classify_on_ray(given["input"], settings, model, method, scale, tuned_in), None)
+        return
+    items = gather_texts(given["texts"] or [], sys.stdin if given["input"] is None else None)
+    source = make_source(items, given["input"], settings)
+    shown: list[dict[str, Any]] | None = None if given["json_out"] or settings.output else []
+    emit = _print_rows if given["json_out"] else (shown.extend if shown is not None else None)
+    with render.progress(enabled=settings.output is not None or (source.total or 0) >= 20) as start_task:
+        summary = run_classify(source, settings, model, method, start_task, emit, tuned_in)
+    render.classified(summary, shown)
+    if summary.empty:
         raise typer.Exit(1)
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        render.print_json(row)
 
 
 @app.command()
@@ -121,6 +162,7 @@ def classify(**given: Any) -> None:
     "seed",
     *MODEL,
     *METHOD,
+    *SCALE,
     "tuned",
     "output_dir",
     "json_out",
@@ -158,8 +200,9 @@ def evaluate(**given: Any) -> None:
         data=build(DataSpec, given),
         methods=configs,
         run_id=run_id,
+        ray=build(RaySettings, given),
     )
-    with render.progress(enabled=not given["json_out"]) as start_task:
+    with render.progress(enabled=not given["json_out"] and settings.ray.engine == "local") as start_task:
         results = run_evaluate(settings, start_task)
     render.evaluated(results, given["json_out"])
 

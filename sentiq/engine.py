@@ -21,6 +21,7 @@ import torch
 
 from sentiq.batching import Batcher, OnBatch, default_fill, default_token_budget
 from sentiq.decoding import Sampling, decode
+from sentiq.errors import ResourceError
 from sentiq.models import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,14 @@ class Engine:
 
     def warm_up(self, prefix: Sequence[int]) -> None:
         """One small pass so that one-time costs (kernels, allocator, prefix cache) stay out of timings."""
-        self._prefix_kv(prefix)
-        self._score_batch(prefix, [self.encode(" warm up")], [[self.pad_id]], True)
+        try:
+            self._prefix_kv(prefix)
+            self._score_batch(prefix, [self.encode(" warm up")], [[self.pad_id]], True)
+        except torch.OutOfMemoryError:
+            raise ResourceError(
+                f"out of memory on one text of two words while warming up: the model does not fit on {self.device} "
+                "next to what else runs there; use a smaller model or dtype"
+            ) from None
         self._sync()
 
     # -- forward passes ----------------------------------------------------------------------------

@@ -69,13 +69,14 @@ def evaluate(settings: EvalSettings, start_task: StartTask, engine: Engine | Non
     base, run_ids = run_ids_for(settings)
     for run_id in run_ids.values():  # before the model loads: a clash should not cost a minute
         check_run_id(settings.output_dir, run_id, settings.resume)
-    engine = engine or load_engine(settings.model)
-    pool = load_pool() if any(m.method == "k-shot" for m in settings.methods) else None
+    predictor = _predictor(settings, engine)
     results = []
     for method in settings.methods:
-        config = run_config(settings, method, engine, run_ids[method.method], len(sample), int(empty.sum()))
+        config = run_config(
+            settings, method, predictor.describe(), run_ids[method.method], len(sample), int(empty.sum())
+        )
         try:
-            results.append(_evaluate_one(settings, method, sample, engine, pool, config, start_task))
+            results.append(_evaluate_one(settings, method, sample, predictor, config, start_task))
         except KeyboardInterrupt:
             folder = settings.output_dir / run_ids[method.method]
             raise Interrupted(
@@ -83,6 +84,53 @@ def evaluate(settings: EvalSettings, start_task: StartTask, engine: Engine | Non
                 f"run the same command with --resume {base} to continue"
             ) from None
     return results
+
+
+def _predictor(settings: EvalSettings, engine: Engine | None) -> Any:
+    if settings.ray.engine == "ray":
+        from sentiq.ray_backend import RayPredictor
+
+        return RayPredictor(settings.model, settings.ray)
+    pool = load_pool() if any(m.method == "k-shot" for m in settings.methods) else None
+    return LocalPredictor(engine or load_engine(settings.model), pool)
+
+
+@dataclass
+class LocalPredictor:
+    """evaluate's texts labelled in this process, each batch's rows kept as soon as it is done."""
+
+    engine: Engine
+    pool: pd.DataFrame | None = None
+    where: dict[str, Any] = field(default_factory=dict)  # nothing to add: describe() is what ran
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.engine.lm.describe(),
+            "engine": {"name": "local"},
+            "max_batch_tokens": self.engine.batcher.max_tokens,
+        }
+
+    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Callable, advance: Advance) -> None:
+        clf = Classifier(self.engine, method, pool=self.pool)
+        clf.warm_up()
+        texts, ids = list(todo["text"]), list(todo["id"])
+
+        def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
+            per_text = 1000 * seconds / max(1, len(idx))
+            keep(
+                [{"id": ids[i], "text": texts[i], **_prediction(p), "latency_ms": per_text} for i, p in zip(idx, preds)]
+            )
+            advance(len(idx), sum(word_count(texts[i]) for i in idx))
+
+        clf.predict(texts, on_done)
+
+    def peak_memory_bytes(self) -> int | None:
+        return self.engine.peak_memory_bytes()
+
+
+def _prediction(p: Prediction) -> dict[str, Any]:
+    fields = ("p_positive", "p_positive_raw", "answer", "tokens", "truncated")
+    return {"label": p.label, **{f: getattr(p, f) for f in fields}}
 
 
 def run_ids_for(settings: EvalSettings) -> tuple[str, dict[str, str]]:
@@ -100,8 +148,7 @@ def _evaluate_one(
     settings: EvalSettings,
     method: MethodConfig,
     sample: pd.DataFrame,
-    engine: Engine,
-    pool: pd.DataFrame | None,
+    predictor: Any,
     config: dict[str, Any],
     start_task: StartTask,
 ) -> RunResult:
@@ -112,41 +159,41 @@ def _evaluate_one(
         run.log(f"settings {config}")
         done = {r["id"] for r in run.done}
         todo = sample[~sample["id"].isin(done)]
-        clf = Classifier(engine, method, pool=pool)
-        clf.warm_up()
-        advance = start_task(f"{engine.lm.source.label} · {method.method}", len(sample))
+        gold = dict(zip(sample["id"], sample["label"]))
+        advance = start_task(f"{config['model_label']} · {method.method}", len(sample))
         advance(len(sample) - len(todo))
-        texts, ids, gold = list(todo["text"]), list(todo["id"]), list(todo["label"])
 
-        def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
-            per_text = 1000 * seconds / max(1, len(idx))
-            run.append(_row(ids[i], gold[i], texts[i], p, per_text) for i, p in zip(idx, preds))
-            run.log(f"batch texts={len(idx)} tokens={sum(p.tokens for p in preds)} seconds={seconds:.4f}")
-            advance(len(idx))
+        def keep(rows: list[dict[str, Any]]) -> None:
+            run.append(_row(r, gold[r["id"]]) for r in rows)
+            run.log(
+                f"batch texts={len(rows)} tokens={sum(r['tokens'] for r in rows)} ms_per_text={rows[0]['latency_ms']:.3f}"
+            )
 
         start = time.perf_counter()
-        clf.predict(texts, on_done)
-        run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(texts)}")
+        predictor.predict(method, todo, keep, advance)
+        run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(todo)}")
         rows = run.predictions(list(sample["id"]))
-        return _finish(run, method, rows, engine)
+        return _finish(run, method, rows, config["model_label"], predictor)
 
 
-def _row(text_id: str, gold: str, text: str, p: Prediction, latency_ms: float) -> dict[str, Any]:
+def _row(r: dict[str, Any], gold: str) -> dict[str, Any]:
+    """A prediction as predictions.csv holds it."""
+    prob = lambda x: None if x is None or pd.isna(x) else round(float(x), 6)  # noqa: E731
     return {
-        "id": text_id,
+        "id": str(r["id"]),
         "gold": gold,
-        "predicted": p.label,
-        "p_positive": None if p.p_positive is None else round(p.p_positive, 6),
-        "p_positive_raw": None if p.p_positive_raw is None else round(p.p_positive_raw, 6),
-        "answer": p.answer or "",
-        "words": word_count(text),
-        "tokens": p.tokens,
-        "truncated": int(p.truncated),
-        "latency_ms": round(latency_ms, 3),
+        "predicted": r["label"],
+        "p_positive": prob(r["p_positive"]),
+        "p_positive_raw": prob(r["p_positive_raw"]),
+        "answer": r["answer"] or "",
+        "words": word_count(r["text"]),
+        "tokens": int(r["tokens"]),
+        "truncated": int(r["truncated"]),
+        "latency_ms": round(float(r["latency_ms"]), 3),
     }
 
 
-def _finish(run: Run, method: MethodConfig, rows: pd.DataFrame, engine: Engine) -> RunResult:
+def _finish(run: Run, method: MethodConfig, rows: pd.DataFrame, model_label: str, predictor: Any) -> RunResult:
     """Metrics from the predictions on disk (so a resumed run summarises exactly like an uninterrupted one)."""
     q = quality(list(rows["gold"]), list(rows["predicted"]))
     latency = rows["latency_ms"].astype(float)
@@ -156,21 +203,22 @@ def _finish(run: Run, method: MethodConfig, rows: pd.DataFrame, engine: Engine) 
         run.log(
             f"truncated {metrics['truncated']} texts longer than {method.max_tokens} tokens (their middle left out)"
         )
-    title = f"{engine.lm.source.label} · {method.title()} · n={q.n} · acc {q.accuracy:.3f}"
+    title = f"{model_label} · {method.title()} · n={q.n} · acc {q.accuracy:.3f}"
     plot_confusion(run.folder / "confusion_matrix.png", list(rows["gold"]), list(rows["predicted"]), title)
-    peak = engine.peak_memory_bytes()
+    peak = predictor.peak_memory_bytes()
     run.log(
         f"totals n={q.n} accuracy={q.accuracy:.4f} macro_f1={q.macro_f1:.4f} invalid={q.invalid} "
         f"words_per_s={s.words_per_s:.1f} peak_memory_bytes={peak}"
     )
-    run.finish(rows, metrics, peak_memory_bytes=peak)
+    run.finish(rows, metrics, peak_memory_bytes=peak, **predictor.where)
     return RunResult(run.folder.name, run.folder, method, q, s, run.config, metrics["truncated"])
 
 
 def run_config(
-    settings: EvalSettings, method: MethodConfig, engine: Engine, run_id: str, n: int, skipped_empty: int
+    settings: EvalSettings, method: MethodConfig, where: dict[str, Any], run_id: str, n: int, skipped_empty: int
 ) -> dict[str, Any]:
-    """Everything needed to reproduce the run and to compare it with others."""
+    """Everything needed to reproduce the run and to compare it with others; `where`: the model,
+    device, dtype and engine it runs on."""
     import torch
     import transformers
 
@@ -178,7 +226,7 @@ def run_config(
         "run_id": run_id,
         "sentiq_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **engine.lm.describe(),
+        **where,
         "method": method.method,
         "method_title": method.title(),
         "method_settings": method.relevant(),
@@ -187,7 +235,6 @@ def run_config(
         "sample_seed": settings.seed,
         "skipped_empty_texts": skipped_empty,
         "batch_size": settings.model.batch_size,
-        "max_batch_tokens": engine.batcher.max_tokens,
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,

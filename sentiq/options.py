@@ -13,9 +13,10 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
-from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, TuneSettings
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, TuneSettings
 
 MODEL_PANEL = "Model"
+SCALE_PANEL = "Scale (Ray)"
 METHOD_PANEL = "Method"
 DATA_PANEL = "Data"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +41,11 @@ class Method(str, Enum):
     zero_shot = "zero-shot"
     k_shot = "k-shot"
     sampling = "sampling"
+
+
+class EngineChoice(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 class Scoring(str, Enum):
@@ -204,6 +210,29 @@ OPTIONS: dict[str, Opt] = {
         rich_help_panel=DATA_PANEL,
         show_default=False,
     ),
+    # -- scale ---------------------------------------------------------------------------------------
+    "engine": of(
+        RaySettings,
+        "engine",
+        choices=EngineChoice,
+        help="local: this process; ray: a Ray cluster through Ray Data (pip install 'sentiq\\[ray]').",
+        rich_help_panel=SCALE_PANEL,
+    ),
+    "ray_address": of(
+        RaySettings,
+        "ray_address",
+        "--ray-address",
+        help="The cluster to join. \\[default: RAY_ADDRESS, else a local cluster in this process]",
+        rich_help_panel=SCALE_PANEL,
+        show_default=False,
+    ),
+    "workers": of(
+        RaySettings, "workers", min=1, help="Actors, each holding the model once.", rich_help_panel=SCALE_PANEL
+    ),
+    "gpus_per_worker": of(RaySettings, "gpus_per_worker", min=0, help="GPUs per actor.", rich_help_panel=SCALE_PANEL),
+    "cpus_per_worker": of(
+        RaySettings, "cpus_per_worker", help="CPUs per actor (its torch threads).", rich_help_panel=SCALE_PANEL
+    ),
     # -- runs and output -----------------------------------------------------------------------------
     "output_dir": of(EvalSettings, "output_dir", "--output-dir", "-o", help="Where run folders are written."),
     "results_dir": plain(Path, Path("results"), "--results-dir", help="Where run folders are read from."),
@@ -212,6 +241,7 @@ OPTIONS: dict[str, Opt] = {
 MODEL = tuple(f.name for f in fields(ModelSettings))
 METHOD = tuple(f.name for f in fields(MethodConfig) if f.name not in ("method", "seed"))
 DATA = tuple(f.name for f in fields(DataSpec))
+SCALE = tuple(f.name for f in fields(RaySettings))
 TUNE_N = of(TuneSettings, "n", min=2, help="Tuning texts, balanced, from the train pool.")
 TUNE_SAMPLES = of(TuneSettings, "samples", min=1, help="Answers per text, majority vote.")
 

@@ -12,8 +12,17 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -46,27 +55,46 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str) + "\n")
 
 
+class _Rates(ProgressColumn):
+    """Texts and words labelled per second (texts skipped on a resume do not count)."""
+
+    def render(self, task: Any) -> Text:
+        elapsed = task.elapsed or 0.0
+        if elapsed <= 0 or not task.fields.get("labelled"):
+            return Text("")
+        texts, words = task.fields["labelled"] / elapsed, task.fields["words"] / elapsed
+        return Text(f"{texts:,.1f} texts/s  {words:,.0f} words/s", style="cyan")
+
+
 @contextmanager
 def progress(enabled: bool = True) -> Iterator[Any]:
-    """Yields start_task(description, total) -> advance(n); a bar on stderr per task."""
+    """Yields start_task(description, total) -> advance(texts, words=0); a bar on stderr per task
+    (total None: the input's size is unknown, so no ETA)."""
     if not enabled:
-        yield lambda description, total: lambda n: None
+        yield lambda description, total: lambda n, words=0: None
         return
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        _Rates(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=False,
     )
 
-    def start_task(description: str, total: int) -> Any:
+    def start_task(description: str, total: int | None) -> Any:
         if not bar.live.is_started:  # shown from the first task on: errors before it stay one line
             bar.start()
-        task = bar.add_task(description, total=total)
-        return lambda n: bar.advance(task, n)
+        task = bar.add_task(description, total=total, labelled=0, words=0)
+
+        def advance(n: int, words: int = 0) -> None:
+            fields = bar.tasks[task].fields
+            labelled = fields["labelled"] + (n if words else 0)
+            bar.update(task, advance=n, labelled=labelled, words=fields["words"] + words)
+
+        return advance
 
     try:
         yield start_task
@@ -103,17 +131,20 @@ def metrics_table(results: Sequence[Any]) -> Table:
     return table
 
 
-def predictions_table(ids: Sequence[str], texts: Sequence[str], preds: Sequence[Any]) -> Table:
+def predictions_table(rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(title_justify="left")
     table.add_column("#", justify="right", style="dim")
     table.add_column("label")
     table.add_column("P(positive)", justify="right")
-    table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=80)
+    has_text = bool(rows) and "text" in rows[0]
+    if has_text:
+        table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=80)
     colors = {"positive": "green", "negative": "red"}
-    for text_id, text, p in zip(ids, texts, preds):
-        prob = "" if p.p_positive is None else f"{p.p_positive:.3f}"
-        label = f"[{colors.get(p.label, 'yellow')}]{p.label}[/]"
-        table.add_row(escape(str(text_id)), label, prob, escape(text.replace("\n", " ")))
+    for row in rows:
+        prob = "" if row["p_positive"] is None else f"{row['p_positive']:.3f}"
+        label = f"[{colors.get(row['label'], 'yellow')}]{row['label']}[/]"
+        text = [escape(str(row["text"]).replace("\n", " "))] if has_text else []
+        table.add_row(escape(str(row["id"])), label, prob, *text)
     return table
 
 
@@ -165,18 +196,25 @@ def agreement_table(matrix: Any, title: str) -> Table:
     return table
 
 
-def classified(outcome: Any, as_json: bool) -> None:
-    """classify's labels (a table, or one JSON object per text), then what went wrong."""
-    if as_json:
-        for row in outcome.rows():
-            print_json(row)
-    else:
-        out.print(predictions_table(outcome.ids, outcome.texts, outcome.predictions))
-    truncated = sum(p.truncated for p in outcome.predictions)
-    if truncated:
-        warn(f"{truncated} texts were longer than --max-tokens and lost their middle")
-    for message in outcome.problems:
-        error(message)
+def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
+    """classify's labels as a table (when they were not streamed elsewhere), then what went wrong."""
+    if rows is not None:
+        out.print(predictions_table(sorted(rows, key=lambda r: _natural(str(r["id"])))))
+    if summary.output is not None:
+        resumed = f" ({summary.skipped} already there)" if summary.skipped else ""
+        note(f"saved {summary.texts + summary.skipped} labels in {summary.output}{resumed}")
+    if summary.truncated:
+        warn(f"{summary.truncated} texts were longer than --max-tokens and lost their middle")
+    for text_id in summary.empty[:10]:
+        error(f"text {text_id} is empty; nothing to classify")
+    if len(summary.empty) > 10:
+        error(f"... and {len(summary.empty) - 10} more empty texts")
+
+
+def _natural(text_id: str) -> tuple[str, int, str]:
+    """Input order for the ids sentiq makes ('3', 'stdin:12', 'file.csv:7'); others by name."""
+    head, _, tail = text_id.rpartition(":")
+    return (head, int(tail), "") if tail.isdigit() else (text_id, -1, text_id)
 
 
 def evaluated(results: Sequence[Any], as_json: bool) -> None:

@@ -112,6 +112,37 @@ class MethodConfig:
         return " ".join(bits)
 
 
+@dataclass(frozen=True)
+class ClassifySettings:
+    """Where classify's texts go and how they are read."""
+
+    output: Path | None = None  # .csv, .tsv, .jsonl or .parquet, written as batches are done
+    text_column: str | None = None  # None: 'text'
+    keep_columns: str = "text"  # input columns carried into the output, comma-separated
+    chunk_size: int = 10_000  # texts read, sorted and batched together; memory grows with it, not the input
+    resume: bool = False  # skip the ids already in --output
+
+    def keep(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.strip() for c in self.keep_columns.split(",") if c.strip()))
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Where the work runs: this process, or a Ray cluster through Ray Data."""
+
+    engine: str = "local"  # "local" or "ray"
+    ray_address: str | None = None  # None: RAY_ADDRESS, or a local cluster started in this process
+    workers: int = 2  # actors, each holding the model once
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0  # also the torch threads of each actor
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("local", "ray"):
+            raise OptionError(f"unknown engine '{self.engine}': choose local or ray")
+        if self.workers < 1 or self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise OptionError("--workers must be at least 1, --cpus-per-worker above 0, --gpus-per-worker 0 or more")
+
+
 @dataclass
 class EvalSettings:
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -122,6 +153,7 @@ class EvalSettings:
     output_dir: Path = Path("results")
     run_id: str | None = None  # with several methods, each run gets '-<method>' appended
     resume: bool = False  # continue the run folders named by run_id
+    ray: RaySettings = field(default_factory=RaySettings)
 
 
 @dataclass(frozen=True)

@@ -180,12 +180,12 @@ def _captured(monkeypatch: pytest.MonkeyPatch, module: str, name: str) -> dict:
 
 def test_command_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     """Options declare no defaults of their own: both commands hand the library its own defaults."""
-    from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings
+    from sentiq.settings import ClassifySettings, DataSpec, EvalSettings, MethodConfig, ModelSettings
 
-    seen = _captured(monkeypatch, "sentiq.classify", "classify_texts")
+    seen = _captured(monkeypatch, "sentiq.classify", "classify")
     assert run("classify", "nice").exit_code == 130
-    _, model, method, *_ = seen["args"]
-    assert model == ModelSettings() and method == MethodConfig()
+    _, settings, model, method, *_ = seen["args"]
+    assert settings == ClassifySettings() and model == ModelSettings() and method == MethodConfig()
     seen = _captured(monkeypatch, "sentiq.evaluation", "evaluate")
     assert run("evaluate").exit_code == 130
     settings = seen["args"][0]
@@ -195,9 +195,9 @@ def test_command_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPa
 
 def test_classify_and_evaluate_build_the_same_method(monkeypatch: pytest.MonkeyPatch) -> None:
     opts = ["--method", "sampling", "--samples", "3", "--max-new-tokens", "4", "--top-p", "0.9", "--seed", "5"]
-    seen = _captured(monkeypatch, "sentiq.classify", "classify_texts")
+    seen = _captured(monkeypatch, "sentiq.classify", "classify")
     run("classify", "nice", *opts)
-    from_classify = seen["args"][2]
+    from_classify = seen["args"][3]
     seen = _captured(monkeypatch, "sentiq.evaluation", "evaluate")
     run("evaluate", *opts)
     assert seen["args"][0].methods == [from_classify]

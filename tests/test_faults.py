@@ -80,9 +80,7 @@ def test_gguf_without_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert result.exit_code == 1 and "pip install 'sentiq[gguf]'" in result.output
 
 
-def test_classify_output_partial_kept_on_interrupt(
-    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_interrupted_classify_output_resumes(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sentiq import methods
 
     real = methods.vote
@@ -98,28 +96,20 @@ def test_classify_output_partial_kept_on_interrupt(
     src = tmp_path / "in.txt"
     src.write_text("\n".join(f"text {i}" for i in range(6)))
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(
-        app,
-        [
-            "classify",
-            "--input",
-            str(src),
-            "--output",
-            str(out),
-            "--method",
-            "zero-shot",
-            "--batch-size",
-            "1",
-            "--model",
-            str(tiny_model),
-        ],
-    )
+    args = ["classify", "--input", str(src), "--output", str(out), "--method", "zero-shot", "--batch-size", "1"]
+    args += ["--model", str(tiny_model)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 130
-    assert "the labels made so far are in" in result.output and "out.jsonl.partial" in result.output
+    assert "2 labels are in" in result.output and "--resume continues" in result.output
     assert "evaluate --resume" not in result.output  # the message fits the command
-    assert not out.exists()
-    kept = [json.loads(line) for line in (tmp_path / "out.jsonl.partial").read_text().splitlines()]
-    assert len(kept) == 2
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(kept) == 2 and (tmp_path / "out.jsonl.progress").exists()
+    monkeypatch.undo()
+    resumed = runner.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == [str(i) for i in range(6)]
+    assert rows[:2] == kept and not (tmp_path / "out.jsonl.progress").exists()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

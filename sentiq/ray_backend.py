@@ -1,0 +1,229 @@
+"""The same classifier on a Ray cluster, through Ray Data: texts are read as blocks, labelled by a pool
+of actors that each load the model once and call the same `Classifier` as the local engine, and
+written or gathered. Nothing imports ray unless `--engine ray` is asked for (`pip install 'sentiq[ray]'`).
+
+Seeds are per text, and predictions do not depend on batching, so a text gets the same label on
+Ray as on the local engine. Ray Data retries the blocks of an actor that dies, and restarts it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sentiq.errors import DataError, ModelError, OptionError, SentiqError, first_line
+from sentiq.settings import MethodConfig, ModelSettings, RaySettings
+
+log = logging.getLogger(__name__)
+PREDICTION_COLUMNS = ("label", "p_positive", "p_positive_raw", "answer", "tokens", "truncated", "latency_ms")
+READERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "json", ".json": "json", ".txt": "text"}
+WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".jsonl": "write_json"}
+
+
+class LabelBatch:
+    """A Ray Data actor: the model loaded once, every batch labelled by the local engine's Classifier.
+    Empty texts are dropped (they have no sentiment); each row carries its share of the batch's time."""
+
+    def __init__(self, model: ModelSettings, method: MethodConfig, threads: int) -> None:
+        import torch
+
+        from sentiq.data import load_pool
+        from sentiq.evaluation import load_engine
+        from sentiq.methods import Classifier
+
+        torch.set_num_threads(threads)
+        self.clf = Classifier(load_engine(model), method, pool=load_pool() if method.method == "k-shot" else None)
+        self.clf.warm_up()
+        self.where = self.clf.engine.lm.describe()
+
+    def __call__(self, batch: pd.DataFrame) -> Any:
+        from sentiq.prompts import clean_text
+
+        batch = batch[batch["text"].astype(str).map(lambda t: bool(clean_text(t)))].reset_index(drop=True)
+        start = time.perf_counter()
+        preds = self.clf.predict(list(batch["text"].astype(str))) if len(batch) else []
+        per_text = 1000 * (time.perf_counter() - start) / max(1, len(batch))
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(batch.assign(id=batch["id"].astype(str)), preserve_index=False)
+        columns = {  # typed, so that a block with no probability at all still writes doubles
+            "label": (pa.string(), [p.label for p in preds]),
+            "p_positive": (pa.float64(), [p.p_positive for p in preds]),
+            "p_positive_raw": (pa.float64(), [p.p_positive_raw for p in preds]),
+            "answer": (pa.string(), [p.answer or "" for p in preds]),
+            "tokens": (pa.int64(), [p.tokens for p in preds]),
+            "truncated": (pa.int64(), [int(p.truncated) for p in preds]),
+            "latency_ms": (pa.float64(), [per_text] * len(preds)),
+            "device": (pa.string(), [self.where["device"]] * len(preds)),
+            "dtype": (pa.string(), [self.where["dtype"]] * len(preds)),
+        }
+        for name, (kind, values) in columns.items():
+            table = table.append_column(name, pa.array(values, type=kind))
+        return table
+
+
+def connect(settings: RaySettings) -> dict[str, Any]:
+    """Join the cluster at --ray-address (or RAY_ADDRESS), or start a local one in this process sized
+    to the workers plus one CPU for reading; refuse an actor pool that would take every CPU (Ray Data
+    then never schedules its read tasks and hangs). What config.json records about the engine."""
+    import ray
+
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS")
+    wanted = settings.workers * settings.cpus_per_worker
+    if not ray.is_initialized():
+        try:
+            if address:
+                import sentiq
+
+                ray.init(address=address, runtime_env={"py_modules": [sentiq]}, logging_level=logging.WARNING)
+            else:
+                ray.init(num_cpus=math.ceil(wanted) + 1, include_dashboard=False, logging_level=logging.WARNING)
+        except Exception as exc:  # ConnectionError, TimeoutError, RuntimeError, ValueError...
+            raise SentiqError(
+                f"cannot reach the Ray cluster at {address or 'a local cluster'}: {first_line(exc)}"
+            ) from exc
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if wanted >= cpus:
+        raise OptionError(
+            f"{settings.workers} workers x {settings.cpus_per_worker:g} CPUs take every CPU of the Ray cluster "
+            f"({cpus:g}), leaving none to read the data: use fewer --workers or a smaller --cpus-per-worker"
+        )
+    return {"name": "ray", "address": address or "local", "workers": settings.workers, "cpus": cpus}
+
+
+def label(
+    ds: Any, model: ModelSettings, method: MethodConfig, settings: RaySettings, runtime_env: dict | None = None
+) -> Any:
+    """The dataset's rows (id, text, ...) with the prediction columns added, by a pool of actors."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.wait_for_min_actors_s = 600  # without it the first actor up takes every block of a small input
+    ctx.enable_progress_bars = os.isatty(2)  # Ray Data's own bars; sentiq draws none beside them
+    threads = max(1, int(settings.cpus_per_worker))
+    rows = max(1, ds.count() // (settings.workers * 4)) if ds.count() else 1
+    return ds.repartition(target_num_rows_per_block=rows).map_batches(
+        LabelBatch,
+        fn_constructor_kwargs={"model": model, "method": method, "threads": threads},
+        compute=ray.data.ActorPoolStrategy(size=settings.workers),
+        num_cpus=settings.cpus_per_worker,
+        num_gpus=settings.gpus_per_worker,
+        batch_size=None,  # a whole block per call: the engine sorts and batches within it
+        batch_format="pandas",
+        runtime_env=runtime_env,
+    )
+
+
+def read(path: str, text_column: str | None, keep: tuple[str, ...]) -> Any:
+    """Any path Ray Data reads (a file, a folder, s3://...), as rows of id, text and the kept columns.
+    Row numbers are not stable across workers, so the input needs an `id` column to join back on."""
+    import ray.data
+
+    suffix = Path(path).suffix.lower() or _suffix_inside(path)
+    kind = READERS.get(suffix)
+    if kind is None:
+        raise DataError(f"--input {path}: --engine ray reads .parquet, .csv, .tsv, .jsonl, .json or .txt")
+    if kind == "text":
+        raise DataError("--engine ray needs an 'id' column to join labels back: use .csv, .jsonl or .parquet input")
+    reader = {
+        "parquet": lambda: ray.data.read_parquet(path),
+        "csv": lambda: ray.data.read_csv(path),
+        "tsv": lambda: ray.data.read_csv(path, parse_options=_tab()),
+        "json": lambda: ray.data.read_json(path, lines=suffix == ".jsonl"),
+    }[kind]
+    try:
+        ds = reader()
+        columns = ds.columns()
+    except Exception as exc:
+        raise DataError(f"cannot read {path} with Ray Data: {first_line(exc)}") from exc
+    column = text_column or "text"
+    needed = ["id", column, *[k for k in keep if k not in ("id", "text", column)]]
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: no column '{missing[0]}' (--engine ray needs an id column and the text); "
+            f"columns are: {', '.join(columns)}"
+        )
+    selected = ds.select_columns(list(dict.fromkeys(needed)))
+    return selected.rename_columns({column: "text"}) if column != "text" else selected
+
+
+def write(ds: Any, output: Path, columns: list[str]) -> None:
+    """Ray Data writes a folder of files at `output` (one file per block, as Spark does)."""
+    method = WRITERS.get(output.suffix.lower())
+    if method is None:
+        raise DataError(f"--output {output}: --engine ray writes .parquet, .csv or .jsonl (a folder of files)")
+    getattr(ds.select_columns(columns), method)(str(output))
+
+
+def run(work: Any) -> Any:
+    """Run a Ray job; a worker that cannot load the model, or a cluster that goes away, ends in one line."""
+    try:
+        return work()
+    except SentiqError:
+        raise
+    except Exception as exc:
+        cause = _root_cause(exc)
+        if isinstance(cause, SentiqError):
+            raise type(cause)(f"a Ray worker failed: {cause}") from None
+        raise ModelError(f"the Ray job failed: {first_line(cause)}") from exc
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = exc
+    while True:
+        nxt = getattr(seen, "cause", None) or seen.__cause__
+        if nxt is None or nxt is seen:
+            return seen
+        seen = nxt
+
+
+def _tab() -> Any:
+    import pyarrow.csv as pacsv
+
+    return pacsv.ParseOptions(delimiter="\t")
+
+
+def _suffix_inside(path: str) -> str:
+    folder = Path(path)
+    if folder.is_dir():
+        found = sorted({p.suffix.lower() for p in folder.iterdir() if p.suffix.lower() in READERS})
+        return found[0] if len(found) == 1 else ""
+    return ".parquet"  # a remote folder: Ray's own format
+
+
+class RayPredictor:
+    """evaluate's texts labelled on the cluster: the same rows a local run appends, gathered at once."""
+
+    def __init__(self, model: ModelSettings, settings: RaySettings) -> None:
+        from sentiq.models import resolve_source
+
+        self.model, self.settings = model, settings
+        self.engine_info = connect(settings)
+        self.source = resolve_source(model.model)
+        self.where: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, Any]:
+        s = self.source
+        where = {"device": self.model.device, "dtype": self.model.dtype}  # as asked; what workers used is added
+        info = {"model": s.ref, "model_kind": s.kind, "model_label": s.label, "revision": None, **where}
+        return {**info, "engine": self.engine_info, "max_batch_tokens": self.model.max_batch_tokens}
+
+    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Any, advance: Any) -> None:
+        import ray.data
+
+        ds = ray.data.from_pandas(todo[["id", "text"]].reset_index(drop=True))
+        done = run(lambda: label(ds, self.model, method, self.settings).to_pandas())
+        self.where = (
+            {"worker_device": done["device"].iloc[0], "worker_dtype": done["dtype"].iloc[0]} if len(done) else {}
+        )
+        keep(done.to_dict("records"))
+        advance(len(done))
+
+    def peak_memory_bytes(self) -> int | None:
+        return None

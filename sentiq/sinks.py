@@ -1,0 +1,148 @@
+"""Predictions written as they come, to a .csv, .tsv, .jsonl or .parquet file, resumable after any stop.
+
+csv, tsv and jsonl are appended in place; after each write `FILE.progress` records how many bytes are
+whole, so a resume first cuts what a kill left half-written. Parquet cannot be appended to: each write
+is a complete file in `FILE.parts/`, merged into FILE (one row group per part) when the run ends.
+The side files exist only while a run is unfinished."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sentiq.errors import DataError
+from sentiq.files import write_json
+
+KINDS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+class Sink:
+    def __init__(self, path: Path, columns: Sequence[str], resume: bool) -> None:
+        self.path = path
+        self.columns = list(columns)
+        self.kind = KINDS.get(path.suffix.lower(), "")
+        if not self.kind:
+            raise DataError(f"--output {path}: use a .csv, .tsv, .jsonl or .parquet file")
+        self.side = path.with_name(path.name + (".parts" if self.kind == "parquet" else ".progress"))
+        if self.side.exists() and not resume:
+            raise DataError(
+                f"{path} holds an unfinished run: add --resume to continue it, or delete {path} and {self.side}"
+            )
+        self.done: set[str] = self._resume() if resume else set()
+        self.written = len(self.done)
+        if not self.side.exists():
+            self._start()
+
+    # -- writing -------------------------------------------------------------------------------------
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Rows made durable before returning: a kill afterwards loses none of them."""
+        if not rows:
+            return
+        if self.kind == "parquet":
+            part = self.side / f"part-{len(list(self.side.glob('part-*.parquet'))):06d}.parquet"
+            frame = pd.DataFrame(rows, columns=self.columns)
+            frame["p_positive"] = pd.to_numeric(frame["p_positive"])  # float even when a part has none
+            _write_parquet(part, frame)
+        else:
+            with open(self.path, "ab") as f:
+                f.write(self._encode(rows, header=f.tell() == 0))
+                f.flush()
+                os.fsync(f.fileno())
+                write_json(self.side, {"bytes": f.tell()})
+        self.written += len(rows)
+
+    def finish(self) -> None:
+        """The run is complete: parquet parts merged into the file, side files gone."""
+        if self.kind == "parquet":
+            _merge_parquet(sorted(self.side.glob("part-*.parquet")), self.path, self.columns)
+            shutil.rmtree(self.side)
+        else:
+            self.side.unlink(missing_ok=True)
+
+    # -- starting and resuming -----------------------------------------------------------------------
+    def _start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.kind == "parquet":
+            self.side.mkdir()
+            if self.path.exists():
+                self.path.unlink()
+        else:
+            self.path.write_bytes(b"")
+            write_json(self.side, {"bytes": 0})
+
+    def _resume(self) -> set[str]:
+        """Ids already written; a file without side files is a finished run (its ids all done)."""
+        if self.kind == "parquet":
+            parts = sorted(self.side.glob("part-*.parquet")) if self.side.exists() else []
+            if not parts and self.path.exists():
+                parts = [self.path]
+            return {i for p in parts for i in _parquet_ids(p)}
+        if not self.path.exists():
+            return set()
+        if self.side.exists():
+            whole = json.loads(self.side.read_text())["bytes"]
+            with open(self.path, "r+b") as f:  # cut what a kill left half-written
+                f.truncate(whole)
+        return set(self._ids())
+
+    def _ids(self) -> Iterator[str]:
+        if self.kind == "jsonl":
+            with open(self.path, encoding="utf-8") as f:
+                yield from (str(json.loads(line)["id"]) for line in f if line.strip())
+            return
+        sep = "\t" if self.kind == "tsv" else ","
+        if self.path.stat().st_size:
+            for chunk in pd.read_csv(
+                self.path, sep=sep, usecols=["id"], dtype=str, keep_default_na=False, chunksize=100_000
+            ):
+                yield from chunk["id"]
+
+    def _encode(self, rows: list[dict[str, Any]], header: bool) -> bytes:
+        if self.kind == "jsonl":
+            return "".join(json.dumps({c: r.get(c) for c in self.columns}) + "\n" for r in rows).encode()
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer,
+            self.columns,
+            delimiter="\t" if self.kind == "tsv" else ",",
+            extrasaction="ignore",
+            lineterminator="\n",
+        )
+        if header:
+            writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue().encode()
+
+
+def _parquet_ids(path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return [str(i) for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _merge_parquet(parts: list[Path], path: Path, columns: list[str]) -> None:
+    """One part at a time into one file, each part a row group: memory stays at one part."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    schemas = [pq.read_schema(p) for p in parts] or [pa.schema([(c, pa.string()) for c in columns])]
+    schema = pa.unify_schemas(schemas, promote_options="permissive")  # a kept column all null in one part
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for part in parts:
+            writer.write_table(pq.read_table(part).cast(schema))
+    os.replace(tmp, path)
