@@ -33,7 +33,7 @@ def _right_pad(rows: Sequence[Sequence[int]], pad: int, device: torch.device) ->
     lengths = torch.tensor([len(r) for r in rows])
     ids = torch.full((len(rows), int(lengths.max())), pad, dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
     return ids.to(device), lengths.to(device)
 
 
