@@ -1,6 +1,6 @@
 """Peak resident memory of `sentiq classify --input --output` against the input's size.
 
-    python benchmarks/memory.py [--sizes 1000,20000] [--chunk-size 10000] [--model PATH]
+    python benchmarks/memory.py [--sizes 1000,20000] [--chunk-size 10000] [--model PATH] [--dtype auto]
 
 Each size runs in its own process (`python -m sentiq classify`), its peak RSS read from the kernel
 (wait4); texts are embedded-sample reviews repeated to the size, as parquet in and parquet out. Without
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--chunk-size", type=int, default=None)
     ap.add_argument("--model", help="a model folder [default: a tiny random Qwen2]")
     ap.add_argument("--method", default="loglik")
+    ap.add_argument("--dtype", default="auto")
     args = ap.parse_args()
 
     from sentiq.data import embedded_frame
@@ -62,15 +63,22 @@ def main() -> None:
             pd.DataFrame({"text": [texts[i % len(texts)] for i in range(n)]}).to_parquet(source)
             cmd = [sys.executable, "-m", "sentiq", "classify", "--input", str(source), "--model", model]
             cmd += ["--output", str(work / f"out-{n}.parquet"), "--method", args.method, "--keep-columns", ""]
+            cmd += ["--dtype", args.dtype]
             if args.chunk_size:
                 cmd += ["--chunk-size", str(args.chunk_size)]
             mib, seconds = peak_rss(cmd)
             rows.append((n, mib, seconds))
             print(f"  {n:>8,} texts  peak {mib:8,.0f} MiB  {seconds:7.1f} s", file=sys.stderr, flush=True)
     base = rows[0][1]
+    print(f"dtype {args.dtype}, chunk size {args.chunk_size or 'default'}, CPU flags: {_cpu_flags()}")
     print(f"{'texts':>10} {'peak MiB':>10} {'vs first':>9} {'seconds':>9}")
     for n, mib, seconds in rows:
         print(f"{n:>10,} {mib:>10,.0f} {mib / base:>8.2f}x {seconds:>9.1f}")
+
+
+def _cpu_flags() -> str:
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return ",".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in text) or "unknown"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ times include loading the model (once locally, once per actor). Without --model 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -33,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from memory import tiny_model
+    from memory import _cpu_flags, tiny_model
 
     from sentiq.classify import classify, classify_on_ray
     from sentiq.data import embedded_frame
@@ -74,7 +75,7 @@ def main() -> None:
         other = pd.read_parquet(work / "ray.parquet").set_index("id")["label"]
         agree = float((same.sort_index() == other.sort_index()).mean())
 
-    flags = _cpu_flags()
+    flags = f"{os.cpu_count()} cores, {_cpu_flags()}"
     print(f"{args.n:,} texts, {words:,} words, model {Path(model.model).name}, {method.method}, CPU: {flags}")
     print(f"{'path':<34} {'seconds':>9} {'words/s':>9}")
     print(f"{f'local (1 process, {args.workers * args.threads} threads)':<34} {local:>9.1f} {words / local:>9,.0f}")
@@ -83,17 +84,6 @@ def main() -> None:
     print(
         f"ray / local: {local / on_ray:.2f}x; Ray start-up (ray.init) {startup:.1f} s, not counted above; labels agree {agree:.3f}"
     )
-
-
-def _cpu_flags() -> str:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
-    import os
-
-    return f"{os.cpu_count()} cores, " + ",".join(have)
 
 
 if __name__ == "__main__":

@@ -78,10 +78,7 @@ def classify(
 
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
-    columns = ["id", *source.keep, *PREDICTION_COLUMNS]
-    clash = [c for c in source.keep if c in PREDICTION_COLUMNS]
-    if clash:
-        raise OptionError(f"--keep-columns {clash[0]}: sentiq writes a column of that name; rename the input column")
+    columns = output_columns(source.keep)
     if settings.resume and settings.output is None:
         raise OptionError("--resume continues an --output file: give the same --output")
     sink = Sink(settings.output, columns, settings.resume) if settings.output is not None else None
@@ -93,10 +90,10 @@ def classify(
         for chunk in source.chunks(settings.chunk_size):
             _classify_chunk(chunk, source.keep, clf, sink, emit, advance, summary)
     except KeyboardInterrupt:
-        where = f"{summary.texts + summary.skipped} labels are in {sink.path}: the same command with --resume continues"
-        raise Interrupted(
-            f"interrupted; {where if sink else 'nothing was written (--output FILE keeps labels)'}"
-        ) from None
+        if sink is not None:
+            sink.close()
+        kept = f"{sink.written} labels are in {sink.path}: the same command with --resume continues" if sink else ""
+        raise Interrupted(f"interrupted; {kept or 'nothing was written (--output FILE keeps labels)'}") from None
     if sink is not None:
         sink.finish()
     return summary
@@ -140,6 +137,13 @@ def _classify_chunk(
         clf.predict(texts, on_done)
 
 
+def output_columns(keep: tuple[str, ...]) -> list[str]:
+    clash = [c for c in keep if c in PREDICTION_COLUMNS]
+    if clash:
+        raise OptionError(f"--keep-columns {clash[0]}: sentiq writes a column of that name; rename the input column")
+    return ["id", *keep, *PREDICTION_COLUMNS]
+
+
 def _prediction(p: Prediction) -> dict[str, Any]:
     return {"label": p.label, "p_positive": p.p_positive, "answer": p.answer}
 
@@ -163,14 +167,15 @@ def classify_on_ray(
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
     keep = settings.keep()
-    clash = [c for c in keep if c in PREDICTION_COLUMNS]
-    if clash:
-        raise OptionError(f"--keep-columns {clash[0]}: sentiq writes a column of that name; rename the input column")
+    columns = output_columns(keep)
+    from sentiq.models import resolve_source
+
+    resolve_source(model.model)  # a model that is nowhere fails here, not on every worker
     ray_backend.connect(scale)
     ds = ray_backend.read(str(input_path), settings.text_column, keep)
     labelled = ray_backend.label(ds, model, method, scale)
     try:
-        ray_backend.run(lambda: ray_backend.write(labelled, settings.output, ["id", *keep, *PREDICTION_COLUMNS]))
+        ray_backend.run(lambda: ray_backend.write(labelled, settings.output, columns))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; Ray stopped, and {settings.output} may hold part of the labels") from None
     return Summary(output=settings.output)

@@ -17,9 +17,10 @@ from typing import Any
 import pandas as pd
 
 from sentiq.errors import DataError, ModelError, OptionError, SentiqError, first_line
-from sentiq.settings import MethodConfig, ModelSettings, RaySettings
+from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 
-log = logging.getLogger(__name__)
+if os.environ.get("SENTIQ_DEBUG", "") in ("", "0"):  # Ray Data's INFO lines are progress told twice
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
 PREDICTION_COLUMNS = ("label", "p_positive", "p_positive_raw", "answer", "tokens", "truncated", "latency_ms")
 READERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "json", ".json": "json", ".txt": "text"}
 WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".jsonl": "write_json"}
@@ -37,7 +38,13 @@ class LabelBatch:
         from sentiq.methods import Classifier
 
         torch.set_num_threads(threads)
-        self.clf = Classifier(load_engine(model), method, pool=load_pool() if method.method == "k-shot" else None)
+        try:
+            engine = load_engine(model)
+        except SentiqError:
+            raise
+        except Exception as exc:  # safetensors, torch and others: the driver reads this line
+            raise ModelError(f"cannot load model {model.model}: {first_line(exc)}") from exc
+        self.clf = Classifier(engine, method, pool=load_pool() if method.method == "k-shot" else None)
         self.clf.warm_up()
         self.where = self.clf.engine.lm.describe()
 
@@ -76,13 +83,15 @@ def connect(settings: RaySettings) -> dict[str, Any]:
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
     wanted = settings.workers * settings.cpus_per_worker
     if not ray.is_initialized():
+        if address:
+            _require_reachable(address)
         try:
             if address:
                 import sentiq
 
-                ray.init(address=address, runtime_env={"py_modules": [sentiq]}, logging_level=logging.WARNING)
+                ray.init(address=address, runtime_env={"py_modules": [sentiq]}, **_quiet())
             else:
-                ray.init(num_cpus=math.ceil(wanted) + 1, include_dashboard=False, logging_level=logging.WARNING)
+                ray.init(num_cpus=math.ceil(wanted) + 1, include_dashboard=False, **_quiet())
         except Exception as exc:  # ConnectionError, TimeoutError, RuntimeError, ValueError...
             raise SentiqError(
                 f"cannot reach the Ray cluster at {address or 'a local cluster'}: {first_line(exc)}"
@@ -96,6 +105,29 @@ def connect(settings: RaySettings) -> dict[str, Any]:
     return {"name": "ray", "address": address or "local", "workers": settings.workers, "cpus": cpus}
 
 
+def _quiet() -> dict[str, Any]:
+    """Workers' own output stays in Ray's logs (sentiq reports their failures in one line)."""
+    debug = os.environ.get("SENTIQ_DEBUG", "") not in ("", "0")
+    return {"logging_level": logging.INFO if debug else logging.WARNING, "log_to_driver": debug}
+
+
+def _require_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes (ray.init retries for long), when nothing answers at the address."""
+    import socket
+
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():  # 'auto', 'local' and the like: Ray resolves them itself
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise SentiqError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it with 'ray start --head' "
+            "or check --ray-address / RAY_ADDRESS"
+        ) from exc
+
+
 def label(
     ds: Any, model: ModelSettings, method: MethodConfig, settings: RaySettings, runtime_env: dict | None = None
 ) -> Any:
@@ -106,7 +138,8 @@ def label(
     ctx.wait_for_min_actors_s = 600  # without it the first actor up takes every block of a small input
     ctx.enable_progress_bars = os.isatty(2)  # Ray Data's own bars; sentiq draws none beside them
     threads = max(1, int(settings.cpus_per_worker))
-    rows = max(1, ds.count() // (settings.workers * 4)) if ds.count() else 1
+    # Blocks small enough that every worker gets several, and no larger than a local chunk (memory).
+    rows = min(max(1, ds.count() // (settings.workers * 4)), ClassifySettings.chunk_size)
     return ds.repartition(target_num_rows_per_block=rows).map_batches(
         LabelBatch,
         fn_constructor_kwargs={"model": model, "method": method, "threads": threads},
@@ -162,25 +195,31 @@ def write(ds: Any, output: Path, columns: list[str]) -> None:
 
 
 def run(work: Any) -> Any:
-    """Run a Ray job; a worker that cannot load the model, or a cluster that goes away, ends in one line."""
+    """Run a Ray job; a worker that cannot load the model, or a cluster that goes away, ends in one
+    line (Ray Data's own logging of the failure is held back unless SENTIQ_DEBUG is set)."""
+    if os.environ.get("SENTIQ_DEBUG", "") in ("", "0"):
+        logging.disable(logging.ERROR)  # Ray Data logs each failure with its traceback
     try:
         return work()
     except SentiqError:
         raise
     except Exception as exc:
-        cause = _root_cause(exc)
-        if isinstance(cause, SentiqError):
-            raise type(cause)(f"a Ray worker failed: {cause}") from None
-        raise ModelError(f"the Ray job failed: {first_line(cause)}") from exc
+        raise SentiqError(f"a Ray worker failed: {_worker_error(exc)}") from exc
+    finally:
+        logging.disable(logging.NOTSET)
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = exc
-    while True:
-        nxt = getattr(seen, "cause", None) or seen.__cause__
-        if nxt is None or nxt is seen:
-            return seen
-        seen = nxt
+def _worker_error(exc: BaseException) -> str:
+    """The error a worker raised, from the traceback text Ray wraps it in (an actor that dies while
+    loading the model reaches the driver only as text)."""
+    import re
+
+    found = re.findall(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$", str(exc), flags=re.MULTILINE)
+    useful = [(kind, text) for kind, text in found if kind not in ("RayTaskError", "SystemException", "ActorDiedError")]
+    if useful:
+        kind, text = useful[-1]
+        return text if kind in ("ModelError", "DataError", "ResourceError", "SentiqError") else f"{kind}: {text}"
+    return first_line(exc)
 
 
 def _tab() -> Any:
@@ -204,8 +243,8 @@ class RayPredictor:
         from sentiq.models import resolve_source
 
         self.model, self.settings = model, settings
+        self.source = resolve_source(model.model)  # a model that is nowhere fails here, not on every worker
         self.engine_info = connect(settings)
-        self.source = resolve_source(model.model)
         self.where: dict[str, Any] = {}
 
     def describe(self) -> dict[str, Any]:

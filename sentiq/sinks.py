@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from sentiq.errors import DataError
 from sentiq.files import write_json
 
 KINDS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+PART_ROWS = 1024  # parquet rows per part file
+PART_SECONDS = 30.0  # ... or the work of this long, whichever comes first
 
 
 class Sink:
@@ -39,18 +42,22 @@ class Sink:
         self.done: set[str] = self._resume() if resume else set()
         self.written = len(self.done)
         if not self.side.exists():
-            self._start()
+            self._reopen() if resume and self.path.exists() else self._start()
+        self._pending: list[dict[str, Any]] = []
+        self._flushed = time.monotonic()
+        self._parts = len(list(self.side.glob("part-*.parquet"))) if self.kind == "parquet" else 0
 
     # -- writing -------------------------------------------------------------------------------------
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Rows made durable before returning: a kill afterwards loses none of them."""
+        """csv/jsonl rows are durable before this returns. Parquet rows are gathered into parts of at
+        least PART_ROWS rows or PART_SECONDS of work (a part per batch would make thousands of tiny
+        files); a kill loses at most that much, which a resume redoes. `close` keeps the rest."""
         if not rows:
             return
         if self.kind == "parquet":
-            part = self.side / f"part-{len(list(self.side.glob('part-*.parquet'))):06d}.parquet"
-            frame = pd.DataFrame(rows, columns=self.columns)
-            frame["p_positive"] = pd.to_numeric(frame["p_positive"])  # float even when a part has none
-            _write_parquet(part, frame)
+            self._pending += rows
+            if len(self._pending) >= PART_ROWS or time.monotonic() - self._flushed > PART_SECONDS:
+                self._flush()
         else:
             with open(self.path, "ab") as f:
                 f.write(self._encode(rows, header=f.tell() == 0))
@@ -59,9 +66,24 @@ class Sink:
                 write_json(self.side, {"bytes": f.tell()})
         self.written += len(rows)
 
+    def close(self) -> None:
+        """Stop without finishing (an interrupt): what was labelled is kept for --resume."""
+        if self.kind == "parquet":
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            frame = pd.DataFrame(self._pending, columns=self.columns)
+            frame["p_positive"] = pd.to_numeric(frame["p_positive"])  # float even when a part has none
+            _write_parquet(self.side / f"part-{self._parts:06d}.parquet", frame)
+            self._parts += 1
+            self._pending = []
+        self._flushed = time.monotonic()
+
     def finish(self) -> None:
         """The run is complete: parquet parts merged into the file, side files gone."""
         if self.kind == "parquet":
+            self._flush()
             _merge_parquet(sorted(self.side.glob("part-*.parquet")), self.path, self.columns)
             shutil.rmtree(self.side)
         else:
@@ -77,6 +99,14 @@ class Sink:
         else:
             self.path.write_bytes(b"")
             write_json(self.side, {"bytes": 0})
+
+    def _reopen(self) -> None:
+        """A finished output resumed (new ids in the input, say): it becomes the run's first part."""
+        if self.kind == "parquet":
+            self.side.mkdir()
+            os.replace(self.path, self.side / "part-000000.parquet")
+        else:
+            write_json(self.side, {"bytes": self.path.stat().st_size})
 
     def _resume(self) -> set[str]:
         """Ids already written; a file without side files is a finished run (its ids all done)."""

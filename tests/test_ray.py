@@ -102,3 +102,28 @@ def test_evaluate_on_ray_writes_the_same_run_folder(
 def test_a_pool_that_takes_every_cpu_is_refused(cluster) -> None:
     with pytest.raises(OptionError, match="take every CPU of the Ray cluster"):
         ray_backend.connect(RaySettings(engine="ray", workers=2, cpus_per_worker=1))
+
+
+def test_an_unreachable_cluster_is_one_line_in_seconds(tiny_model: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    pd.DataFrame({"id": ["a"], "text": ["good"]}).to_parquet(tmp_path / "in.parquet")
+    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--engine", "ray"]
+    args += ["--ray-address", "127.0.0.1:9", "--model", str(tiny_model)]  # nothing listens on port 9
+    out = subprocess.run([sys.executable, "-m", "sentiq", *args], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.startswith("error: cannot reach the Ray cluster at 127.0.0.1:9")
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_that_cannot_load_the_model_is_one_line(cluster, tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    pd.DataFrame({"id": ["a", "b"], "text": ["good", "bad"]}).to_parquet(tmp_path / "in.parquet")
+    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--engine", "ray"]
+    result = runner.invoke(app, [*args, "--workers", "2", "--cpus-per-worker", "0.5", "--model", str(broken)])
+    # Ray prints its own retry notices; sentiq's verdict is the one line at the end
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("error: a Ray worker failed: cannot load model")

@@ -109,6 +109,8 @@ def test_appended_output_is_cut_back_to_its_last_whole_write(tmp_path: Path, suf
     else:
         got = list(pd.read_csv(out, sep="\t" if suffix == ".tsv" else ",", dtype=str)["id"])
     assert got == ["0", "1", "2", "3"]
+    finished = out.read_bytes()
+    assert Sink(out, COLUMNS, resume=True).done == {"0", "1", "2", "3"} and out.read_bytes() == finished
 
 
 def test_parquet_output_is_written_in_parts_and_merged(tmp_path: Path) -> None:
@@ -116,7 +118,9 @@ def test_parquet_output_is_written_in_parts_and_merged(tmp_path: Path) -> None:
     rows = [{"id": str(i), "stars": i, "label": "negative", "p_positive": None, "answer": "Negative"} for i in range(5)]
     sink = Sink(out, COLUMNS, resume=False)
     sink.write(rows[:2])  # no p_positive at all in this part
+    sink.close()  # an interrupt keeps what was gathered
     sink.write([{**r, "p_positive": 0.25} for r in rows[2:4]])
+    sink.close()
     assert not out.exists() and len(list((tmp_path / "out.parquet.parts").iterdir())) == 2
     resumed = Sink(out, COLUMNS, resume=True)
     assert resumed.done == {"0", "1", "2", "3"}
@@ -128,7 +132,12 @@ def test_parquet_output_is_written_in_parts_and_merged(tmp_path: Path) -> None:
     assert pq.ParquetFile(out).num_row_groups == 3 and not (tmp_path / "out.parquet.parts").exists()
     assert table.column("id").to_pylist() == ["0", "1", "2", "3", "4"]
     assert table.column("p_positive").to_pylist()[1:4] == [None, 0.25, 0.25]
-    assert Sink(out, COLUMNS, resume=True).done == {"0", "1", "2", "3", "4"}  # a finished file: all done
+    again = Sink(out, COLUMNS, resume=True)  # a finished file: all done, and kept
+    assert again.done == {"0", "1", "2", "3", "4"}
+    again.write([{**rows[0], "id": "5"}])
+    again.finish()
+    assert pq.read_table(out).column("id").to_pylist() == ["0", "1", "2", "3", "4", "5"]
+    assert Sink(out, COLUMNS, resume=False).done == set() and not out.exists()  # without --resume: replaced
 
 
 def test_classify_streams_a_file_and_matches_the_texts_classified_at_once(tiny_model: Path, tmp_path: Path) -> None:
