@@ -186,23 +186,3 @@ def balanced_sample(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
         )
     parts = [df[df["label"] == lab].sample(n=want[lab], random_state=seed) for lab in LABELS]
     return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
-
-
-def read_texts(path: Path, text_column: str | None = None) -> pd.DataFrame:
-    """Unlabelled texts for `classify --input`: a .txt file holds one text per line."""
-    if path.suffix.lower() == ".txt":
-        if not path.is_file():
-            raise DataError(f"file not found: {path}" if not path.exists() else f"{path} is not a file")
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path} is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
-        return pd.DataFrame({"id": [str(i) for i in range(len(lines))], "text": lines})
-    df = read_table(path)
-    col = text_column or "text"
-    if col not in df.columns:
-        raise DataError(
-            f"{path}: no column '{col}'; columns are: {', '.join(map(str, df.columns))} (use --text-column)"
-        )
-    ids = df["id"].astype(str) if "id" in df.columns else pd.Series([str(i) for i in range(len(df))])
-    return pd.DataFrame({"id": ids.to_numpy(), "text": df[col].astype(str).to_numpy()})
