@@ -68,7 +68,7 @@ class Classifier:
 
     def predict(self, texts: Sequence[str], on_done: OnDone | None = None) -> list[Prediction]:
         fitted = [self.fit(t) for t in texts]
-        # int32 arrays: a chunk of 10,000 reviews holds ~3 KB of tokens each instead of ~27 KB as lists
+        # int32 arrays: ~3 KB of tokens per review in a chunk instead of ~27 KB as lists of ints
         bodies = [np.asarray(self.encode(text), dtype=np.int32) for text, _ in fitted]
         results: list[Prediction | None] = [None] * len(texts)
 

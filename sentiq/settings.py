@@ -119,7 +119,7 @@ class ClassifySettings:
     output: Path | None = None  # .csv, .tsv, .jsonl or .parquet, written as batches are done
     text_column: str | None = None  # None: 'text'
     keep_columns: str = "text"  # input columns carried into the output, comma-separated
-    chunk_size: int = 10_000  # texts read, sorted and batched together; memory grows with it, not the input
+    chunk_size: int = 2_000  # texts read, sorted and batched together; memory grows with it, not the input
     resume: bool = False  # skip the ids already in --output
 
     def keep(self) -> tuple[str, ...]:
