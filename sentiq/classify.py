@@ -188,7 +188,7 @@ def classify_on_ray(
     ds = ray_backend.read(str(input_path), settings.text_column, keep)
     labelled = ray_backend.label(ds, model, method, scale)
     try:
-        ray_backend.run(lambda: ray_backend.write(labelled, settings.output, columns))
+        written = ray_backend.run(lambda: ray_backend.write(labelled, settings.output, columns))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; Ray stopped, and {settings.output} may hold part of the labels") from None
-    return Summary(output=settings.output)
+    return Summary(texts=written, output=settings.output)

@@ -186,12 +186,28 @@ def read(path: str, text_column: str | None, keep: tuple[str, ...]) -> Any:
     return selected.rename_columns({column: "text"}) if column != "text" else selected
 
 
-def write(ds: Any, output: Path, columns: list[str]) -> None:
-    """Ray Data writes a folder of files at `output` (one file per block, as Spark does)."""
+def write(ds: Any, output: Path, columns: list[str]) -> int:
+    """Ray Data writes a folder of files at `output` (one file per block, as Spark does); the rows written."""
     method = WRITERS.get(output.suffix.lower())
     if method is None:
         raise DataError(f"--output {output}: --engine ray writes .parquet, .csv or .jsonl (a folder of files)")
     getattr(ds.select_columns(columns), method)(str(output))
+    return _rows_in(output)
+
+
+def _rows_in(folder: Path) -> int:
+    """Rows in a folder Ray Data wrote."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for f in (p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_"))):
+        if f.suffix == ".parquet":
+            total += pq.ParquetFile(f).metadata.num_rows
+        elif f.suffix == ".csv":  # quoted fields may span lines
+            total += sum(len(c) for c in pd.read_csv(f, usecols=[0], dtype=str, chunksize=100_000))
+        else:  # JSON lines: newlines inside values are escaped
+            total += f.read_bytes().count(b"\n")
+    return total
 
 
 def run(work: Any) -> Any:

@@ -59,7 +59,8 @@ def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model
     frame.to_parquet(tmp_path / "in.parquet")
     out = tmp_path / "labels.parquet"
     settings = ClassifySettings(output=out, keep_columns="text")
-    classify_on_ray(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE)
+    summary = classify_on_ray(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE)
+    assert summary.texts == 24
     got = pd.read_parquet(out).set_index("id")  # a folder of files, one per block
     assert sorted(got.index) == sorted(frame["id"]) and got.index.is_unique
     local = Classifier(load_engine(ModelSettings(model=str(tiny_model))), SAMPLING).predict(list(frame["text"]))
