@@ -3,6 +3,7 @@ every prediction on disk as it arrives, and summarise from what is on disk."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -43,8 +44,6 @@ class RunResult:
     @classmethod
     def saved(cls, run: Run, method: MethodConfig) -> RunResult:
         """The result a finished run left on disk."""
-        import json
-
         m = json.loads((run.folder / "metrics.json").read_text())
         pick = lambda kind: kind(**{f.name: m[f.name] for f in fields(kind)})  # noqa: E731
         return cls(run.folder.name, run.folder, method, pick(Quality), pick(Speed), run.config, m["truncated"], True)
