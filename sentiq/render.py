@@ -202,7 +202,7 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
         out.print(predictions_table(sorted(rows, key=lambda r: _natural(str(r["id"])))))
     if summary.output is not None:
         resumed = f", {summary.skipped} of them already there" if summary.skipped else ""
-        rate = f", {summary.words / summary.seconds:,.0f} words/s" if summary.seconds else ""
+        rate = f", {summary.words / summary.seconds:,.0f} words/s of inference" if summary.seconds else ""
         note(f"saved {summary.texts + summary.skipped} labels in {summary.output}{resumed}{rate}")
     if summary.truncated:
         warn(f"{summary.truncated} texts were longer than --max-tokens and lost their middle")
