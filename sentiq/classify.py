@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from sentiq.errors import DataError, Interrupted, OptionError
 from sentiq.evaluation import load_engine
 from sentiq.methods import Classifier, Prediction
+from sentiq.models import resolve_source
 from sentiq.prompts import clean_text, word_count
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 from sentiq.sinks import Sink
@@ -181,8 +182,6 @@ def classify_on_ray(
         (method,) = apply_tuned([method], model.model, tuned_in)
     keep = settings.keep()
     columns = output_columns(keep)
-    from sentiq.models import resolve_source
-
     resolve_source(model.model)  # a model that is nowhere fails here, not on every worker
     ray_backend.connect(scale)
     ds = ray_backend.read(str(input_path), settings.text_column, keep)

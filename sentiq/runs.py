@@ -84,9 +84,12 @@ class Run:
         self.folder = folder
         self.config = config
         self.done = done
-        self.complete = config.get("status") == "complete"
         self._partial: Any = None
         self._handler: logging.Handler | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.config.get("status") == "complete"
 
     @classmethod
     def open(cls, root: Path, run_id: str, config: dict[str, Any], resume: bool = False) -> Run:
@@ -148,7 +151,6 @@ class Run:
         write_frame(self.folder / "metrics.csv", pd.DataFrame([metrics]))
         self.config = {**self.config, **recorded}
         self._set_status("complete")
-        self.complete = True
         self.close()
         (self.folder / PARTIAL).unlink(missing_ok=True)
 

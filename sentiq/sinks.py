@@ -1,8 +1,8 @@
 """Predictions written as they come, to a .csv, .tsv, .jsonl or .parquet file, resumable after any stop.
 
 csv, tsv and jsonl are appended in place; after each write `FILE.progress` records how many bytes are
-whole, so a resume first cuts what a kill left half-written. Parquet cannot be appended to: each write
-is a complete file in `FILE.parts/`, merged into FILE (one row group per part) when the run ends.
+whole, so a resume first cuts what a kill left half-written. Parquet cannot be appended to: rows are
+gathered into complete files in `FILE.parts/`, merged into FILE (one row group per part) at the end.
 The side files exist only while a run is unfinished."""
 
 from __future__ import annotations
