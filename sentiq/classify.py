@@ -13,7 +13,7 @@ from sentiq.errors import DataError, Interrupted, OptionError
 from sentiq.evaluation import load_engine
 from sentiq.methods import Classifier, Prediction
 from sentiq.models import resolve_source
-from sentiq.prompts import clean_text, word_count
+from sentiq.prompts import clean_text, load_prompts, word_count
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 from sentiq.sinks import Sink
 from sentiq.sources import TextSource, in_memory, open_source
@@ -32,6 +32,7 @@ class Summary:
     truncated: int = 0  # texts that lost their middle to --max-tokens
     empty: list[str] = field(default_factory=list)  # ids of empty texts: reported, never labelled
     output: Path | None = None
+    calibration: dict[str, Any] | None = None  # the prior divided out, and what it was estimated on
 
 
 def gather_texts(args: Sequence[str], stdin: TextIO | None) -> list[tuple[str, str]]:
@@ -79,13 +80,19 @@ def classify(
 
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
+    load_prompts(method.prompt)  # a broken prompt file fails before the model loads
     columns = output_columns(source.keep)
     if settings.resume and settings.output is None:
         raise OptionError("--resume continues an --output file: give the same --output")
     sink = Sink(settings.output, columns, settings.resume) if settings.output is not None else None
-    clf = Classifier(load_engine(model), method, pool=load_pool() if method.method == "k-shot" else None)
-    clf.warm_up()
     summary = Summary(output=settings.output)
+    clf = Classifier(
+        load_engine(model),
+        method,
+        pool=load_pool() if method.method == "k-shot" else None,
+        **_calibration_kept(settings, method, summary),
+    )
+    clf.warm_up()
     advance = start_task(f"classify · {method.method}", source.total)
     try:
         for chunk in source.chunks(settings.chunk_size):
@@ -137,6 +144,31 @@ def _classify_chunk(
 
     if texts:
         clf.predict(texts, on_done)
+
+
+def _calibration_kept(settings: ClassifySettings, method: MethodConfig, summary: Summary) -> dict[str, Any]:
+    """The prior goes into the summary and, beside --output, into OUTPUT.calibration.json, so that a
+    resumed run divides out the prior it began with (batch calibration estimates it on the first chunk)."""
+    import json
+
+    import numpy as np
+
+    from sentiq.files import write_json
+    from sentiq.prompts import LABELS
+
+    output = settings.output
+    record = output.with_name(output.name + ".calibration.json") if output is not None else None
+
+    def on_prior(calibration: dict[str, Any]) -> None:
+        summary.calibration = calibration
+        if record is not None:
+            write_json(record, calibration)
+
+    kept = json.loads(record.read_text()) if settings.resume and record is not None and record.is_file() else None
+    if kept is None or kept.get("mode") != method.calibrate:
+        return {"on_prior": on_prior}
+    summary.calibration = kept
+    return {"prior": np.array([kept["prior"][lab] for lab in LABELS]), "on_prior": on_prior}
 
 
 def _release_memory() -> None:

@@ -22,6 +22,7 @@ from sentiq.settings import (
     EvalSettings,
     MethodConfig,
     ModelSettings,
+    PromptTuneSettings,
     RaySettings,
     method_names,
 )
@@ -253,6 +254,34 @@ def tune_sampling(**given: Any) -> None:
     )
     with render.progress(enabled=not given["json_out"]) as start_task:
         result = tune(build(ModelSettings, given), settings, start_task)
+    render.tuned(result, given["json_out"])
+
+
+@app.command("tune-prompt")
+@guarded
+@takes(
+    *MODEL,
+    "seed",
+    "output_dir",
+    "json_out",
+    prompts=of(
+        PromptTuneSettings,
+        "prompts",
+        "--prompts",
+        help="Comma-separated candidates (names, NAME:VARIANT or .toml files). \\[default: every built-in prompt "
+        "and label-word variant]",
+        show_default=False,
+    ),
+    n=of(PromptTuneSettings, "n", min=2, help="Tuning texts, balanced, from the train pool."),
+    ensemble=of(PromptTuneSettings, "ensemble", min=0, help="Also try the mean of the best 2..N prompts."),
+    max_tokens=of(PromptTuneSettings, "max_tokens", "--max-tokens", min=16, help="Longest text in tokens."),
+)
+def tune_prompt(**given: Any) -> None:
+    """Choose the prompt, label words and calibration for a model by loglik accuracy; --tuned uses them."""
+    from sentiq.tuning import tune_prompts
+
+    with render.progress(enabled=not given["json_out"]) as start_task:
+        result = tune_prompts(build(ModelSettings, given), build(PromptTuneSettings, given), start_task)
     render.tuned(result, given["json_out"])
 
 

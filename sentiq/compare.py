@@ -12,7 +12,7 @@ import pandas as pd
 from sentiq.errors import OptionError, RunError
 from sentiq.files import write_frame
 from sentiq.plots import comparison_chart
-from sentiq.runs import SavedRun, read_runs
+from sentiq.runs import SavedRun, prompt_name, read_runs
 
 METRICS = ("macro_f1", "accuracy", "words_per_s")
 
@@ -48,6 +48,7 @@ def _summary(run: SavedRun) -> dict[str, object]:
     return {
         "model": c.get("model_label", c.get("model")),
         "method": c.get("method_title", c.get("method")),
+        "prompt": prompt_name(c),
         "n": m["n"],
         "accuracy": m["accuracy"],
         "macro_f1": m["macro_f1"],

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sentiq import __version__
@@ -22,7 +23,7 @@ from sentiq.methods import Classifier, Prediction
 from sentiq.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.models import resolve_source
 from sentiq.plots import plot_confusion
-from sentiq.prompts import clean_text, word_count
+from sentiq.prompts import LABELS, clean_text, load_prompts, word_count
 from sentiq.runs import Run, check_run_id, make_run_id, safe_name
 from sentiq.settings import EvalSettings, MethodConfig, ModelSettings
 
@@ -68,6 +69,8 @@ def evaluate(settings: EvalSettings, start_task: StartTask, engine: Engine | Non
     base, run_ids = run_ids_for(settings)
     for run_id in run_ids.values():  # before the model loads: a clash should not cost a minute
         check_run_id(settings.output_dir, run_id, settings.resume)
+    for method in settings.methods:  # so is a broken prompt file
+        load_prompts(method.prompt)
     predictor = _predictor(settings, engine)
     results = []
     for method in settings.methods:
@@ -109,8 +112,16 @@ class LocalPredictor:
             "max_batch_tokens": self.engine.batcher.max_tokens,
         }
 
-    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Callable, advance: Advance) -> None:
-        clf = Classifier(self.engine, method, pool=self.pool)
+    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Callable, advance: Advance, run: Run) -> None:
+        """A prior estimated earlier in this run is reused, so a resumed run calibrates as it began."""
+        recorded = run.config.get("calibration")
+        prior = np.array([recorded["prior"][lab] for lab in LABELS]) if recorded else None
+
+        def on_prior(calibration: dict[str, Any]) -> None:
+            run.record(calibration=calibration)
+            run.log(f"calibration {calibration}")
+
+        clf = Classifier(self.engine, method, pool=self.pool, prior=prior, on_prior=on_prior)
         clf.warm_up()
         texts, ids = list(todo["text"]), list(todo["id"])
 
@@ -168,7 +179,7 @@ def _evaluate_one(
             run.log(f"batch texts={len(rows)} tokens={sum(r['tokens'] for r in rows)} seconds={seconds:.4f}")
 
         start = time.perf_counter()
-        predictor.predict(method, todo, keep, advance)
+        predictor.predict(method, todo, keep, advance, run)
         run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(todo)}")
         rows = run.predictions(list(sample["id"]))
         return _finish(run, method, rows, config["model_label"], predictor)
@@ -228,6 +239,7 @@ def run_config(
         "method": method.method,
         "method_title": method.title(),
         "method_settings": method.relevant(),
+        "prompts": [p.record() for p in load_prompts(method.prompt)],
         "dataset": asdict(settings.data),
         "n": n,
         "sample_seed": settings.seed,

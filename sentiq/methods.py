@@ -1,4 +1,6 @@
-"""The four classification methods: texts in, one Prediction per text out, through the engine."""
+"""The four classification methods: texts in, one Prediction per text out, through the engine. Several
+prompts make an ensemble: scoring methods average their label log-probabilities, generation methods
+vote across them. Calibration divides a label prior out of the scores."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,11 +16,13 @@ import pandas as pd
 from sentiq.decoding import Sampling
 from sentiq.engine import Engine
 from sentiq.errors import OptionError
-from sentiq.prompts import CONTENT_FREE, LABEL_WORDS, LABELS, PromptTemplate, build_template, clean_text, parse_label
+from sentiq.prompts import CONTENT_FREE, LABELS, Prompt, PromptTemplate, build_template, clean_text, load_prompts
 from sentiq.settings import MethodConfig
 
 INVALID = "invalid"
 DEMO_MAX_WORDS = 100  # k-shot demonstrations are drawn from texts this short (see draw_demonstrations)
+DOMAIN_INPUTS = 20  # random in-domain texts for domain-context calibration (as Fei et al. 2023)
+DOMAIN_MAX_WORDS = 256  # their length: the texts' mean, at most this
 # Texts that probe whether prefix and body tokenize apart exactly: words, punctuation, digits, a line
 # break and non-ASCII characters next to the seam.
 SPLIT_PROBES = ("A great film.", "dull", "Terrible!\nAvoid.", "N/A", "9/10, très bon — ok", "")
@@ -27,68 +32,83 @@ OnDone = Callable[[list[int], list["Prediction"], float], None]  # (indices, the
 @dataclass
 class Prediction:
     label: str  # 'positive', 'negative' or 'invalid'
-    p_positive: float | None  # scoring: softmax over label scores; several samples: share of positive votes
+    p_positive: float | None  # scoring: softmax over label scores; several answers: share of positive votes
     p_positive_raw: float | None = None  # before calibration, when calibrated
-    answer: str | None = None  # generated text (answers joined by ' | ' when sampling several)
-    tokens: int = 0  # prompt tokens specific to this text (the whole prompt's when encoded whole)
+    answer: str | None = None  # generated text (answers joined by ' | ' when there are several)
+    tokens: int = 0  # prompt tokens specific to this text (the whole prompt's when encoded whole), all prompts
     truncated: bool = False
 
 
 @dataclass
+class Bound:
+    """One prompt rendered for one engine: its shared prefix encoded once, its label words as tokens."""
+
+    prompt: Prompt
+    template: PromptTemplate
+    cached: bool  # prefix and body tokenize apart exactly: the prefix's cache is reused
+    prefix: list[int]
+    label_ids: list[list[int]]
+
+    @classmethod
+    def bind(cls, engine: Engine, prompt: Prompt, demos: Sequence[tuple[str, str]]) -> Bound:
+        template = build_template(engine.tokenizer, prompt, demos)
+        cached = engine.splits_exactly(template.prefix, [template.body(p) for p in SPLIT_PROBES])
+        prefix = engine.encode(template.prefix) if cached else []
+        return cls(prompt, template, cached, prefix, [engine.encode(w) for w in prompt.words])
+
+    def body(self, engine: Engine, text: str) -> np.ndarray:
+        """The tokens the engine adds to the shared prefix for this text (int32: ~3 KB per review instead
+        of ~27 KB as a list of ints): the prompt's body, or the whole prompt when it does not split."""
+        whole = self.template.body(text) if self.cached else self.template.full(text)
+        return np.asarray(engine.encode(whole), dtype=np.int32)
+
+
+@dataclass
 class Classifier:
-    """One method bound to an engine: prompts and demonstrations are built once per run."""
+    """One method bound to an engine: prompts and demonstrations are built once per run.
+
+    `prior` fixes the calibration prior (a resumed run's); otherwise it is estimated when first needed
+    and handed to `on_prior` with how it was estimated, so that it can be recorded."""
 
     engine: Engine
     config: MethodConfig
     pool: pd.DataFrame | None = None  # demonstration pool (k-shot), never the texts being classified
+    prompts: list[Prompt] | None = None  # None: load config.prompt
+    prior: np.ndarray | None = None
+    on_prior: Callable[[dict[str, Any]], None] | None = None
     demos: list[tuple[str, str]] = field(default_factory=list)
-    _prior: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.config.method == "k-shot":
             self.demos = draw_demonstrations(self.pool, self.config.k, self.config.seed)
-        self.template: PromptTemplate = build_template(self.engine.tokenizer, self.demos)
-        probes = [self.template.body(p) for p in SPLIT_PROBES]
-        self.cached = self.engine.splits_exactly(self.template.prefix, probes)
-        self.prefix = self.engine.encode(self.template.prefix) if self.cached else []
-        self.label_ids = [self.engine.encode(LABEL_WORDS[label]) for label in LABELS]
+        self.prompts = self.prompts or load_prompts(self.config.prompt)
+        self.bound = [Bound.bind(self.engine, p, self.demos) for p in self.prompts]
+        if not self.config.scores_labels:
+            for b in self.bound:
+                _check_first_tokens(b, self.engine)
 
     def warm_up(self) -> None:
-        self.engine.warm_up(self.prefix)
-        if self.config.calibrate and self.config.scores_labels:
-            self.prior()
-
-    def prior(self) -> np.ndarray:
-        """P(label) for content-free inputs, averaged: the bias that calibration divides out."""
-        if self._prior is None:
-            bodies = [self.encode(t) for t in CONTENT_FREE]
-            probs = _softmax(self.engine.score(self.prefix, bodies, self.label_ids))
-            self._prior = probs.mean(axis=0)
-        return self._prior
+        for b in self.bound:
+            self.engine.warm_up(b.prefix)
 
     def predict(self, texts: Sequence[str], on_done: OnDone | None = None) -> list[Prediction]:
         fitted = [self.fit(t) for t in texts]
-        # int32 arrays: ~3 KB of tokens per review in a chunk instead of ~27 KB as lists of ints
-        bodies = [np.asarray(self.encode(text), dtype=np.int32) for text, _ in fitted]
+        cleaned = [t for t, _ in fitted]
         results: list[Prediction | None] = [None] * len(texts)
+        tokens = np.zeros(len(texts), dtype=np.int64)
 
         def finish(idx: list[int], preds: list[Prediction], seconds: float) -> None:
             for i, p in zip(idx, preds):
-                p.tokens, p.truncated = len(bodies[i]), fitted[i][1]
+                p.tokens, p.truncated = int(tokens[i]), fitted[i][1]
                 results[i] = p
             if on_done is not None:
                 on_done(idx, preds, seconds)
 
         if self.config.scores_labels:
-            self._predict_scores(bodies, finish)
+            self._predict_scores(cleaned, tokens, finish)
         else:
-            self._predict_generated(bodies, [t for t, _ in fitted], finish)
+            self._predict_generated(cleaned, tokens, finish)
         return [r for r in results if r is not None]
-
-    def encode(self, text: str) -> list[int]:
-        """The tokens the engine adds to the shared prefix for this text: the prompt's body, or the
-        whole prompt when the tokenizer does not split exactly at the prefix."""
-        return self.engine.encode(self.template.body(text) if self.cached else self.template.full(text))
 
     def fit(self, text: str) -> tuple[str, bool]:
         """Clean a text and, past max_tokens, cut its middle: the opening and the verdict usually
@@ -102,46 +122,131 @@ class Classifier:
         return f"{self.engine.decode(ids[:head])} [...] {self.engine.decode(ids[-(limit - head) :])}", True
 
     # -- scoring -----------------------------------------------------------------------------------
-    def _predict_scores(self, bodies: list[list[int]], finish: OnDone) -> None:
-        prior = self.prior() if self.config.calibrate else None
+    def label_logprobs(
+        self, texts: Sequence[str], tokens: np.ndarray | None = None, on_batch: Callable | None = None
+    ) -> np.ndarray:
+        """log P(label | prompt, text), normalised over the labels and averaged over the prompts:
+        (texts, labels). `on_batch(idx, their rows, seconds)` after each of the last prompt's batches."""
+        logp = np.zeros((len(texts), len(LABELS)))
+        seconds = np.zeros(len(texts))
+        for j, b in enumerate(self.bound):
+            bodies = [b.body(self.engine, t) for t in texts]
+            if tokens is not None:
+                tokens += [len(x) for x in bodies]
 
-        def on_batch(idx: list[int], scores: np.ndarray, seconds: float) -> None:
-            raw = _softmax(scores)
-            probs = raw if prior is None else _softmax(np.log(raw) - np.log(prior))
-            preds = [
-                Prediction(
-                    label=LABELS[int(np.argmax(p))],
-                    p_positive=float(p[0]),
-                    p_positive_raw=float(r[0]) if prior is not None else None,
-                )
-                for p, r in zip(probs, raw)
-            ]
-            finish(idx, preds, seconds)
+            def batch_done(
+                idx: list[int], scores: np.ndarray, secs: float, last: bool = j == len(self.bound) - 1
+            ) -> None:
+                logp[idx] += log_softmax(scores) / len(self.bound)
+                seconds[idx] += secs / max(1, len(idx))
+                if last and on_batch is not None:
+                    on_batch(idx, logp[idx], float(seconds[idx].sum()))
 
-        self.engine.score(self.prefix, bodies, self.label_ids, on_batch=on_batch)
+            self.engine.score(b.prefix, bodies, b.label_ids, on_batch=batch_done)
+        return logp
+
+    def _predict_scores(self, texts: list[str], tokens: np.ndarray, finish: OnDone) -> None:
+        mode = self.config.calibrate
+        if self.prior is None and self.config.calibrated and mode != "batch":
+            inputs = CONTENT_FREE if mode == "contextual" else domain_inputs(texts, self.config.seed)
+            where = "content-free inputs" if mode == "contextual" else f"{len(inputs)} random in-domain word sequences"
+            self._set_prior(softmax(self.label_logprobs(inputs)).mean(axis=0), where)
+        if self.prior is None and self.config.calibrated:  # batch: the prior is these texts' own mean
+            spent: list[float] = []
+            logp = self.label_logprobs(texts, tokens, lambda idx, rows, seconds: spent.append(seconds))
+            self._set_prior(softmax(logp).mean(axis=0), f"the first {len(texts)} texts classified")
+            finish(list(range(len(texts))), self._scored(logp), sum(spent))
+            return
+        self.label_logprobs(texts, tokens, lambda idx, rows, seconds: finish(idx, self._scored(rows), seconds))
+
+    def _scored(self, logp: np.ndarray) -> list[Prediction]:
+        raw = softmax(logp)
+        calibrated = self.prior is not None and self.config.calibrated
+        probs = softmax(logp - np.log(self.prior)) if calibrated else raw
+        return [
+            Prediction(
+                label=LABELS[int(np.argmax(p))],
+                p_positive=float(p[0]),
+                p_positive_raw=float(r[0]) if calibrated else None,
+            )
+            for p, r in zip(probs, raw)
+        ]
+
+    def _set_prior(self, prior: np.ndarray, where: str) -> None:
+        self.prior = prior
+        if self.on_prior is not None:
+            self.on_prior(calibration_record(self.config.calibrate, prior, where))
 
     # -- generation --------------------------------------------------------------------------------
-    def _predict_generated(self, bodies: list[list[int]], texts: list[str], finish: OnDone) -> None:
-        def on_batch(idx: list[int], answers: list[list[list[str]]], seconds: float) -> None:
-            finish(idx, [vote(a) for a in answers[0]], seconds)
+    def _predict_generated(self, texts: list[str], tokens: np.ndarray, finish: OnDone) -> None:
+        """Each prompt answers every text; the answers of all prompts (and samples) vote."""
+        answers: list[list[tuple[str, str | None]]] = [[] for _ in texts]
+        seconds = np.zeros(len(texts))
+        for j, b in enumerate(self.bound):
+            bodies = [b.body(self.engine, t) for t in texts]
+            tokens += [len(x) for x in bodies]
 
-        self.engine.generate(self.prefix, bodies, [_sampling(self.config)], self._seeds(texts), on_batch)
+            def batch_done(
+                idx: list[int],
+                got: list[list[list[str]]],
+                secs: float,
+                b: Bound = b,
+                last: bool = j == len(self.bound) - 1,
+            ) -> None:
+                seconds[idx] += secs / max(1, len(idx))
+                for i, per_text in zip(idx, got[0]):
+                    answers[i] += [(a, b.prompt.parse(a)) for a in per_text]
+                if last:
+                    finish(idx, [vote(answers[i]) for i in idx], float(seconds[idx].sum()))
+
+            self.engine.generate(b.prefix, bodies, [_sampling(self.config)], self._seeds(texts), batch_done)
 
     def predict_grid(
         self, texts: Sequence[str], configs: Sequence[MethodConfig], on_batch: Callable[[list[int]], None]
     ) -> list[list[Prediction]]:
-        """Predictions for several decoding settings of this prompt, the prompt encoded once."""
+        """Predictions for several decoding settings of the first prompt, encoded once."""
+        b = self.bound[0]
         fitted = [self.fit(t)[0] for t in texts]
-        bodies = [self.encode(t) for t in fitted]
-        answers = self.engine.generate(
-            self.prefix, bodies, [_sampling(c) for c in configs], self._seeds(fitted), lambda idx, _, s: on_batch(idx)
+        bodies = [b.body(self.engine, t) for t in fitted]
+        got = self.engine.generate(
+            b.prefix, bodies, [_sampling(c) for c in configs], self._seeds(fitted), lambda idx, _, s: on_batch(idx)
         )
-        return [[vote(a) for a in per_config] for per_config in answers]
+        return [[vote([(a, b.prompt.parse(a)) for a in per_text]) for per_text in per_config] for per_config in got]
 
     def _seeds(self, texts: Sequence[str]) -> list[int]:
         """One seed per text, from the run seed and the text itself: a text's samples do not depend on
         its position or batch."""
         return [self.config.seed * 1_000_003 + zlib.crc32(t.encode("utf-8")) for t in texts]
+
+
+def _check_first_tokens(b: Bound, engine: Engine) -> None:
+    """Generation methods need label words that differ in their first token: that token is where an
+    answer commits to a label."""
+    first = [ids[0] if ids else None for ids in b.label_ids]
+    if first[0] == first[1]:
+        token = engine.decode([first[0]]) if first[0] is not None else ""
+        a, c = b.prompt.words
+        raise OptionError(
+            f"prompt '{b.prompt.ref}': label words '{a}' and '{c}' start with the same token ('{token}'), so a "
+            "generated answer cannot commit to one with its first token; choose words that start differently"
+        )
+
+
+def calibration_record(mode: str, prior: np.ndarray, where: str) -> dict[str, Any]:
+    """How a run was calibrated, as config.json and calibration.json keep it."""
+    return {"mode": mode, "prior": dict(zip(LABELS, (round(float(p), 6) for p in prior))), "estimated_on": where}
+
+
+def domain_inputs(texts: Sequence[str], seed: int) -> list[str]:
+    """Content-free texts made of random words of the texts themselves, as long as they are on average
+    (Fei et al. 2023, "Mitigating Label Biases for In-context Learning"): they carry the domain's
+    vocabulary and length but no sentiment of any one text. No labels are used."""
+    words = [w for t in texts for w in t.split()]
+    if not words:
+        return list(CONTENT_FREE)
+    length = max(1, min(DOMAIN_MAX_WORDS, round(len(words) / max(1, len(texts)))))
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(words, size=length)) for _ in range(DOMAIN_INPUTS)]
 
 
 def _sampling(cfg: MethodConfig) -> Sampling:
@@ -157,12 +262,11 @@ def _sampling(cfg: MethodConfig) -> Sampling:
     )
 
 
-def vote(answers: Sequence[str]) -> Prediction:
-    """Majority vote over parsed answers. Invalid answers do not vote; a tie goes to the earliest
-    valid answer; no valid answer at all is invalid."""
-    parsed = [parse_label(a) for a in answers]
-    valid = [p for p in parsed if p is not None]
-    joined = " | ".join(answers)
+def vote(answers: Sequence[tuple[str, str | None]]) -> Prediction:
+    """Majority vote over (answer, parsed label) pairs. Invalid answers do not vote; a tie goes to the
+    earliest valid answer; no valid answer at all is invalid."""
+    valid = [p for _, p in answers if p is not None]
+    joined = " | ".join(a for a, _ in answers)
     if not valid:
         return Prediction(label=INVALID, p_positive=None, answer=joined)
     counts = Counter(valid)
@@ -198,7 +302,10 @@ def _short(texts: pd.DataFrame, k: int) -> pd.DataFrame:
     return short if len(short) >= k else texts.loc[words.sort_values(kind="stable").index[:k]]
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
+def log_softmax(scores: np.ndarray) -> np.ndarray:
     z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(scores))

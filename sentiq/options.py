@@ -43,6 +43,13 @@ class Method(str, Enum):
     sampling = "sampling"
 
 
+class Calibration(str, Enum):
+    none = "none"
+    contextual = "contextual"
+    domain = "domain"
+    batch = "batch"
+
+
 class EngineChoice(str, Enum):
     local = "local"
     ray = "ray"
@@ -129,11 +136,22 @@ OPTIONS: dict[str, Opt] = {
         help="k-shot: decide by greedy generation or label log-likelihood.",
         rich_help_panel=METHOD_PANEL,
     ),
+    "prompt": of(
+        MethodConfig,
+        "prompt",
+        "--prompt",
+        "-p",
+        help="A built-in prompt (classifier, one-word, reply, any-text; NAME:VARIANT for other label words), "
+        "a .toml prompt file, or several comma-separated (an ensemble).",
+        rich_help_panel=METHOD_PANEL,
+    ),
     "calibrate": of(
         MethodConfig,
         "calibrate",
         "--calibrate",
-        help="Scoring methods: contextual calibration (content-free prior divided out).",
+        choices=Calibration,
+        help="Where label scores decide: divide out a label prior from content-free inputs (contextual), "
+        "random in-domain words (domain) or the texts themselves (batch).",
         rich_help_panel=METHOD_PANEL,
     ),
     "temperature": of(MethodConfig, "temperature", help="sampling: temperature (> 0).", rich_help_panel=METHOD_PANEL),
@@ -176,7 +194,7 @@ OPTIONS: dict[str, Opt] = {
         bool,
         False,
         "--tuned",
-        help="sampling: use the best setting tune-sampling found for this model.",
+        help="Use the prompt and calibration tune-prompt chose for this model (and tune-sampling's setting for sampling).",
         rich_help_panel=METHOD_PANEL,
     ),
     # -- data ----------------------------------------------------------------------------------------

@@ -25,29 +25,37 @@ def plot_confusion(path: Path, gold: list[str], predicted: list[str], title: str
     save_figure(fig, path)
 
 
-def save_heatmap(path: Path, grid: pd.DataFrame, best: dict[str, Any], title: str) -> None:
-    """Macro-F1 over temperature x top-k, the chosen cell outlined."""
+def save_heatmap(
+    path: Path, table: pd.DataFrame, best: tuple[Any, Any], axes: tuple[str, str, str], title: str
+) -> None:
+    """A tuning grid as a heatmap (rows x columns of a pivoted table), the chosen cell outlined in red.
+    `axes`: the column axis, row axis and value names."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
-    table = table[sorted(table.columns)]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(table.columns), 1.2 + 0.5 * len(table.index)), dpi=120)
-    image = ax.imshow(table.to_numpy(), cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(table.columns)), [str(c) for c in table.columns])
-    ax.set_yticks(range(len(table.index)), [f"{t:g}" for t in table.index])
-    ax.set_xlabel("top-k")
-    ax.set_ylabel("temperature")
-    for y, t in enumerate(table.index):
-        for x, k in enumerate(table.columns):
-            ax.text(x, y, f"{table.loc[t, k]:.2f}", ha="center", va="center", color="white", fontsize=7)
-            if t == best["temperature"] and k == best["top_k"]:
+    width = max(len(str(r)) for r in table.index)
+    fig, ax = plt.subplots(
+        figsize=(1.5 + 0.06 * width + 0.8 * len(table.columns), 1.3 + 0.42 * len(table.index)), dpi=120
+    )
+    image = ax.imshow(table.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(table.columns)), [_tick(c) for c in table.columns])
+    ax.set_yticks(range(len(table.index)), [_tick(r) for r in table.index], fontsize=7)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    for y, row in enumerate(table.index):
+        for x, col in enumerate(table.columns):
+            ax.text(x, y, f"{table.loc[row, col]:.2f}", ha="center", va="center", color="white", fontsize=7)
+            if (row, col) == best:
                 ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    fig.colorbar(image, ax=ax, label="macro-F1")
-    ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
+    fig.colorbar(image, ax=ax, label=axes[2])
+    ax.set_title(textwrap.fill(title, 64), fontsize=9)  # long model and method names wrap, never clip
     save_figure(fig, path)
+
+
+def _tick(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def save_figure(fig: Any, path: Path) -> None:

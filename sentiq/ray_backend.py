@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from sentiq.errors import DataError, ModelError, OptionError, SentiqError, first_line
+from sentiq.prompts import load_prompts
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 
 if os.environ.get("SENTIQ_DEBUG", "") in ("", "0"):  # Ray Data's INFO lines are progress told twice
@@ -30,7 +31,7 @@ class LabelBatch:
     """A Ray Data actor: the model loaded once, every batch labelled by the local engine's Classifier.
     Empty texts are dropped (they have no sentiment); each row carries its share of the batch's time."""
 
-    def __init__(self, model: ModelSettings, method: MethodConfig, threads: int) -> None:
+    def __init__(self, model: ModelSettings, method: MethodConfig, threads: int, prompts: list) -> None:
         import torch
 
         from sentiq.data import load_pool
@@ -44,7 +45,8 @@ class LabelBatch:
             raise
         except Exception as exc:  # safetensors, torch and others: the driver reads this line
             raise ModelError(f"cannot load model {model.model}: {first_line(exc)}") from exc
-        self.clf = Classifier(engine, method, pool=load_pool() if method.method == "k-shot" else None)
+        pool = load_pool() if method.method == "k-shot" else None
+        self.clf = Classifier(engine, method, pool=pool, prompts=prompts)
         self.clf.warm_up()
         self.where = self.clf.engine.lm.describe()
 
@@ -134,6 +136,11 @@ def label(
     """The dataset's rows (id, text, ...) with the prediction columns added, by a pool of actors."""
     import ray.data
 
+    if method.calibrated and method.calibrate in ("batch", "domain"):
+        raise OptionError(
+            f"--calibrate {method.calibrate} estimates its prior from the texts one process sees, and each Ray worker "
+            "sees others: use the local engine, or --calibrate contextual"
+        )
     ctx = ray.data.DataContext.get_current()
     ctx.wait_for_min_actors_s = 600  # without it the first actor up takes every block of a small input
     ctx.enable_progress_bars = os.isatty(2)  # Ray Data's own bars; sentiq draws none beside them
@@ -142,7 +149,12 @@ def label(
     rows = min(max(1, ds.count() // (settings.workers * 4)), ClassifySettings.chunk_size)
     return ds.repartition(target_num_rows_per_block=rows).map_batches(
         LabelBatch,
-        fn_constructor_kwargs={"model": model, "method": method, "threads": threads},
+        fn_constructor_kwargs={
+            "model": model,
+            "method": method,
+            "threads": threads,
+            "prompts": load_prompts(method.prompt),
+        },
         compute=ray.data.ActorPoolStrategy(size=settings.workers),
         num_cpus=settings.cpus_per_worker,
         num_gpus=settings.gpus_per_worker,
@@ -269,7 +281,7 @@ class RayPredictor:
         info = {"model": s.ref, "model_kind": s.kind, "model_label": s.label, "revision": None, **where}
         return {**info, "engine": self.engine_info, "max_batch_tokens": self.model.max_batch_tokens}
 
-    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Any, advance: Any) -> None:
+    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Any, advance: Any, run: Any) -> None:
         import ray.data
 
         ds = ray.data.from_pandas(todo[["id", "text"]].reset_index(drop=True))

@@ -126,6 +126,9 @@ def metrics_table(results: Sequence[Any]) -> Table:
         ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),
         ("latency p50 / p95 ms", lambda q, s: f"{s.latency_p50_ms:.1f} / {s.latency_p95_ms:.1f}"),
     ]
+    from sentiq.runs import prompt_name
+
+    table.add_row("prompt", *[escape(prompt_name(r.config)) for r in results])
     for name, cell in rows:
         table.add_row(name, *[cell(r.quality, r.speed) for r in results])
     return table
@@ -167,15 +170,34 @@ def grid_table(grid: Any, best: dict[str, Any]) -> Table:
     return table
 
 
+def prompt_grid_table(grid: Any, best: dict[str, Any]) -> Table:
+    """loglik accuracy per prompt x calibration; the chosen cell marked."""
+    calibrations = list(dict.fromkeys(grid["calibrate"]))
+    table = Table(title="loglik accuracy, prompt x calibration (* chosen)", title_justify="left")
+    table.add_column("prompt")
+    for c in calibrations:
+        table.add_column(c, justify="right")
+    for prompt in dict.fromkeys(grid["prompt"]):
+        cells = []
+        for c in calibrations:
+            row = grid[(grid["prompt"] == prompt) & (grid["calibrate"] == c)].iloc[0]
+            mark = prompt == best["prompt_names"] and c == best["calibrate"]
+            text = f"{row['accuracy']:.3f}" + ("*" if mark else "")
+            cells.append(f"[bold green]{text}[/]" if mark else text)
+        table.add_row(escape(str(prompt)), *cells)
+    return table
+
+
 def comparison_table(rows: Any) -> Table:
     table = Table(title="sentiq compare", title_justify="left")
-    for col in ("rank", "model", "method", "n", "accuracy", "macro F1", "invalid", "words/s", "run id"):
-        table.add_column(col, justify="left" if col in ("model", "method", "run id") else "right")
+    for col in ("rank", "model", "method", "prompt", "n", "accuracy", "macro F1", "invalid", "words/s", "run id"):
+        table.add_column(col, justify="left" if col in ("model", "method", "prompt", "run id") else "right")
     for r in rows.itertuples():
         table.add_row(
             str(r.rank),
             str(r.model),
             str(r.method),
+            escape(str(r.prompt)),
             str(r.n),
             _pct(r.accuracy),
             _pct(r.macro_f1),
@@ -204,6 +226,9 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
         resumed = f", {summary.skipped} of them already there" if summary.skipped else ""
         rate = f", {summary.words / summary.seconds:,.0f} words/s of inference" if summary.seconds else ""
         note(f"saved {summary.texts + summary.skipped} labels in {summary.output}{resumed}{rate}")
+    if summary.calibration:
+        c = summary.calibration
+        note(f"{c['mode']} calibration: prior P(positive) = {c['prior']['positive']:.3f}, from {c['estimated_on']}")
     if summary.truncated:
         warn(f"{summary.truncated} texts were longer than --max-tokens and lost their middle")
     for text_id in summary.empty[:10]:
@@ -247,11 +272,19 @@ def tuned(result: Any, as_json: bool) -> None:
     if as_json:
         print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
         return
-    out.print(grid_table(result.grid, b))
-    out.print(
-        f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} "
-        f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
-    )
+    if result.kind == "prompt":
+        out.print(prompt_grid_table(result.grid, b))
+        base = b["baseline"]
+        out.print(
+            f"chosen: prompt {b['prompt_names']}, calibration {b['calibrate']} (accuracy {b['accuracy']:.3f}, "
+            f"macro-F1 {b['macro_f1']:.3f}, n={b['n']}; {base['prompt']} uncalibrated: {base['accuracy']:.3f})"
+        )
+    else:
+        out.print(grid_table(result.grid, b))
+        out.print(
+            f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} "
+            f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
+        )
     note(f"saved {result.folder} (grid.csv, heatmap.png, best.json)")
 
 

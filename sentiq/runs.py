@@ -63,6 +63,12 @@ def recorded_config(folder: Path) -> dict[str, Any] | None:
         raise RunError(f"run {folder.name}: its config.json is unreadable ({exc})") from exc
 
 
+def prompt_name(config: dict[str, Any]) -> str:
+    """The prompt a run used, by name ('a,b' for an ensemble); runs that did not record it show '-'."""
+    prompts = config.get("prompts")
+    return ",".join(p["ref"] for p in prompts) if prompts else "-"
+
+
 def check_run_id(root: Path, run_id: str, resume: bool) -> None:
     """Refuse, before any model loads, a new run whose folder exists or a resume with nothing to resume."""
     recorded = recorded_config(run_path(root, run_id))
@@ -100,7 +106,10 @@ class Run:
             _same_work(folder.name, recorded, config)
             if recorded.get("status") == "complete":
                 return cls(folder, recorded, [])
-            config = {**config, "created": recorded.get("created"), "resumed": [*recorded.get("resumed", []), _now()]}
+            kept = {
+                k: recorded[k] for k in ("created", "calibration") if k in recorded
+            }  # a prior, once estimated, stays
+            config = {**config, **kept, "resumed": [*recorded.get("resumed", []), _now()]}
         else:
             _make_writable(folder)
             (folder / PARTIAL).unlink(missing_ok=True)
@@ -123,6 +132,10 @@ class Run:
             self.log(f"{status}: {first_line(exc) if exc and not interrupted else 'stopped by the user'}")
             self._set_status(status, error=None if interrupted else first_line(exc))
         self.close()
+
+    def record(self, **values: Any) -> None:
+        """Add to config.json now (what is learnt during a run, such as a calibration prior)."""
+        self._set_status(self.config["status"], **values)
 
     def log(self, message: str) -> None:
         """One line of run.log (library warnings during the run land there too)."""

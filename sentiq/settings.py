@@ -10,6 +10,10 @@ from typing import Any
 from sentiq.errors import OptionError
 
 METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
+# none; contextual: content-free inputs (Zhao et al. 2021); domain: random in-domain words (Fei et al.
+# 2023); batch: the mean label probability over the texts themselves (Zhou et al. 2023)
+CALIBRATIONS = ("none", "contextual", "domain", "batch")
+DEFAULT_PROMPT = "classifier"
 EMBEDDED = "imdb-sample"
 # The original study's sampling grid, plus small top-k values: with a two-word answer space, top-k
 # below 10 is where sampling actually changes.
@@ -57,7 +61,8 @@ class MethodConfig:
     method: str = "loglik"
     k: int = 2  # k-shot: demonstrations per class
     scoring: str = "generate"  # k-shot: decide by greedy generation (as the original study) or "loglik"
-    calibrate: bool = False  # scoring methods: contextual calibration (Zhao et al. 2021)
+    prompt: str = DEFAULT_PROMPT  # built-in name, NAME:VARIANT or a .toml file; several comma-separated
+    calibrate: str = "none"  # one of CALIBRATIONS; applies where label scores decide
     temperature: float = 0.7  # sampling
     top_k: int | None = 20  # sampling; None disables
     top_p: float | None = None  # sampling; None disables (no hidden nucleus default)
@@ -70,6 +75,7 @@ class MethodConfig:
         checks = [
             (self.method in METHODS, f"unknown method '{self.method}': choose one of {', '.join(METHODS)}"),
             (self.scoring in ("generate", "loglik"), "--scoring must be 'generate' or 'loglik'"),
+            (self.calibrate in CALIBRATIONS, f"--calibrate must be one of {', '.join(CALIBRATIONS)}"),
             (self.k >= 1, "--k must be at least 1"),
             (self.temperature > 0, "--temperature must be above 0 (use zero-shot for greedy decoding)"),
             (self.top_k is None or self.top_k >= 1, "--top-k must be at least 1"),
@@ -87,9 +93,13 @@ class MethodConfig:
         """True when the decision comes from label log-probabilities rather than generated text."""
         return self.method == "loglik" or (self.method == "k-shot" and self.scoring == "loglik")
 
+    @property
+    def calibrated(self) -> bool:
+        return self.calibrate != "none" and self.scores_labels
+
     def relevant(self) -> dict[str, Any]:
         """The settings that matter for this method (for configs and tables)."""
-        keep = {"method", "max_tokens", "seed"}
+        keep = {"method", "prompt", "max_tokens", "seed"}
         if self.method == "k-shot":
             keep |= {"k", "scoring"}
         if self.scores_labels:
@@ -107,8 +117,8 @@ class MethodConfig:
             bits.append(f"k={self.k} {self.scoring}")
         if self.method == "sampling":
             bits.append(f"T={self.temperature} top-k={self.top_k} x{self.samples}")
-        if self.calibrate and self.scores_labels:
-            bits.append("calibrated")
+        if self.calibrated:
+            bits.append(f"{self.calibrate}-calibrated")
         return " ".join(bits)
 
 
@@ -162,5 +172,15 @@ class TuneSettings:
     top_ks: tuple[int, ...] = TOP_KS
     n: int = 40  # tuning texts, balanced, from the train pool
     samples: int = 1  # answers per text while tuning: one keeps the grid cheap
+    seed: int = 0
+    output_dir: Path = Path("results")
+
+
+@dataclass(frozen=True)
+class PromptTuneSettings:
+    prompts: str | None = None  # comma-separated prompt refs; None: every built-in prompt and label-word variant
+    n: int = 100  # tuning texts, balanced, from the train pool
+    ensemble: int = 3  # also score the mean of the best this many prompts (below 2: no ensembles)
+    max_tokens: int = 4096  # per text, as evaluate's --max-tokens
     seed: int = 0
     output_dir: Path = Path("results")

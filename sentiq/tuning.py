@@ -1,4 +1,6 @@
-"""The temperature x top-k search for the sampling method, on a tuning split of the train pool."""
+"""Searches on a tuning split of the train pool (never the evaluation texts): temperature x top-k for
+the sampling method, and prompt x label words x calibration (and small ensembles) for every method.
+`--tuned` then applies a model's choices."""
 
 from __future__ import annotations
 
@@ -7,25 +9,29 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sentiq.errors import OptionError
 from sentiq.methods import INVALID
 from sentiq.models import resolve_source
 from sentiq.runs import safe_name
-from sentiq.settings import MethodConfig, TuneSettings
+from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings, TuneSettings
+
+SPLIT = "train pool (disjoint from evaluation)"
 
 
 @dataclass
 class TuneResult:
-    grid: pd.DataFrame  # one row per cell: temperature, top_k, accuracy, macro_f1, invalid
+    grid: pd.DataFrame  # one row per cell
     best: dict[str, Any]
     folder: Path
+    kind: str = "sampling"  # or "prompt"
 
 
-def tuning_folder(root: Path, model: str | None) -> Path:
-    """root/tuning/<model label>: where the grid and the chosen setting of a model live."""
-    return root / "tuning" / safe_name(resolve_source(model).label)
+def tuning_folder(root: Path, model: str | None, kind: str) -> Path:
+    """root/tuning/<model label>/<kind>: where a search's grid and choice for a model live."""
+    return root / "tuning" / safe_name(resolve_source(model).label) / kind
 
 
 def parse_grid(text: str | None, kind: type, default: tuple, name: str) -> tuple:
@@ -72,8 +78,6 @@ def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
     grid = pd.DataFrame(rows)
     ranked = grid.sort_values(["macro_f1", "invalid", "accuracy"], ascending=[False, True, False], kind="stable")
     top = ranked.iloc[0]
-    folder = tuning_folder(settings.output_dir, model.model)
-    folder.mkdir(parents=True, exist_ok=True)
     best = {
         "model": engine.lm.source.ref,
         "temperature": float(top["temperature"]),
@@ -84,28 +88,149 @@ def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
         "invalid": int(top["invalid"]),
         "n": len(split),
         "seed": settings.seed,
-        "split": "train pool (disjoint from evaluation)",
+        "split": SPLIT,
     }
-    _save(folder, grid, best, engine.lm.source.label)
+    folder = tuning_folder(settings.output_dir, model.model, "sampling")
+    table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
+    table = table[sorted(table.columns)]
+    cell = (best["temperature"], best["top_k"])
+    title = f"{engine.lm.source.label} · sampling macro-F1 · n={best['n']}"
+    _save(folder, grid, best, table, cell, ("top-k", "temperature", "macro-F1"), title)
     return TuneResult(grid, best, folder)
 
 
-def _save(folder: Path, grid: pd.DataFrame, best: dict[str, Any], label: str) -> None:
+def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> TuneResult:
+    """Score every candidate prompt once with loglik on the tuning split, then every calibration from
+    those same scores (plus the content-free and in-domain inputs each calibration needs), then the
+    mean of the best few prompts. Chosen by accuracy, then macro-F1, then the simpler choice: a
+    single prompt before an ensemble, no calibration before any, and the earlier candidate."""
+    from sentiq.data import balanced_sample, load_pool
+    from sentiq.evaluation import load_engine
+    from sentiq.methods import CONTENT_FREE, Classifier, domain_inputs
+    from sentiq.prompts import builtin_refs, load_prompt, load_prompts
+    from sentiq.settings import DEFAULT_PROMPT
+
+    prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
+    specs = {p.ref: p.spec for p in prompts}
+    split = balanced_sample(load_pool(), settings.n, settings.seed)
+    engine = load_engine(model)
+    base = MethodConfig(method="loglik", max_tokens=settings.max_tokens, seed=settings.seed)
+    clf = Classifier(engine, base, prompts=prompts[:1])
+    texts = [clf.fit(t)[0] for t in split["text"]]
+    inputs = {"contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
+    advance = start_task(f"scoring {len(prompts)} prompts", len(texts) * len(prompts))
+    scored: dict[str, dict[str, np.ndarray]] = {}
+    for prompt in prompts:
+        clf = Classifier(engine, replace(base, prompt=prompt.spec), prompts=[prompt])
+        clf.warm_up()
+        scored[prompt.ref] = {
+            "texts": clf.label_logprobs(texts, on_batch=lambda idx, rows, s: advance(len(idx))),
+            **{kind: clf.label_logprobs(extra) for kind, extra in inputs.items()},
+        }
+    gold = np.array([lab == "positive" for lab in split["label"]])
+    rows = [_cell(ref, [ref], cal, scored, gold) for ref in scored for cal in CALIBRATIONS]
+    singles = pd.DataFrame(rows).sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable")
+    leaders = list(dict.fromkeys(singles["prompt"]))
+    for size in range(2, min(settings.ensemble, len(leaders)) + 1):
+        members = leaders[:size]
+        rows += [_cell(",".join(members), members, cal, scored, gold) for cal in CALIBRATIONS]
+    grid = pd.DataFrame(rows)
+    grid["members"] = grid["prompt"].str.count(",") + 1
+    grid["calibration_rank"] = grid["calibrate"].map(CALIBRATIONS.index)
+    ranked = grid.sort_values(
+        ["accuracy", "macro_f1", "members", "calibration_rank"], ascending=[False, False, True, True], kind="stable"
+    )
+    grid = grid.drop(columns=["members", "calibration_rank"])
+    top = ranked.iloc[0]
+    baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
+    default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none")].iloc[0]
+    best = {
+        "model": engine.lm.source.ref,
+        "prompt": ",".join(specs[r] for r in str(top["prompt"]).split(",")),
+        "prompt_names": str(top["prompt"]),
+        "calibrate": str(top["calibrate"]),
+        "accuracy": float(top["accuracy"]),
+        "macro_f1": float(top["macro_f1"]),
+        "positive_share": float(top["positive_share"]),
+        "baseline": {"prompt": baseline, "calibrate": "none", "accuracy": float(default["accuracy"])},
+        "prompts": {p.ref: p.record() for p in prompts},
+        "n": len(texts),
+        "seed": settings.seed,
+        "max_tokens": settings.max_tokens,
+        "split": SPLIT,
+    }
+    folder = tuning_folder(settings.output_dir, model.model, "prompt")
+    table = grid.pivot(index="prompt", columns="calibrate", values="accuracy")
+    table = table.loc[list(dict.fromkeys(grid["prompt"])), list(CALIBRATIONS)]
+    title = f"{engine.lm.source.label} · loglik accuracy by prompt and calibration · n={best['n']}"
+    _save(
+        folder,
+        grid,
+        best,
+        table,
+        (best["prompt_names"], best["calibrate"]),
+        ("calibration", "prompt", "accuracy"),
+        title,
+    )
+    return TuneResult(grid, best, folder, "prompt")
+
+
+def _cell(name: str, members: list[str], calibrate: str, scored: dict, gold: np.ndarray) -> dict[str, Any]:
+    """One grid cell: the members' label log-probabilities averaged (as an ensemble does), the prior of
+    `calibrate` divided out, scored against the gold labels."""
+    from sentiq.methods import log_softmax, softmax
+    from sentiq.metrics import quality
+
+    mean = lambda kind: np.mean([log_softmax(scored[m][kind]) for m in members], axis=0)  # noqa: E731
+    logp = mean("texts")
+    if calibrate != "none":
+        prior = softmax(logp if calibrate == "batch" else mean(calibrate)).mean(axis=0)
+        logp = logp - np.log(prior)
+    positive = logp[:, 0] >= logp[:, 1]
+    q = quality(["positive" if g else "negative" for g in gold], ["positive" if p else "negative" for p in positive])
+    return dict(
+        prompt=name,
+        calibrate=calibrate,
+        accuracy=q.accuracy,
+        macro_f1=q.macro_f1,
+        positive_share=float(positive.mean()),
+    )
+
+
+def _save(
+    folder: Path,
+    grid: pd.DataFrame,
+    best: dict[str, Any],
+    table: pd.DataFrame,
+    cell: tuple[Any, Any],
+    axes: tuple[str, str, str],
+    title: str,
+) -> None:
     from sentiq.files import write_frame, write_json
     from sentiq.plots import save_heatmap
 
+    folder.mkdir(parents=True, exist_ok=True)
     write_frame(folder / "grid.csv", grid)
     write_json(folder / "best.json", best)
-    save_heatmap(folder / "heatmap.png", grid, best, f"{label} · sampling macro-F1 · n={best['n']}")
+    save_heatmap(folder / "heatmap.png", table, cell, axes, title)
 
 
 def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
-    """Sampling configs with the temperature and top-k that tune-sampling chose for this model."""
-    path = tuning_folder(root, model) / "best.json"
-    if not path.is_file():
-        raise OptionError(f"no tuned setting at {path}: run 'sentiq tune-sampling' with the same --model first")
-    best = json.loads(path.read_text())
+    """Every method with the prompt and calibration tune-prompt chose for this model; sampling also
+    with the temperature and top-k tune-sampling chose."""
+    prompt = _best(root, model, "prompt", "tune-prompt")
+    tuned = [replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"]) for m in methods]
+    if not any(m.method == "sampling" for m in tuned):
+        return tuned
+    sampling = _best(root, model, "sampling", "tune-sampling")
     return [
-        replace(m, temperature=best["temperature"], top_k=best["top_k"]) if m.method == "sampling" else m
-        for m in methods
+        replace(m, temperature=sampling["temperature"], top_k=sampling["top_k"]) if m.method == "sampling" else m
+        for m in tuned
     ]
+
+
+def _best(root: Path, model: str | None, kind: str, command: str) -> dict[str, Any]:
+    path = tuning_folder(root, model, kind) / "best.json"
+    if not path.is_file():
+        raise OptionError(f"no tuned setting at {path}: run 'sentiq {command}' with the same --model first")
+    return json.loads(path.read_text())

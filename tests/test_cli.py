@@ -217,14 +217,18 @@ def test_classify_tuned_reads_the_results_dir(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     args = ["classify", "nice", "--model", str(tiny_model), "--method", "sampling", "--tuned", "--samples", "1"]
-    one_line_error(run(*args, "--results-dir", str(tmp_path)), str(tmp_path / "tuning" / tiny_model.name))
     folder = tmp_path / "tuning" / tiny_model.name
-    folder.mkdir(parents=True)
-    (folder / "best.json").write_text(json.dumps({"temperature": 0.3, "top_k": 7}))
+    one_line_error(run(*args, "--results-dir", str(tmp_path)), str(folder / "prompt" / "best.json"))
+    for kind, best in [
+        ("prompt", {"prompt": "reply:capital", "calibrate": "batch"}),
+        ("sampling", {"temperature": 0.3, "top_k": 7}),
+    ]:
+        (folder / kind).mkdir(parents=True)
+        (folder / kind / "best.json").write_text(json.dumps(best))
     seen = _captured(monkeypatch, "sentiq.classify", "Classifier")
     assert run(*args, "--results-dir", str(tmp_path)).exit_code == 130
     method = seen["args"][1]
-    assert (method.temperature, method.top_k) == (0.3, 7)
+    assert (method.temperature, method.top_k, method.prompt, method.calibrate) == (0.3, 7, "reply:capital", "batch")
 
 
 def test_stdin_dash_and_piped_stdin_follow_one_rule(tiny_model: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from sentiq.errors import OptionError
 from sentiq.methods import DEMO_MAX_WORDS, Classifier, draw_demonstrations, vote
-from sentiq.prompts import LABEL_WORDS, build_template, clean_text, parse_label
+from sentiq.prompts import build_template, clean_text, load_prompt, parse_label
 from sentiq.settings import MethodConfig
 
 
@@ -29,13 +29,17 @@ def test_parse_label(answer: str, label: str | None) -> None:
     assert parse_label(answer) == label
 
 
+def _vote(*answers: str):
+    return vote([(a, parse_label(a)) for a in answers])
+
+
 def test_vote_majority_ties_and_invalid() -> None:
-    assert vote(["Positive", "negative", "positive"]).label == "positive"
-    assert vote(["Positive", "negative", "positive"]).p_positive == pytest.approx(2 / 3)
-    assert vote(["negative", "positive"]).label == "negative"  # tie: the earliest valid answer
-    assert vote(["Positive"]).p_positive is None  # a single greedy answer is not a probability
-    assert vote(["meh", "positive"]).label == "positive"  # invalid answers do not vote
-    none = vote(["meh", "???"])
+    assert _vote("Positive", "negative", "positive").label == "positive"
+    assert _vote("Positive", "negative", "positive").p_positive == pytest.approx(2 / 3)
+    assert _vote("negative", "positive").label == "negative"  # tie: the earliest valid answer
+    assert _vote("Positive").p_positive is None  # a single greedy answer is not a probability
+    assert _vote("meh", "positive").label == "positive"  # invalid answers do not vote
+    none = _vote("meh", "???")
     assert none.label == "invalid" and none.p_positive is None and none.answer == "meh | ???"
 
 
@@ -44,11 +48,10 @@ def test_clean_text_breaks_and_control_characters() -> None:
 
 
 def test_template_splits_around_review(tiny_lm) -> None:
-    from sentiq.prompts import SYSTEM
-
-    tpl = build_template(tiny_lm.tokenizer)
+    prompt = load_prompt("classifier")
+    tpl = build_template(tiny_lm.tokenizer, prompt)
     full = tiny_lm.tokenizer.apply_chat_template(
-        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "fine"}],
+        [{"role": "system", "content": prompt.fill(prompt.system)}, {"role": "user", "content": "fine"}],
         tokenize=False,
         add_generation_prompt=True,
     )
@@ -58,8 +61,10 @@ def test_template_splits_around_review(tiny_lm) -> None:
 
 
 def test_template_with_demonstrations_answers_with_label_words(tiny_lm) -> None:
-    tpl = build_template(tiny_lm.tokenizer, [("good", "positive"), ("bad", "negative")])
-    assert f"<|im_start|>assistant\n{LABEL_WORDS['positive']}<|im_end|>" in tpl.prefix
+    prompt = load_prompt("one-word:capital")
+    tpl = build_template(tiny_lm.tokenizer, prompt, [("good", "positive"), ("bad", "negative")])
+    assert "<|im_start|>assistant\nPositive<|im_end|>" in tpl.prefix
+    assert "Review: good\n\nAnswer with one word: Positive or Negative." in tpl.prefix
     assert tpl.prefix.count("<|im_start|>user") == 3
 
 
@@ -72,6 +77,7 @@ def test_template_with_demonstrations_answers_with_label_words(tiny_lm) -> None:
         (dict(samples=0), "samples must be at least 1"),
         (dict(k=0), "k must be at least 1"),
         (dict(top_p=1.5), "top-p"),
+        (dict(calibrate="always"), "--calibrate must be one of none, contextual, domain, batch"),
     ],
 )
 def test_method_config_rejects_nonsense(kwargs: dict, message: str) -> None:
@@ -130,9 +136,9 @@ def test_loglik_probabilities_and_labels_agree(engine) -> None:
 
 def test_calibration_divides_out_the_content_free_prior(engine) -> None:
     raw = Classifier(engine, MethodConfig(method="loglik")).predict(["a great film", "dull"])
-    clf = Classifier(engine, MethodConfig(method="loglik", calibrate=True))
+    clf = Classifier(engine, MethodConfig(method="loglik", calibrate="contextual"))
     cal = clf.predict(["a great film", "dull"])
-    prior = clf.prior()
+    prior = clf.prior
     assert prior.sum() == pytest.approx(1.0)
     for r, c in zip(raw, cal):
         assert c.p_positive_raw == pytest.approx(r.p_positive)
@@ -154,7 +160,7 @@ def test_generation_methods_report_invalid_answers(engine) -> None:
     preds = Classifier(engine, MethodConfig(method="zero-shot", max_new_tokens=3)).predict(["a great film", "dull"])
     for p in preds:
         assert p.answer is not None
-        assert p.label == (parse_label(p.answer) or "invalid")
+        assert p.label == (parse_label(p.answer) or "invalid")  # noqa: B023
 
 
 def test_sampling_predictions_repeat_with_the_seed(engine) -> None:
@@ -173,8 +179,9 @@ def test_kshot_scores_with_cached_demonstrations_equal_full_prompts(engine) -> N
     texts = ["a great film", "dull boring mess"]
     preds = clf.predict(texts)
     for text, p in zip(texts, preds):
-        ids = engine.encode(clf.template.full(clean_text(text)))
-        by_label = engine.score([], [ids], clf.label_ids)[0]  # no prefix cache at all
+        (b,) = clf.bound
+        ids = engine.encode(b.template.full(clean_text(text)))
+        by_label = engine.score([], [ids], b.label_ids)[0]  # no prefix cache at all
         expected = np.exp(by_label) / np.exp(by_label).sum()
         assert p.p_positive == pytest.approx(expected[LABELS.index("positive")], abs=1e-4)
 
@@ -183,7 +190,7 @@ def test_tokenizer_that_merges_across_the_prefix_gets_whole_prompts(
     engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     real = engine.encode
-    seam = build_template(engine.tokenizer).prefix
+    seam = build_template(engine.tokenizer, load_prompt("classifier")).prefix
     marker = real(" the")
 
     def merging(text: str) -> list[int]:  # tokens differ where prefix and body meet in one string
@@ -195,12 +202,13 @@ def test_tokenizer_that_merges_across_the_prefix_gets_whole_prompts(
     with caplog.at_level("WARNING", logger="sentiq"):
         clf = Classifier(engine, MethodConfig(method="loglik"))
         Classifier(engine, MethodConfig(method="zero-shot"))
-    assert not clf.cached and clf.prefix == []
+    (b,) = clf.bound
+    assert not b.cached and b.prefix == []
     assert sum("encoded whole" in r.getMessage() for r in caplog.records) == 1  # said once
     (pred,) = clf.predict(["a great film"])
-    scores = engine.score([], [merging(clf.template.full("a great film"))], clf.label_ids)[0]
+    scores = engine.score([], [merging(b.template.full("a great film"))], b.label_ids)[0]
     assert pred.p_positive == pytest.approx(np.exp(scores[0]) / np.exp(scores).sum(), abs=1e-5)
 
 
 def test_qwen_like_tokenizer_splits_exactly(engine) -> None:
-    assert Classifier(engine, MethodConfig(method="loglik")).cached
+    assert Classifier(engine, MethodConfig(method="loglik")).bound[0].cached

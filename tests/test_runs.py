@@ -120,7 +120,9 @@ def test_resuming_a_complete_run_changes_nothing(
 
 def test_resume_with_other_settings_is_refused(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
     assert _evaluate(tiny_model, labelled_csv, tmp_path, "r").exit_code == 0
-    result = _evaluate(tiny_model, labelled_csv, tmp_path, "r", "--resume", "--calibrate", "--max-tokens", "64")
+    result = _evaluate(
+        tiny_model, labelled_csv, tmp_path, "r", "--resume", "--calibrate", "contextual", "--max-tokens", "64"
+    )
     assert result.exit_code == 1 and "cannot resume r with other settings" in result.output
 
 

@@ -1,4 +1,4 @@
-"""tune-sampling and compare as a user runs them."""
+"""tune-sampling, tune-prompt and compare as a user runs them."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ runner = CliRunner()
 
 
 def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    _tune_prompt(tiny_model, tmp_path, "--prompts", "classifier", "--ensemble", "0")  # --tuned needs both
     result = runner.invoke(
         app,
         [
@@ -34,7 +35,7 @@ def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labell
         ],
     )
     assert result.exit_code == 0, result.output
-    folder = tmp_path / "tuning" / tiny_model.name
+    folder = tmp_path / "tuning" / tiny_model.name / "sampling"
     grid = pd.read_csv(folder / "grid.csv")
     assert len(grid) == 4 and set(grid["temperature"]) == {0.2, 0.7} and set(grid["top_k"]) == {5, 50}
     best = json.loads((folder / "best.json").read_text())
@@ -58,7 +59,18 @@ def test_tuned_without_tuning_says_what_to_run(tiny_model: Path, tmp_path: Path)
     result = runner.invoke(
         app, ["evaluate", "--model", str(tiny_model), "--method", "sampling", "--tuned", "--output-dir", str(tmp_path)]
     )
+    assert result.exit_code == 1 and "run 'sentiq tune-prompt'" in result.output
+    _tune_prompt(tiny_model, tmp_path, "--prompts", "classifier", "--ensemble", "0")
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(tiny_model), "--method", "sampling", "--tuned", "--output-dir", str(tmp_path)]
+    )
     assert result.exit_code == 1 and "run 'sentiq tune-sampling'" in result.output
+
+
+def _tune_prompt(model: Path, out: Path, *more: str):
+    result = runner.invoke(app, ["tune-prompt", "--model", str(model), "--n", "4", "--output-dir", str(out), *more])
+    assert result.exit_code == 0, result.output
+    return result
 
 
 @pytest.mark.parametrize(
