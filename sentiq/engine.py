@@ -59,7 +59,7 @@ class Engine:
         )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_ids = self.lm.stop_ids()
-        self._warned_split = False
+        self._warned_split: set[str] = set()
 
     # -- tokens ------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -68,15 +68,17 @@ class Engine:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
-    def splits_exactly(self, prefix: str, bodies: Sequence[str]) -> bool:
+    def splits_exactly(self, prefix: str, bodies: Sequence[str], name: str = "the prompt") -> bool:
         """True when encoding prefix and body apart gives the tokens of the whole prompt, as with
         Qwen's tokenizer; a tokenizer that merges across the seam would make the cached prefix wrong.
-        Warns once per engine when it does not."""
+        Warns once per engine and prompt when it does not."""
         head = self.encode(prefix)
         exact = all(head + self.encode(b) == self.encode(prefix + b) for b in bodies)
-        if not exact and not self._warned_split:
-            log.warning("this tokenizer merges tokens across the prompt prefix: prompts are encoded whole (slower)")
-            self._warned_split = True
+        if not exact and name not in self._warned_split:
+            log.warning(
+                f"this tokenizer merges tokens where {name} meets the text: its prompts are encoded whole (slower)"
+            )
+            self._warned_split.add(name)
         return exact
 
     # -- public API --------------------------------------------------------------------------------

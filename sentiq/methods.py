@@ -52,7 +52,9 @@ class Bound:
     @classmethod
     def bind(cls, engine: Engine, prompt: Prompt, demos: Sequence[tuple[str, str]]) -> Bound:
         template = build_template(engine.tokenizer, prompt, demos)
-        cached = engine.splits_exactly(template.prefix, [template.body(p) for p in SPLIT_PROBES])
+        cached = engine.splits_exactly(
+            template.prefix, [template.body(p) for p in SPLIT_PROBES], f"prompt '{prompt.ref}'"
+        )
         prefix = engine.encode(template.prefix) if cached else []
         return cls(prompt, template, cached, prefix, [engine.encode(w) for w in prompt.words])
 
@@ -234,7 +236,7 @@ def _check_first_tokens(b: Bound, engine: Engine) -> None:
 
 def calibration_record(mode: str, prior: np.ndarray, where: str) -> dict[str, Any]:
     """How a run was calibrated, as config.json and calibration.json keep it."""
-    return {"mode": mode, "prior": dict(zip(LABELS, (round(float(p), 6) for p in prior))), "estimated_on": where}
+    return {"mode": mode, "prior": dict(zip(LABELS, (float(p) for p in prior))), "estimated_on": where}
 
 
 def domain_inputs(texts: Sequence[str], seed: int) -> list[str]:

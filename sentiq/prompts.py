@@ -109,11 +109,10 @@ def parse_label(answer: str, prompt: Prompt | None = None) -> str | None:
 
 # -- loading and checking ----------------------------------------------------------------------------
 def builtin_names() -> list[str]:
-    return sorted(
-        p.name[: -len(".toml")]
-        for p in resources.files("sentiq").joinpath("prompts").iterdir()
-        if p.name.endswith(".toml")
-    )
+    """The prompts sentiq ships, the default first."""
+    folder = resources.files("sentiq").joinpath("prompts")
+    names = sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return sorted(names, key=lambda n: n != DEFAULT_PROMPT)
 
 
 def builtin_refs() -> list[str]:
@@ -186,14 +185,14 @@ def _from_data(data: dict[str, Any], origin: str, variant: str | None) -> Prompt
     user, system = data.get("user"), data.get("system")
     if not user:
         raise refuse("it needs a 'user' text with {text} where the text goes")
-    if user.count("{text}") != 1:
-        raise refuse("the 'user' text must hold {text} exactly once")
-    if system is not None and "{text}" in system:
-        raise refuse("{text} belongs in the 'user' text, not in 'system'")
     for template in (user, system or ""):
         bad = [p for p in _PLACEHOLDER.findall(template) if p not in ("text", *LABELS)]
         if bad:
             raise refuse(f"unknown placeholder {{{bad[0]}}} (use {{text}}, {{positive}}, {{negative}})")
+    if user.count("{text}") != 1:
+        raise refuse("the 'user' text must hold {text} exactly once")
+    if system is not None and "{text}" in system:
+        raise refuse("{text} belongs in the 'user' text, not in 'system'")
     variants = data.get("variants", {})
     if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
         raise refuse("[variants.NAME] tables must each give positive and negative words")

@@ -1,0 +1,248 @@
+"""Prompts as data (files, rules, records), calibration modes, ensembles and tune-prompt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import evaluate_args
+from typer.testing import CliRunner
+
+from sentiq.cli import app
+from sentiq.errors import OptionError
+from sentiq.methods import Classifier, domain_inputs, log_softmax, softmax
+from sentiq.prompts import build_template, builtin_refs, load_prompt, load_prompts
+from sentiq.settings import MethodConfig
+
+runner = CliRunner()
+TICKETS = """
+name = "tickets"
+description = "Support tickets"
+system = "Say whether the customer is {positive} or {negative}."
+user = "Ticket: {text}"
+
+[labels]
+positive = "happy"
+negative = "unhappy"
+
+[variants.caps]
+positive = "Happy"
+negative = "Unhappy"
+"""
+
+
+def _file(tmp_path: Path, text: str, name: str = "p.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_every_builtin_prompt_loads_with_its_variants() -> None:
+    refs = builtin_refs()
+    assert refs[0] == "classifier"  # the default first: it wins ties in tune-prompt
+    assert {"one-word", "one-word:capital", "reply", "any-text", "classifier:lower"} <= set(refs)
+    for ref in refs:
+        prompt = load_prompt(ref)
+        assert prompt.ref == ref and "{text}" in prompt.user and prompt.description
+
+
+def test_prompt_file_fills_words_and_keeps_text_literal(tmp_path: Path) -> None:
+    prompt = load_prompt(f"{_file(tmp_path, TICKETS)}:caps")
+    assert prompt.name == "tickets" and prompt.words == ("Happy", "Unhappy")
+    messages = prompt.messages("I typed {positive} and {text}")
+    assert messages[0]["content"] == "Say whether the customer is Happy or Unhappy."
+    assert messages[1]["content"] == "Ticket: I typed {positive} and {text}"  # a text is never a template
+    assert prompt.parse("Unhappy.") == "negative" and prompt.parse("happy") == "positive"
+    assert prompt.parse("happy or unhappy") is None and prompt.parse("unhappily") is None
+    assert load_prompt(prompt.spec) == prompt  # the spec a run records loads the same prompt again
+
+
+@pytest.mark.parametrize(
+    "text,rule",
+    [
+        ('user = "no slot"\n[labels]\npositive = "a"\nnegative = "b"', "{text} exactly once"),
+        ('user = "{review}"\n[labels]\npositive = "a"\nnegative = "b"', "unknown placeholder {review}"),
+        ('user = "{text}"\nsystem = "{text}"\n[labels]\npositive = "a"\nnegative = "b"', "not in 'system'"),
+        ('user = "{text}"\n[labels]\npositive = "Good"\nnegative = "good"', "cannot be told apart"),
+        ('user = "{text}"\n[labels]\npositive = "good"\nnegative = "not good"', "cannot be told apart"),
+        ('user = "{text}"\n[labels]\npositive = "yes"', "exactly a 'positive' and a 'negative'"),
+        ('user = "{text}"\n[labels]\npositive = " yes"\nnegative = "no"', "without outer spaces"),
+        ('user = "{text}"\nlabel = 1\n[labels]\npositive = "yes"\nnegative = "no"', "unknown key 'label'"),
+        ('user = "{text}"\n[labels]\npositive = "y"\nnegative = "n"\n[variants.v]\npositive = "x"', "exactly"),
+        ('user = "{text}', "not valid TOML"),
+    ],
+)
+def test_prompt_rules_refused_in_one_line(tmp_path: Path, text: str, rule: str) -> None:
+    path = _file(tmp_path, text)
+    with pytest.raises(OptionError, match=rule) as err:
+        load_prompt(str(path))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unknown_names_and_variants_say_what_exists(tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match="Did you mean 'one-word'"):
+        load_prompt("one-wrd")
+    with pytest.raises(OptionError, match="no label-word variant 'shout'.*capital"):
+        load_prompt("reply:shout")
+    with pytest.raises(OptionError, match="does not exist"):
+        load_prompt(str(tmp_path / "missing.toml"))
+
+
+def test_generation_needs_label_words_that_differ_in_their_first_token(engine, tmp_path: Path) -> None:
+    words = ("zzqa", "zzqb")
+    assert engine.encode(words[0])[0] == engine.encode(words[1])[0]  # the tiny tokenizer never saw them
+    path = _file(tmp_path, f'user = "{{text}}"\n[labels]\npositive = "{words[0]}"\nnegative = "{words[1]}"')
+    Classifier(engine, MethodConfig(method="loglik", prompt=str(path)))  # scoring compares whole words: fine
+    with pytest.raises(OptionError, match="start with the same token"):
+        Classifier(engine, MethodConfig(method="zero-shot", prompt=str(path)))
+
+
+def test_scoring_ensemble_averages_label_logprobs(engine) -> None:
+    texts = ["a great film", "dull boring mess", "fine"]
+    singles = [Classifier(engine, MethodConfig(prompt=r)).label_logprobs(texts) for r in ("classifier", "reply")]
+    preds = Classifier(engine, MethodConfig(prompt="classifier,reply")).predict(texts)
+    expected = softmax(np.mean([log_softmax(s) for s in singles], axis=0))
+    assert [p.p_positive for p in preds] == pytest.approx(list(expected[:, 0]))
+    single_tokens = [p.tokens for p in Classifier(engine, MethodConfig(prompt="reply")).predict(texts)]
+    assert all(p.tokens > t for p, t in zip(preds, single_tokens))  # every prompt's tokens counted
+
+
+def test_generation_ensemble_votes_across_prompts(engine) -> None:
+    cfg = MethodConfig(method="zero-shot", prompt="classifier,one-word,reply", max_new_tokens=2)
+    for p in Classifier(engine, cfg).predict(["a great film", "dull"]):
+        assert len(p.answer.split(" | ")) == 3
+
+
+def test_batch_calibration_divides_out_the_texts_own_mean(engine) -> None:
+    texts = ["a great film", "dull boring mess", "fine", "loved it"]
+    raw = Classifier(engine, MethodConfig()).label_logprobs(texts)
+    seen: list[dict] = []
+    clf = Classifier(engine, MethodConfig(calibrate="batch"), on_prior=seen.append)
+    preds = clf.predict(texts)
+    prior = softmax(raw).mean(axis=0)
+    assert clf.prior == pytest.approx(prior)
+    assert seen[0]["mode"] == "batch" and seen[0]["estimated_on"] == "the first 4 texts classified"
+    calibrated = softmax(raw - np.log(prior))
+    assert [p.p_positive for p in preds] == pytest.approx(list(calibrated[:, 0]))
+    # the next chunk keeps the prior of the first
+    clf.predict(["a great film"])
+    assert clf.prior == pytest.approx(prior) and len(seen) == 1
+
+
+def test_domain_inputs_are_seeded_in_domain_words() -> None:
+    texts = ["a great film indeed", "dull boring mess"]
+    a = domain_inputs(texts, seed=1)
+    assert a == domain_inputs(texts, seed=1) and a != domain_inputs(texts, seed=2)
+    assert len(a) == 20 and all(len(x.split()) == 4 for x in a)  # the texts' mean length (3.5, rounded)
+    assert {w for x in a for w in x.split()} <= set(" ".join(texts).split())
+
+
+def test_domain_calibration_records_its_prior(engine) -> None:
+    seen: list[dict] = []
+    Classifier(engine, MethodConfig(calibrate="domain"), on_prior=seen.append).predict(["a great film", "dull"])
+    assert seen[0]["estimated_on"] == "20 random in-domain word sequences"
+    assert sum(seen[0]["prior"].values()) == pytest.approx(1.0)
+
+
+def test_run_records_prompt_text_hash_and_calibration(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    args = evaluate_args(tiny_model, labelled_csv, tmp_path, "p", 6, "--prompt", "one-word,reply:capital")
+    result = runner.invoke(app, [*args, "--calibrate", "batch"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "p" / "config.json").read_text())
+    refs = [p["ref"] for p in config["prompts"]]
+    assert refs == ["one-word", "reply:capital"] and config["method_settings"]["prompt"] == "one-word,reply:capital"
+    assert config["prompts"][1]["labels"] == {"positive": "Positive", "negative": "Negative"}
+    assert config["prompts"][0]["hash"] == load_prompt("one-word").record()["hash"] != config["prompts"][1]["hash"]
+    assert config["calibration"]["mode"] == "batch" and "the first 6 texts" in config["calibration"]["estimated_on"]
+    compared = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--json"])
+    assert json.loads(compared.stdout)["runs"][0]["prompt"] == "one-word,reply:capital"
+
+
+def test_resumed_run_keeps_its_batch_prior(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    args = evaluate_args(tiny_model, labelled_csv, tmp_path, "b", 8, "--calibrate", "batch")
+    assert runner.invoke(app, args).exit_code == 0
+    folder = tmp_path / "b"
+    config = json.loads((folder / "config.json").read_text())
+    whole = pd.read_csv(folder / "predictions.csv", dtype={"id": str})
+    # as if stopped after three texts: the rest would give another mean, the recorded prior is kept
+    (folder / "predictions.partial.jsonl").write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in whole.head(3).astype(object).where(whole.head(3).notna(), None).to_dict("records")
+        )
+    )
+    (folder / "config.json").write_text(json.dumps({**config, "status": "interrupted"}))
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0
+    again = pd.read_csv(folder / "predictions.csv", dtype={"id": str})
+    assert list(again["p_positive"]) == pytest.approx(list(whole["p_positive"]), abs=1e-6)
+    assert json.loads((folder / "config.json").read_text())["calibration"] == config["calibration"]
+
+
+def test_classify_with_a_prompt_file_on_other_texts(tiny_model: Path, tmp_path: Path) -> None:
+    path = _file(tmp_path, TICKETS, "tickets.toml")
+    result = runner.invoke(
+        app,
+        ["classify", "The app crashes", "Thanks, works", "--model", str(tiny_model), "--method", "zero-shot"]
+        + ["--prompt", str(path), "--max-new-tokens", "2", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    prompt = load_prompt(str(path))
+    assert [r["label"] for r in rows] == [prompt.parse(r["answer"]) or "invalid" for r in rows]
+
+
+def test_classify_batch_prior_from_the_first_chunk_is_kept_on_resume(tiny_model: Path, tmp_path: Path) -> None:
+    texts = tmp_path / "in.csv"
+    pd.DataFrame({"id": range(6), "text": [f"review {i} was {'great' if i % 2 else 'dull'}" for i in range(6)]}).to_csv(
+        texts, index=False
+    )
+    out = tmp_path / "out.csv"
+    base = ["classify", "--input", str(texts), "--output", str(out), "--model", str(tiny_model), "--chunk-size", "4"]
+    result = runner.invoke(app, [*base, "--calibrate", "batch"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out.csv.calibration.json").read_text())
+    assert record["estimated_on"] == "the first 4 texts classified" and "batch calibration" in result.output
+    out.unlink()  # resume with nothing written: the recorded prior, not a new one, must be used
+    (tmp_path / "out.csv.calibration.json").write_text(
+        json.dumps({**record, "prior": {"positive": 0.9, "negative": 0.1}})
+    )
+    again = runner.invoke(app, [*base, "--calibrate", "batch", "--resume"])
+    assert again.exit_code == 0, again.output
+    raw = runner.invoke(app, ["classify", "--input", str(texts), "--model", str(tiny_model), "--json"])
+    p_raw = np.array([json.loads(line)["p_positive"] for line in raw.stdout.splitlines()])
+    odds = p_raw / (1 - p_raw) / 9  # the recorded prior's odds divided out
+    assert pd.read_csv(out)["p_positive"].to_numpy() == pytest.approx(odds / (1 + odds), abs=1e-6)
+
+
+def test_tune_prompt_grid_choice_and_tuned_runs(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["tune-prompt", "--model", str(tiny_model), "--n", "6", "--output-dir", str(tmp_path)]
+        + ["--prompts", "classifier,reply,one-word:capital", "--ensemble", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "tuning" / tiny_model.name / "prompt"
+    grid = pd.read_csv(folder / "grid.csv")
+    assert len(grid) == (3 + 1) * 4  # three prompts and one ensemble, each with four calibrations
+    assert set(grid["calibrate"]) == {"none", "contextual", "domain", "batch"}
+    best = json.loads((folder / "best.json").read_text())
+    assert best["accuracy"] == grid["accuracy"].max() and best["n"] == 6
+    assert best["baseline"]["prompt"] == "classifier" and set(best["prompts"]) >= set(best["prompt_names"].split(","))
+    assert (folder / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert "chosen: prompt" in result.output
+    tuned = evaluate_args(tiny_model, labelled_csv, tmp_path, "t", 4, "--method", "loglik", "--tuned")
+    assert runner.invoke(app, tuned).exit_code == 0
+    settings = json.loads((tmp_path / "t" / "config.json").read_text())["method_settings"]
+    assert (settings["prompt"], settings["calibrate"]) == (best["prompt"], best["calibrate"])
+
+
+def test_cached_prefix_equals_whole_prompt_for_every_builtin(engine) -> None:
+    for ref in builtin_refs():
+        (b,) = Classifier(engine, MethodConfig(prompt=ref)).bound
+        text = "a great film"
+        whole = engine.encode(build_template(engine.tokenizer, load_prompts(ref)[0]).full(text))
+        if b.cached:
+            assert b.prefix + list(b.body(engine, text)) == whole
