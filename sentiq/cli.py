@@ -291,12 +291,18 @@ def tune_prompt(**given: Any) -> None:
     "results_dir",
     "json_out",
     metric=plain(str, "macro_f1", help="Rank by macro_f1, accuracy or words_per_s."),
+    html=plain(
+        Path | None,
+        None,
+        "--html",
+        help="Also write a self-contained HTML report (table, accuracy-vs-speed chart, every run) to this file.",
+    ),
 )
 def compare(**given: Any) -> None:
     """Rank saved runs (models x methods) in one table."""
     from sentiq.compare import compare as run_compare
 
-    render.compared(run_compare(given["results_dir"], given["metric"]), given["json_out"])
+    render.compared(run_compare(given["results_dir"], given["metric"], given["html"]), given["json_out"])
 
 
 def main() -> None:

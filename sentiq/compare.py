@@ -1,5 +1,6 @@
-"""Ranking saved runs (models x methods), warning when they were made on different samples, and how
-often methods agree on the same reviews."""
+"""Ranking saved runs (models x methods) with accuracy intervals, ties where the intervals cannot tell
+runs apart, the accuracy/speed Pareto front, a warning when runs were made on different samples, and
+how often methods agree on the same reviews."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 
 from sentiq.errors import OptionError, RunError
 from sentiq.files import write_frame
+from sentiq.metrics import wilson
 from sentiq.plots import comparison_chart
 from sentiq.runs import SavedRun, prompt_name, read_runs
 
@@ -25,7 +27,7 @@ class Comparison:
     files: list[Path] = field(default_factory=list)
 
 
-def compare(root: Path, metric: str = "macro_f1") -> Comparison:
+def compare(root: Path, metric: str = "macro_f1", html: Path | None = None) -> Comparison:
     """Rank every complete run under root by `metric` (ties: accuracy, then macro-F1)."""
     if metric not in METRICS:
         raise OptionError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
@@ -35,25 +37,57 @@ def compare(root: Path, metric: str = "macro_f1") -> Comparison:
     table = pd.DataFrame([_summary(r) for r in runs])
     tie = [c for c in ("accuracy", "macro_f1") if c != metric]
     table = table.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
+    table.insert(0, "rank", tied_ranks(table) if metric != "words_per_s" else list(range(1, len(table) + 1)))
+    table["pareto"] = pareto_front(table)
     result = Comparison(table, _sample_warnings(table), _agreement(runs, table))
     write_frame(root / "comparison.csv", table)
     comparison_chart(root / "comparison.png", table)
     result.files = [root / "comparison.csv", root / "comparison.png"]
+    if html is not None:
+        from sentiq.report import write_report
+
+        write_report(html, result, root, metric)
+        result.files.append(html)
     return result
+
+
+def tied_ranks(table: pd.DataFrame) -> list[int]:
+    """1 + the number of runs whose accuracy interval lies wholly above this run's, never smaller than
+    the rank of the run listed before it: runs the data cannot tell apart share a rank."""
+    ranks: list[int] = []
+    for row in table.itertuples():
+        better = int((table["acc_low"] > row.acc_high).sum())
+        ranks.append(max(ranks[-1] if ranks else 1, 1 + better))
+    return ranks
+
+
+def pareto_front(table: pd.DataFrame) -> list[bool]:
+    """Runs no other run beats on both accuracy and words/s: the choices worth making."""
+    acc, wps = table["accuracy"].to_numpy(), table["words_per_s"].to_numpy()
+    return [
+        not any(
+            (acc[j] >= acc[i]) and (wps[j] >= wps[i]) and (acc[j] > acc[i] or wps[j] > wps[i]) for j in range(len(acc))
+        )
+        for i in range(len(acc))
+    ]
 
 
 def _summary(run: SavedRun) -> dict[str, object]:
     c, m = run.config, run.metrics
+    low, high = wilson(round(m["accuracy"] * m["n"]), m["n"])
     return {
         "model": c.get("model_label", c.get("model")),
         "method": c.get("method_title", c.get("method")),
         "prompt": prompt_name(c),
         "n": m["n"],
         "accuracy": m["accuracy"],
+        "acc_low": low,
+        "acc_high": high,
         "macro_f1": m["macro_f1"],
         "invalid": m["invalid"],
         "words_per_s": m["words_per_s"],
+        "latency_p50_ms": m.get("latency_p50_ms"),
+        "latency_p95_ms": m.get("latency_p95_ms"),
         "run_id": run.run_id,
         "sample": _sample_key(c),
         "device": c.get("device"),

@@ -80,3 +80,13 @@ def speed(seconds: float, words: int, tokens: int, latencies_ms: Sequence[float]
 
 def as_row(q: Quality, s: Speed) -> dict[str, float | int]:
     return {**asdict(q), **asdict(s)}
+
+
+def wilson(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (scipy's): honest at small n and near 0 or 1."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return 0.0, 1.0
+    ci = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)

@@ -65,26 +65,98 @@ def save_figure(fig: Any, path: Path) -> None:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp)
+        fig.savefig(tmp, bbox_inches="tight")
         os.replace(tmp, path)
     finally:
         plt.close(fig)
 
 
+MARKERS = {"loglik": "o", "zero-shot": "s", "k-shot": "^", "sampling": "D"}
+
+
 def comparison_chart(path: Path, table: pd.DataFrame) -> None:
-    """Macro-F1 and words/s per model x method, side by side."""
+    save_figure(accuracy_speed_figure(table), path)
+
+
+def accuracy_speed_figure(table: pd.DataFrame) -> Any:
+    """Every run a point: words/s (log scale) against accuracy with its 95% interval; models by colour,
+    methods by marker, the Pareto front (no run both faster and more accurate) drawn as a line.
+    `table`: compare's ranking (accuracy, acc_low, acc_high, words_per_s, model, method, pareto)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
 
-    names = [f"{m}\n{meth}" for m, meth in zip(table["model"], table["method"])]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(names) * 2), 4.2), dpi=120)
-    left.bar(names, table["macro_f1"], color="tab:blue")
-    left.set_ylim(0, 1)
-    left.set_title("macro-F1")
-    right.bar(names, table["words_per_s"], color="tab:orange")
-    right.set_title("words / s")
-    for ax in (left, right):
-        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-    save_figure(fig, path)
+    fig, ax = plt.subplots(figsize=(8.4, 4.6), dpi=130)
+    models = list(dict.fromkeys(table["model"]))
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    front = table[table["pareto"]].sort_values("words_per_s")
+    ax.plot(front["words_per_s"], front["accuracy"], color="0.55", linestyle="--", linewidth=1, zorder=1)
+    for r in table.itertuples():
+        base = str(r.method).split()[0]
+        err = [[r.accuracy - r.acc_low], [r.acc_high - r.accuracy]]
+        ax.errorbar(r.words_per_s, r.accuracy, yerr=err, color=colours[r.model], alpha=0.55, linewidth=1, zorder=2)
+        ax.scatter(
+            r.words_per_s,
+            r.accuracy,
+            marker=MARKERS.get(base, "X"),
+            s=64 if r.pareto else 40,
+            color=colours[r.model],
+            edgecolor="black" if r.pareto else "none",
+            zorder=3,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("words / s (log scale)")
+    ax.set_ylabel("accuracy (95% Wilson interval)")
+    ax.grid(True, which="both", alpha=0.25)
+    by_model = [
+        Line2D([], [], color=colours[m], marker="o", linestyle="", label=textwrap.shorten(m, 34)) for m in models
+    ]
+    methods = list(dict.fromkeys(str(m).split()[0] for m in table["method"]))
+    by_method = [Line2D([], [], color="0.3", marker=MARKERS.get(m, "X"), linestyle="", label=m) for m in methods]
+    by_method.append(Line2D([], [], color="0.55", linestyle="--", label="Pareto front"))
+    outside = dict(fontsize=7, title_fontsize=7, alignment="left", frameon=False)
+    ax.legend(handles=[*by_model, *by_method], loc="upper left", bbox_to_anchor=(1.01, 1.0), **outside)
+    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_title("Accuracy against speed: up and to the right is better", fontsize=10)
+    return fig
+
+
+def latency_figure(latencies_ms: Any, title: str) -> Any:
+    """The distribution of per-text latency (each text's share of its batch's time), p50 and p95 marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    values = np.asarray(latencies_ms, dtype=float)
+    fig, ax = plt.subplots(figsize=(4.6, 3.0), dpi=110)
+    ax.hist(values, bins=min(40, max(5, len(values) // 5)), color="tab:blue", alpha=0.8)
+    for q, style in ((50, "-"), (95, "--")):
+        ax.axvline(np.percentile(values, q), color="black", linestyle=style, linewidth=1, label=f"p{q}")
+    ax.set_xlabel("latency per text, ms")
+    ax.set_ylabel("texts")
+    ax.legend(fontsize=7)
+    ax.set_title(textwrap.fill(title, 56), fontsize=8)
+    return fig
+
+
+def figure_png(fig: Any) -> bytes:
+    """A figure as PNG bytes (for embedding), released afterwards."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()

@@ -190,6 +190,7 @@ def prompt_grid_table(grid: Any, best: dict[str, Any]) -> Table:
 
 def comparison_table(rows: Any) -> Table:
     table = Table(title="sentiq compare", title_justify="left")
+    table.caption = "accuracy with its Wilson 95% interval; runs whose intervals overlap share a rank"
     for col in ("rank", "model", "method", "prompt", "n", "accuracy", "macro F1", "invalid", "words/s", "run id"):
         table.add_column(col, justify="left" if col in ("model", "method", "prompt", "run id") else "right")
     for r in rows.itertuples():
@@ -199,7 +200,7 @@ def comparison_table(rows: Any) -> Table:
             str(r.method),
             escape(str(r.prompt)),
             str(r.n),
-            _pct(r.accuracy),
+            f"{_pct(r.accuracy)} [dim]{_pct(r.acc_low)}–{_pct(r.acc_high)}[/]",
             _pct(r.macro_f1),
             str(r.invalid),
             f"{r.words_per_s:,.0f}",

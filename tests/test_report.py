@@ -1,0 +1,163 @@
+"""compare --html: a self-contained report, checked by parsing it and by opening it in a real browser."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import shutil
+import struct
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import evaluate_args
+from typer.testing import CliRunner
+
+from sentiq.cli import app
+from sentiq.compare import pareto_front, tied_ranks
+from sentiq.metrics import wilson
+
+runner = CliRunner()
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+
+
+class Page(HTMLParser):
+    """What the tests look at: the ranking rows, every image source, every attribute naming a place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, object]] = []
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.alerts = 0
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.links += [v for k, v in attrs if k in ("src", "href", "action", "data") and v]
+        if tag == "img":
+            self.images.append(a["src"] or "")
+        if tag == "table":
+            self._table = a.get("id")
+        if self._table == "ranking" and tag == "tr" and "data-run" in a:
+            self.rows.append({"run": a["data-run"], "values": [], "texts": []})
+        if self._table == "ranking" and tag == "td":
+            self.rows[-1]["values"].append(a["data-v"])
+            self._cell = []
+        if a.get("role") == "alert":
+            self.alerts += 1
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.rows[-1]["texts"].append("".join(self._cell))
+            self._cell = None
+        if tag == "table":
+            self._table = None
+
+
+@pytest.fixture(scope="module")
+def results(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three runs (two on one sample, one on another) and a prompt search, made with the tiny model."""
+    root = tmp_path_factory.mktemp("results")
+    data = root.parent / "reviews.csv"
+    rows = [(f"r{i}", f"review number {i} was {'great' if i % 2 else 'dull'}", i % 2) for i in range(12)]
+    pd.DataFrame(rows, columns=["id", "text", "label"]).to_csv(data, index=False)
+    for run_id, n, method in (("a", 8, "loglik"), ("b", 8, "zero-shot"), ("c", 6, "loglik")):
+        args = evaluate_args(tiny_model, data, root, run_id, n, "--method", method, "--max-new-tokens", "2")
+        assert runner.invoke(app, args).exit_code == 0
+    tune = ["tune-prompt", "--model", str(tiny_model), "--n", "4", "--prompts", "classifier", "--ensemble", "0"]
+    assert runner.invoke(app, [*tune, "--output-dir", str(root)]).exit_code == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(results: Path) -> Path:
+    path = results.parent / "report.html"
+    result = runner.invoke(app, ["compare", "--results-dir", str(results), "--html", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    return struct.unpack(">II", png[16:24])
+
+
+def test_report_holds_every_run_sorted_with_embedded_images_only(report: Path, results: Path) -> None:
+    text = report.read_text(encoding="utf-8")
+    page = Page()
+    page.feed(text)
+    assert sorted(r["run"] for r in page.rows) == ["a", "b", "c"]
+    table = pd.read_csv(results / "comparison.csv")
+    assert [r["run"] for r in page.rows] == list(table["run_id"])  # the ranking's order
+    f1 = [float(r["values"][6]) for r in page.rows]  # macro-F1, the default metric
+    assert f1 == sorted(f1, reverse=True)
+    # every run's confusion matrix and latency plot, the chart and the tuning heatmap: all decode
+    assert len(page.images) == 1 + 2 * 3 + 1
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        width, height = _png_size(base64.b64decode(src.split(",", 1)[1]))
+        assert width > 100 and height > 100
+    assert all(link.startswith("data:") for link in page.links)
+    for external in ("http://", "https://", "//cdn", "@import", "<link"):
+        assert external not in text
+    assert page.alerts == 1  # runs a/b and c were made on different samples
+
+
+def test_ranks_are_ties_where_intervals_overlap() -> None:
+    table = pd.DataFrame({"acc_low": [0.90, 0.88, 0.70, 0.60], "acc_high": [0.98, 0.97, 0.85, 0.86]})
+    assert tied_ranks(table) == [1, 1, 3, 3]  # the third and fourth lie wholly below the first two
+
+
+def test_wilson_interval_matches_its_formula() -> None:
+    k, n, z = 90, 100, 1.959963984540054
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert wilson(k, n) == pytest.approx((centre - half, centre + half))
+    low, high = wilson(100, 100)
+    assert high == pytest.approx(1.0) and 0.95 < low < 0.97  # never [1, 1] at the edge
+
+
+def test_pareto_front_keeps_runs_nothing_beats_on_both() -> None:
+    table = pd.DataFrame({"accuracy": [0.95, 0.90, 0.85, 0.80], "words_per_s": [10, 30, 80, 50]})
+    assert pareto_front(table) == [True, True, True, False]
+
+
+def _browser() -> str | None:
+    return next((b for b in map(shutil.which, BROWSERS) if b), None)
+
+
+@pytest.mark.skipif(_browser() is None, reason="no Chromium or Chrome on this machine (apt-get install chromium)")
+@pytest.mark.parametrize("size", ["1280,800", "390,844"])
+def test_report_renders_in_a_browser(report: Path, results: Path, tmp_path: Path, size: str) -> None:
+    from matplotlib.image import imread
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"]
+    flags += ["--disable-background-networking", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    url = report.resolve().as_uri()
+    subprocess.run(
+        [_browser(), *flags, f"--window-size={size}", f"--screenshot={shot}", url],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert _png_size(shot.read_bytes()) == tuple(int(v) for v in size.split(","))
+    pixels = imread(shot)[..., :3]
+    background = pixels[0, 0]
+    drawn = (abs(pixels - background).sum(axis=-1) > 0.1).mean()
+    assert drawn > 0.05  # text, table and chart, not a blank page
+    dom = subprocess.run(
+        [_browser(), *flags, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    first = json.loads(pd.read_csv(results / "comparison.csv").iloc[[0]].to_json(orient="records"))[0]
+    assert f'data-run="{first["run_id"]}"' in dom and first["model"] in dom
