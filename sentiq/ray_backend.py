@@ -281,7 +281,8 @@ class RayPredictor:
         info = {"model": s.ref, "model_kind": s.kind, "model_label": s.label, "revision": None, **where}
         return {**info, "engine": self.engine_info, "max_batch_tokens": self.model.max_batch_tokens}
 
-    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Any, advance: Any, run: Any) -> None:
+    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Any, advance: Any, _run: Any) -> None:
+        """The run folder (`_run`) is not needed: only contextual calibration runs on Ray, from fixed inputs."""
         import ray.data
 
         ds = ray.data.from_pandas(todo[["id", "text"]].reset_index(drop=True))

@@ -128,3 +128,13 @@ def test_a_worker_that_cannot_load_the_model_is_one_line(cluster, tiny_model: Pa
     # Ray prints its own retry notices; sentiq's verdict is the one line at the end
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith("error: a Ray worker failed: cannot load model")
+
+
+@pytest.mark.parametrize("mode", ["batch", "domain"])
+def test_priors_from_texts_are_refused_on_ray(mode: str) -> None:
+    from sentiq import ray_backend
+    from sentiq.errors import OptionError
+    from sentiq.settings import MethodConfig, ModelSettings, RaySettings
+
+    with pytest.raises(OptionError, match=f"--calibrate {mode} estimates its prior"):
+        ray_backend.label(None, ModelSettings(), MethodConfig(calibrate=mode), RaySettings(engine="ray"))
