@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from sentiq.errors import DataError, Interrupted, OptionError
 from sentiq.evaluation import load_engine
-from sentiq.methods import Classifier, Prediction
+from sentiq.methods import Classifier, Prediction, prior_from_record
 from sentiq.models import resolve_source
 from sentiq.prompts import clean_text, load_prompts, word_count
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
@@ -151,10 +151,7 @@ def _calibration_kept(settings: ClassifySettings, method: MethodConfig, summary:
     resumed run divides out the prior it began with (batch calibration estimates it on the first chunk)."""
     import json
 
-    import numpy as np
-
     from sentiq.files import write_json
-    from sentiq.prompts import LABELS
 
     output = settings.output
     record = output.with_name(output.name + ".calibration.json") if output is not None else None
@@ -168,7 +165,7 @@ def _calibration_kept(settings: ClassifySettings, method: MethodConfig, summary:
     if kept is None or kept.get("mode") != method.calibrate:
         return {"on_prior": on_prior}
     summary.calibration = kept
-    return {"prior": np.array([kept["prior"][lab] for lab in LABELS]), "on_prior": on_prior}
+    return {"prior": prior_from_record(kept), "on_prior": on_prior}
 
 
 def _release_memory() -> None:

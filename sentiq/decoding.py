@@ -21,6 +21,8 @@ class Sampling:
     top_p: float | None = None
     max_new_tokens: int = 8
     num_samples: int = 1  # answers per text (self-consistency)
+    # calibration: (first token of each label word, log of its prior), divided out of the first step
+    first_prior: tuple[tuple[int, float], ...] = ()
 
 
 class Chooser:
@@ -64,7 +66,7 @@ def decode(
     eos = torch.tensor(eos_ids, device=first.device)
     finished = torch.zeros(len(first), dtype=torch.bool, device=first.device)
     produced: list[torch.Tensor] = []
-    logp = first
+    logp = divide_prior(first, sampling.first_prior)
     for i in range(sampling.max_new_tokens):
         token = choose(logp).masked_fill(finished, pad_id)
         produced.append(token)
@@ -73,6 +75,21 @@ def decode(
             break
         logp = step(token, i)
     return [until_eos(row, eos_ids) for row in torch.stack(produced, dim=1).tolist()]  # (rows, steps)
+
+
+def divide_prior(logp: torch.Tensor, prior: tuple[tuple[int, float], ...]) -> torch.Tensor:
+    """The first step's log-probabilities with a label prior divided out among the label tokens only:
+    their odds change as calibration says, their total probability and every other token's stay."""
+    if not prior:
+        return logp
+    ids = torch.tensor([i for i, _ in prior], device=logp.device)
+    log_prior = torch.tensor([p for _, p in prior], device=logp.device, dtype=logp.dtype)
+    labels = logp[:, ids]
+    moved = labels - log_prior
+    moved = moved + (torch.logsumexp(labels, dim=-1, keepdim=True) - torch.logsumexp(moved, dim=-1, keepdim=True))
+    out = logp.clone()
+    out[:, ids] = moved
+    return out
 
 
 def until_eos(tokens: list[int], eos: list[int]) -> list[int]:

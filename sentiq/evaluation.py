@@ -12,18 +12,17 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from sentiq import __version__
 from sentiq.data import balanced_sample, load_labelled, load_pool
 from sentiq.engine import Engine
 from sentiq.errors import DataError, Interrupted
-from sentiq.methods import Classifier, Prediction
+from sentiq.methods import Classifier, Prediction, prior_from_record
 from sentiq.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.models import resolve_source
 from sentiq.plots import plot_confusion
-from sentiq.prompts import LABELS, clean_text, load_prompts, word_count
+from sentiq.prompts import clean_text, load_prompts, word_count
 from sentiq.runs import Run, check_run_id, make_run_id, safe_name
 from sentiq.settings import EvalSettings, MethodConfig, ModelSettings
 
@@ -115,7 +114,7 @@ class LocalPredictor:
     def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Callable, advance: Advance, run: Run) -> None:
         """A prior estimated earlier in this run is reused, so a resumed run calibrates as it began."""
         recorded = run.config.get("calibration")
-        prior = np.array([recorded["prior"][lab] for lab in LABELS]) if recorded else None
+        prior = prior_from_record(recorded) if recorded else None
 
         def on_prior(calibration: dict[str, Any]) -> None:
             run.record(calibration=calibration)

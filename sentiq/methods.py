@@ -148,18 +148,25 @@ class Classifier:
         return logp
 
     def _predict_scores(self, texts: list[str], tokens: np.ndarray, finish: OnDone) -> None:
-        mode = self.config.calibrate
-        if self.prior is None and self.config.calibrated and mode != "batch":
-            inputs = CONTENT_FREE if mode == "contextual" else domain_inputs(texts, self.config.seed)
-            where = "content-free inputs" if mode == "contextual" else f"{len(inputs)} random in-domain word sequences"
+        if self.prior is None and self.config.calibrate in ("contextual", "domain"):
+            inputs, where = self._prior_inputs(texts)
             self._set_prior(softmax(self.label_logprobs(inputs)).mean(axis=0), where)
-        if self.prior is None and self.config.calibrated:  # batch: the prior is these texts' own mean
+        if self.prior is None and self.config.calibrate == "batch":  # the prior is these texts' own mean
             spent: list[float] = []
             logp = self.label_logprobs(texts, tokens, lambda idx, rows, seconds: spent.append(seconds))
             self._set_prior(softmax(logp).mean(axis=0), f"the first {len(texts)} texts classified")
             finish(list(range(len(texts))), self._scored(logp), sum(spent))
             return
         self.label_logprobs(texts, tokens, lambda idx, rows, seconds: finish(idx, self._scored(rows), seconds))
+
+    def _prior_inputs(self, texts: Sequence[str]) -> tuple[Sequence[str], str]:
+        """The inputs a prior is the mean label probability of, and how to say so."""
+        if self.config.calibrate == "contextual":
+            return CONTENT_FREE, "content-free inputs"
+        if self.config.calibrate == "domain":
+            inputs = domain_inputs(texts, self.config.seed)
+            return inputs, f"{len(inputs)} random in-domain word sequences"
+        return texts, f"the first {len(texts)} texts classified"
 
     def _scored(self, logp: np.ndarray) -> list[Prediction]:
         raw = softmax(logp)
@@ -181,7 +188,9 @@ class Classifier:
 
     # -- generation --------------------------------------------------------------------------------
     def _predict_generated(self, texts: list[str], tokens: np.ndarray, finish: OnDone) -> None:
-        """Each prompt answers every text; the answers of all prompts (and samples) vote."""
+        """Each prompt answers every text; the answers of all prompts (and samples) vote. Calibrated,
+        each prompt's prior over the first tokens of its label words is divided out of the first step."""
+        priors = self._first_token_priors(texts) if self.config.calibrated else [()] * len(self.bound)
         answers: list[list[tuple[str, str | None]]] = [[] for _ in texts]
         seconds = np.zeros(len(texts))
         for j, b in enumerate(self.bound):
@@ -201,7 +210,25 @@ class Classifier:
                 if last:
                     finish(idx, [vote(answers[i]) for i in idx], float(seconds[idx].sum()))
 
-            self.engine.generate(b.prefix, bodies, [_sampling(self.config)], self._seeds(texts), batch_done)
+            sampling = _sampling(self.config, priors[j])
+            self.engine.generate(b.prefix, bodies, [sampling], self._seeds(texts), batch_done)
+
+    def _first_token_priors(self, texts: list[str]) -> list[tuple[tuple[int, float], ...]]:
+        """Per prompt, (first token of each label word, log prior): the prior is the mean probability of
+        those tokens as the first answer token, over the calibration's inputs (for batch, a scoring pass
+        over these texts before they are answered)."""
+        if self.prior is None:
+            inputs, where = self._prior_inputs(texts)
+            priors = [
+                softmax(self.engine.score(b.prefix, [b.body(self.engine, t) for t in inputs], _firsts(b)))
+                for b in self.bound
+            ]
+            self._set_prior(np.array([p.mean(axis=0) for p in priors]), where)
+        assert self.prior is not None
+        return [
+            tuple(zip((ids[0] for ids in _firsts(b)), np.log(p).tolist()))
+            for b, p in zip(self.bound, np.atleast_2d(self.prior))
+        ]
 
     def predict_grid(
         self, texts: Sequence[str], configs: Sequence[MethodConfig], on_batch: Callable[[list[int]], None]
@@ -221,6 +248,10 @@ class Classifier:
         return [self.config.seed * 1_000_003 + zlib.crc32(t.encode("utf-8")) for t in texts]
 
 
+def _firsts(b: Bound) -> list[list[int]]:
+    return [ids[:1] for ids in b.label_ids]
+
+
 def _check_first_tokens(b: Bound, engine: Engine) -> None:
     """Generation methods need label words that differ in their first token: that token is where an
     answer commits to a label."""
@@ -235,8 +266,19 @@ def _check_first_tokens(b: Bound, engine: Engine) -> None:
 
 
 def calibration_record(mode: str, prior: np.ndarray, where: str) -> dict[str, Any]:
-    """How a run was calibrated, as config.json and calibration.json keep it."""
-    return {"mode": mode, "prior": dict(zip(LABELS, (float(p) for p in prior))), "estimated_on": where}
+    """How a run was calibrated, as config.json and calibration.json keep it: one prior, or one per
+    prompt (generation methods calibrate each prompt's first answer token)."""
+    as_dict = lambda row: dict(zip(LABELS, (float(p) for p in row)))  # noqa: E731
+    kept = as_dict(prior) if prior.ndim == 1 else [as_dict(row) for row in prior]
+    return {"mode": mode, "prior": kept, "estimated_on": where}
+
+
+def prior_from_record(record: dict[str, Any]) -> np.ndarray:
+    """The prior a calibration record holds, as the Classifier takes it."""
+    kept = record["prior"]
+    rows = kept if isinstance(kept, list) else [kept]
+    prior = np.array([[row[lab] for lab in LABELS] for row in rows])
+    return prior if isinstance(kept, list) else prior[0]
 
 
 def domain_inputs(texts: Sequence[str], seed: int) -> list[str]:
@@ -251,10 +293,11 @@ def domain_inputs(texts: Sequence[str], seed: int) -> list[str]:
     return [" ".join(rng.choice(words, size=length)) for _ in range(DOMAIN_INPUTS)]
 
 
-def _sampling(cfg: MethodConfig) -> Sampling:
+def _sampling(cfg: MethodConfig, first_prior: tuple[tuple[int, float], ...] = ()) -> Sampling:
     """Decoding settings, all explicit: greedy unless the method is 'sampling'."""
     sampling = cfg.method == "sampling"
     return Sampling(
+        first_prior=first_prior,
         do_sample=sampling,
         temperature=cfg.temperature,
         top_k=cfg.top_k,

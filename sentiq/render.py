@@ -229,13 +229,18 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
         note(f"saved {summary.texts + summary.skipped} labels in {summary.output}{resumed}{rate}")
     if summary.calibration:
         c = summary.calibration
-        note(f"{c['mode']} calibration: prior P(positive) = {c['prior']['positive']:.3f}, from {c['estimated_on']}")
+        note(f"{c['mode']} calibration: prior P(positive) = {prior_text(c['prior'])}, from {c['estimated_on']}")
     if summary.truncated:
         warn(f"{summary.truncated} texts were longer than --max-tokens and lost their middle")
     for text_id in summary.empty[:10]:
         error(f"text {text_id} is empty; nothing to classify")
     if len(summary.empty) > 10:
         error(f"... and {len(summary.empty) - 10} more empty texts")
+
+
+def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:
+    """P(positive) of a calibration prior, one per prompt where each prompt has its own."""
+    return " / ".join(f"{p['positive']:.3f}" for p in (prior if isinstance(prior, list) else [prior]))
 
 
 def _natural(text_id: str) -> tuple[str, int, str]:

@@ -118,8 +118,9 @@ def _run_details(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
 def _prior(calibration: dict[str, Any] | None) -> str | None:
     if not calibration:
         return None
-    prior = calibration["prior"]
-    return f"{calibration['mode']}: P(positive) {prior['positive']:.3f}, from {calibration['estimated_on']}"
+    from sentiq.render import prior_text
+
+    return f"{calibration['mode']}: P(positive) {prior_text(calibration['prior'])}, from {calibration['estimated_on']}"
 
 
 def _tuning(folder: Path) -> list[dict[str, Any]]:

@@ -62,7 +62,7 @@ class MethodConfig:
     k: int = 2  # k-shot: demonstrations per class
     scoring: str = "generate"  # k-shot: decide by greedy generation (as the original study) or "loglik"
     prompt: str = DEFAULT_PROMPT  # built-in name, NAME:VARIANT or a .toml file; several comma-separated
-    calibrate: str = "none"  # one of CALIBRATIONS; applies where label scores decide
+    calibrate: str = "none"  # one of CALIBRATIONS: label scores, or a generated answer's first token
     temperature: float = 0.7  # sampling
     top_k: int | None = 20  # sampling; None disables
     top_p: float | None = None  # sampling; None disables (no hidden nucleus default)
@@ -95,16 +95,14 @@ class MethodConfig:
 
     @property
     def calibrated(self) -> bool:
-        return self.calibrate != "none" and self.scores_labels
+        return self.calibrate != "none"
 
     def relevant(self) -> dict[str, Any]:
         """The settings that matter for this method (for configs and tables)."""
-        keep = {"method", "prompt", "max_tokens", "seed"}
+        keep = {"method", "prompt", "calibrate", "max_tokens", "seed"}
         if self.method == "k-shot":
             keep |= {"k", "scoring"}
-        if self.scores_labels:
-            keep.add("calibrate")
-        else:
+        if not self.scores_labels:
             keep.add("max_new_tokens")
         if self.method == "sampling":
             keep |= {"temperature", "top_k", "top_p", "samples"}

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from sentiq.cli import app
 from sentiq.errors import OptionError
-from sentiq.methods import Classifier, domain_inputs, log_softmax, softmax
+from sentiq.methods import Classifier, domain_inputs, log_softmax, prior_from_record, softmax, vote
 from sentiq.prompts import build_template, builtin_refs, load_prompt, load_prompts
 from sentiq.settings import MethodConfig
 
@@ -246,3 +246,34 @@ def test_cached_prefix_equals_whole_prompt_for_every_builtin(engine) -> None:
         whole = engine.encode(build_template(engine.tokenizer, load_prompts(ref)[0]).full(text))
         if b.cached:
             assert b.prefix + list(b.body(engine, text)) == whole
+
+
+def test_first_step_prior_divided_out_among_label_tokens_only() -> None:
+    import torch
+
+    from sentiq.decoding import divide_prior
+
+    logp = torch.log_softmax(torch.tensor([[2.0, 1.9, 0.5, 0.1]]), dim=-1)
+    moved = divide_prior(logp, ((0, float(np.log(0.8))), (1, float(np.log(0.2)))))
+    assert int(moved.argmax()) == 1  # the label the model leans to loses its lead
+    labels = lambda t: torch.logsumexp(t[0, :2], dim=0)  # noqa: E731
+    assert float(labels(moved)) == pytest.approx(float(labels(logp)))  # the labels' share is kept
+    assert torch.equal(moved[0, 2:], logp[0, 2:])  # other tokens untouched
+    odds = float((moved[0, 0] - moved[0, 1]) - (logp[0, 0] - logp[0, 1]))
+    assert odds == pytest.approx(float(np.log(0.2 / 0.8)))
+
+
+@pytest.mark.parametrize("mode", ["contextual", "batch"])
+def test_generation_calibrates_each_prompts_first_answer_token(engine, mode: str) -> None:
+    seen: list[dict] = []
+    cfg = MethodConfig(method="zero-shot", prompt="classifier,reply", calibrate=mode, max_new_tokens=2)
+    clf = Classifier(engine, cfg, on_prior=seen.append)
+    preds = clf.predict(["a great film", "dull boring mess"])
+    assert len(seen) == 1 and len(seen[0]["prior"]) == 2  # one prior per prompt
+    assert all(sum(p.values()) == pytest.approx(1.0) for p in seen[0]["prior"])
+    for p in preds:
+        votes = [(a, clf.bound[i].prompt.parse(a)) for i, a in enumerate(p.answer.split(" | "))]
+        assert p.label == vote(votes).label  # labels still come from the answers actually generated
+    # a prior taken from a record (a resumed run's) gives the same answers
+    again = Classifier(engine, cfg, prior=prior_from_record(seen[0])).predict(["a great film", "dull boring mess"])
+    assert [p.answer for p in again] == [p.answer for p in preds]
