@@ -151,41 +151,25 @@ def predictions_table(rows: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
-def grid_table(grid: Any, best: dict[str, Any]) -> Table:
-    """Macro-F1 per temperature x top-k cell; the chosen cell marked."""
-    temps = sorted(grid["temperature"].unique())
-    top_ks = sorted(grid["top_k"].unique())
-    table = Table(title="macro-F1, temperature x top-k (* chosen)", title_justify="left")
-    table.add_column("T", justify="right")
-    for k in top_ks:
-        table.add_column(str(k), justify="right")
-    for t in temps:
+def grid_table(grid: Any, rows: str, columns: str, value: str, chosen: tuple[Any, Any], title: str) -> Table:
+    """A tuning grid, `value` per rows x columns cell in the grid's own order; the chosen cell marked."""
+    table = Table(title=f"{title} (* chosen)", title_justify="left")
+    table.add_column(rows)
+    column_values = list(dict.fromkeys(grid[columns]))
+    for c in column_values:
+        table.add_column(_cell_name(c), justify="right")
+    for r in dict.fromkeys(grid[rows]):
         cells = []
-        for k in top_ks:
-            row = grid[(grid["temperature"] == t) & (grid["top_k"] == k)].iloc[0]
-            mark = t == best["temperature"] and k == best["top_k"]
-            text = f"{row['macro_f1']:.3f}" + ("*" if mark else "")
-            cells.append(f"[bold green]{text}[/]" if mark else text)
-        table.add_row(f"{t:g}", *cells)
+        for c in column_values:
+            cell = grid[(grid[rows] == r) & (grid[columns] == c)].iloc[0]
+            text = f"{cell[value]:.3f}" + ("*" if (r, c) == chosen else "")
+            cells.append(f"[bold green]{text}[/]" if (r, c) == chosen else text)
+        table.add_row(escape(_cell_name(r)), *cells)
     return table
 
 
-def prompt_grid_table(grid: Any, best: dict[str, Any]) -> Table:
-    """loglik accuracy per prompt x calibration; the chosen cell marked."""
-    calibrations = list(dict.fromkeys(grid["calibrate"]))
-    table = Table(title="loglik accuracy, prompt x calibration (* chosen)", title_justify="left")
-    table.add_column("prompt")
-    for c in calibrations:
-        table.add_column(c, justify="right")
-    for prompt in dict.fromkeys(grid["prompt"]):
-        cells = []
-        for c in calibrations:
-            row = grid[(grid["prompt"] == prompt) & (grid["calibrate"] == c)].iloc[0]
-            mark = prompt == best["prompt_names"] and c == best["calibrate"]
-            text = f"{row['accuracy']:.3f}" + ("*" if mark else "")
-            cells.append(f"[bold green]{text}[/]" if mark else text)
-        table.add_row(escape(str(prompt)), *cells)
-    return table
+def _cell_name(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def comparison_table(rows: Any) -> Table:
@@ -279,14 +263,17 @@ def tuned(result: Any, as_json: bool) -> None:
         print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
         return
     if result.kind == "prompt":
-        out.print(prompt_grid_table(result.grid, b))
+        chosen = (b["prompt_names"], b["calibrate"])
+        out.print(grid_table(result.grid, "prompt", "calibrate", "accuracy", chosen, "loglik accuracy"))
         base = b["baseline"]
         out.print(
             f"chosen: prompt {b['prompt_names']}, calibration {b['calibrate']} (accuracy {b['accuracy']:.3f}, "
             f"macro-F1 {b['macro_f1']:.3f}, n={b['n']}; {base['prompt']} uncalibrated: {base['accuracy']:.3f})"
         )
     else:
-        out.print(grid_table(result.grid, b))
+        grid = result.grid.sort_values(["temperature", "top_k"])
+        chosen = (b["temperature"], b["top_k"])
+        out.print(grid_table(grid, "temperature", "top_k", "macro_f1", chosen, "sampling macro-F1"))
         out.print(
             f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} "
             f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
