@@ -145,7 +145,10 @@ def test_compare_ranks_warns_and_measures_agreement(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     ranked = [r["run_id"] for r in data["runs"]]
     assert ranked == ["run5", "run1", "run0", "run7", "run3", "run2", "run4", "run6", "other-sample"]
-    assert [r["rank"] for r in data["runs"]] == list(range(1, 10))
+    assert [r["rank"] for r in data["runs"]] == [1] * 9  # four texts a run: no interval excludes another
+    assert all(r["acc_low"] < r["accuracy"] < r["acc_high"] for r in data["runs"])
+    by_speed = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--metric", "words_per_s", "--json"])
+    assert [r["rank"] for r in json.loads(by_speed.stdout)["runs"]] == list(range(1, 10))  # speed: plain ranks
     assert any("2 different samples" in w for w in data["warnings"])
     (agreement,) = data["agreement"].values()  # only the shared sample has several runs
     assert all(v == 1.0 for row in agreement.values() for v in row.values())
