@@ -46,7 +46,9 @@ def save_heatmap(
     ax.set_ylabel(axes[1])
     for y, row in enumerate(table.index):
         for x, col in enumerate(table.columns):
-            ax.text(x, y, f"{table.loc[row, col]:.2f}", ha="center", va="center", color="white", fontsize=7)
+            value = table.loc[row, col]
+            ink = "black" if image.norm(value) > 0.6 else "white"  # readable on viridis' bright end too
+            ax.text(x, y, f"{value:.2f}", ha="center", va="center", color=ink, fontsize=7)
             if (row, col) == best:
                 ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     fig.colorbar(image, ax=ax, label=axes[2])
