@@ -109,25 +109,27 @@ def _sample_warnings(table: pd.DataFrame) -> list[str]:
 
 def _agreement(runs: list[SavedRun], ranked: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per shared sample: the share of reviews on which two runs predicted the same label. Runs are
-    named by their rank in the comparison table (rows '#1 model method', columns '#1')."""
-    rank = dict(zip(ranked["run_id"], ranked["rank"]))
+    named by their row in the comparison table (rows '#1 model method', columns '#1'); tied runs
+    share a rank but not a row."""
+    row = {run_id: i + 1 for i, run_id in enumerate(ranked["run_id"])}
     out: dict[str, pd.DataFrame] = {}
     by_sample: dict[str, list[SavedRun]] = {}
-    for r in sorted(runs, key=lambda r: rank[r.run_id]):
+    for r in sorted(runs, key=lambda r: row[r.run_id]):
         by_sample.setdefault(_sample_key(r.config), []).append(r)
     for sample, group in by_sample.items():
         if len(group) < 2:
             continue
-        preds = {}
-        for r in group:
-            df = pd.read_csv(r.folder / "predictions.csv", dtype={"id": str}, keep_default_na=False)
-            preds[rank[r.run_id]] = df.set_index("id")["predicted"]
-        matrix = pd.DataFrame(
-            [[_agree(preds[a], preds[b]) for b in preds] for a in preds],
-            index=[f"#{k} {r.config.get('model_label')} {r.config.get('method')}" for k, r in zip(preds, group)],
-            columns=[f"#{k}" for k in preds],
+        preds = [
+            pd.read_csv(r.folder / "predictions.csv", dtype={"id": str}, keep_default_na=False).set_index("id")[
+                "predicted"
+            ]
+            for r in group
+        ]
+        out[sample] = pd.DataFrame(
+            [[_agree(a, b) for b in preds] for a in preds],
+            index=[f"#{row[r.run_id]} {r.config.get('model_label')} {r.config.get('method')}" for r in group],
+            columns=[f"#{row[r.run_id]}" for r in group],
         )
-        out[sample] = matrix
     return out
 
 

@@ -151,6 +151,7 @@ def test_compare_ranks_warns_and_measures_agreement(tmp_path: Path) -> None:
     assert [r["rank"] for r in json.loads(by_speed.stdout)["runs"]] == list(range(1, 10))  # speed: plain ranks
     assert any("2 different samples" in w for w in data["warnings"])
     (agreement,) = data["agreement"].values()  # only the shared sample has several runs
+    assert len(agreement) == 8  # every run of it, though all share rank 1
     assert all(v == 1.0 for row in agreement.values() for v in row.values())
     assert (tmp_path / "comparison.csv").exists() and (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     human = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--metric", "accuracy"])
