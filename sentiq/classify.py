@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from sentiq.calibration import prior_from_record
 from sentiq.errors import DataError, Interrupted, OptionError
 from sentiq.evaluation import load_engine
-from sentiq.methods import Classifier, Prediction, prior_from_record
+from sentiq.methods import Classifier, Prediction
 from sentiq.models import resolve_source
 from sentiq.prompts import clean_text, load_prompts, word_count
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings

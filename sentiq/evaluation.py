@@ -15,10 +15,11 @@ from typing import Any
 import pandas as pd
 
 from sentiq import __version__
+from sentiq.calibration import prior_from_record
 from sentiq.data import balanced_sample, load_labelled, load_pool
 from sentiq.engine import Engine
 from sentiq.errors import DataError, Interrupted
-from sentiq.methods import Classifier, Prediction, prior_from_record
+from sentiq.methods import Classifier, Prediction
 from sentiq.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.models import resolve_source
 from sentiq.plots import plot_confusion

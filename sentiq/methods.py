@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentiq.calibration import calibration_record, domain_inputs, log_softmax, softmax
 from sentiq.decoding import Sampling
 from sentiq.engine import Engine
 from sentiq.errors import OptionError
@@ -21,8 +22,6 @@ from sentiq.settings import MethodConfig
 
 INVALID = "invalid"
 DEMO_MAX_WORDS = 100  # k-shot demonstrations are drawn from texts this short (see draw_demonstrations)
-DOMAIN_INPUTS = 20  # random in-domain texts for domain-context calibration (as Fei et al. 2023)
-DOMAIN_MAX_WORDS = 256  # their length: the texts' mean, at most this
 # Texts that probe whether prefix and body tokenize apart exactly: words, punctuation, digits, a line
 # break and non-ASCII characters next to the seam.
 SPLIT_PROBES = ("A great film.", "dull", "Terrible!\nAvoid.", "N/A", "9/10, très bon — ok", "")
@@ -265,34 +264,6 @@ def _check_first_tokens(b: Bound, engine: Engine) -> None:
         )
 
 
-def calibration_record(mode: str, prior: np.ndarray, where: str) -> dict[str, Any]:
-    """How a run was calibrated, as config.json and calibration.json keep it: one prior, or one per
-    prompt (generation methods calibrate each prompt's first answer token)."""
-    as_dict = lambda row: dict(zip(LABELS, (float(p) for p in row)))  # noqa: E731
-    kept = as_dict(prior) if prior.ndim == 1 else [as_dict(row) for row in prior]
-    return {"mode": mode, "prior": kept, "estimated_on": where}
-
-
-def prior_from_record(record: dict[str, Any]) -> np.ndarray:
-    """The prior a calibration record holds, as the Classifier takes it."""
-    kept = record["prior"]
-    rows = kept if isinstance(kept, list) else [kept]
-    prior = np.array([[row[lab] for lab in LABELS] for row in rows])
-    return prior if isinstance(kept, list) else prior[0]
-
-
-def domain_inputs(texts: Sequence[str], seed: int) -> list[str]:
-    """Content-free texts made of random words of the texts themselves, as long as they are on average
-    (Fei et al. 2023, "Mitigating Label Biases for In-context Learning"): they carry the domain's
-    vocabulary and length but no sentiment of any one text. No labels are used."""
-    words = [w for t in texts for w in t.split()]
-    if not words:
-        return list(CONTENT_FREE)
-    length = max(1, min(DOMAIN_MAX_WORDS, round(len(words) / max(1, len(texts)))))
-    rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(words, size=length)) for _ in range(DOMAIN_INPUTS)]
-
-
 def _sampling(cfg: MethodConfig, first_prior: tuple[tuple[int, float], ...] = ()) -> Sampling:
     """Decoding settings, all explicit: greedy unless the method is 'sampling'."""
     sampling = cfg.method == "sampling"
@@ -345,12 +316,3 @@ def _short(texts: pd.DataFrame, k: int) -> pd.DataFrame:
     words = texts["text"].str.split().str.len()
     short = texts[words <= DEMO_MAX_WORDS]
     return short if len(short) >= k else texts.loc[words.sort_values(kind="stable").index[:k]]
-
-
-def log_softmax(scores: np.ndarray) -> np.ndarray:
-    z = scores - scores.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(scores))

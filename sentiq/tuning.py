@@ -104,10 +104,11 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     those same scores (plus the content-free and in-domain inputs each calibration needs), then the
     mean of the best few prompts. Chosen by accuracy, then macro-F1, then the simpler choice: a
     single prompt before an ensemble, no calibration before any, and the earlier candidate."""
+    from sentiq.calibration import domain_inputs
     from sentiq.data import balanced_sample, load_pool
     from sentiq.evaluation import load_engine
-    from sentiq.methods import CONTENT_FREE, Classifier, domain_inputs
-    from sentiq.prompts import builtin_refs, load_prompt, load_prompts
+    from sentiq.methods import Classifier
+    from sentiq.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
     from sentiq.settings import DEFAULT_PROMPT
 
     prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
@@ -178,7 +179,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
 def _cell(name: str, members: list[str], calibrate: str, scored: dict, gold: np.ndarray) -> dict[str, Any]:
     """One grid cell: the members' label log-probabilities averaged (as an ensemble does), the prior of
     `calibrate` divided out, scored against the gold labels."""
-    from sentiq.methods import log_softmax, softmax
+    from sentiq.calibration import log_softmax, softmax
     from sentiq.metrics import quality
 
     mean = lambda kind: np.mean([log_softmax(scored[m][kind]) for m in members], axis=0)  # noqa: E731

@@ -11,9 +11,10 @@ import pytest
 from helpers import evaluate_args
 from typer.testing import CliRunner
 
+from sentiq.calibration import domain_inputs, log_softmax, prior_from_record, softmax
 from sentiq.cli import app
 from sentiq.errors import OptionError
-from sentiq.methods import Classifier, domain_inputs, log_softmax, prior_from_record, softmax, vote
+from sentiq.methods import Classifier, vote
 from sentiq.prompts import build_template, builtin_refs, load_prompt, load_prompts
 from sentiq.settings import MethodConfig
 
