@@ -28,7 +28,7 @@ from sentiq.data import embedded_frame
 from sentiq.engine import Engine
 from sentiq.methods import Classifier
 from sentiq.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
-from sentiq.prompts import chat_messages, clean_text, word_count
+from sentiq.prompts import DEFAULT_PROMPT, clean_text, load_prompt, word_count
 from sentiq.settings import MethodConfig
 
 SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
@@ -77,7 +77,7 @@ def reference_loop(lm: LoadedModel, texts: list[str]) -> None:
     """The original study's way: one review at a time through generate."""
     for text in texts:
         enc = lm.tokenizer.apply_chat_template(
-            chat_messages(text), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            load_prompt(DEFAULT_PROMPT).messages(text), add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(lm.device)
         with torch.inference_mode():
             lm.model.generate(**enc, max_new_tokens=1, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
@@ -85,8 +85,9 @@ def reference_loop(lm: LoadedModel, texts: list[str]) -> None:
 
 def full_kshot(engine: Engine, clf: Classifier, texts: list[str]) -> None:
     """k-shot prompts scored with no prefix cache: every review pays for the demonstrations."""
-    bodies = [engine.encode(clf.template.full(clf.fit(t)[0])) for t in texts]
-    engine.score([], bodies, clf.label_ids)
+    (b,) = clf.bound
+    bodies = [engine.encode(b.template.full(clf.fit(t)[0])) for t in texts]
+    engine.score([], bodies, b.label_ids)
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
@@ -142,8 +143,8 @@ def main() -> None:
         "zero-shot": Classifier(engine, MethodConfig(method="zero-shot")),
         "k-shot": Classifier(engine, MethodConfig(method="k-shot", k=args.k, scoring="loglik"), pool=demos_pool),
     }
-    prompt_tokens = sum(len(engine.encode(methods["loglik"].template.full(t))) for t in texts)
-    kshot_tokens = sum(len(engine.encode(methods["k-shot"].template.full(t))) for t in texts)
+    prompt_tokens = sum(len(engine.encode(methods["loglik"].bound[0].template.full(t))) for t in texts)
+    kshot_tokens = sum(len(engine.encode(methods["k-shot"].bound[0].template.full(t))) for t in texts)
     paths = {
         "reference": (lambda ts: reference_loop(lm, ts), prompt_tokens),
         **{
