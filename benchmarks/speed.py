@@ -77,7 +77,10 @@ def reference_loop(lm: LoadedModel, texts: list[str]) -> None:
     """The original study's way: one review at a time through generate."""
     for text in texts:
         enc = lm.tokenizer.apply_chat_template(
-            load_prompt(DEFAULT_PROMPT).messages(text), add_generation_prompt=True, return_tensors="pt", return_dict=True
+            load_prompt(DEFAULT_PROMPT).messages(text),
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
         ).to(lm.device)
         with torch.inference_mode():
             lm.model.generate(**enc, max_new_tokens=1, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
