@@ -147,15 +147,16 @@ class Classifier:
         return logp
 
     def _predict_scores(self, texts: list[str], tokens: np.ndarray, finish: OnDone) -> None:
-        if self.prior is None and self.config.calibrate in ("contextual", "domain"):
+        if self.prior is None and self.config.calibrated:
             inputs, where = self._prior_inputs(texts)
-            self._set_prior(softmax(self.label_logprobs(inputs)).mean(axis=0), where)
-        if self.prior is None and self.config.calibrate == "batch":  # the prior is these texts' own mean
-            spent: list[float] = []
-            logp = self.label_logprobs(texts, tokens, lambda idx, rows, seconds: spent.append(seconds))
-            self._set_prior(softmax(logp).mean(axis=0), f"the first {len(texts)} texts classified")
-            finish(list(range(len(texts))), self._scored(logp), sum(spent))
-            return
+            if self.config.calibrate != "batch":
+                self._set_prior(softmax(self.label_logprobs(inputs)).mean(axis=0), where)
+            else:  # the prior is these texts' own mean: their labels wait for all their scores
+                spent: list[float] = []
+                logp = self.label_logprobs(texts, tokens, lambda idx, rows, seconds: spent.append(seconds))
+                self._set_prior(softmax(logp).mean(axis=0), where)
+                finish(list(range(len(texts))), self._scored(logp), sum(spent))
+                return
         self.label_logprobs(texts, tokens, lambda idx, rows, seconds: finish(idx, self._scored(rows), seconds))
 
     def _prior_inputs(self, texts: Sequence[str]) -> tuple[Sequence[str], str]:
