@@ -102,8 +102,7 @@ def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
 def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> TuneResult:
     """Score every candidate prompt once with loglik on the tuning split, then every calibration from
     those same scores (plus the content-free and in-domain inputs each calibration needs), then the
-    mean of the best few prompts. Chosen by accuracy, then macro-F1, then the simpler choice: a
-    single prompt before an ensemble, no calibration before any, and the earlier candidate."""
+    mean of the best few prompts. Chosen by the one-standard-error rule (see _simplest_within_error)."""
     from sentiq.calibration import domain_inputs
     from sentiq.data import balanced_sample, load_pool
     from sentiq.evaluation import load_engine
@@ -136,13 +135,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         members = leaders[:size]
         rows += [_cell(",".join(members), members, cal, scored, gold) for cal in CALIBRATIONS]
     grid = pd.DataFrame(rows)
-    grid["members"] = grid["prompt"].str.count(",") + 1
-    grid["calibration_rank"] = grid["calibrate"].map(CALIBRATIONS.index)
-    ranked = grid.sort_values(
-        ["accuracy", "macro_f1", "members", "calibration_rank"], ascending=[False, False, True, True], kind="stable"
-    )
-    grid = grid.drop(columns=["members", "calibration_rank"])
-    top = ranked.iloc[0]
+    top = grid.loc[_simplest_within_error(grid, len(texts))]
     baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
     default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none")].iloc[0]
     best = {
@@ -153,6 +146,8 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         "accuracy": float(top["accuracy"]),
         "macro_f1": float(top["macro_f1"]),
         "positive_share": float(top["positive_share"]),
+        "top_accuracy": float(grid["accuracy"].max()),
+        "rule": "the simplest cell within one standard error of the top accuracy",
         "baseline": {"prompt": baseline, "calibrate": "none", "accuracy": float(default["accuracy"])},
         "prompts": {p.ref: p.record() for p in prompts},
         "n": len(texts),
@@ -174,6 +169,20 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         title,
     )
     return TuneResult(grid, best, folder, "prompt")
+
+
+def _simplest_within_error(grid: pd.DataFrame, n: int) -> Any:
+    """The one-standard-error rule: of the cells whose accuracy lies within one binomial standard
+    error of the best, the simplest (one prompt before an ensemble, no calibration before any), then
+    the most accurate, then macro-F1, then the earlier candidate. A small split cannot tell apart
+    cells a point or two apart, and a calibration chosen on such an edge can cost more on new texts."""
+    best = grid["accuracy"].max()
+    close = grid[grid["accuracy"] >= best - np.sqrt(best * (1 - best) / n) - 1e-12].assign(
+        members=lambda g: g["prompt"].str.count(",") + 1,
+        calibration_rank=lambda g: g["calibrate"].map(CALIBRATIONS.index),
+    )
+    order = ["members", "calibration_rank", "accuracy", "macro_f1"]
+    return close.sort_values(order, ascending=[True, True, False, False], kind="stable").index[0]
 
 
 def _cell(name: str, members: list[str], calibrate: str, scored: dict, gold: np.ndarray) -> dict[str, Any]:

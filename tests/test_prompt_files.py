@@ -230,7 +230,9 @@ def test_tune_prompt_grid_choice_and_tuned_runs(tiny_model: Path, labelled_csv: 
     assert len(grid) == (3 + 1) * 4  # three prompts and one ensemble, each with four calibrations
     assert set(grid["calibrate"]) == {"none", "contextual", "domain", "batch"}
     best = json.loads((folder / "best.json").read_text())
-    assert best["accuracy"] == grid["accuracy"].max() and best["n"] == 6
+    assert best["top_accuracy"] == grid["accuracy"].max() and best["n"] == 6
+    se = (best["top_accuracy"] * (1 - best["top_accuracy"]) / 6) ** 0.5
+    assert best["accuracy"] >= best["top_accuracy"] - se - 1e-9
     assert best["baseline"]["prompt"] == "classifier" and set(best["prompts"]) >= set(best["prompt_names"].split(","))
     assert (folder / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert "chosen: prompt" in result.output
@@ -278,3 +280,17 @@ def test_generation_calibrates_each_prompts_first_answer_token(engine, mode: str
     # a prior taken from a record (a resumed run's) gives the same answers
     again = Classifier(engine, cfg, prior=prior_from_record(seen[0])).predict(["a great film", "dull boring mess"])
     assert [p.answer for p in again] == [p.answer for p in preds]
+
+
+def test_prompt_choice_prefers_the_simplest_cell_within_one_standard_error() -> None:
+    from sentiq.tuning import _simplest_within_error
+
+    def grid(*rows: tuple[str, str, float]) -> pd.DataFrame:
+        return pd.DataFrame([dict(prompt=p, calibrate=c, accuracy=a, macro_f1=a) for p, c, a in rows])
+
+    # n=100 at 0.90: one standard error is 0.03
+    cells = grid(("a", "contextual", 0.90), ("b", "none", 0.88), ("a", "none", 0.86), ("a,b", "none", 0.90))
+    assert _simplest_within_error(cells, 100) == 1  # 0.88 uncalibrated, single, within 0.03
+    assert _simplest_within_error(cells, 10_000) == 0  # a large split tells 0.90 from 0.88
+    ties = grid(("a", "none", 0.86), ("b", "none", 0.88), ("c", "batch", 0.88))
+    assert _simplest_within_error(ties, 100) == 1  # among the simplest, the more accurate
