@@ -225,6 +225,7 @@ def _resume_target(run_id: str | None, resume: bool, resume_id: str | None) -> s
 @guarded
 @takes(
     *MODEL,
+    "prompt",
     "seed",
     "output_dir",
     "json_out",

@@ -141,7 +141,7 @@ OPTIONS: dict[str, Opt] = {
         "prompt",
         "--prompt",
         "-p",
-        help="A built-in prompt (classifier, one-word, reply, any-text; NAME:VARIANT for other label words), "
+        help="A built-in prompt (classifier, question-last, one-word, reply, any-text; NAME:VARIANT for other label words), "
         "a .toml prompt file, or several comma-separated (an ensemble).",
         rich_help_panel=METHOD_PANEL,
     ),

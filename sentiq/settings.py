@@ -170,6 +170,7 @@ class TuneSettings:
     top_ks: tuple[int, ...] = TOP_KS
     n: int = 40  # tuning texts, balanced, from the train pool
     samples: int = 1  # answers per text while tuning: one keeps the grid cheap
+    prompt: str = DEFAULT_PROMPT  # one prompt: the one tune-prompt chose is the one to search with
     seed: int = 0
     output_dir: Path = Path("results")
 

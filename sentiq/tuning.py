@@ -55,15 +55,26 @@ def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
     from sentiq.evaluation import load_engine
     from sentiq.methods import Classifier
     from sentiq.metrics import quality
+    from sentiq.prompts import load_prompts
 
+    prompts = load_prompts(settings.prompt)
+    if len(prompts) > 1:
+        raise OptionError("tune-sampling searches with one prompt: give one name or file to --prompt")
     split = balanced_sample(load_pool(), settings.n, settings.seed)
     engine = load_engine(model)
     cells = [(t, k) for t in settings.temperatures for k in settings.top_ks]
     configs = [
-        MethodConfig(method="sampling", temperature=t, top_k=k, samples=settings.samples, seed=settings.seed)
+        MethodConfig(
+            method="sampling",
+            prompt=settings.prompt,
+            temperature=t,
+            top_k=k,
+            samples=settings.samples,
+            seed=settings.seed,
+        )
         for t, k in cells
     ]
-    clf = Classifier(engine, configs[0])
+    clf = Classifier(engine, configs[0], prompts=prompts)
     clf.warm_up()
     advance = start_task(f"tuning {len(cells)} cells", len(split))
     predictions = clf.predict_grid(list(split["text"]), configs, lambda idx: advance(len(idx)))
@@ -83,6 +94,7 @@ def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
         "temperature": float(top["temperature"]),
         "top_k": int(top["top_k"]),
         "samples": settings.samples,
+        "prompt": settings.prompt,
         "macro_f1": float(top["macro_f1"]),
         "accuracy": float(top["accuracy"]),
         "invalid": int(top["invalid"]),

@@ -30,6 +30,8 @@ def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labell
             "5,50",
             "--n",
             "4",
+            "--prompt",
+            "one-word",
             "--output-dir",
             str(tmp_path),
         ],
@@ -42,7 +44,7 @@ def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labell
     ranked = grid.sort_values(["macro_f1", "invalid", "accuracy"], ascending=[False, True, False], kind="stable")
     assert (best["temperature"], best["top_k"]) == (ranked.iloc[0]["temperature"], ranked.iloc[0]["top_k"])
     assert (folder / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
-    assert "chosen: temperature" in result.output
+    assert "chosen: temperature" in result.output and best["prompt"] == "one-word"
 
     result = runner.invoke(
         app,
@@ -53,6 +55,15 @@ def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labell
     assert result.exit_code == 0, result.output
     settings = json.loads((tmp_path / "tuned" / "config.json").read_text())["method_settings"]
     assert (settings["temperature"], settings["top_k"]) == (best["temperature"], best["top_k"])
+
+
+def test_tune_sampling_refuses_an_ensemble(tiny_model: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["tune-sampling", "--model", str(tiny_model), "--prompt", "classifier,reply", "--output-dir", str(tmp_path)],
+    )
+    assert result.exit_code == 1 and "one prompt" in result.output
+    assert not (tmp_path / "tuning").exists()
 
 
 def test_tuned_without_tuning_says_what_to_run(tiny_model: Path, tmp_path: Path) -> None:
