@@ -270,12 +270,14 @@ def tuned(result: Any, as_json: bool) -> None:
             f"chosen: prompt {b['prompt_names']}, calibration {b['calibrate']} (accuracy {b['accuracy']:.3f}, "
             f"macro-F1 {b['macro_f1']:.3f}, n={b['n']}; {base['prompt']} uncalibrated: {base['accuracy']:.3f})"
         )
+        if b["accuracy"] < b["top_accuracy"]:
+            note(f"the simplest cell within one standard error of the top accuracy ({b['top_accuracy']:.3f})")
     else:
         grid = result.grid.sort_values(["temperature", "top_k"])
         chosen = (b["temperature"], b["top_k"])
         out.print(grid_table(grid, "temperature", "top_k", "macro_f1", chosen, "sampling macro-F1"))
         out.print(
-            f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} "
+            f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} with prompt {b['prompt']} "
             f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
         )
     note(f"saved {result.folder} (grid.csv, heatmap.png, best.json)")
