@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from sentiq.prompts import builtin_names
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, TuneSettings
 
 MODEL_PANEL = "Model"
@@ -141,7 +142,7 @@ OPTIONS: dict[str, Opt] = {
         "prompt",
         "--prompt",
         "-p",
-        help="A built-in prompt (classifier, question-last, one-word, reply, any-text; NAME:VARIANT for other label words), "
+        help=f"A built-in prompt ({', '.join(builtin_names())}; NAME:VARIANT for other label words), "
         "a .toml prompt file, or several comma-separated (an ensemble).",
         rich_help_panel=METHOD_PANEL,
     ),

@@ -15,7 +15,8 @@ from sentiq.calibration import domain_inputs, log_softmax, prior_from_record, so
 from sentiq.cli import app
 from sentiq.errors import OptionError
 from sentiq.methods import Classifier, vote
-from sentiq.prompts import build_template, builtin_refs, load_prompt, load_prompts
+from sentiq.options import OPTIONS
+from sentiq.prompts import build_template, builtin_names, builtin_refs, load_prompt, load_prompts
 from sentiq.settings import MethodConfig
 
 runner = CliRunner()
@@ -48,6 +49,11 @@ def test_every_builtin_prompt_loads_with_its_variants() -> None:
     for ref in refs:
         prompt = load_prompt(ref)
         assert prompt.ref == ref and "{text}" in prompt.user and prompt.description
+
+
+def test_prompt_option_help_names_every_builtin_prompt() -> None:
+    help_text = OPTIONS["prompt"].info.help
+    assert all(name in help_text for name in builtin_names())
 
 
 def test_prompt_file_fills_words_and_keeps_text_literal(tmp_path: Path) -> None:
