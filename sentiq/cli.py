@@ -276,9 +276,15 @@ def tune_sampling(**given: Any) -> None:
     n=of(PromptTuneSettings, "n", min=2, help="Tuning texts, balanced, from the train pool."),
     ensemble=of(PromptTuneSettings, "ensemble", min=0, help="Also try the mean of the best 2..N prompts."),
     max_tokens=of(PromptTuneSettings, "max_tokens", "--max-tokens", min=16, help="Longest text in tokens."),
+    tail=of(
+        PromptTuneSettings,
+        "tail",
+        min=0,
+        help="Also try every cell with each text's last N words scored beside it (0: not).",
+    ),
 )
 def tune_prompt(**given: Any) -> None:
-    """Choose the prompt, label words and calibration for a model by loglik accuracy; --tuned uses them."""
+    """Choose the prompt, label words, calibration and ending for a model by loglik accuracy; --tuned uses them."""
     from sentiq.tuning import tune_prompts
 
     with render.progress(enabled=not given["json_out"]) as start_task:

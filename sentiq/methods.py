@@ -126,25 +126,37 @@ class Classifier:
     def label_logprobs(
         self, texts: Sequence[str], tokens: np.ndarray | None = None, on_batch: Callable | None = None
     ) -> np.ndarray:
-        """log P(label | prompt, text), normalised over the labels and averaged over the prompts:
-        (texts, labels). `on_batch(idx, their rows, seconds)` after each of the last prompt's batches."""
-        logp = np.zeros((len(texts), len(LABELS)))
+        """log P(label | prompt, text), normalised over the labels and averaged over the prompts and, with
+        `tail`, over each text and its ending: (texts, labels). `on_batch(idx, their rows, seconds)` after
+        each batch of the last pass (the whole texts, last prompt), which covers every text."""
+        total = np.zeros((len(texts), len(LABELS)))
+        members = np.zeros(len(texts))
         seconds = np.zeros(len(texts))
-        for j, b in enumerate(self.bound):
-            bodies = [b.body(self.engine, t) for t in texts]
+        passes = [(b, ending) for ending in (True, False) for b in self.bound if self.config.tail or not ending]
+        for j, (b, ending) in enumerate(passes):
+            which = [i for i, t in enumerate(texts) if not ending or len(t.split()) > self.config.tail]
+            bodies = [
+                b.body(self.engine, last_words(texts[i], self.config.tail) if ending else texts[i]) for i in which
+            ]
             if tokens is not None:
-                tokens += [len(x) for x in bodies]
+                np.add.at(tokens, which, [len(x) for x in bodies])
 
             def batch_done(
-                idx: list[int], scores: np.ndarray, secs: float, last: bool = j == len(self.bound) - 1
+                rows: list[int],
+                scores: np.ndarray,
+                secs: float,
+                which: list[int] = which,
+                last: bool = j == len(passes) - 1,
             ) -> None:
-                logp[idx] += log_softmax(scores) / len(self.bound)
+                idx = [which[r] for r in rows]
+                total[idx] += log_softmax(scores)
+                members[idx] += 1
                 seconds[idx] += secs / max(1, len(idx))
                 if last and on_batch is not None:
-                    on_batch(idx, logp[idx], float(seconds[idx].sum()))
+                    on_batch(idx, total[idx] / members[idx, None], float(seconds[idx].sum()))
 
             self.engine.score(b.prefix, bodies, b.label_ids, on_batch=batch_done)
-        return logp
+        return total / members[:, None]
 
     def _predict_scores(self, texts: list[str], tokens: np.ndarray, finish: OnDone) -> None:
         if self.prior is None and self.config.calibrated:
@@ -310,6 +322,11 @@ def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tu
     per_label = {lab: _short(pool[pool["label"] == lab], k).sample(n=k, random_state=rng) for lab in LABELS}
     order = (LABELS[first], LABELS[1 - first])
     return [(clean_text(per_label[lab]["text"].iloc[i]), lab) for i in range(k) for lab in order]
+
+
+def last_words(text: str, n: int) -> str:
+    """A text's ending: reviews tend to close on their verdict, after a plot summary that carries none."""
+    return " ".join(text.split()[-n:])
 
 
 def _short(texts: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -190,12 +190,21 @@ OPTIONS: dict[str, Opt] = {
         help="Longest text in tokens; longer ones lose their middle.",
         rich_help_panel=METHOD_PANEL,
     ),
+    "tail": of(
+        MethodConfig,
+        "tail",
+        min=0,
+        help="Where label scores decide: also score each text's last N words and average the two "
+        "(reviews tend to end on their verdict; ~1.4x the work). 0: the whole text only.",
+        rich_help_panel=METHOD_PANEL,
+    ),
     "seed": of(MethodConfig, "seed", help="Seed for the sample, demonstrations and sampling."),
     "tuned": plain(
         bool,
         False,
         "--tuned",
-        help="Use the prompt and calibration tune-prompt chose for this model (and tune-sampling's setting for sampling).",
+        help="Use the prompt, calibration and ending tune-prompt chose for this model (and tune-sampling's setting "
+        "for sampling).",
         rich_help_panel=METHOD_PANEL,
     ),
     # -- data ----------------------------------------------------------------------------------------

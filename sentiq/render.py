@@ -263,11 +263,14 @@ def tuned(result: Any, as_json: bool) -> None:
         print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
         return
     if result.kind == "prompt":
-        chosen = (b["prompt_names"], b["calibrate"])
-        out.print(grid_table(result.grid, "prompt", "calibrate", "accuracy", chosen, "loglik accuracy"))
+        from sentiq.tuning import with_tail
+
+        grid = result.grid.assign(prompt=[with_tail(p, t) for p, t in zip(result.grid["prompt"], result.grid["tail"])])
+        chosen = (with_tail(b["prompt_names"], b["tail"]), b["calibrate"])
+        out.print(grid_table(grid, "prompt", "calibrate", "accuracy", chosen, "loglik accuracy"))
         base = b["baseline"]
         out.print(
-            f"chosen: prompt {b['prompt_names']}, calibration {b['calibrate']} (accuracy {b['accuracy']:.3f}, "
+            f"chosen: prompt {chosen[0]}, calibration {b['calibrate']} (accuracy {b['accuracy']:.3f}, "
             f"macro-F1 {b['macro_f1']:.3f}, n={b['n']}; {base['prompt']} uncalibrated: {base['accuracy']:.3f})"
         )
         if b["accuracy"] < b["top_accuracy"]:

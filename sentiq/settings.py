@@ -69,6 +69,7 @@ class MethodConfig:
     samples: int = 5  # sampling: answers per text, majority vote
     max_new_tokens: int = 8  # generation methods: enough for "The sentiment is positive."
     max_tokens: int = 4096  # per text; longer texts lose their middle (counted as truncated)
+    tail: int = 0  # scoring methods: also score each text's last `tail` words, the two views averaged; 0: off
     seed: int = 0  # demonstrations and sampling
 
     def __post_init__(self) -> None:
@@ -83,6 +84,7 @@ class MethodConfig:
             (self.samples >= 1, "--samples must be at least 1"),
             (self.max_new_tokens >= 1, "--max-new-tokens must be at least 1"),
             (self.max_tokens >= 16, "--max-tokens must be at least 16"),
+            (self.tail >= 0, "--tail must be 0 (off) or a number of words"),
         ]
         for ok, message in checks:
             if not ok:
@@ -102,6 +104,8 @@ class MethodConfig:
         keep = {"method", "prompt", "calibrate", "max_tokens", "seed"}
         if self.method == "k-shot":
             keep |= {"k", "scoring"}
+        if self.scores_labels and self.tail:  # recorded only when on: earlier runs still resume
+            keep.add("tail")
         if not self.scores_labels:
             keep.add("max_new_tokens")
         if self.method == "sampling":
@@ -117,6 +121,8 @@ class MethodConfig:
             bits.append(f"T={self.temperature} top-k={self.top_k} x{self.samples}")
         if self.calibrated:
             bits.append(f"{self.calibrate}-calibrated")
+        if self.scores_labels and self.tail:
+            bits.append(f"+last {self.tail} words")
         return " ".join(bits)
 
 
@@ -180,6 +186,7 @@ class PromptTuneSettings:
     prompts: str | None = None  # comma-separated prompt refs; None: every built-in prompt and label-word variant
     n: int = 100  # tuning texts, balanced, from the train pool
     ensemble: int = 3  # also score the mean of the best this many prompts (below 2: no ensembles)
+    tail: int = 80  # also try every cell with the texts' last this many words scored beside them; 0: not
     max_tokens: int = 4096  # per text, as evaluate's --max-tokens
     seed: int = 0
     output_dir: Path = Path("results")

@@ -118,7 +118,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     from sentiq.calibration import domain_inputs
     from sentiq.data import balanced_sample, load_pool
     from sentiq.evaluation import load_engine
-    from sentiq.methods import Classifier
+    from sentiq.methods import Classifier, last_words
     from sentiq.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
     from sentiq.settings import DEFAULT_PROMPT
 
@@ -129,32 +129,38 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     base = MethodConfig(method="loglik", max_tokens=settings.max_tokens, seed=settings.seed)
     clf = Classifier(engine, base, prompts=prompts[:1])
     texts = [clf.fit(t)[0] for t in split["text"]]
-    inputs = {"contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
-    advance = start_task(f"scoring {len(prompts)} prompts", len(texts) * len(prompts))
+    inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
+    if settings.tail:  # each input's ending, scored on its own: a cell with tail averages the two views
+        inputs |= {f"{kind}@tail": [last_words(t, settings.tail) for t in xs] for kind, xs in list(inputs.items())}
+    passes = [kind for kind in inputs if kind.startswith("texts")]
+    advance = start_task(f"scoring {len(prompts)} prompts", len(texts) * len(prompts) * len(passes))
     scored: dict[str, dict[str, np.ndarray]] = {}
     for prompt in prompts:
         clf = Classifier(engine, replace(base, prompt=prompt.spec), prompts=[prompt])
         clf.warm_up()
         scored[prompt.ref] = {
-            "texts": clf.label_logprobs(texts, on_batch=lambda idx, rows, s: advance(len(idx))),
-            **{kind: clf.label_logprobs(extra) for kind, extra in inputs.items()},
+            kind: clf.label_logprobs(xs, on_batch=(lambda idx, rows, s: advance(len(idx))) if kind in passes else None)
+            for kind, xs in inputs.items()
         }
     gold = np.array([lab == "positive" for lab in split["label"]])
-    rows = [_cell(ref, [ref], cal, scored, gold) for ref in scored for cal in CALIBRATIONS]
+    tails = (0, settings.tail) if settings.tail else (0,)
+    cells = [(cal, tail) for tail in tails for cal in CALIBRATIONS]
+    rows = [_cell(ref, [ref], cal, tail, scored, gold) for ref in scored for cal, tail in cells]
     singles = pd.DataFrame(rows).sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable")
     leaders = list(dict.fromkeys(singles["prompt"]))
     for size in range(2, min(settings.ensemble, len(leaders)) + 1):
         members = leaders[:size]
-        rows += [_cell(",".join(members), members, cal, scored, gold) for cal in CALIBRATIONS]
+        rows += [_cell(",".join(members), members, cal, tail, scored, gold) for cal, tail in cells]
     grid = pd.DataFrame(rows)
     top = grid.loc[_simplest_within_error(grid, len(texts))]
     baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
-    default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none")].iloc[0]
+    default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none") & (grid["tail"] == 0)].iloc[0]
     best = {
         "model": engine.lm.source.ref,
         "prompt": ",".join(specs[r] for r in str(top["prompt"]).split(",")),
         "prompt_names": str(top["prompt"]),
         "calibrate": str(top["calibrate"]),
+        "tail": int(top["tail"]),
         "accuracy": float(top["accuracy"]),
         "macro_f1": float(top["macro_f1"]),
         "positive_share": float(top["positive_share"]),
@@ -168,42 +174,40 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         "split": SPLIT,
     }
     folder = tuning_folder(settings.output_dir, model.model, "prompt")
-    table = grid.pivot(index="prompt", columns="calibrate", values="accuracy")
-    table = table.loc[list(dict.fromkeys(grid["prompt"])), list(CALIBRATIONS)]
+    named = grid.assign(prompt=[with_tail(p, t) for p, t in zip(grid["prompt"], grid["tail"])])
+    table = named.pivot(index="prompt", columns="calibrate", values="accuracy")
+    table = table.loc[list(dict.fromkeys(named["prompt"])), list(CALIBRATIONS)]
     title = f"{engine.lm.source.label} · loglik accuracy by prompt and calibration · n={best['n']}"
-    _save(
-        folder,
-        grid,
-        best,
-        table,
-        (best["prompt_names"], best["calibrate"]),
-        ("calibration", "prompt", "accuracy"),
-        title,
-    )
+    chosen = (with_tail(best["prompt_names"], best["tail"]), best["calibrate"])
+    _save(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
     return TuneResult(grid, best, folder, "prompt")
 
 
 def _simplest_within_error(grid: pd.DataFrame, n: int) -> Any:
     """The one-standard-error rule: of the cells whose accuracy lies within one binomial standard
     error of the best, the simplest (one prompt before an ensemble, no calibration before any), then
-    the most accurate, then macro-F1, then the earlier candidate. A small split cannot tell apart
-    cells a point or two apart, and a calibration chosen on such an edge can cost more on new texts."""
+    the most accurate, then the cheaper (the whole text alone before text and ending), then macro-F1,
+    then the earlier candidate. A small split cannot tell apart cells a point or two apart, and a
+    calibration or an ensemble chosen on such an edge can cost more on new texts. Scoring the ending
+    too fits nothing to the split, so it only has to be more accurate."""
     best = grid["accuracy"].max()
     close = grid[grid["accuracy"] >= best - np.sqrt(best * (1 - best) / n) - 1e-12].assign(
         members=lambda g: g["prompt"].str.count(",") + 1,
         calibration_rank=lambda g: g["calibrate"].map(CALIBRATIONS.index),
     )
-    order = ["members", "calibration_rank", "accuracy", "macro_f1"]
-    return close.sort_values(order, ascending=[True, True, False, False], kind="stable").index[0]
+    order = ["members", "calibration_rank", "accuracy", "tail", "macro_f1"]
+    return close.sort_values(order, ascending=[True, True, False, True, False], kind="stable").index[0]
 
 
-def _cell(name: str, members: list[str], calibrate: str, scored: dict, gold: np.ndarray) -> dict[str, Any]:
-    """One grid cell: the members' label log-probabilities averaged (as an ensemble does), the prior of
-    `calibrate` divided out, scored against the gold labels."""
+def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict, gold: np.ndarray) -> dict[str, Any]:
+    """One grid cell: the members' label log-probabilities averaged (as an ensemble does, over each
+    input and, with `tail`, its ending too), the prior of `calibrate` divided out, scored against the
+    gold labels."""
     from sentiq.calibration import log_softmax, softmax
     from sentiq.metrics import quality
 
-    mean = lambda kind: np.mean([log_softmax(scored[m][kind]) for m in members], axis=0)  # noqa: E731
+    views = ("", "@tail") if tail else ("",)
+    mean = lambda kind: np.mean([log_softmax(scored[m][kind + v]) for m in members for v in views], axis=0)  # noqa: E731
     logp = mean("texts")
     if calibrate != "none":
         prior = softmax(logp if calibrate == "batch" else mean(calibrate)).mean(axis=0)
@@ -213,6 +217,7 @@ def _cell(name: str, members: list[str], calibrate: str, scored: dict, gold: np.
     return dict(
         prompt=name,
         calibrate=calibrate,
+        tail=tail,
         accuracy=q.accuracy,
         macro_f1=q.macro_f1,
         positive_share=float(positive.mean()),
@@ -237,11 +242,17 @@ def _save(
     save_heatmap(folder / "heatmap.png", table, cell, axes, title)
 
 
+def with_tail(prompt: str, tail: int) -> str:
+    """A grid row's name: the prompt, and the ending it is scored with if any."""
+    return f"{prompt} +last {tail} words" if tail else prompt
+
+
 def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
-    """Every method with the prompt and calibration tune-prompt chose for this model; sampling also
-    with the temperature and top-k tune-sampling chose."""
+    """Every method with the prompt and calibration tune-prompt chose for this model (scoring methods
+    also with its choice of ending); sampling also with the temperature and top-k tune-sampling chose."""
     prompt = _best(root, model, "prompt", "tune-prompt")
-    tuned = [replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"]) for m in methods]
+    tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
+    tuned = [replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail) for m in methods]
     if not any(m.method == "sampling" for m in tuned):
         return tuned
     sampling = _best(root, model, "sampling", "tune-sampling")

@@ -229,6 +229,7 @@ def test_classify_tuned_reads_the_results_dir(
     assert run(*args, "--results-dir", str(tmp_path)).exit_code == 130
     method = seen["args"][1]
     assert (method.temperature, method.top_k, method.prompt, method.calibrate) == (0.3, 7, "reply:capital", "batch")
+    assert method.tail == 0  # a choice saved before endings were a candidate
 
 
 def test_stdin_dash_and_piped_stdin_follow_one_rule(tiny_model: Path) -> None:

@@ -233,8 +233,8 @@ def test_tune_prompt_grid_choice_and_tuned_runs(tiny_model: Path, labelled_csv: 
     assert result.exit_code == 0, result.output
     folder = tmp_path / "tuning" / tiny_model.name / "prompt"
     grid = pd.read_csv(folder / "grid.csv")
-    assert len(grid) == (3 + 1) * 4  # three prompts and one ensemble, each with four calibrations
-    assert set(grid["calibrate"]) == {"none", "contextual", "domain", "batch"}
+    assert len(grid) == (3 + 1) * 4 * 2  # three prompts and one ensemble, four calibrations, with and without ending
+    assert set(grid["calibrate"]) == {"none", "contextual", "domain", "batch"} and set(grid["tail"]) == {0, 80}
     best = json.loads((folder / "best.json").read_text())
     assert best["top_accuracy"] == grid["accuracy"].max() and best["n"] == 6
     se = (best["top_accuracy"] * (1 - best["top_accuracy"]) / 6) ** 0.5
@@ -246,6 +246,11 @@ def test_tune_prompt_grid_choice_and_tuned_runs(tiny_model: Path, labelled_csv: 
     assert runner.invoke(app, tuned).exit_code == 0
     settings = json.loads((tmp_path / "t" / "config.json").read_text())["method_settings"]
     assert (settings["prompt"], settings["calibrate"]) == (best["prompt"], best["calibrate"])
+    assert settings.get("tail", 0) == best["tail"]
+    without = ["--prompts", "classifier", "--ensemble", "0", "--tail", "0", "--output-dir", str(tmp_path / "no")]
+    result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--n", "4", *without])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(tmp_path / "no" / "tuning" / tiny_model.name / "prompt" / "grid.csv")["tail"]) == {0}
 
 
 def test_cached_prefix_equals_whole_prompt_for_every_builtin(engine) -> None:
@@ -291,12 +296,14 @@ def test_generation_calibrates_each_prompts_first_answer_token(engine, mode: str
 def test_prompt_choice_prefers_the_simplest_cell_within_one_standard_error() -> None:
     from sentiq.tuning import _simplest_within_error
 
-    def grid(*rows: tuple[str, str, float]) -> pd.DataFrame:
-        return pd.DataFrame([dict(prompt=p, calibrate=c, accuracy=a, macro_f1=a) for p, c, a in rows])
+    def grid(*rows: tuple) -> pd.DataFrame:
+        return pd.DataFrame([dict(prompt=p, calibrate=c, accuracy=a, macro_f1=a, tail=t) for p, c, a, t in rows])
 
     # n=100 at 0.90: one standard error is 0.03
-    cells = grid(("a", "contextual", 0.90), ("b", "none", 0.88), ("a", "none", 0.86), ("a,b", "none", 0.90))
+    cells = grid(("a", "contextual", 0.90, 0), ("b", "none", 0.88, 0), ("a", "none", 0.86, 0), ("a,b", "none", 0.90, 0))
     assert _simplest_within_error(cells, 100) == 1  # 0.88 uncalibrated, single, within 0.03
     assert _simplest_within_error(cells, 10_000) == 0  # a large split tells 0.90 from 0.88
-    ties = grid(("a", "none", 0.86), ("b", "none", 0.88), ("c", "batch", 0.88))
+    ties = grid(("a", "none", 0.86, 0), ("b", "none", 0.88, 0), ("c", "batch", 0.88, 0))
     assert _simplest_within_error(ties, 100) == 1  # among the simplest, the more accurate
+    ends = grid(("a", "none", 0.86, 0), ("a", "none", 0.87, 80), ("b", "none", 0.87, 0), ("a", "contextual", 0.9, 80))
+    assert _simplest_within_error(ends, 100) == 2  # the ending fits nothing: more accurate, or not chosen

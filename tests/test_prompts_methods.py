@@ -78,6 +78,7 @@ def test_template_with_demonstrations_answers_with_label_words(tiny_lm) -> None:
         (dict(k=0), "k must be at least 1"),
         (dict(top_p=1.5), "top-p"),
         (dict(calibrate="always"), "--calibrate must be one of none, contextual, domain, batch"),
+        (dict(tail=-1), "--tail must be 0"),
     ],
 )
 def test_method_config_rejects_nonsense(kwargs: dict, message: str) -> None:
@@ -144,6 +145,30 @@ def test_calibration_divides_out_the_content_free_prior(engine) -> None:
         assert c.p_positive_raw == pytest.approx(r.p_positive)
         odds = (r.p_positive / (1 - r.p_positive)) / (prior[0] / prior[1])
         assert c.p_positive == pytest.approx(odds / (1 + odds))
+
+
+def test_tail_averages_each_long_text_with_its_ending(engine) -> None:
+    from sentiq.calibration import log_softmax
+
+    long = "a slow start " * 10 + "but a great film in the end"
+    texts = [long, "dull", long.replace("great", "awful")]
+    whole = Classifier(engine, MethodConfig(method="loglik"))
+    clf = Classifier(engine, MethodConfig(method="loglik", tail=5))
+    tokens = np.zeros(len(texts), dtype=np.int64)
+    seen: list[int] = []
+    got = clf.label_logprobs(texts, tokens, lambda idx, rows, secs: seen.extend(idx))
+    ends = whole.label_logprobs(["great film in the end", "awful film in the end"])
+    expected = (whole.label_logprobs(texts)[[0, 2]] + log_softmax(ends)) / 2
+    assert got[[0, 2]] == pytest.approx(expected, abs=1e-5)
+    assert got[1] == pytest.approx(whole.label_logprobs(["dull"])[0], abs=1e-5)  # no longer than its ending
+    assert sorted(seen) == [0, 1, 2]  # each text reported once, when its last pass is done
+    (b,) = clf.bound
+    assert tokens[1] == len(b.body(engine, "dull"))
+    assert tokens[0] == len(b.body(engine, long)) + len(b.body(engine, "great film in the end"))
+    zero_shot = MethodConfig(method="zero-shot", tail=5)
+    assert "tail" not in zero_shot.relevant() and "tail" not in MethodConfig(method="loglik").relevant()
+    assert MethodConfig(method="k-shot", scoring="loglik", tail=5).relevant()["tail"] == 5
+    assert MethodConfig(method="loglik", tail=5).title() == "loglik +last 5 words" and zero_shot.title() == "zero-shot"
 
 
 def test_long_text_loses_its_middle(engine) -> None:
