@@ -195,7 +195,7 @@ OPTIONS: dict[str, Opt] = {
         "tail",
         min=0,
         help="Where label scores decide: also score each text's last N words and average the two "
-        "(reviews tend to end on their verdict; ~1.4x the work). 0: the whole text only.",
+        "(reviews tend to end on their verdict; ~1.3x the tokens). 0: the whole text only.",
         rich_help_panel=METHOD_PANEL,
     ),
     "seed": of(MethodConfig, "seed", help="Seed for the sample, demonstrations and sampling."),
