@@ -82,10 +82,24 @@ def divide_prior(logp: torch.Tensor, prior: tuple[tuple[int, float], ...]) -> to
     their odds change as calibration says, their total probability and every other token's stay."""
     if not prior:
         return logp
-    ids = torch.tensor([i for i, _ in prior], device=logp.device)
+    ids = [i for i, _ in prior]
     log_prior = torch.tensor([p for _, p in prior], device=logp.device, dtype=logp.dtype)
+    return _with_label_odds(logp, ids, logp[:, ids] - log_prior)
+
+
+def mix_first(logp: torch.Tensor, ids: list[int], ending: torch.Tensor) -> torch.Tensor:
+    """The first step's log-probabilities with the label tokens' log-odds averaged with those the text's
+    ending gave them (`ending`: rows x labels; a row of NaN leaves its row as it is), as scoring averages
+    the two views; the label tokens' total probability and every other token's stay."""
     labels = logp[:, ids]
-    moved = labels - log_prior
+    ending = ending.to(device=logp.device, dtype=logp.dtype)
+    mixed = torch.where(torch.isnan(ending), labels, (labels + ending) / 2)
+    return _with_label_odds(logp, ids, mixed)
+
+
+def _with_label_odds(logp: torch.Tensor, ids: list[int], moved: torch.Tensor) -> torch.Tensor:
+    """`logp` with the label tokens' log-probabilities set to `moved`, rescaled to their former total."""
+    labels = logp[:, ids]
     moved = moved + (torch.logsumexp(labels, dim=-1, keepdim=True) - torch.logsumexp(moved, dim=-1, keepdim=True))
     out = logp.clone()
     out[:, ids] = moved

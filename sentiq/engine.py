@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from sentiq.batching import Batcher, OnBatch, default_fill, default_token_budget
-from sentiq.decoding import Sampling, decode
+from sentiq.decoding import Sampling, decode, mix_first
 from sentiq.errors import ResourceError
 from sentiq.models import LoadedModel
 
@@ -114,16 +114,19 @@ class Engine:
         samplings: Sequence[Sampling],
         seeds: Sequence[int] | None = None,
         on_batch: OnBatch | None = None,
+        first_mix: tuple[list[int], np.ndarray] | None = None,
     ) -> list[list[list[str]]]:
         """For each decoding setting, `num_samples` answers per body, in input order:
         result[setting][text][sample]. Every setting decodes from the same encoded prompt, so a grid
         of settings costs one prompt pass. `seeds` (one per body) make sampled answers independent
-        of how texts were batched."""
+        of how texts were batched. `first_mix` (label tokens, their log-probabilities per body from
+        another view) is averaged into the first step (see mix_first)."""
         answers: list[list[list[str]]] = [[[] for _ in bodies] for _ in samplings]
         seeds = list(seeds) if seeds is not None else list(range(len(bodies)))
 
         def work(idx: list[int]) -> list[list[list[str]]]:
-            got = self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx])
+            mix = (first_mix[0], torch.as_tensor(first_mix[1][idx])) if first_mix is not None else None
+            got = self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx], mix)
             for per_setting, batch_answers in zip(answers, got):
                 for i, texts in zip(idx, batch_answers):
                     per_setting[i] = texts
@@ -205,12 +208,19 @@ class Engine:
 
     @torch.inference_mode()
     def _generate_batch(
-        self, prefix: Sequence[int], rows: list[Sequence[int]], samplings: Sequence[Sampling], seeds: list[int]
+        self,
+        prefix: Sequence[int],
+        rows: list[Sequence[int]],
+        samplings: Sequence[Sampling],
+        seeds: list[int],
+        mix: tuple[list[int], torch.Tensor] | None = None,
     ) -> list[list[list[str]]]:
         ids, lengths = _right_pad(rows, self.pad_id, self.device)
         cache = self._cache_for(prefix, len(rows))
         hidden = self._hidden(ids, cache)
         first = self._head(hidden[torch.arange(len(rows), device=self.device), lengths - 1])  # (batch, vocab)
+        if mix is not None:
+            first = mix_first(first, *mix)
         body_mask = torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]
         prefix_mask = torch.ones(len(rows), len(prefix), dtype=torch.bool, device=self.device)
         mask = torch.cat([prefix_mask, body_mask], dim=1).long()  # (batch, prefix + body); 0 marks padding

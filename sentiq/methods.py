@@ -200,9 +200,12 @@ class Classifier:
 
     # -- generation --------------------------------------------------------------------------------
     def _predict_generated(self, texts: list[str], tokens: np.ndarray, finish: OnDone) -> None:
-        """Each prompt answers every text; the answers of all prompts (and samples) vote. Calibrated,
-        each prompt's prior over the first tokens of its label words is divided out of the first step."""
-        priors = self._first_token_priors(texts) if self.config.calibrated else [()] * len(self.bound)
+        """Each prompt answers every text; the answers of all prompts (and samples) vote. With `tail`,
+        the first tokens of the label words get, at the first step, the mean of the log-odds the whole
+        text and its ending give them, as scoring averages the two views. Calibrated, each prompt's prior
+        over those tokens is then divided out of the first step."""
+        endings = [self._ending_first_tokens(b, texts, tokens) if self.config.tail else None for b in self.bound]
+        priors = self._first_token_priors(texts, endings) if self.config.calibrated else [()] * len(self.bound)
         answers: list[list[tuple[str, str | None]]] = [[] for _ in texts]
         seconds = np.zeros(len(texts))
         for j, b in enumerate(self.bound):
@@ -223,18 +226,36 @@ class Classifier:
                     finish(idx, [vote(answers[i]) for i in idx], float(seconds[idx].sum()))
 
             sampling = _sampling(self.config, priors[j])
-            self.engine.generate(b.prefix, bodies, [sampling], self._seeds(texts), batch_done)
+            mix = ([ids[0] for ids in _firsts(b)], endings[j]) if endings[j] is not None else None
+            self.engine.generate(b.prefix, bodies, [sampling], self._seeds(texts), batch_done, mix)
 
-    def _first_token_priors(self, texts: list[str]) -> list[tuple[tuple[int, float], ...]]:
+    def _ending_first_tokens(self, b: Bound, texts: Sequence[str], tokens: np.ndarray | None = None) -> np.ndarray:
+        """log P(first token of each label word | prompt, the text's last `tail` words), normalised over
+        the labels: (texts, labels), NaN for texts no longer than that."""
+        out = np.full((len(texts), len(LABELS)), np.nan)
+        which = [i for i, t in enumerate(texts) if len(t.split()) > self.config.tail]
+        if which:
+            bodies = [b.body(self.engine, last_words(texts[i], self.config.tail)) for i in which]
+            out[which] = log_softmax(self.engine.score(b.prefix, bodies, _firsts(b)))
+            if tokens is not None:
+                np.add.at(tokens, which, [len(x) for x in bodies])
+        return out
+
+    def _first_token_priors(
+        self, texts: list[str], endings: list[np.ndarray | None]
+    ) -> list[tuple[tuple[int, float], ...]]:
         """Per prompt, (first token of each label word, log prior): the prior is the mean probability of
         those tokens as the first answer token, over the calibration's inputs (for batch, a scoring pass
-        over these texts before they are answered)."""
+        over these texts before they are answered), their endings averaged in as the answers will have."""
         if self.prior is None:
             inputs, where = self._prior_inputs(texts)
-            priors = [
-                softmax(self.engine.score(b.prefix, [b.body(self.engine, t) for t in inputs], _firsts(b)))
-                for b in self.bound
-            ]
+            priors = []
+            for b, ending in zip(self.bound, endings):
+                first = log_softmax(self.engine.score(b.prefix, [b.body(self.engine, t) for t in inputs], _firsts(b)))
+                if self.config.tail:
+                    ending = ending if inputs is texts else self._ending_first_tokens(b, inputs)
+                    first = np.where(np.isnan(ending), first, (first + ending) / 2)
+                priors.append(softmax(first))
             self._set_prior(np.array([p.mean(axis=0) for p in priors]), where)
         assert self.prior is not None
         return [

@@ -194,8 +194,8 @@ OPTIONS: dict[str, Opt] = {
         MethodConfig,
         "tail",
         min=0,
-        help="Where label scores decide: also score each text's last N words and average the two "
-        "(reviews tend to end on their verdict; ~1.3x the tokens). 0: the whole text only.",
+        help="Also read each text's last N words and average the label scores of the two views (reviews tend "
+        "to end on their verdict; ~1.3x the tokens). 0: the whole text only.",
         rich_help_panel=METHOD_PANEL,
     ),
     "seed": of(MethodConfig, "seed", help="Seed for the sample, demonstrations and sampling."),

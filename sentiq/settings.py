@@ -69,7 +69,7 @@ class MethodConfig:
     samples: int = 5  # sampling: answers per text, majority vote
     max_new_tokens: int = 8  # generation methods: enough for "The sentiment is positive."
     max_tokens: int = 4096  # per text; longer texts lose their middle (counted as truncated)
-    tail: int = 0  # scoring methods: also score each text's last `tail` words, the two views averaged; 0: off
+    tail: int = 0  # also read each text's last `tail` words, the two views' label scores averaged; 0: off
     seed: int = 0  # demonstrations and sampling
 
     def __post_init__(self) -> None:
@@ -104,7 +104,7 @@ class MethodConfig:
         keep = {"method", "prompt", "calibrate", "max_tokens", "seed"}
         if self.method == "k-shot":
             keep |= {"k", "scoring"}
-        if self.scores_labels and self.tail:  # recorded only when on: earlier runs still resume
+        if self.tail:  # recorded only when on: earlier runs still resume
             keep.add("tail")
         if not self.scores_labels:
             keep.add("max_new_tokens")
@@ -121,7 +121,7 @@ class MethodConfig:
             bits.append(f"T={self.temperature} top-k={self.top_k} x{self.samples}")
         if self.calibrated:
             bits.append(f"{self.calibrate}-calibrated")
-        if self.scores_labels and self.tail:
+        if self.tail:
             bits.append(f"+last {self.tail} words")
         return " ".join(bits)
 

@@ -248,8 +248,8 @@ def with_tail(prompt: str, tail: int) -> str:
 
 
 def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
-    """Every method with the prompt and calibration tune-prompt chose for this model (scoring methods
-    also with its choice of ending); sampling also with the temperature and top-k tune-sampling chose."""
+    """Every method with the prompt, calibration and ending tune-prompt chose for this model; sampling
+    also with the temperature and top-k tune-sampling chose."""
     prompt = _best(root, model, "prompt", "tune-prompt")
     tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
     tuned = [replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail) for m in methods]

@@ -277,6 +277,21 @@ def test_first_step_prior_divided_out_among_label_tokens_only() -> None:
     assert odds == pytest.approx(float(np.log(0.2 / 0.8)))
 
 
+def test_ending_mixed_into_the_first_step_among_label_tokens_only() -> None:
+    import torch
+
+    from sentiq.decoding import mix_first
+
+    logp = torch.log_softmax(torch.tensor([[2.0, 1.0, 0.5, 0.1], [2.0, 1.0, 0.5, 0.1]]), dim=-1)
+    ending = torch.log(torch.tensor([[0.1, 0.9], [float("nan"), float("nan")]]))
+    mixed = mix_first(logp, [0, 1], ending)
+    odds = float(mixed[0, 0] - mixed[0, 1])
+    assert odds == pytest.approx((1.0 + float(np.log(0.1 / 0.9))) / 2)  # the mean of the two views' log-odds
+    labels = lambda t: torch.logsumexp(t[0, :2], dim=0)  # noqa: E731
+    assert float(labels(mixed)) == pytest.approx(float(labels(logp)))  # the labels' share is kept
+    assert torch.equal(mixed[0, 2:], logp[0, 2:]) and torch.equal(mixed[1], logp[1])  # others, and NaN rows, kept
+
+
 @pytest.mark.parametrize("mode", ["contextual", "batch"])
 def test_generation_calibrates_each_prompts_first_answer_token(engine, mode: str) -> None:
     seen: list[dict] = []

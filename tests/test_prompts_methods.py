@@ -165,10 +165,36 @@ def test_tail_averages_each_long_text_with_its_ending(engine) -> None:
     (b,) = clf.bound
     assert tokens[1] == len(b.body(engine, "dull"))
     assert tokens[0] == len(b.body(engine, long)) + len(b.body(engine, "great film in the end"))
-    zero_shot = MethodConfig(method="zero-shot", tail=5)
-    assert "tail" not in zero_shot.relevant() and "tail" not in MethodConfig(method="loglik").relevant()
+    assert "tail" not in MethodConfig(method="loglik").relevant()  # off: not recorded, earlier runs resume
     assert MethodConfig(method="k-shot", scoring="loglik", tail=5).relevant()["tail"] == 5
-    assert MethodConfig(method="loglik", tail=5).title() == "loglik +last 5 words" and zero_shot.title() == "zero-shot"
+    assert MethodConfig(method="zero-shot", tail=5).title() == "zero-shot +last 5 words"
+
+
+def test_generation_hears_the_ending_at_its_first_step(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from sentiq.calibration import log_softmax
+
+    long = "a slow start " * 10 + "but a great film in the end"
+    cfg = MethodConfig(method="zero-shot", tail=5, max_new_tokens=2)
+    clf = Classifier(engine, cfg)
+    mixes: list = []
+    generate = engine.generate
+    monkeypatch.setattr(engine, "generate", lambda *a: mixes.append(a[5]) or generate(*a))
+    preds = clf.predict([long, "dull"])
+    (b,) = clf.bound
+    ids, ending = mixes[0]
+    assert ids == [lab[0] for lab in b.label_ids]
+    expected = log_softmax(engine.score(b.prefix, [b.body(engine, "great film in the end")], [[i] for i in ids]))
+    assert ending[0] == pytest.approx(expected[0]) and np.isnan(ending[1]).all()  # "dull" is its own ending
+    assert preds[1].answer == Classifier(engine, replace(cfg, tail=0)).predict(["dull"])[0].answer
+    monkeypatch.undo()
+    batch = Classifier(engine, replace(cfg, calibrate="batch"))
+    batch.predict([long, "dull"])
+    firsts = [[i] for i in ids]
+    whole = log_softmax(engine.score(b.prefix, [b.body(engine, t) for t in (long, "dull")], firsts))
+    whole[0] = (whole[0] + expected[0]) / 2  # the prior is taken from the views as the answers hear them
+    assert batch.prior[0] == pytest.approx(np.exp(whole).mean(axis=0), abs=1e-4)
 
 
 def test_long_text_loses_its_middle(engine) -> None:
