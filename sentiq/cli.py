@@ -282,6 +282,13 @@ def tune_sampling(**given: Any) -> None:
         min=0,
         help="Also try every cell with each text's last N words scored beside it (0: not).",
     ),
+    k=of(
+        PromptTuneSettings,
+        "k",
+        min=0,
+        help="Score with K demonstrations per class (as k-shot --scoring loglik), from pool texts outside the "
+        "split: a choice that --tuned uses for k-shot. 0: without.",
+    ),
 )
 def tune_prompt(**given: Any) -> None:
     """Choose the prompt, label words, calibration and ending for a model by loglik accuracy; --tuned uses them."""

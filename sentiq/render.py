@@ -267,7 +267,8 @@ def tuned(result: Any, as_json: bool) -> None:
 
         grid = result.grid.assign(prompt=[with_tail(p, t) for p, t in zip(result.grid["prompt"], result.grid["tail"])])
         chosen = (with_tail(b["prompt_names"], b["tail"]), b["calibrate"])
-        out.print(grid_table(grid, "prompt", "calibrate", "accuracy", chosen, "loglik accuracy"))
+        scoring = f"k-shot k={b['k']} loglik" if b.get("k") else "loglik"
+        out.print(grid_table(grid, "prompt", "calibrate", "accuracy", chosen, f"{scoring} accuracy"))
         base = b["baseline"]
         out.print(
             f"chosen: prompt {chosen[0]}, calibration {b['calibrate']} (accuracy {b['accuracy']:.3f}, "

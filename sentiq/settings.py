@@ -187,6 +187,7 @@ class PromptTuneSettings:
     n: int = 100  # tuning texts, balanced, from the train pool
     ensemble: int = 3  # also score the mean of the best this many prompts (below 2: no ensembles)
     tail: int = 80  # also try every cell with the texts' last this many words scored beside them; 0: not
+    k: int = 0  # score with k demonstrations per class, as k-shot --scoring loglik: a choice for k-shot; 0: none
     max_tokens: int = 4096  # per text, as evaluate's --max-tokens
     seed: int = 0
     output_dir: Path = Path("results")

@@ -124,10 +124,18 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
 
     prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
     specs = {p.ref: p.spec for p in prompts}
-    split = balanced_sample(load_pool(), settings.n, settings.seed)
+    pool = load_pool()
+    split = balanced_sample(pool, settings.n, settings.seed)
+    demos = pool[~pool["id"].isin(split["id"])]  # demonstrations never come from the tuning texts
     engine = load_engine(model)
-    base = MethodConfig(method="loglik", max_tokens=settings.max_tokens, seed=settings.seed)
-    clf = Classifier(engine, base, prompts=prompts[:1])
+    base = MethodConfig(
+        method="k-shot" if settings.k else "loglik",
+        scoring="loglik",
+        k=settings.k or MethodConfig.k,
+        max_tokens=settings.max_tokens,
+        seed=settings.seed,
+    )
+    clf = Classifier(engine, base, pool=demos, prompts=prompts[:1])
     texts = [clf.fit(t)[0] for t in split["text"]]
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
     if settings.tail:  # each input's ending, scored on its own: a cell with tail averages the two views
@@ -136,7 +144,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     advance = start_task(f"scoring {len(prompts)} prompts", len(texts) * len(prompts) * len(passes))
     scored: dict[str, dict[str, np.ndarray]] = {}
     for prompt in prompts:
-        clf = Classifier(engine, replace(base, prompt=prompt.spec), prompts=[prompt])
+        clf = Classifier(engine, replace(base, prompt=prompt.spec), pool=demos, prompts=[prompt])
         clf.warm_up()
         scored[prompt.ref] = {
             kind: clf.label_logprobs(xs, on_batch=(lambda idx, rows, s: advance(len(idx))) if kind in passes else None)
@@ -161,6 +169,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         "prompt_names": str(top["prompt"]),
         "calibrate": str(top["calibrate"]),
         "tail": int(top["tail"]),
+        "k": settings.k,
         "accuracy": float(top["accuracy"]),
         "macro_f1": float(top["macro_f1"]),
         "positive_share": float(top["positive_share"]),
@@ -173,11 +182,12 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         "max_tokens": settings.max_tokens,
         "split": SPLIT,
     }
-    folder = tuning_folder(settings.output_dir, model.model, "prompt")
+    folder = tuning_folder(settings.output_dir, model.model, "k-shot-prompt" if settings.k else "prompt")
     named = grid.assign(prompt=[with_tail(p, t) for p, t in zip(grid["prompt"], grid["tail"])])
     table = named.pivot(index="prompt", columns="calibrate", values="accuracy")
     table = table.loc[list(dict.fromkeys(named["prompt"])), list(CALIBRATIONS)]
-    title = f"{engine.lm.source.label} · loglik accuracy by prompt and calibration · n={best['n']}"
+    scoring = f"k-shot k={settings.k} loglik" if settings.k else "loglik"
+    title = f"{engine.lm.source.label} · {scoring} accuracy by prompt and calibration · n={best['n']}"
     chosen = (with_tail(best["prompt_names"], best["tail"]), best["calibrate"])
     _save(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
     return TuneResult(grid, best, folder, "prompt")
@@ -248,11 +258,18 @@ def with_tail(prompt: str, tail: int) -> str:
 
 
 def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
-    """Every method with the prompt, calibration and ending tune-prompt chose for this model; sampling
-    also with the temperature and top-k tune-sampling chose."""
-    prompt = _best(root, model, "prompt", "tune-prompt")
-    tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
-    tuned = [replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail) for m in methods]
+    """Every method with the prompt, calibration and ending tune-prompt chose for this model (k-shot the
+    choice made with demonstrations, `tune-prompt --k`, where there is one); sampling also with the
+    temperature and top-k tune-sampling chose."""
+    tuned = []
+    for m in methods:
+        with_demos = tuning_folder(root, model, "k-shot-prompt") / "best.json"
+        if m.method == "k-shot" and with_demos.is_file():
+            prompt = json.loads(with_demos.read_text())
+        else:
+            prompt = _best(root, model, "prompt", "tune-prompt")
+        tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
+        tuned.append(replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail))
     if not any(m.method == "sampling" for m in tuned):
         return tuned
     sampling = _best(root, model, "sampling", "tune-sampling")

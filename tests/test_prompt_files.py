@@ -253,6 +253,48 @@ def test_tune_prompt_grid_choice_and_tuned_runs(tiny_model: Path, labelled_csv: 
     assert set(pd.read_csv(tmp_path / "no" / "tuning" / tiny_model.name / "prompt" / "grid.csv")["tail"]) == {0}
 
 
+def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sentiq.methods
+    from sentiq.data import balanced_sample, load_pool
+
+    pools: list[pd.DataFrame] = []
+    draw = sentiq.methods.draw_demonstrations
+    monkeypatch.setattr(
+        sentiq.methods, "draw_demonstrations", lambda pool, k, seed: pools.append(pool) or draw(pool, k, seed)
+    )
+    args = ["--prompts", "classifier,reply", "--ensemble", "0", "--tail", "0", "--k", "1"]
+    result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--n", "4", "-o", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    assert "k-shot k=1 loglik accuracy" in result.output
+    folder = tmp_path / "tuning" / tiny_model.name
+    assert json.loads((folder / "k-shot-prompt" / "best.json").read_text())["k"] == 1
+    assert not (folder / "prompt").exists()  # the choice without demonstrations is another search's
+    split = set(balanced_sample(load_pool(), 4, 0)["id"])
+    assert pools and all(split.isdisjoint(pool["id"]) for pool in pools)  # no tuning text shows the task
+
+
+def test_tuned_k_shot_takes_the_choice_made_with_demonstrations(tiny_model: Path, tmp_path: Path) -> None:
+    from sentiq.tuning import apply_tuned
+
+    folder = tmp_path / "tuning" / tiny_model.name
+    (folder / "k-shot-prompt").mkdir(parents=True)
+    (folder / "k-shot-prompt" / "best.json").write_text(
+        json.dumps({"prompt": "question-last", "calibrate": "none", "tail": 80, "k": 2})
+    )
+    kshot = MethodConfig(method="k-shot", scoring="loglik")
+    (alone,) = apply_tuned([kshot], str(tiny_model), tmp_path)  # no choice without demonstrations needed
+    assert (alone.prompt, alone.tail) == ("question-last", 80)
+    with pytest.raises(OptionError, match="run 'sentiq tune-prompt'"):
+        apply_tuned([kshot, MethodConfig(method="loglik")], str(tiny_model), tmp_path)
+    (folder / "prompt").mkdir()
+    (folder / "prompt" / "best.json").write_text(json.dumps({"prompt": "reply:capital", "calibrate": "batch"}))
+    k, plain = apply_tuned([kshot, MethodConfig(method="loglik")], str(tiny_model), tmp_path)
+    assert (k.prompt, k.calibrate, k.tail) == ("question-last", "none", 80)
+    assert (plain.prompt, plain.calibrate, plain.tail) == ("reply:capital", "batch", 0)
+
+
 def test_cached_prefix_equals_whole_prompt_for_every_builtin(engine) -> None:
     for ref in builtin_refs():
         (b,) = Classifier(engine, MethodConfig(prompt=ref)).bound
