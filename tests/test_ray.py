@@ -126,12 +126,11 @@ def test_a_worker_that_cannot_load_the_model_is_one_line(cluster, tiny_model: Pa
     pd.DataFrame({"id": ["a", "b"], "text": ["good", "bad"]}).to_parquet(tmp_path / "in.parquet")
     args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--engine", "ray"]
     result = runner.invoke(app, [*args, "--workers", "2", "--cpus-per-worker", "0.5", "--model", str(broken)])
-    # Ray prints its own notices ("(raylet) ...", "(MapWorker pid=...) ...", at any moment, even after
-    # sentiq's verdict); of sentiq's own lines, the verdict is the one at the end
+    # Ray prints its own notices ("(raylet) ...", "(MapWorker pid=...) ...", blank lines) at any moment,
+    # even after sentiq's verdict; of sentiq's own lines, the verdict is the one at the end
     assert result.exit_code == 1
-    own = [
-        line for line in result.output.strip().splitlines() if not re.sub(r"\x1b\[[0-9;]*m", "", line).startswith("(")
-    ]
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in result.output.splitlines()]
+    own = [line for line in plain if line and not line.startswith("(")]
     assert own[-1].startswith("error: a Ray worker failed: cannot load model")
 
 
