@@ -132,12 +132,11 @@ class Classifier:
         total = np.zeros((len(texts), len(LABELS)))
         members = np.zeros(len(texts))
         seconds = np.zeros(len(texts))
-        passes = [(b, ending) for ending in (True, False) for b in self.bound if self.config.tail or not ending]
-        for j, (b, ending) in enumerate(passes):
-            which = [i for i, t in enumerate(texts) if not ending or len(t.split()) > self.config.tail]
-            bodies = [
-                b.body(self.engine, last_words(texts[i], self.config.tail) if ending else texts[i]) for i in which
-            ]
+        whole = (list(range(len(texts))), list(texts))
+        views = [endings(texts, self.config.tail)] if self.config.tail else []
+        passes = [(b, view) for view in [*views, whole] for b in self.bound]
+        for j, (b, (which, inputs)) in enumerate(passes):
+            bodies = [b.body(self.engine, t) for t in inputs]
             if tokens is not None:
                 np.add.at(tokens, which, [len(x) for x in bodies])
 
@@ -233,9 +232,9 @@ class Classifier:
         """log P(first token of each label word | prompt, the text's last `tail` words), normalised over
         the labels: (texts, labels), NaN for texts no longer than that."""
         out = np.full((len(texts), len(LABELS)), np.nan)
-        which = [i for i, t in enumerate(texts) if len(t.split()) > self.config.tail]
+        which, ends = endings(texts, self.config.tail)
         if which:
-            bodies = [b.body(self.engine, last_words(texts[i], self.config.tail)) for i in which]
+            bodies = [b.body(self.engine, t) for t in ends]
             out[which] = log_softmax(self.engine.score(b.prefix, bodies, _firsts(b)))
             if tokens is not None:
                 np.add.at(tokens, which, [len(x) for x in bodies])
@@ -345,9 +344,12 @@ def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tu
     return [(clean_text(per_label[lab]["text"].iloc[i]), lab) for i in range(k) for lab in order]
 
 
-def last_words(text: str, n: int) -> str:
-    """A text's ending: reviews tend to close on their verdict, after a plot summary that carries none."""
-    return " ".join(text.split()[-n:])
+def endings(texts: Sequence[str], n: int) -> tuple[list[int], list[str]]:
+    """The texts longer than n words (by index) and their last n words: reviews tend to close on their
+    verdict, after a plot summary that carries none. A shorter text is its own ending."""
+    words = [t.split() for t in texts]
+    which = [i for i, w in enumerate(words) if len(w) > n]
+    return which, [" ".join(words[i][-n:]) for i in which]
 
 
 def _short(texts: pd.DataFrame, k: int) -> pd.DataFrame:

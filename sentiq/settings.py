@@ -54,6 +54,11 @@ class DataSpec:
     split: str | None = None  # hub datasets: None means the test split
 
 
+def ending_name(tail: int) -> str:
+    """How method titles and tuning grids say that each text's last `tail` words are read too."""
+    return f"+last {tail} words"
+
+
 @dataclass(frozen=True)
 class MethodConfig:
     """Everything that decides a method's predictions; recorded in every run's config.json."""
@@ -122,7 +127,7 @@ class MethodConfig:
         if self.calibrated:
             bits.append(f"{self.calibrate}-calibrated")
         if self.tail:
-            bits.append(f"+last {self.tail} words")
+            bits.append(ending_name(self.tail))
         return " ".join(bits)
 
 

@@ -16,7 +16,7 @@ from sentiq.errors import OptionError
 from sentiq.methods import INVALID
 from sentiq.models import resolve_source
 from sentiq.runs import safe_name
-from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings, TuneSettings
+from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings, TuneSettings, ending_name
 
 SPLIT = "train pool (disjoint from evaluation)"
 
@@ -118,7 +118,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     from sentiq.calibration import domain_inputs
     from sentiq.data import balanced_sample, load_pool
     from sentiq.evaluation import load_engine
-    from sentiq.methods import Classifier, last_words
+    from sentiq.methods import Classifier, endings
     from sentiq.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
     from sentiq.settings import DEFAULT_PROMPT
 
@@ -138,18 +138,21 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     clf = Classifier(engine, base, pool=demos, prompts=prompts[:1])
     texts = [clf.fit(t)[0] for t in split["text"]]
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
-    if settings.tail:  # each input's ending, scored on its own: a cell with tail averages the two views
-        inputs |= {f"{kind}@tail": [last_words(t, settings.tail) for t in xs] for kind, xs in list(inputs.items())}
-    passes = [kind for kind in inputs if kind.startswith("texts")]
-    advance = start_task(f"scoring {len(prompts)} prompts", len(texts) * len(prompts) * len(passes))
+    ends = {kind: endings(xs, settings.tail) if settings.tail else ([], []) for kind, xs in inputs.items()}
+    advance = start_task(f"scoring {len(prompts)} prompts", (len(texts) + len(ends["texts"][0])) * len(prompts))
     scored: dict[str, dict[str, np.ndarray]] = {}
     for prompt in prompts:
         clf = Classifier(engine, replace(base, prompt=prompt.spec), pool=demos, prompts=[prompt])
         clf.warm_up()
-        scored[prompt.ref] = {
-            kind: clf.label_logprobs(xs, on_batch=(lambda idx, rows, s: advance(len(idx))) if kind in passes else None)
-            for kind, xs in inputs.items()
-        }
+        scored[prompt.ref] = {}
+        for kind, xs in inputs.items():
+            shown = (lambda idx, rows, s: advance(len(idx))) if kind == "texts" else None
+            whole = scored[prompt.ref][kind] = clf.label_logprobs(xs, on_batch=shown)
+            if settings.tail:  # each input's ending on its own (a short one is its own): a tail cell averages both
+                which, last = ends[kind]
+                ending = scored[prompt.ref][f"{kind}@tail"] = whole.copy()
+                if which:
+                    ending[which] = clf.label_logprobs(last, on_batch=shown)
     gold = np.array([lab == "positive" for lab in split["label"]])
     tails = (0, settings.tail) if settings.tail else (0,)
     cells = [(cal, tail) for tail in tails for cal in CALIBRATIONS]
@@ -254,7 +257,7 @@ def _save(
 
 def with_tail(prompt: str, tail: int) -> str:
     """A grid row's name: the prompt, and the ending it is scored with if any."""
-    return f"{prompt} +last {tail} words" if tail else prompt
+    return f"{prompt} {ending_name(tail)}" if tail else prompt
 
 
 def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:

@@ -161,6 +161,8 @@ def test_tail_averages_each_long_text_with_its_ending(engine) -> None:
     expected = (whole.label_logprobs(texts)[[0, 2]] + log_softmax(ends)) / 2
     assert got[[0, 2]] == pytest.approx(expected, abs=1e-5)
     assert got[1] == pytest.approx(whole.label_logprobs(["dull"])[0], abs=1e-5)  # no longer than its ending
+    short = clf.label_logprobs(["dull", "N/A"], np.zeros(2, dtype=np.int64))  # e.g. content-free inputs
+    assert short == pytest.approx(whole.label_logprobs(["dull", "N/A"]), abs=1e-5)
     assert sorted(seen) == [0, 1, 2]  # each text reported once, when its last pass is done
     (b,) = clf.bound
     assert tokens[1] == len(b.body(engine, "dull"))
