@@ -273,7 +273,7 @@ def tune_sampling(**given: Any) -> None:
         "and label-word variant]",
         show_default=False,
     ),
-    n=of(PromptTuneSettings, "n", min=2, help="Tuning texts, balanced, from the train pool."),
+    n=of(PromptTuneSettings, "n", min=2, help="Tuning texts, balanced, from the 1,000 embedded tuning reviews."),
     ensemble=of(PromptTuneSettings, "ensemble", min=0, help="Also try the mean of the best 2..N prompts."),
     max_tokens=of(PromptTuneSettings, "max_tokens", "--max-tokens", min=16, help="Longest text in tokens."),
     tail=of(

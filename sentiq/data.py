@@ -33,7 +33,8 @@ READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".p
 
 
 def embedded_frame() -> pd.DataFrame:
-    """The whole embedded sample: 1,000 evaluation reviews and a 400-review demonstration pool."""
+    """The whole embedded sample: 1,000 evaluation reviews, a 400-review demonstration pool and 1,000
+    tuning reviews, the last two from aclImdb's train split and disjoint from each other."""
     with resources.as_file(resources.files("sentiq") / "data" / "imdb_sample.parquet") as path:
         return pd.read_parquet(path)
 
@@ -41,9 +42,7 @@ def embedded_frame() -> pd.DataFrame:
 def load_labelled(spec: DataSpec) -> pd.DataFrame:
     """Columns id, text, label ('positive'/'negative'), whatever the source."""
     if spec.source == EMBEDDED:
-        df = embedded_frame()
-        df = df[df["split"] == "eval"]
-        return _finish(df["id"], df["text"], df["label"].map({1: "positive", 0: "negative"}))
+        return _embedded_split("eval")
     path = Path(spec.source).expanduser()
     if path.exists() or path.suffix.lower() in READERS:
         return _from_frame(read_table(path), spec, str(path))
@@ -51,9 +50,19 @@ def load_labelled(spec: DataSpec) -> pd.DataFrame:
 
 
 def load_pool() -> pd.DataFrame:
-    """Demonstrations and tuning texts: train reviews, disjoint from every evaluation sample we ship."""
+    """Demonstrations: train reviews, disjoint from every evaluation sample we ship."""
+    return _embedded_split("pool")
+
+
+def load_tuning() -> pd.DataFrame:
+    """Tuning texts: train reviews outside the pool, so a search scores the very demonstrations
+    evaluation will show, and never scores a text it also shows as one."""
+    return _embedded_split("tune")
+
+
+def _embedded_split(name: str) -> pd.DataFrame:
     df = embedded_frame()
-    df = df[df["split"] == "pool"]
+    df = df[df["split"] == name]
     return _finish(df["id"], df["text"], df["label"].map({1: "positive", 0: "negative"}))
 
 

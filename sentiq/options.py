@@ -270,7 +270,7 @@ MODEL = tuple(f.name for f in fields(ModelSettings))
 METHOD = tuple(f.name for f in fields(MethodConfig) if f.name not in ("method", "seed"))
 DATA = tuple(f.name for f in fields(DataSpec))
 SCALE = tuple(f.name for f in fields(RaySettings))
-TUNE_N = of(TuneSettings, "n", min=2, help="Tuning texts, balanced, from the train pool.")
+TUNE_N = of(TuneSettings, "n", min=2, help="Tuning texts, balanced, from the 1,000 embedded tuning reviews.")
 TUNE_SAMPLES = of(TuneSettings, "samples", min=1, help="Answers per text, majority vote.")
 
 

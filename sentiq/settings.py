@@ -179,7 +179,7 @@ class EvalSettings:
 class TuneSettings:
     temperatures: tuple[float, ...] = TEMPERATURES
     top_ks: tuple[int, ...] = TOP_KS
-    n: int = 40  # tuning texts, balanced, from the train pool
+    n: int = 40  # tuning texts, balanced, from the train tuning reviews
     samples: int = 1  # answers per text while tuning: one keeps the grid cheap
     prompt: str = DEFAULT_PROMPT  # one prompt: the one tune-prompt chose is the one to search with
     seed: int = 0
@@ -189,7 +189,7 @@ class TuneSettings:
 @dataclass(frozen=True)
 class PromptTuneSettings:
     prompts: str | None = None  # comma-separated prompt refs; None: every built-in prompt and label-word variant
-    n: int = 100  # tuning texts, balanced, from the train pool
+    n: int = 400  # tuning texts, balanced, from the train tuning reviews: 200 cannot tell 2 points apart
     ensemble: int = 3  # also score the mean of the best this many prompts (below 2: no ensembles)
     tail: int = 80  # also try every cell with the texts' last this many words scored beside them; 0: not
     k: int = 0  # score with k demonstrations per class, as k-shot --scoring loglik: a choice for k-shot; 0: none

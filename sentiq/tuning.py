@@ -1,4 +1,4 @@
-"""Searches on a tuning split of the train pool (never the evaluation texts): temperature x top-k for
+"""Searches on a tuning split of train reviews (never the evaluation texts, nor the demonstrations): temperature x top-k for
 the sampling method, and prompt x label words x calibration (and small ensembles) for every method.
 `--tuned` then applies a model's choices."""
 
@@ -18,7 +18,7 @@ from sentiq.models import resolve_source
 from sentiq.runs import safe_name
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings, TuneSettings, ending_name
 
-SPLIT = "train pool (disjoint from evaluation)"
+SPLIT = "train tuning reviews (disjoint from evaluation and the demonstration pool)"
 
 
 @dataclass
@@ -51,7 +51,7 @@ def parse_grid(text: str | None, kind: type, default: tuple, name: str) -> tuple
 def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
     """Every cell classifies the same tuning texts; the prompt is encoded once for all cells.
     Chosen by macro-F1, then fewer invalid answers, then accuracy."""
-    from sentiq.data import balanced_sample, load_pool
+    from sentiq.data import balanced_sample, load_tuning
     from sentiq.evaluation import load_engine
     from sentiq.methods import Classifier
     from sentiq.metrics import quality
@@ -60,7 +60,7 @@ def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
     prompts = load_prompts(settings.prompt)
     if len(prompts) > 1:
         raise OptionError("tune-sampling searches with one prompt: give one name or file to --prompt")
-    split = balanced_sample(load_pool(), settings.n, settings.seed)
+    split = balanced_sample(load_tuning(), settings.n, settings.seed)
     engine = load_engine(model)
     cells = [(t, k) for t in settings.temperatures for k in settings.top_ks]
     configs = [
@@ -116,7 +116,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     those same scores (plus the content-free and in-domain inputs each calibration needs), then the
     mean of the best few prompts. Chosen by the one-standard-error rule (see _simplest_within_error)."""
     from sentiq.calibration import domain_inputs
-    from sentiq.data import balanced_sample, load_pool
+    from sentiq.data import balanced_sample, load_pool, load_tuning
     from sentiq.evaluation import load_engine
     from sentiq.methods import Classifier, endings
     from sentiq.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
@@ -124,9 +124,8 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
 
     prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
     specs = {p.ref: p.spec for p in prompts}
-    pool = load_pool()
-    split = balanced_sample(pool, settings.n, settings.seed)
-    demos = pool[~pool["id"].isin(split["id"])]  # demonstrations never come from the tuning texts
+    split = balanced_sample(load_tuning(), settings.n, settings.seed)
+    demos = load_pool()  # as evaluation draws them: with the same seed, the same demonstrations
     engine = load_engine(model)
     base = MethodConfig(
         method="k-shot" if settings.k else "loglik",

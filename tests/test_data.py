@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sentiq import data
-from sentiq.data import balanced_sample, load_labelled, load_pool, parse_label_map
+from sentiq.data import balanced_sample, load_labelled, load_pool, load_tuning, parse_label_map
 from sentiq.errors import DataError
 from sentiq.settings import DataSpec
 
@@ -19,6 +19,13 @@ def test_embedded_sample_is_balanced_and_disjoint_from_pool() -> None:
     assert len(pool) == 400 and pool["label"].value_counts().to_dict() == {"positive": 200, "negative": 200}
     assert not set(sample["text"]) & set(pool["text"])
     assert sample["id"].str.startswith("test/").all() and pool["id"].str.startswith("train/").all()
+
+
+def test_tuning_reviews_are_balanced_and_disjoint_from_evaluation_and_pool() -> None:
+    tuning = load_tuning()
+    assert len(tuning) == 1000 and tuning["label"].value_counts().to_dict() == {"positive": 500, "negative": 500}
+    assert tuning["id"].str.startswith("train/").all()
+    assert not set(tuning["text"]) & (set(load_labelled(DataSpec())["text"]) | set(load_pool()["text"]))
 
 
 def test_embedded_labels_follow_the_source_folders() -> None:

@@ -257,12 +257,12 @@ def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sentiq.methods
-    from sentiq.data import balanced_sample, load_pool
+    from sentiq.data import balanced_sample, load_pool, load_tuning
 
-    pools: list[pd.DataFrame] = []
+    drawn: list[list[tuple[str, str]]] = []
     draw = sentiq.methods.draw_demonstrations
     monkeypatch.setattr(
-        sentiq.methods, "draw_demonstrations", lambda pool, k, seed: pools.append(pool) or draw(pool, k, seed)
+        sentiq.methods, "draw_demonstrations", lambda pool, k, seed: drawn.append(draw(pool, k, seed)) or drawn[-1]
     )
     args = ["--prompts", "classifier,reply", "--ensemble", "0", "--tail", "0", "--k", "1"]
     result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--n", "4", "-o", str(tmp_path), *args])
@@ -271,8 +271,10 @@ def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
     folder = tmp_path / "tuning" / tiny_model.name
     assert json.loads((folder / "k-shot-prompt" / "best.json").read_text())["k"] == 1
     assert not (folder / "prompt").exists()  # the choice without demonstrations is another search's
-    split = set(balanced_sample(load_pool(), 4, 0)["id"])
-    assert pools and all(split.isdisjoint(pool["id"]) for pool in pools)  # no tuning text shows the task
+    evaluated = draw(load_pool(), 1, 0)  # what evaluate's k-shot --k 1 --seed 0 shows
+    assert drawn and all(demos == evaluated for demos in drawn)
+    split = set(balanced_sample(load_tuning(), 4, 0)["text"])
+    assert split.isdisjoint(text for text, _ in evaluated)  # no tuning text shows the task
 
 
 def test_tuned_k_shot_takes_the_choice_made_with_demonstrations(tiny_model: Path, tmp_path: Path) -> None:
