@@ -88,18 +88,22 @@ class Engine:
         bodies: Sequence[Sequence[int]],
         labels: Sequence[Sequence[int]],
         on_batch: OnBatch | None = None,
+        firsts: Sequence[int] = (),
     ) -> np.ndarray:
-        """log P(label | prefix + body) for every body and label: an array of shape (texts, labels).
+        """log P(label | prefix + body) for every body and label: an array of shape (texts, labels),
+        then one column per token of `firsts`, its log-probability as the first token after the body
+        (what a generated answer would start with), read off the same pass.
 
         One forward pass per text when every label is a single token; otherwise one row per
         (text, label) pair, each label's tokens appended to the body and scored in that same pass.
         """
         single = all(len(lab) == 1 for lab in labels)
         extra = 0 if single else max(len(lab) for lab in labels)
-        out = np.zeros((len(bodies), len(labels)), dtype=np.float64)
+        out = np.zeros((len(bodies), len(labels) + len(firsts)), dtype=np.float64)
 
         def work(idx: list[int]) -> np.ndarray:
-            out[idx] = self._score_batch(prefix, [bodies[i] for i in idx], labels, single).cpu().numpy()
+            rows = [bodies[i] for i in idx]
+            out[idx] = self._score_batch(prefix, rows, labels, single, firsts).cpu().numpy()
             return out[idx]
 
         self._prefix_kv(prefix)
@@ -181,15 +185,20 @@ class Engine:
 
     @torch.inference_mode()
     def _score_batch(
-        self, prefix: Sequence[int], rows: list[Sequence[int]], labels: Sequence[Sequence[int]], single: bool
+        self,
+        prefix: Sequence[int],
+        rows: list[Sequence[int]],
+        labels: Sequence[Sequence[int]],
+        single: bool,
+        firsts: Sequence[int] = (),
     ) -> torch.Tensor:
         n_labels = len(labels)
         if single:
             ids, lengths = _right_pad(rows, self.pad_id, self.device)
             hidden = self._hidden(ids, self._cache_for(prefix, len(rows)))
             last = hidden[torch.arange(len(rows), device=self.device), lengths - 1]  # (batch, hidden)
-            label_ids = torch.tensor([lab[0] for lab in labels], device=self.device)
-            return self._head(last)[:, label_ids]  # (batch, labels)
+            label_ids = torch.tensor([lab[0] for lab in labels] + list(firsts), device=self.device)
+            return self._head(last)[:, label_ids]  # (batch, labels + firsts)
         seqs = [list(r) + list(lab) for r in rows for lab in labels]
         ids, _ = _right_pad(seqs, self.pad_id, self.device)
         hidden = self._hidden(ids, self._cache_for(prefix, len(seqs)))
@@ -204,7 +213,11 @@ class Engine:
         logp = self._head(hidden[as_t(row_idx), as_t(pos_idx)])  # (scored positions, vocab)
         picked = logp[torch.arange(len(targets), device=self.device), as_t(targets)]
         total = torch.zeros(len(seqs), device=self.device).index_add_(0, as_t(row_idx), picked)
-        return total.view(len(rows), n_labels)
+        if not firsts:
+            return total.view(len(rows), n_labels)
+        ends = as_t([len(body) - 1 for body in rows])  # each text's first label row holds its next-token state
+        first = self._head(hidden[as_t(list(range(0, len(seqs), n_labels))), ends])[:, as_t(list(firsts))]
+        return torch.cat([total.view(len(rows), n_labels), first], dim=1)
 
     @torch.inference_mode()
     def _generate_batch(

@@ -157,6 +157,19 @@ class Classifier:
             self.engine.score(b.prefix, bodies, b.label_ids, on_batch=batch_done)
         return total / members[:, None]
 
+    def scores_and_answers(
+        self, texts: Sequence[str], on_batch: Callable | None = None
+    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """For tune-prompt, from one pass of the first prompt: label log-probabilities normalised over the
+        labels (as label_logprobs), the raw log-probabilities of answer_firsts' tokens as the first answer
+        token (columns 0 and 1: the label words' own), and the label index each of those names."""
+        b = self.bound[0]
+        ids, names = answer_firsts(b, self.engine)
+        bodies = [b.body(self.engine, t) for t in texts]
+        raw = self.engine.score(b.prefix, bodies, b.label_ids, on_batch=on_batch, firsts=ids)
+        n = len(b.label_ids)
+        return log_softmax(raw[:, :n]), raw[:, n:], names
+
     def _predict_scores(self, texts: list[str], tokens: np.ndarray, finish: OnDone) -> None:
         if self.prior is None and self.config.calibrated:
             inputs, where = self._prior_inputs(texts)
@@ -282,6 +295,17 @@ class Classifier:
 
 def _firsts(b: Bound) -> list[list[int]]:
     return [ids[:1] for ids in b.label_ids]
+
+
+def answer_firsts(b: Bound, engine: Engine) -> tuple[list[int], list[int]]:
+    """The first tokens an answer can name a label with, as answers are parsed (whatever the casing):
+    each label word's own first token, then those of its other casings; a token that could start
+    either label is left out. With the index of the label each names."""
+    own = [ids[0] for ids in b.label_ids]
+    spelled = [{engine.encode(f(w))[0] for f in (str.lower, str.capitalize, str.upper)} for w in b.prompt.words]
+    shared = set.intersection(*spelled)
+    others = [(t, j) for j, firsts in enumerate(spelled) for t in sorted(firsts - shared) if t not in own]
+    return own + [t for t, _ in others], list(range(len(own))) + [j for _, j in others]
 
 
 def _check_first_tokens(b: Bound, engine: Engine) -> None:

@@ -118,6 +118,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     from sentiq.calibration import domain_inputs
     from sentiq.data import balanced_sample, load_pool, load_tuning
     from sentiq.evaluation import load_engine
+    from sentiq.files import write_frame
     from sentiq.methods import Classifier, endings
     from sentiq.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
     from sentiq.settings import DEFAULT_PROMPT
@@ -137,25 +138,23 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     clf = Classifier(engine, base, pool=demos, prompts=prompts[:1])
     texts = [clf.fit(t)[0] for t in split["text"]]
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
-    ends = {kind: endings(xs, settings.tail) if settings.tail else ([], []) for kind, xs in inputs.items()}
-    advance = start_task(f"scoring {len(prompts)} prompts", (len(texts) + len(ends["texts"][0])) * len(prompts))
+    ends = {kind: endings(xs, settings.tail) for kind, xs in inputs.items()} if settings.tail else {}
+    advance = start_task(
+        f"scoring {len(prompts)} prompts", (len(texts) + len(ends.get("texts", [[]])[0])) * len(prompts)
+    )
     scored: dict[str, dict[str, np.ndarray]] = {}
+    answers: dict[str, dict[str, Any]] = {}  # per prompt: first-answer-token log-probabilities, their labels
     for prompt in prompts:
         clf = Classifier(engine, replace(base, prompt=prompt.spec), pool=demos, prompts=[prompt])
         clf.warm_up()
-        scored[prompt.ref] = {}
-        for kind, xs in inputs.items():
-            shown = (lambda idx, rows, s: advance(len(idx))) if kind == "texts" else None
-            whole = scored[prompt.ref][kind] = clf.label_logprobs(xs, on_batch=shown)
-            if settings.tail:  # each input's ending on its own (a short one is its own): a tail cell averages both
-                which, last = ends[kind]
-                ending = scored[prompt.ref][f"{kind}@tail"] = whole.copy()
-                if which:
-                    ending[which] = clf.label_logprobs(last, on_batch=shown)
+        scored[prompt.ref], answers[prompt.ref] = read_views(clf, inputs, ends, advance)
     gold = np.array([lab == "positive" for lab in split["label"]])
     tails = (0, settings.tail) if settings.tail else (0,)
     cells = [(cal, tail) for tail in tails for cal in CALIBRATIONS]
     rows = [_cell(ref, [ref], cal, tail, scored, gold) for ref in scored for cal, tail in cells]
+    answered = pd.DataFrame(
+        [_answer_cell(ref, cal, tail, answers[ref], gold) for ref in answers for cal, tail in cells]
+    )
     singles = pd.DataFrame(rows).sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable")
     leaders = list(dict.fromkeys(singles["prompt"]))
     for size in range(2, min(settings.ensemble, len(leaders)) + 1):
@@ -163,6 +162,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         rows += [_cell(",".join(members), members, cal, tail, scored, gold) for cal, tail in cells]
     grid = pd.DataFrame(rows)
     top = grid.loc[_simplest_within_error(grid, len(texts))]
+    generated = answered.loc[_simplest_within_error(answered, len(texts))]
     baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
     default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none") & (grid["tail"] == 0)].iloc[0]
     best = {
@@ -176,6 +176,14 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         "macro_f1": float(top["macro_f1"]),
         "positive_share": float(top["positive_share"]),
         "top_accuracy": float(grid["accuracy"].max()),
+        "generation": {  # for methods that generate: decided by their first answer token, not the label scores
+            "prompt": specs[str(generated["prompt"])],
+            "prompt_names": str(generated["prompt"]),
+            "calibrate": str(generated["calibrate"]),
+            "tail": int(generated["tail"]),
+            "accuracy": float(generated["accuracy"]),
+            "top_accuracy": float(answered["accuracy"].max()),
+        },
         "rule": "the simplest cell within one standard error of the top accuracy",
         "baseline": {"prompt": baseline, "calibrate": "none", "accuracy": float(default["accuracy"])},
         "prompts": {p.ref: p.record() for p in prompts},
@@ -192,7 +200,29 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     title = f"{engine.lm.source.label} · {scoring} accuracy by prompt and calibration · n={best['n']}"
     chosen = (with_tail(best["prompt_names"], best["tail"]), best["calibrate"])
     _save(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
+    write_frame(folder / "generation.csv", answered)
     return TuneResult(grid, best, folder, "prompt")
+
+
+def read_views(
+    clf: Any, inputs: dict[str, list[str]], ends: dict[str, tuple[list[int], list[str]]], advance: Any = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """One prompt's label scores and first-answer-token log-probabilities for every kind of input, and
+    with `ends` for each input's ending too ('KIND@tail'; an input no longer than it is its own)."""
+    scores: dict[str, np.ndarray] = {}
+    answers: dict[str, Any] = {}
+    for kind, xs in inputs.items():
+        shown = (lambda idx, rows, s: advance(len(idx))) if kind == "texts" and advance else None
+        scores[kind], answers[kind], answers["names"] = clf.scores_and_answers(xs, on_batch=shown)
+        if kind in ends:
+            which, last = ends[kind]
+            ending, ending_first = scores[f"{kind}@tail"], answers[f"{kind}@tail"] = (
+                scores[kind].copy(),
+                answers[kind].copy(),
+            )
+            if which:
+                ending[which], ending_first[which], _ = clf.scores_and_answers(last, on_batch=shown)
+    return scores, answers
 
 
 def _simplest_within_error(grid: pd.DataFrame, n: int) -> Any:
@@ -209,6 +239,52 @@ def _simplest_within_error(grid: pd.DataFrame, n: int) -> Any:
     )
     order = ["members", "calibration_rank", "accuracy", "tail", "macro_f1"]
     return close.sort_values(order, ascending=[True, True, False, True, False], kind="stable").index[0]
+
+
+def answered_positive(calibrate: str, tail: int, answers: dict[str, Any]) -> np.ndarray:
+    """Which texts a prompt's generation would call positive, read off its scoring pass (read_views):
+    the greedy first answer token among those that start a label word in any casing (an answer that
+    starts elsewhere is not modelled)."""
+    from sentiq.prompts import LABELS
+
+    first = first_answer_step(calibrate, tail, answers)
+    return np.array(answers["names"])[first.argmax(dim=1).numpy()] == LABELS.index("positive")
+
+
+def first_answer_step(calibrate: str, tail: int, answers: dict[str, Any]) -> Any:
+    """The first decoding step's log-probabilities of the answer tokens, the ending mixed in and the
+    prior divided out exactly as decoding does (the same functions, on those columns)."""
+    import torch
+
+    from sentiq.calibration import log_softmax, softmax
+    from sentiq.decoding import divide_prior, mix_first
+    from sentiq.prompts import LABELS
+
+    own = list(range(len(LABELS)))  # the label words' own first tokens lead the columns
+    views = ("", "@tail") if tail else ("",)
+    labelled = lambda kind: [log_softmax(answers[kind + v][:, own]) for v in views]  # noqa: E731
+    first = torch.from_numpy(answers["texts"])
+    if tail:
+        first = mix_first(first, own, torch.from_numpy(labelled("texts")[1]))
+    if calibrate != "none":
+        prior = softmax(np.mean(labelled("texts" if calibrate == "batch" else calibrate), axis=0)).mean(axis=0)
+        first = divide_prior(first, tuple(zip(own, np.log(prior).tolist())))
+    return first
+
+
+def _answer_cell(name: str, calibrate: str, tail: int, answers: dict[str, Any], gold: np.ndarray) -> dict[str, Any]:
+    from sentiq.metrics import quality
+
+    positive = answered_positive(calibrate, tail, answers)
+    q = quality(["positive" if g else "negative" for g in gold], ["positive" if p else "negative" for p in positive])
+    return dict(
+        prompt=name,
+        calibrate=calibrate,
+        tail=tail,
+        accuracy=q.accuracy,
+        macro_f1=q.macro_f1,
+        positive_share=float(positive.mean()),
+    )
 
 
 def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict, gold: np.ndarray) -> dict[str, Any]:
@@ -261,7 +337,8 @@ def with_tail(prompt: str, tail: int) -> str:
 
 def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
     """Every method with the prompt, calibration and ending tune-prompt chose for this model (k-shot the
-    choice made with demonstrations, `tune-prompt --k`, where there is one); sampling also with the
+    choice made with demonstrations, `tune-prompt --k`, where there is one; methods that generate the
+    choice made by their first answer token, where the search made one); sampling also with the
     temperature and top-k tune-sampling chose."""
     tuned = []
     for m in methods:
@@ -270,6 +347,8 @@ def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Pat
             prompt = json.loads(with_demos.read_text())
         else:
             prompt = _best(root, model, "prompt", "tune-prompt")
+        if not m.scores_labels and "generation" in prompt:  # searches before 0.2 made one choice for all
+            prompt = prompt["generation"]
         tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
         tuned.append(replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail))
     if not any(m.method == "sampling" for m in tuned):

@@ -70,6 +70,19 @@ def test_multi_token_scores_equal_full_recompute(engine: Engine) -> None:
             assert scores[i, j] == pytest.approx(_direct(engine.model, prefix + body, lab), abs=1e-4)
 
 
+@pytest.mark.parametrize("words", [["Positive", "Negative"], ["very positive", "negative indeed"]])
+def test_first_token_columns_equal_full_recompute(engine: Engine, words: list[str]) -> None:
+    prefix, bodies = _bodies(engine)
+    labels = [engine.encode(w) for w in words]
+    firsts = [engine.encode(w)[0] for w in ("positive", "POS", "negative", "The")]
+    scores = engine.score(prefix, bodies, labels, firsts=firsts)
+    assert scores.shape == (len(bodies), len(labels) + len(firsts))
+    np.testing.assert_allclose(scores[:, : len(labels)], engine.score(prefix, bodies, labels), atol=1e-5)
+    for i, body in enumerate(bodies):
+        for j, tok in enumerate(firsts):
+            assert scores[i, len(labels) + j] == pytest.approx(_direct(engine.model, prefix + body, [tok]), abs=1e-4)
+
+
 @pytest.mark.parametrize("budget,rows", [(1, None), (64, 2), (100_000, None)])
 def test_batched_equals_unbatched(tiny_lm, budget: int, rows: int | None) -> None:
     reference = Engine(tiny_lm, max_batch_tokens=1)
@@ -162,7 +175,7 @@ def test_out_of_memory_halves_the_budget_for_that_call_only(
     sizes: list[int] = []
     freed = {"n": 0}
 
-    def flaky(prefix, rows, labels, single):
+    def flaky(prefix, rows, labels, single, firsts=()):
         sizes.append(len(rows))
         if len(rows) > 2:
             raise torch.OutOfMemoryError("simulated")

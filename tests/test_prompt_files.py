@@ -242,6 +242,10 @@ def test_tune_prompt_grid_choice_and_tuned_runs(tiny_model: Path, labelled_csv: 
     assert best["baseline"]["prompt"] == "classifier" and set(best["prompts"]) >= set(best["prompt_names"].split(","))
     assert (folder / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert "chosen: prompt" in result.output
+    answered = pd.read_csv(folder / "generation.csv")  # single prompts only: generation votes, it does not average
+    assert len(answered) == 3 * 4 * 2 and set(answered["prompt"]) == {"classifier", "reply", "one-word:capital"}
+    assert best["generation"]["top_accuracy"] == answered["accuracy"].max()
+    assert "for methods that generate" in result.output
     tuned = evaluate_args(tiny_model, labelled_csv, tmp_path, "t", 4, "--method", "loglik", "--tuned")
     assert runner.invoke(app, tuned).exit_code == 0
     settings = json.loads((tmp_path / "t" / "config.json").read_text())["method_settings"]
@@ -366,3 +370,54 @@ def test_prompt_choice_prefers_the_simplest_cell_within_one_standard_error() -> 
     assert _simplest_within_error(ties, 100) == 1  # among the simplest, the more accurate
     ends = grid(("a", "none", 0.86, 0), ("a", "none", 0.87, 80), ("b", "none", 0.87, 0), ("a", "contextual", 0.9, 80))
     assert _simplest_within_error(ends, 100) == 2  # the ending fits nothing: more accurate, or not chosen
+
+
+@pytest.mark.parametrize("calibrate,tail", [("none", 0), ("none", 3), ("contextual", 0), ("contextual", 3)])
+def test_tune_prompt_reads_generation_as_generation_decides(
+    engine, monkeypatch: pytest.MonkeyPatch, calibrate: str, tail: int
+) -> None:
+    """The search's generation cells, read off its scoring pass, pick the first answer token that
+    zero-shot's own first decoding step (ending mixed in, prior divided out) ranks highest among the
+    label words' casings."""
+    import sentiq.engine
+    from sentiq.decoding import decode, divide_prior
+    from sentiq.methods import answer_firsts, endings
+    from sentiq.prompts import CONTENT_FREE
+    from sentiq.tuning import answered_positive, first_answer_step, read_views
+
+    texts = ["a fine film", "dull and long and slow", "I loved it, truly a delight to watch", "bad", "so-so really"]
+    steps: list[np.ndarray] = []
+
+    def spy(first, step, sampling, *rest):
+        steps.append(divide_prior(first, sampling.first_prior).numpy())
+        return decode(first, step, sampling, *rest)
+
+    monkeypatch.setattr(sentiq.engine, "decode", spy)
+    gen = Classifier(engine, MethodConfig(method="zero-shot", prompt="classifier", calibrate=calibrate, tail=tail))
+    for text in texts:  # one at a time: each first step is that text's
+        gen.predict([text])
+    ids, names = answer_firsts(gen.bound[0], engine)
+    assert len(ids) > 2 and set(names) == {0, 1}  # other casings than the label words' own
+    expected = [names[int(np.argmax(step[0, ids]))] == 0 for step in steps]
+
+    inputs = {"texts": texts, "contextual": list(CONTENT_FREE)}
+    ends = {kind: endings(xs, tail) for kind, xs in inputs.items()} if tail else {}
+    _, answers = read_views(Classifier(engine, MethodConfig(prompt="classifier")), inputs, ends)
+    assert answered_positive(calibrate, tail, answers).tolist() == expected
+    read = first_answer_step(calibrate, tail, answers).numpy()
+    np.testing.assert_allclose(read, np.concatenate([step[:, ids] for step in steps]), atol=1e-4)
+
+
+def test_tuned_generation_methods_take_the_choice_made_by_answers(tiny_model: Path, tmp_path: Path) -> None:
+    from sentiq.tuning import apply_tuned
+
+    folder = tmp_path / "tuning" / tiny_model.name / "prompt"
+    folder.mkdir(parents=True)
+    answers = {"prompt": "classifier", "prompt_names": "classifier", "calibrate": "batch", "tail": 0}
+    best = {"prompt": "question-last", "calibrate": "none", "tail": 80, "generation": answers}
+    (folder / "best.json").write_text(json.dumps(best))
+    methods = [MethodConfig(method=m) for m in ("loglik", "zero-shot", "k-shot")]
+    loglik, zero, kshot = apply_tuned(methods, str(tiny_model), tmp_path)
+    assert (loglik.prompt, loglik.calibrate, loglik.tail) == ("question-last", "none", 80)
+    assert (zero.prompt, zero.calibrate, zero.tail) == (kshot.prompt, kshot.calibrate, kshot.tail)
+    assert (zero.prompt, zero.calibrate, zero.tail) == ("classifier", "batch", 0)
