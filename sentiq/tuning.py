@@ -273,18 +273,7 @@ def first_answer_step(calibrate: str, tail: int, answers: dict[str, Any]) -> Any
 
 
 def _answer_cell(name: str, calibrate: str, tail: int, answers: dict[str, Any], gold: np.ndarray) -> dict[str, Any]:
-    from sentiq.metrics import quality
-
-    positive = answered_positive(calibrate, tail, answers)
-    q = quality(["positive" if g else "negative" for g in gold], ["positive" if p else "negative" for p in positive])
-    return dict(
-        prompt=name,
-        calibrate=calibrate,
-        tail=tail,
-        accuracy=q.accuracy,
-        macro_f1=q.macro_f1,
-        positive_share=float(positive.mean()),
-    )
+    return _row(name, calibrate, tail, answered_positive(calibrate, tail, answers), gold)
 
 
 def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict, gold: np.ndarray) -> dict[str, Any]:
@@ -292,7 +281,6 @@ def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict
     input and, with `tail`, its ending too), the prior of `calibrate` divided out, scored against the
     gold labels."""
     from sentiq.calibration import log_softmax, softmax
-    from sentiq.metrics import quality
 
     views = ("", "@tail") if tail else ("",)
     mean = lambda kind: np.mean([log_softmax(scored[m][kind + v]) for m in members for v in views], axis=0)  # noqa: E731
@@ -300,7 +288,12 @@ def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict
     if calibrate != "none":
         prior = softmax(logp if calibrate == "batch" else mean(calibrate)).mean(axis=0)
         logp = logp - np.log(prior)
-    positive = logp[:, 0] >= logp[:, 1]
+    return _row(name, calibrate, tail, logp[:, 0] >= logp[:, 1], gold)
+
+
+def _row(name: str, calibrate: str, tail: int, positive: np.ndarray, gold: np.ndarray) -> dict[str, Any]:
+    from sentiq.metrics import quality
+
     q = quality(["positive" if g else "negative" for g in gold], ["positive" if p else "negative" for p in positive])
     return dict(
         prompt=name,
