@@ -276,12 +276,13 @@ def tuned(result: Any, as_json: bool) -> None:
         )
         if b["accuracy"] < b["top_accuracy"]:
             note(f"the simplest cell within one standard error of the top accuracy ({b['top_accuracy']:.3f})")
-        g = b["generation"]
-        out.print(
-            f"for methods that generate (decided by the first answer token): prompt "
-            f"{with_tail(g['prompt_names'], g['tail'])}, calibration {g['calibrate']} (accuracy {g['accuracy']:.3f}; "
-            f"top {g['top_accuracy']:.3f})"
-        )
+        g = b.get("generation")  # none when no candidate's label words start apart
+        if g:
+            out.print(
+                f"for methods that generate (decided by the first answer token): prompt "
+                f"{with_tail(g['prompt_names'], g['tail'])}, calibration {g['calibrate']} (accuracy {g['accuracy']:.3f}; "
+                f"top {g['top_accuracy']:.3f})"
+            )
     else:
         grid = result.grid.sort_values(["temperature", "top_k"])
         chosen = (b["temperature"], b["top_k"])
@@ -290,7 +291,7 @@ def tuned(result: Any, as_json: bool) -> None:
             f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} with prompt {b['prompt']} "
             f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
         )
-    extra = ", generation.csv" if result.kind == "prompt" else ""
+    extra = ", generation.csv" if "generation" in b else ""
     note(f"saved {result.folder} (grid.csv{extra}, heatmap.png, best.json)")
 
 

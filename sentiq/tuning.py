@@ -121,7 +121,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     from sentiq.evaluation import load_engine
     from sentiq.files import write_frame
     from sentiq.methods import Classifier, endings
-    from sentiq.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
+    from sentiq.prompts import CONTENT_FREE, LABELS, builtin_refs, load_prompt, load_prompts
     from sentiq.settings import DEFAULT_PROMPT
 
     prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
@@ -148,7 +148,9 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     for prompt in prompts:
         clf = Classifier(engine, replace(base, prompt=prompt.spec), pool=demos, prompts=[prompt])
         clf.warm_up()
-        scored[prompt.ref], answers[prompt.ref] = read_views(clf, inputs, ends, advance)
+        scored[prompt.ref], answer = read_views(clf, inputs, ends, advance)
+        if len({ids[0] for ids in clf.bound[0].label_ids}) == len(LABELS):  # else generation refuses it
+            answers[prompt.ref] = answer
     gold = np.array([lab == "positive" for lab in split["label"]])
     tails = (0, settings.tail) if settings.tail else (0,)
     cells = [(cal, tail) for tail in tails for cal in CALIBRATIONS]
@@ -163,7 +165,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         rows += [_cell(",".join(members), members, cal, tail, scored, gold) for cal, tail in cells]
     grid = pd.DataFrame(rows)
     top = grid.loc[_simplest_within_error(grid, len(texts))]
-    generated = answered.loc[_simplest_within_error(answered, len(texts))]
+    generated = answered.loc[_simplest_within_error(answered, len(texts))] if answers else None
     baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
     default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none") & (grid["tail"] == 0)].iloc[0]
     best = {
@@ -177,14 +179,6 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         "macro_f1": float(top["macro_f1"]),
         "positive_share": float(top["positive_share"]),
         "top_accuracy": float(grid["accuracy"].max()),
-        "generation": {  # for methods that generate: decided by their first answer token, not the label scores
-            "prompt": specs[str(generated["prompt"])],
-            "prompt_names": str(generated["prompt"]),
-            "calibrate": str(generated["calibrate"]),
-            "tail": int(generated["tail"]),
-            "accuracy": float(generated["accuracy"]),
-            "top_accuracy": float(answered["accuracy"].max()),
-        },
         "rule": "the simplest cell within one standard error of the top accuracy",
         "baseline": {"prompt": baseline, "calibrate": "none", "accuracy": float(default["accuracy"])},
         "prompts": {p.ref: p.record() for p in prompts},
@@ -193,6 +187,15 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         "max_tokens": settings.max_tokens,
         "split": SPLIT,
     }
+    if generated is not None:  # for methods that generate: decided by their first answer token
+        best["generation"] = {
+            "prompt": specs[str(generated["prompt"])],
+            "prompt_names": str(generated["prompt"]),
+            "calibrate": str(generated["calibrate"]),
+            "tail": int(generated["tail"]),
+            "accuracy": float(generated["accuracy"]),
+            "top_accuracy": float(answered["accuracy"].max()),
+        }
     folder = tuning_folder(settings.output_dir, model.model, "k-shot-prompt" if settings.k else "prompt")
     named = grid.assign(prompt=[with_tail(p, t) for p, t in zip(grid["prompt"], grid["tail"])])
     table = named.pivot(index="prompt", columns="calibrate", values="accuracy")
@@ -201,7 +204,8 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     title = f"{engine.lm.source.label} · {scoring} accuracy by prompt and calibration · n={best['n']}"
     chosen = (with_tail(best["prompt_names"], best["tail"]), best["calibrate"])
     _save(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
-    write_frame(folder / "generation.csv", answered)
+    if answers:
+        write_frame(folder / "generation.csv", answered)
     return TuneResult(grid, best, folder, "prompt")
 
 

@@ -421,3 +421,23 @@ def test_tuned_generation_methods_take_the_choice_made_by_answers(tiny_model: Pa
     assert (loglik.prompt, loglik.calibrate, loglik.tail) == ("question-last", "none", 80)
     assert (zero.prompt, zero.calibrate, zero.tail) == (kshot.prompt, kshot.calibrate, kshot.tail)
     assert (zero.prompt, zero.calibrate, zero.tail) == ("classifier", "batch", 0)
+
+
+def test_tune_prompt_leaves_prompts_generation_refuses_out_of_its_generation_choice(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "very.toml"
+    shared.write_text('user = "{text} Verdict?"\n[labels]\npositive = "very good"\nnegative = "very bad"\n')
+    args = ["--prompts", f"{shared},classifier", "--ensemble", "0", "--tail", "0", "--n", "4", "-o", str(tmp_path)]
+    result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), *args])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "tuning" / tiny_model.name / "prompt"
+    assert set(pd.read_csv(folder / "grid.csv")["prompt"]) == {"very", "classifier"}
+    assert set(pd.read_csv(folder / "generation.csv")["prompt"]) == {"classifier"}
+    assert json.loads((folder / "best.json").read_text())["generation"]["prompt_names"] == "classifier"
+    alone = ["--prompts", str(shared), "--ensemble", "0", "--tail", "0", "--n", "4", "-o", str(tmp_path / "alone")]
+    result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), *alone])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "alone" / "tuning" / tiny_model.name / "prompt"
+    assert "generation" not in json.loads((folder / "best.json").read_text())
+    assert not (folder / "generation.csv").exists() and "for methods that generate" not in result.output
