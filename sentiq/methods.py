@@ -57,6 +57,13 @@ class Bound:
         prefix = engine.encode(template.prefix) if cached else []
         return cls(prompt, template, cached, prefix, [engine.encode(w) for w in prompt.words])
 
+    @property
+    def answerable(self) -> bool:
+        """Whether a generated answer can commit to a label with its first token: the label words must
+        differ there."""
+        first = [ids[0] if ids else None for ids in self.label_ids]
+        return first[0] != first[1]
+
     def body(self, engine: Engine, text: str) -> np.ndarray:
         """The tokens the engine adds to the shared prefix for this text (int32: ~3 KB per review instead
         of ~27 KB as a list of ints): the prompt's body, or the whole prompt when it does not split."""
@@ -311,9 +318,9 @@ def answer_firsts(b: Bound, engine: Engine) -> tuple[list[int], list[int]]:
 def _check_first_tokens(b: Bound, engine: Engine) -> None:
     """Generation methods need label words that differ in their first token: that token is where an
     answer commits to a label."""
-    first = [ids[0] if ids else None for ids in b.label_ids]
-    if first[0] == first[1]:
-        token = engine.decode([first[0]]) if first[0] is not None else ""
+    if not b.answerable:
+        first = b.label_ids[0][:1]
+        token = engine.decode(first) if first else ""
         a, c = b.prompt.words
         raise OptionError(
             f"prompt '{b.prompt.ref}': label words '{a}' and '{c}' start with the same token ('{token}'), so a "

@@ -121,7 +121,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     from sentiq.evaluation import load_engine
     from sentiq.files import write_frame
     from sentiq.methods import Classifier, endings
-    from sentiq.prompts import CONTENT_FREE, LABELS, builtin_refs, load_prompt, load_prompts
+    from sentiq.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
     from sentiq.settings import DEFAULT_PROMPT
 
     prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
@@ -149,7 +149,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         clf = Classifier(engine, replace(base, prompt=prompt.spec), pool=demos, prompts=[prompt])
         clf.warm_up()
         scored[prompt.ref], answer = read_views(clf, inputs, ends, advance)
-        if len({ids[0] for ids in clf.bound[0].label_ids}) == len(LABELS):  # else generation refuses it
+        if clf.bound[0].answerable:  # generation refuses the others
             answers[prompt.ref] = answer
     gold = np.array([lab == "positive" for lab in split["label"]])
     tails = (0, settings.tail) if settings.tail else (0,)
