@@ -58,10 +58,15 @@ class Bound:
         return cls(prompt, template, cached, prefix, [engine.encode(w) for w in prompt.words])
 
     @property
+    def first_ids(self) -> list[int]:
+        """Each label word's first token: where a generated answer commits to a label."""
+        return [ids[0] if ids else -1 for ids in self.label_ids]
+
+    @property
     def answerable(self) -> bool:
         """Whether a generated answer can commit to a label with its first token: the label words must
         differ there."""
-        first = [ids[0] if ids else None for ids in self.label_ids]
+        first = self.first_ids
         return first[0] != first[1]
 
     def body(self, engine: Engine, text: str) -> np.ndarray:
@@ -245,7 +250,7 @@ class Classifier:
                     finish(idx, [vote(answers[i]) for i in idx], float(seconds[idx].sum()))
 
             sampling = _sampling(self.config, priors[j])
-            mix = ([ids[0] for ids in _firsts(b)], endings[j]) if endings[j] is not None else None
+            mix = (b.first_ids, endings[j]) if endings[j] is not None else None
             self.engine.generate(b.prefix, bodies, [sampling], self._seeds(texts), batch_done, mix)
 
     def _ending_first_tokens(self, b: Bound, texts: Sequence[str], tokens: np.ndarray | None = None) -> np.ndarray:
@@ -277,10 +282,7 @@ class Classifier:
                 priors.append(softmax(first))
             self._set_prior(np.array([p.mean(axis=0) for p in priors]), where)
         assert self.prior is not None
-        return [
-            tuple(zip((ids[0] for ids in _firsts(b)), np.log(p).tolist()))
-            for b, p in zip(self.bound, np.atleast_2d(self.prior))
-        ]
+        return [tuple(zip(b.first_ids, np.log(p).tolist())) for b, p in zip(self.bound, np.atleast_2d(self.prior))]
 
     def predict_grid(
         self, texts: Sequence[str], configs: Sequence[MethodConfig], on_batch: Callable[[list[int]], None]
@@ -308,7 +310,7 @@ def answer_firsts(b: Bound, engine: Engine) -> tuple[list[int], list[int]]:
     """The first tokens an answer can name a label with, as answers are parsed (whatever the casing):
     each label word's own first token, then those of its other casings; a token that could start
     either label is left out. With the index of the label each names."""
-    own = [ids[0] for ids in b.label_ids]
+    own = b.first_ids
     spelled = [{engine.encode(f(w))[0] for f in (str.lower, str.capitalize, str.upper)} for w in b.prompt.words]
     shared = set.intersection(*spelled)
     others = [(t, j) for j, firsts in enumerate(spelled) for t in sorted(firsts - shared) if t not in own]
