@@ -286,8 +286,15 @@ def tune_sampling(**given: Any) -> None:
         PromptTuneSettings,
         "k",
         min=0,
-        help="Score with K demonstrations per class (as k-shot --scoring loglik), from pool texts outside the "
-        "split: a choice that --tuned uses for k-shot. 0: without.",
+        help="Score with K demonstrations per class (as k-shot --scoring loglik): a choice that --tuned uses for "
+        "k-shot, demonstrations included. 0: without.",
+    ),
+    draws=of(
+        PromptTuneSettings,
+        "draws",
+        min=1,
+        help="With --k: try this many demonstration sets (drawn with seeds --seed, --seed + 1, ...) and choose "
+        "among them too.",
     ),
 )
 def tune_prompt(**given: Any) -> None:

@@ -19,7 +19,7 @@ from sentiq.calibration import prior_from_record
 from sentiq.data import balanced_sample, load_labelled, load_pool
 from sentiq.engine import Engine
 from sentiq.errors import DataError, Interrupted
-from sentiq.methods import Classifier, Prediction
+from sentiq.methods import Classifier, Prediction, draw_demonstrations
 from sentiq.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.models import resolve_source
 from sentiq.plots import plot_confusion
@@ -240,6 +240,7 @@ def run_config(
         "method_title": method.title(),
         "method_settings": method.relevant(),
         "prompts": [p.record() for p in load_prompts(method.prompt)],
+        **demonstrations(method),
         "dataset": asdict(settings.data),
         "n": n,
         "sample_seed": settings.seed,
@@ -252,6 +253,14 @@ def run_config(
         },
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
     }
+
+
+def demonstrations(method: MethodConfig) -> dict[str, Any]:
+    """k-shot's demonstrations, as shown: which texts were drawn is part of what a run measured."""
+    if method.method != "k-shot":
+        return {}
+    drawn = draw_demonstrations(load_pool(), method.k, method.demo_draw)
+    return {"demonstrations": [{"label": label, "text": text} for text, label in drawn]}
 
 
 def _quiet_transformers() -> None:

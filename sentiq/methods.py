@@ -93,7 +93,7 @@ class Classifier:
 
     def __post_init__(self) -> None:
         if self.config.method == "k-shot":
-            self.demos = draw_demonstrations(self.pool, self.config.k, self.config.seed)
+            self.demos = draw_demonstrations(self.pool, self.config.k, self.config.demo_draw)
         self.prompts = self.prompts or load_prompts(self.config.prompt)
         self.bound = [Bound.bind(self.engine, p, self.demos) for p in self.prompts]
         if not self.config.scores_labels:

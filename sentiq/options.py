@@ -198,6 +198,15 @@ OPTIONS: dict[str, Opt] = {
         "to end on their verdict; ~1.3x the tokens). 0: the whole text only.",
         rich_help_panel=METHOD_PANEL,
     ),
+    "demo_seed": of(
+        MethodConfig,
+        "demo_seed",
+        "--demo-seed",
+        min=0,
+        help="k-shot: draw the demonstrations with this seed. \\[default: --seed]",
+        rich_help_panel=METHOD_PANEL,
+        show_default=False,
+    ),
     "seed": of(MethodConfig, "seed", help="Seed for the sample, demonstrations and sampling."),
     "tuned": plain(
         bool,

@@ -76,6 +76,7 @@ class MethodConfig:
     max_tokens: int = 4096  # per text; longer texts lose their middle (counted as truncated)
     tail: int = 0  # also read each text's last `tail` words, the two views' label scores averaged; 0: off
     seed: int = 0  # demonstrations and sampling
+    demo_seed: int | None = None  # k-shot: draw the demonstrations with this seed instead (tune-prompt --draws)
 
     def __post_init__(self) -> None:
         checks = [
@@ -108,7 +109,7 @@ class MethodConfig:
         """The settings that matter for this method (for configs and tables)."""
         keep = {"method", "prompt", "calibrate", "max_tokens", "seed"}
         if self.method == "k-shot":
-            keep |= {"k", "scoring"}
+            keep |= {"k", "scoring"} | ({"demo_seed"} if self.demo_seed is not None else set())
         if self.tail:  # recorded only when on: earlier runs still resume
             keep.add("tail")
         if not self.scores_labels:
@@ -116,6 +117,11 @@ class MethodConfig:
         if self.method == "sampling":
             keep |= {"temperature", "top_k", "top_p", "samples"}
         return {k: v for k, v in asdict(self).items() if k in keep}
+
+    @property
+    def demo_draw(self) -> int:
+        """The seed the k-shot demonstrations are drawn with."""
+        return self.seed if self.demo_seed is None else self.demo_seed
 
     def title(self) -> str:
         """A short name for tables and plot titles."""
@@ -193,6 +199,11 @@ class PromptTuneSettings:
     ensemble: int = 3  # also score the mean of the best this many prompts (below 2: no ensembles)
     tail: int = 80  # also try every cell with the texts' last this many words scored beside them; 0: not
     k: int = 0  # score with k demonstrations per class, as k-shot --scoring loglik: a choice for k-shot; 0: none
+    draws: int = 1  # with k: demonstration sets tried, drawn with seeds seed, seed + 1, ...
     max_tokens: int = 4096  # per text, as evaluate's --max-tokens
     seed: int = 0
     output_dir: Path = Path("results")
+
+    def __post_init__(self) -> None:
+        if self.draws > 1 and not self.k:
+            raise OptionError("--draws needs --k: without demonstrations there is nothing to draw")

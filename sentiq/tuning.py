@@ -140,42 +140,26 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     texts = [clf.fit(t)[0] for t in split["text"]]
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
     ends = {kind: endings(xs, settings.tail) for kind, xs in inputs.items()} if settings.tail else {}
+    draws = [settings.seed + i for i in range(settings.draws)] if settings.k else [None]
     advance = start_task(
-        f"scoring {len(prompts)} prompts", (len(texts) + len(ends.get("texts", [[]])[0])) * len(prompts)
+        f"scoring {len(prompts)} prompts" + (f" x {len(draws)} demonstration sets" if len(draws) > 1 else ""),
+        (len(texts) + len(ends.get("texts", [[]])[0])) * len(prompts) * len(draws),
     )
-    scored: dict[str, dict[str, np.ndarray]] = {}
-    answers: dict[str, dict[str, Any]] = {}  # per prompt: first-answer-token log-probabilities, their labels
-    for prompt in prompts:
-        clf = Classifier(engine, replace(base, prompt=prompt.spec), pool=demos, prompts=[prompt])
-        clf.warm_up()
-        scored[prompt.ref], answer = read_views(clf, inputs, ends, advance)
-        if clf.bound[0].answerable:  # generation refuses the others
-            answers[prompt.ref] = answer
     gold = np.array([lab == "positive" for lab in split["label"]])
-    tails = (0, settings.tail) if settings.tail else (0,)
-    cells = [(cal, tail) for tail in tails for cal in CALIBRATIONS]
-    rows = [_cell(ref, [ref], cal, tail, scored, gold) for ref in scored for cal, tail in cells]
-    answered = pd.DataFrame(
-        [_answer_cell(ref, cal, tail, answers[ref], gold) for ref in answers for cal, tail in cells]
-    )
-    singles = pd.DataFrame(rows).sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable")
-    leaders = list(dict.fromkeys(singles["prompt"]))
-    for size in range(2, min(settings.ensemble, len(leaders)) + 1):
-        members = leaders[:size]
-        rows += [_cell(",".join(members), members, cal, tail, scored, gold) for cal, tail in cells]
-    grid = pd.DataFrame(rows)
+    searched = [
+        _search(engine, replace(base, demo_seed=draw), demos, prompts, inputs, ends, gold, settings, advance)
+        for draw in draws
+    ]
+    grid = pd.concat([g for g, _ in searched], ignore_index=True)
+    answered = pd.concat([a for _, a in searched], ignore_index=True)
     top = grid.loc[_simplest_within_error(grid, len(texts))]
-    generated = answered.loc[_simplest_within_error(answered, len(texts))] if answers else None
+    generated = answered.loc[_simplest_within_error(answered, len(texts))] if len(answered) else None
     baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
     default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none") & (grid["tail"] == 0)].iloc[0]
     best = {
         "model": engine.lm.source.ref,
-        "prompt": ",".join(specs[r] for r in str(top["prompt"]).split(",")),
-        "prompt_names": str(top["prompt"]),
-        "calibrate": str(top["calibrate"]),
-        "tail": int(top["tail"]),
+        **_choice(top, specs, settings.k),
         "k": settings.k,
-        "accuracy": float(top["accuracy"]),
         "macro_f1": float(top["macro_f1"]),
         "positive_share": float(top["positive_share"]),
         "top_accuracy": float(grid["accuracy"].max()),
@@ -189,24 +173,59 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     }
     if generated is not None:  # for methods that generate: decided by their first answer token
         best["generation"] = {
-            "prompt": specs[str(generated["prompt"])],
-            "prompt_names": str(generated["prompt"]),
-            "calibrate": str(generated["calibrate"]),
-            "tail": int(generated["tail"]),
-            "accuracy": float(generated["accuracy"]),
+            **_choice(generated, specs, settings.k),
             "top_accuracy": float(answered["accuracy"].max()),
         }
     folder = tuning_folder(settings.output_dir, model.model, "k-shot-prompt" if settings.k else "prompt")
-    named = grid.assign(prompt=[with_tail(p, t) for p, t in zip(grid["prompt"], grid["tail"])])
+    named = grid.assign(prompt=[_row_name(row, len(draws)) for _, row in grid.iterrows()])
     table = named.pivot(index="prompt", columns="calibrate", values="accuracy")
     table = table.loc[list(dict.fromkeys(named["prompt"])), list(CALIBRATIONS)]
     scoring = f"k-shot k={settings.k} loglik" if settings.k else "loglik"
     title = f"{engine.lm.source.label} · {scoring} accuracy by prompt and calibration · n={best['n']}"
-    chosen = (with_tail(best["prompt_names"], best["tail"]), best["calibrate"])
+    chosen = (_row_name(top, len(draws)), best["calibrate"])
     _save(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
-    if answers:
+    if len(answered):
         write_frame(folder / "generation.csv", answered)
     return TuneResult(grid, best, folder, "prompt")
+
+
+def _search(
+    engine: Any,
+    base: MethodConfig,
+    pool: pd.DataFrame,
+    prompts: list[Any],
+    inputs: dict[str, list[str]],
+    ends: dict[str, tuple[list[int], list[str]]],
+    gold: np.ndarray,
+    settings: PromptTuneSettings,
+    advance: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """With one set of demonstrations (or none): every prompt scored once, then the grid of its cells and
+    of small ensembles by label scores, and the grid of the answerable prompts' cells by first answers."""
+    from sentiq.methods import Classifier
+
+    scored: dict[str, dict[str, np.ndarray]] = {}
+    answers: dict[str, dict[str, Any]] = {}  # per prompt: first-answer-token log-probabilities, their labels
+    for prompt in prompts:
+        clf = Classifier(engine, replace(base, prompt=prompt.spec), pool=pool, prompts=[prompt])
+        clf.warm_up()
+        scored[prompt.ref], answer = read_views(clf, inputs, ends, advance)
+        if clf.bound[0].answerable:  # generation refuses the others
+            answers[prompt.ref] = answer
+    tails = (0, settings.tail) if settings.tail else (0,)
+    cells = [(cal, tail) for tail in tails for cal in CALIBRATIONS]
+    rows = [_cell(ref, [ref], cal, tail, scored, gold) for ref in scored for cal, tail in cells]
+    answered = pd.DataFrame(
+        [_answer_cell(ref, cal, tail, answers[ref], gold) for ref in answers for cal, tail in cells]
+    )
+    singles = pd.DataFrame(rows).sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable")
+    leaders = list(dict.fromkeys(singles["prompt"]))
+    for size in range(2, min(settings.ensemble, len(leaders)) + 1):
+        members = leaders[:size]
+        rows += [_cell(",".join(members), members, cal, tail, scored, gold) for cal, tail in cells]
+    if base.demo_seed is None:
+        return pd.DataFrame(rows), answered
+    return pd.DataFrame(rows).assign(demo_seed=base.demo_seed), answered.assign(demo_seed=base.demo_seed)
 
 
 def read_views(
@@ -328,6 +347,30 @@ def _save(
     save_heatmap(folder / "heatmap.png", table, cell, axes, title)
 
 
+def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
+    """A chosen grid row as --tuned applies it: prompt, calibration, ending and, where demonstrations
+    were drawn more than one way, which draw (with its texts, so the choice can be read)."""
+    from sentiq.evaluation import demonstrations
+
+    choice = {
+        "prompt": ",".join(specs[r] for r in str(row["prompt"]).split(",")),
+        "prompt_names": str(row["prompt"]),
+        "calibrate": str(row["calibrate"]),
+        "tail": int(row["tail"]),
+        "accuracy": float(row["accuracy"]),
+    }
+    if "demo_seed" in row:
+        seed = int(row["demo_seed"])
+        choice |= {"demo_seed": seed, **demonstrations(MethodConfig(method="k-shot", k=k, demo_seed=seed))}
+    return choice
+
+
+def _row_name(row: pd.Series, draws: int) -> str:
+    """A grid row's name in the heatmap: the prompt, its ending, and which demonstrations if drawn several ways."""
+    name = with_tail(str(row["prompt"]), int(row["tail"]))
+    return f"{name} · demos {int(row['demo_seed'])}" if draws > 1 else name
+
+
 def with_tail(prompt: str, tail: int) -> str:
     """A grid row's name: the prompt, and the ending it is scored with if any."""
     return f"{prompt} {ending_name(tail)}" if tail else prompt
@@ -348,7 +391,8 @@ def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Pat
         if not m.scores_labels and "generation" in prompt:  # searches before 0.2 made one choice for all
             prompt = prompt["generation"]
         tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
-        tuned.append(replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail))
+        demo_seed = prompt.get("demo_seed") if m.method == "k-shot" else None  # the demonstrations tuned with
+        tuned.append(replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail, demo_seed=demo_seed))
     if not any(m.method == "sampling" for m in tuned):
         return tuned
     sampling = _best(root, model, "sampling", "tune-sampling")

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from sentiq.calibration import domain_inputs, log_softmax, prior_from_record, softmax
 from sentiq.cli import app
 from sentiq.errors import OptionError
-from sentiq.methods import Classifier, vote
+from sentiq.methods import Classifier, draw_demonstrations, vote
 from sentiq.options import OPTIONS
 from sentiq.prompts import build_template, builtin_names, builtin_refs, load_prompt, load_prompts
 from sentiq.settings import MethodConfig
@@ -279,6 +279,59 @@ def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
     assert drawn and all(demos == evaluated for demos in drawn)
     split = set(balanced_sample(load_tuning(), 4, 0)["text"])
     assert split.isdisjoint(text for text, _ in evaluated)  # no tuning text shows the task
+
+
+def test_tune_prompt_chooses_among_demonstration_draws_and_tuned_k_shot_shows_them(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sentiq.methods
+    from sentiq.data import load_pool
+
+    drawn: set[int] = set()
+    draw = sentiq.methods.draw_demonstrations
+    monkeypatch.setattr(
+        sentiq.methods, "draw_demonstrations", lambda pool, k, seed: drawn.add(seed) or draw(pool, k, seed)
+    )
+    args = ["--model", str(tiny_model), "--n", "6", "--seed", "3", "--prompts", "classifier,reply", "--k", "1"]
+    args += ["--ensemble", "2", "--tail", "0"]
+    assert runner.invoke(app, ["tune-prompt", *args, "-o", str(tmp_path / "one")]).exit_code == 0
+    result = runner.invoke(app, ["tune-prompt", *args, "--draws", "3", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert drawn == {3, 4, 5}
+    folder = tmp_path / "tuning" / tiny_model.name / "k-shot-prompt"
+    grid, best = pd.read_csv(folder / "grid.csv"), json.loads((folder / "best.json").read_text())
+    one = pd.read_csv(tmp_path / "one" / "tuning" / tiny_model.name / "k-shot-prompt" / "grid.csv")
+    assert grid["demo_seed"].value_counts().to_dict() == {3: len(one), 4: len(one), 5: len(one)}
+    pd.testing.assert_frame_equal(grid[grid["demo_seed"] == 3].reset_index(drop=True), one)  # draws don't mix
+    chosen = grid[(grid["prompt"] == best["prompt_names"]) & (grid["calibrate"] == best["calibrate"])]
+    assert best["accuracy"] in set(chosen[chosen["demo_seed"] == best["demo_seed"]]["accuracy"])
+    shown = [{"label": lab, "text": t} for t, lab in draw(load_pool(), 1, best["demo_seed"])]
+    assert best["demonstrations"] == shown
+    assert best["generation"]["demo_seed"] in (3, 4, 5)
+    tuned = evaluate_args(tiny_model, labelled_csv, tmp_path, "t", 4, "--method", "k-shot", "--k", "1", "--tuned")
+    assert runner.invoke(app, [*tuned, "--scoring", "loglik"]).exit_code == 0
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["method_settings"]["demo_seed"] == best["demo_seed"] and config["demonstrations"] == shown
+    refused = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--draws", "2"])
+    assert refused.exit_code != 0 and "--draws needs --k" in refused.output
+
+
+def test_demo_seed_draws_the_demonstrations_and_the_run_records_them(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path
+) -> None:
+    from sentiq.data import load_pool
+
+    args = evaluate_args(tiny_model, labelled_csv, tmp_path, "d", 4, "--method", "k-shot", "--k", "1")
+    assert runner.invoke(app, [*args, "--seed", "0", "--demo-seed", "7"]).exit_code == 0
+    config = json.loads((tmp_path / "d" / "config.json").read_text())
+    drawn = draw_demonstrations(load_pool(), 1, 7)
+    assert drawn != draw_demonstrations(load_pool(), 1, 0)
+    assert config["demonstrations"] == [{"label": lab, "text": t} for t, lab in drawn]
+    assert config["method_settings"]["demo_seed"] == 7
+    loglik = evaluate_args(tiny_model, labelled_csv, tmp_path, "l", 4, "--method", "loglik", "--demo-seed", "7")
+    assert runner.invoke(app, loglik).exit_code == 0
+    config = json.loads((tmp_path / "l" / "config.json").read_text())
+    assert "demonstrations" not in config and "demo_seed" not in config["method_settings"]
 
 
 def test_tuned_k_shot_takes_the_choice_made_with_demonstrations(tiny_model: Path, tmp_path: Path) -> None:
