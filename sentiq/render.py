@@ -263,10 +263,10 @@ def tuned(result: Any, as_json: bool) -> None:
         print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
         return
     if result.kind == "prompt":
-        from sentiq.tuning import with_tail
+        from sentiq.tuning import cell_names, chosen_name
 
-        grid = result.grid.assign(prompt=[with_tail(p, t) for p, t in zip(result.grid["prompt"], result.grid["tail"])])
-        chosen = (with_tail(b["prompt_names"], b["tail"]), b["calibrate"])
+        grid = result.grid.assign(prompt=cell_names(result.grid))
+        chosen = (chosen_name(b, result.grid), b["calibrate"])
         scoring = f"k-shot k={b['k']} loglik" if b.get("k") else "loglik"
         out.print(grid_table(grid, "prompt", "calibrate", "accuracy", chosen, f"{scoring} accuracy"))
         base = b["baseline"]
@@ -280,7 +280,7 @@ def tuned(result: Any, as_json: bool) -> None:
         if g:
             out.print(
                 f"for methods that generate (decided by the first answer token): prompt "
-                f"{with_tail(g['prompt_names'], g['tail'])}, calibration {g['calibrate']} (accuracy {g['accuracy']:.3f}; "
+                f"{chosen_name(g, result.grid)}, calibration {g['calibrate']} (accuracy {g['accuracy']:.3f}; "
                 f"top {g['top_accuracy']:.3f})"
             )
     else:

@@ -160,6 +160,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         "model": engine.lm.source.ref,
         **_choice(top, specs, settings.k),
         "k": settings.k,
+        **({"draws": settings.draws} if settings.k else {}),
         "macro_f1": float(top["macro_f1"]),
         "positive_share": float(top["positive_share"]),
         "top_accuracy": float(grid["accuracy"].max()),
@@ -177,12 +178,12 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
             "top_accuracy": float(answered["accuracy"].max()),
         }
     folder = tuning_folder(settings.output_dir, model.model, "k-shot-prompt" if settings.k else "prompt")
-    named = grid.assign(prompt=[_row_name(row, len(draws)) for _, row in grid.iterrows()])
+    named = grid.assign(prompt=cell_names(grid))
     table = named.pivot(index="prompt", columns="calibrate", values="accuracy")
     table = table.loc[list(dict.fromkeys(named["prompt"])), list(CALIBRATIONS)]
     scoring = f"k-shot k={settings.k} loglik" if settings.k else "loglik"
     title = f"{engine.lm.source.label} · {scoring} accuracy by prompt and calibration · n={best['n']}"
-    chosen = (_row_name(top, len(draws)), best["calibrate"])
+    chosen = (chosen_name(best, grid), best["calibrate"])
     _save(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
     if len(answered):
         write_frame(folder / "generation.csv", answered)
@@ -365,10 +366,26 @@ def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
     return choice
 
 
-def _row_name(row: pd.Series, draws: int) -> str:
-    """A grid row's name in the heatmap: the prompt, its ending, and which demonstrations if drawn several ways."""
-    name = with_tail(str(row["prompt"]), int(row["tail"]))
-    return f"{name} · demos {int(row['demo_seed'])}" if draws > 1 else name
+def cell_names(grid: pd.DataFrame) -> list[str]:
+    """Each grid row's name in tables and heatmaps (see cell_name)."""
+    seeds = grid["demo_seed"] if _several_draws(grid) else [None] * len(grid)
+    return [cell_name(p, t, d) for p, t, d in zip(grid["prompt"], grid["tail"], seeds)]
+
+
+def chosen_name(choice: dict[str, Any], grid: pd.DataFrame) -> str:
+    """The name of the grid's cell that best.json's `choice` is."""
+    seed = choice.get("demo_seed") if _several_draws(grid) else None
+    return cell_name(choice["prompt_names"], choice["tail"], seed)
+
+
+def cell_name(prompt: str, tail: int, demo_seed: int | None = None) -> str:
+    """The prompt, the ending it is scored with if any, and which demonstrations where several sets were drawn."""
+    name = with_tail(prompt, tail)
+    return name if demo_seed is None else f"{name} · demos {demo_seed}"
+
+
+def _several_draws(grid: pd.DataFrame) -> bool:
+    return "demo_seed" in grid and grid["demo_seed"].nunique() > 1
 
 
 def with_tail(prompt: str, tail: int) -> str:

@@ -307,6 +307,8 @@ def test_tune_prompt_chooses_among_demonstration_draws_and_tuned_k_shot_shows_th
     assert best["accuracy"] in set(chosen[chosen["demo_seed"] == best["demo_seed"]]["accuracy"])
     shown = [{"label": lab, "text": t} for t, lab in draw(load_pool(), 1, best["demo_seed"])]
     assert best["demonstrations"] == shown
+    said = " ".join(result.output.split())
+    assert f"chosen: prompt {best['prompt_names']} · demos {best['demo_seed']}, calibration {best['calibrate']}" in said
     assert best["generation"]["demo_seed"] in (3, 4, 5)
     tuned = evaluate_args(tiny_model, labelled_csv, tmp_path, "t", 4, "--method", "k-shot", "--k", "1", "--tuned")
     assert runner.invoke(app, [*tuned, "--scoring", "loglik"]).exit_code == 0
