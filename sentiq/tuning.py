@@ -349,8 +349,8 @@ def _save(
 
 
 def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
-    """A chosen grid row as --tuned applies it: prompt, calibration, ending and, where demonstrations
-    were drawn more than one way, which draw (with its texts, so the choice can be read)."""
+    """A chosen grid row as --tuned applies it: prompt, calibration, ending and, in a search with
+    demonstrations, which set (with its texts, so the choice can be read)."""
     from sentiq.evaluation import demonstrations
 
     choice = {
