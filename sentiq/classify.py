@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sentiq.calibration import prior_from_record
-from sentiq.errors import DataError, Interrupted, OptionError
+from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
 from sentiq.evaluation import load_engine
 from sentiq.methods import Classifier, Prediction
 from sentiq.models import resolve_source
@@ -31,8 +31,9 @@ class Summary:
     words: int = 0
     seconds: float = 0.0
     truncated: int = 0  # texts that lost their middle to --max-tokens
-    empty: list[str] = field(default_factory=list)  # ids of empty texts: reported, never labelled
+    empty: list[str] = field(default_factory=list)  # where the empty texts are: reported and skipped
     output: Path | None = None
+    already_complete: bool = False  # --resume of a finished output that the input added nothing to
     calibration: dict[str, Any] | None = None  # the prior divided out, and what it was estimated on
 
 
@@ -83,9 +84,13 @@ def classify(
         (method,) = apply_tuned([method], model.model, tuned_in)
     load_prompts(method.prompt)  # a broken prompt file fails before the model loads
     columns = output_columns(source.keep)
-    if settings.resume and settings.output is None:
-        raise OptionError("--resume continues an --output file: give the same --output")
-    sink = Sink(settings.output, columns, settings.resume) if settings.output is not None else None
+    if (settings.resume or settings.overwrite) and settings.output is None:
+        flag = "--resume continues" if settings.resume else "--overwrite replaces"
+        raise OptionError(f"{flag} an --output file: give --output")
+    sink = None
+    if settings.output is not None:
+        refuse_input_as_output(source.origin, settings.output)
+        sink = Sink(settings.output, columns, settings.resume, settings.overwrite)
     summary = Summary(output=settings.output)
     clf = Classifier(
         load_engine(model),
@@ -97,21 +102,42 @@ def classify(
     advance = start_task(f"classify · {method.method}", source.total)
     try:
         for chunk in source.chunks(settings.chunk_size):
-            _classify_chunk(chunk, source.keep, clf, sink, emit, advance, summary)
+            _classify_chunk(chunk, source, clf, sink, emit, advance, summary)
             _release_memory()
     except KeyboardInterrupt:
-        if sink is not None:
-            sink.close()
-        kept = f"{sink.written} labels are in {sink.path}: the same command with --resume continues" if sink else ""
-        raise Interrupted(f"interrupted; {kept or 'nothing was written (--output FILE keeps labels)'}") from None
+        raise Interrupted(f"interrupted; {_kept(sink) or 'nothing was written (--output FILE keeps labels)'}") from None
+    except BrokenPipeError:
+        raise OutputClosed(_kept(sink)) from None
     if sink is not None:
         sink.finish()
+        summary.already_complete = sink.complete
+    if not summary.texts and not summary.skipped:
+        raise DataError(f"nothing to classify: every text is empty ({listed(summary.empty)})")
     return summary
+
+
+def _kept(sink: Sink | None) -> str:
+    """What an interrupted run leaves for --resume (the labels gathered so far made durable)."""
+    if sink is None:
+        return ""
+    sink.close()
+    return f"{sink.written} labels are in {sink.path}: the same command with --resume continues"
+
+
+def refuse_input_as_output(origin: Path | None, output: Path) -> None:
+    """An --output that is the input file, lies inside the input folder, or holds it (directly, or
+    through a link) would destroy the texts it labels: refused before anything is opened for writing."""
+    if origin is None:
+        return
+    given, out = origin.expanduser().resolve(), output.expanduser().resolve()
+    same = out == given or (out.exists() and given.exists() and out.samefile(given))
+    if same or out.is_relative_to(given) or given.is_relative_to(out):
+        raise OptionError(f"--output {output} would overwrite the input {origin}: write the labels elsewhere")
 
 
 def _classify_chunk(
     chunk: Any,
-    keep: tuple[str, ...],
+    source: TextSource,
     clf: Classifier,
     sink: Sink | None,
     emit: Emit | None,
@@ -123,11 +149,13 @@ def _classify_chunk(
         chunk = chunk[~chunk["id"].isin(sink.done)]
         summary.skipped += before - len(chunk)
         advance(before - len(chunk))
-    empty = chunk["text"].map(lambda t: not clean_text(t))
-    summary.empty += list(chunk.loc[empty, "id"])
+    if chunk.empty:  # every text already in the output
+        return
+    empty = chunk["text"].map(lambda t: not clean_text(t)).astype(bool)
+    summary.empty += [source.position(i) for i in chunk.loc[empty, "id"]]
     advance(int(empty.sum()))
     chunk = chunk[~empty]
-    records = chunk[["id", *keep]].to_dict("records")
+    records = chunk[["id", *source.keep]].to_dict("records")
     texts = list(chunk["text"])
 
     def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
@@ -208,6 +236,11 @@ def classify_on_ray(
         raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")
     if settings.resume:
         raise OptionError("--resume is for the local engine: Ray Data retries the work of a worker that stops")
+    if "://" not in str(input_path):
+        refuse_input_as_output(input_path, settings.output)
+    output = settings.output.expanduser()
+    if output.exists() and (output.is_file() or any(output.iterdir())) and not settings.overwrite:
+        raise DataError(f"{output} already holds labels: add --overwrite to replace them")
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
     keep = settings.keep()
@@ -217,7 +250,7 @@ def classify_on_ray(
     ds = ray_backend.read(str(input_path), settings.text_column, keep)
     labelled = ray_backend.label(ds, model, method, scale)
     try:
-        written = ray_backend.run(lambda: ray_backend.write(labelled, settings.output, columns))
+        written = ray_backend.run(lambda: ray_backend.write(labelled, output, columns, settings.overwrite))
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; Ray stopped, and {settings.output} may hold part of the labels") from None
     return Summary(texts=written, output=settings.output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from sentiq import __version__, render
-from sentiq.errors import Interrupted, OptionError, SentiqError
+from sentiq.errors import Interrupted, OptionError, OutputClosed, SentiqError
 from sentiq.options import DATA, METHOD, MODEL, SCALE, TUNE_N, TUNE_SAMPLES, Method, Opt, build, of, plain, takes
 from sentiq.settings import (
     ClassifySettings,
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 F = TypeVar("F", bound=Callable[..., Any])
 INTERRUPTED = 130
+OUTPUT_CLOSED = 141  # 128 + SIGPIPE
 
 
 def guarded(func: F) -> F:
@@ -52,6 +54,14 @@ def guarded(func: F) -> F:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
+        except OutputClosed as exc:  # `| head`: stop quietly, as Unix tools do
+            _silence_stdout()
+            if str(exc):
+                render.error(f"standard output was closed; {exc}")
+            raise typer.Exit(OUTPUT_CLOSED) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(OUTPUT_CLOSED) from None
         except (Interrupted, KeyboardInterrupt) as exc:
             render.error(str(exc) if isinstance(exc, Interrupted) else "interrupted")
             raise typer.Exit(INTERRUPTED) from None
@@ -74,6 +84,13 @@ def guarded(func: F) -> F:
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit meets no closed pipe either."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _version(value: bool) -> None:
@@ -124,7 +141,13 @@ def root(
     chunk_size=of(
         ClassifySettings, "chunk_size", min=1, help="Texts read, sorted and batched at a time (memory grows with it)."
     ),
-    resume=of(ClassifySettings, "resume", "--resume", help="Continue an interrupted --output: skip the ids it holds."),
+    resume=of(
+        ClassifySettings,
+        "resume",
+        "--resume",
+        help="Continue an interrupted --output: skip the ids it holds (a finished one is left as it is).",
+    ),
+    overwrite=of(ClassifySettings, "overwrite", "--overwrite", help="Replace an --output that already holds labels."),
     method=of(MethodConfig, "method", choices=Method, help="How to classify."),
 )
 def classify(**given: Any) -> None:
@@ -147,8 +170,6 @@ def classify(**given: Any) -> None:
     with render.progress(enabled=settings.output is not None or (source.total or 0) >= 20) as start_task:
         summary = run_classify(source, settings, model, method, start_task, emit, tuned_in)
     render.classified(summary, shown)
-    if summary.empty:
-        raise typer.Exit(1)
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:

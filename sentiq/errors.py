@@ -9,6 +9,12 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def listed(items: list[str], shown: int = 10) -> str:
+    """The first few of many, for a one-line message: 'a, b, c and 7 more'."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
 class SentiqError(Exception):
     """Base class: the message says what went wrong and how to fix it."""
 
@@ -35,3 +41,8 @@ class ResourceError(SentiqError):
 
 class Interrupted(SentiqError):
     """Ctrl-C or SIGTERM; the message says what was kept and how to go on. Exit code 130."""
+
+
+class OutputClosed(SentiqError):
+    """Whatever read standard output stopped (`| head`): the message says what --output keeps, if any.
+    Exit code 141, as for a Unix tool ended by SIGPIPE."""

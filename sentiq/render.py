@@ -24,6 +24,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from sentiq.errors import listed
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -207,7 +209,9 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
     """classify's labels as a table (when they were not streamed elsewhere), then what went wrong."""
     if rows is not None:
         out.print(predictions_table(sorted(rows, key=lambda r: _natural(str(r["id"])))))
-    if summary.output is not None:
+    if summary.already_complete:
+        note(f"{summary.output} was already complete ({summary.skipped} labels); nothing changed")
+    elif summary.output is not None:
         resumed = f", {summary.skipped} of them already there" if summary.skipped else ""
         rate = f", {summary.words / summary.seconds:,.0f} words/s of inference" if summary.seconds else ""
         note(f"saved {summary.texts + summary.skipped} labels in {summary.output}{resumed}{rate}")
@@ -216,10 +220,9 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
         note(f"{c['mode']} calibration: prior P(positive) = {prior_text(c['prior'])}, from {c['estimated_on']}")
     if summary.truncated:
         warn(f"{summary.truncated} texts were longer than --max-tokens and lost their middle")
-    for text_id in summary.empty[:10]:
-        error(f"text {text_id} is empty; nothing to classify")
-    if len(summary.empty) > 10:
-        error(f"... and {len(summary.empty) - 10} more empty texts")
+    if summary.empty:
+        count = len(summary.empty)
+        warn(f"skipped {count} empty {'text' if count == 1 else 'texts'}: {listed(summary.empty)}")
 
 
 def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:

@@ -3,7 +3,11 @@
 csv, tsv and jsonl are appended in place; after each write `FILE.progress` records how many bytes are
 whole, so a resume first cuts what a kill left half-written. Parquet cannot be appended to: rows are
 gathered into complete files in `FILE.parts/`, merged into FILE (one row group per part) at the end.
-The side files exist only while a run is unfinished."""
+The side files exist only while a run is unfinished.
+
+An output that already holds labels is never replaced by accident: an unfinished one needs --resume
+(continue) or --overwrite (start again), a finished one --overwrite, or --resume, which leaves it
+untouched unless the input has ids it lacks (then they are added)."""
 
 from __future__ import annotations
 
@@ -28,24 +32,35 @@ PART_SECONDS = 30.0  # ... or the work of this long, whichever comes first
 
 
 class Sink:
-    def __init__(self, path: Path, columns: Sequence[str], resume: bool) -> None:
+    def __init__(self, path: Path, columns: Sequence[str], resume: bool = False, overwrite: bool = False) -> None:
         self.path = path
         self.columns = list(columns)
         self.kind = KINDS.get(path.suffix.lower(), "")
         if not self.kind:
             raise DataError(f"--output {path}: use a .csv, .tsv, .jsonl or .parquet file")
+        if path.is_dir():
+            raise DataError(f"--output {path} is a folder; name a .csv, .tsv, .jsonl or .parquet file")
         self.side = path.with_name(path.name + (".parts" if self.kind == "parquet" else ".progress"))
-        if self.side.exists() and not resume:
+        unfinished = self.side.exists()
+        finished = not unfinished and path.exists() and path.stat().st_size > 0
+        if overwrite:
+            self._remove()
+        elif unfinished and not resume:
             raise DataError(
-                f"{path} holds an unfinished run: add --resume to continue it, or delete {path} and {self.side}"
+                f"{path} holds an unfinished run: add --resume to continue it, or --overwrite to start again"
+            )
+        elif finished and not resume:
+            raise DataError(
+                f"{path} already holds labels: add --overwrite to replace them, or --resume to add only the ids it lacks"
             )
         self.done: set[str] = self._resume() if resume else set()
         self.written = len(self.done)
-        if not self.side.exists():
-            self._reopen() if resume and self.path.exists() else self._start()
+        self.complete = resume and finished  # a finished output, untouched until a row it lacks comes
+        self._parts = len(list(self.side.glob("part-*.parquet"))) if self.kind == "parquet" else 0
+        if not self.side.exists() and not self.complete:
+            self._start()
         self._pending: list[dict[str, Any]] = []
         self._flushed = time.monotonic()
-        self._parts = len(list(self.side.glob("part-*.parquet"))) if self.kind == "parquet" else 0
 
     # -- writing -------------------------------------------------------------------------------------
     def write(self, rows: list[dict[str, Any]]) -> None:
@@ -54,6 +69,8 @@ class Sink:
         files); a kill loses at most that much, which a resume redoes. `close` keeps the rest."""
         if not rows:
             return
+        if self.complete:
+            self._reopen()
         if self.kind == "parquet":
             self._pending += rows
             if len(self._pending) >= PART_ROWS or time.monotonic() - self._flushed > PART_SECONDS:
@@ -81,7 +98,10 @@ class Sink:
         self._flushed = time.monotonic()
 
     def finish(self) -> None:
-        """The run is complete: parquet parts merged into the file, side files gone."""
+        """The run is complete: parquet parts merged into the file, side files gone (a finished output
+        that gained nothing is left as it was, byte for byte)."""
+        if self.complete:
+            return
         if self.kind == "parquet":
             self._flush()
             _merge_parquet(sorted(self.side.glob("part-*.parquet")), self.path, self.columns)
@@ -94,19 +114,27 @@ class Sink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.kind == "parquet":
             self.side.mkdir()
-            if self.path.exists():
-                self.path.unlink()
+            self.path.unlink(missing_ok=True)  # empty: nothing to keep
         else:
             self.path.write_bytes(b"")
             write_json(self.side, {"bytes": 0})
 
+    def _remove(self) -> None:
+        """--overwrite: the earlier output and its side files go before anything new is written."""
+        if self.side.is_dir():
+            shutil.rmtree(self.side)
+        self.side.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
+
     def _reopen(self) -> None:
-        """A finished output resumed (new ids in the input, say): it becomes the run's first part."""
+        """A finished output gains rows (new ids in the input): for parquet it becomes the run's first part."""
         if self.kind == "parquet":
             self.side.mkdir()
             os.replace(self.path, self.side / "part-000000.parquet")
+            self._parts = 1
         else:
             write_json(self.side, {"bytes": self.path.stat().st_size})
+        self.complete = False
 
     def _resume(self) -> set[str]:
         """Ids already written; a file without side files is a finished run (its ids all done)."""
@@ -165,7 +193,7 @@ def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 
 def _merge_parquet(parts: list[Path], path: Path, columns: list[str]) -> None:
-    """One part at a time into one file, each part a row group: memory stays at one part."""
+    """One row group at a time into one file: memory stays at one part's size."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -174,5 +202,7 @@ def _merge_parquet(parts: list[Path], path: Path, columns: list[str]) -> None:
     schema = pa.unify_schemas(schemas, promote_options="permissive")  # a kept column all null in one part
     with pq.ParquetWriter(tmp, schema) as writer:
         for part in parts:
-            writer.write_table(pq.read_table(part).cast(schema))
+            file = pq.ParquetFile(part)
+            for group in range(file.num_row_groups):  # a reopened output is one part of many groups
+                writer.write_table(file.read_row_group(group).cast(schema))
     os.replace(tmp, path)

@@ -24,6 +24,17 @@ class TextSource:
     text_column: str = "text"
     keep: tuple[str, ...] = ()  # input columns carried to the output
     total: int | None = None
+    origin: Path | None = None  # the file or folder given, which no output may overwrite
+
+    def position(self, text_id: str) -> str:
+        """Where a text sits, for a message: a line (from 1) for line input, an argument, or its id."""
+        head, _, row = text_id.rpartition(":")
+        if self.items is not None:
+            return f"stdin line {int(row) + 1}" if head == "stdin" else f"argument {int(row) + 1}"
+        path = next((f for f in self.files if f.name == head), None) if head else self.files[0]
+        if path is not None and path.suffix.lower() == ".txt" and row.isdigit():
+            return f"{head} line {int(row) + 1}" if head else f"line {int(row) + 1}"
+        return f"id {text_id}"
 
     def chunks(self, size: int) -> Iterator[pd.DataFrame]:
         if self.items is not None:
@@ -68,7 +79,7 @@ def open_source(path: Path, text_column: str | None = None, keep: Sequence[str] 
         _check(f, column, [c for c in keep if c not in ("id", "text", column)])  # 'text': the text itself
     counts = [_count(f) for f in files]
     total = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
-    return TextSource(files, None, column, tuple(c for c in keep if c != "id"), total)
+    return TextSource(files, None, column, tuple(c for c in keep if c != "id"), total, origin=path)
 
 
 def _kind(path: Path) -> str:

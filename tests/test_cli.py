@@ -60,14 +60,26 @@ def test_classify_reads_stdin_and_writes_output(tiny_model: Path, tmp_path: Path
     assert not (tmp_path / "labels.csv.partial").exists()
 
 
-def test_classify_input_file_and_empty_line(tiny_model: Path, tmp_path: Path) -> None:
+def test_blank_lines_are_reported_by_line_number_and_skipped(tiny_model: Path, tmp_path: Path) -> None:
     path = tmp_path / "texts.txt"
-    path.write_text("good film\n\nbad film\n")
+    path.write_bytes(b"good film\r\n\r\nbad film\r\n\r\n")  # a CRLF file ending in a blank line
     result = run("classify", "--input", str(path), "--model", str(tiny_model), "--json")
-    assert result.exit_code == 1  # the empty line is reported, the others are labelled
+    assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["text"] for r in rows] == ["good film", "bad film"]
-    assert "text 1 is empty" in result.output
+    assert "skipped 2 empty texts: line 2, line 4" in result.stderr
+    piped = run("classify", "--model", str(tiny_model), input="fine\n \n")
+    assert piped.exit_code == 0 and "skipped 1 empty text: stdin line 2" in piped.stderr
+
+
+def test_nothing_but_empty_texts_is_an_error(tiny_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "blank.txt"
+    path.write_text("\n  \n\t\n")
+    result = run("classify", "--input", str(path), "--model", str(tiny_model))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: nothing to classify: every text is empty (line 1, line 2, line 3)"
+    arguments = run("classify", "", "--model", str(tiny_model))
+    assert arguments.exit_code == 1 and "every text is empty (argument 1)" in arguments.stderr
 
 
 @pytest.mark.parametrize(
@@ -237,7 +249,7 @@ def test_stdin_dash_and_piped_stdin_follow_one_rule(tiny_model: Path) -> None:
     dash = run("classify", "-", "--model", str(tiny_model), "--json", input=lines)
     piped = run("classify", "--model", str(tiny_model), "--json", input=lines)
     for result in (dash, piped):
-        assert result.exit_code == 1 and "text stdin:1 is empty" in result.output
+        assert result.exit_code == 0 and "skipped 1 empty text: stdin line 2" in result.stderr
     rows = [[json.loads(line)["id"] for line in r.stdout.splitlines()] for r in (dash, piped)]
     assert rows[0] == rows[1] == ["stdin:0", "stdin:2"]
 

@@ -137,7 +137,9 @@ def test_parquet_output_is_written_in_parts_and_merged(tmp_path: Path) -> None:
     again.write([{**rows[0], "id": "5"}])
     again.finish()
     assert pq.read_table(out).column("id").to_pylist() == ["0", "1", "2", "3", "4", "5"]
-    assert Sink(out, COLUMNS, resume=False).done == set() and not out.exists()  # without --resume: replaced
+    with pytest.raises(DataError, match="already holds labels: add --overwrite"):
+        Sink(out, COLUMNS)
+    assert Sink(out, COLUMNS, overwrite=True).done == set() and not out.exists()  # replaced
 
 
 def test_classify_streams_a_file_and_matches_the_texts_classified_at_once(tiny_model: Path, tmp_path: Path) -> None:
