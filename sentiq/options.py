@@ -270,6 +270,14 @@ OPTIONS: dict[str, Opt] = {
     "cpus_per_worker": of(
         RaySettings, "cpus_per_worker", help="CPUs per actor (its torch threads).", rich_help_panel=SCALE_PANEL
     ),
+    "grow_timeout": of(
+        RaySettings,
+        "grow_timeout",
+        "--grow-timeout",
+        min=0,
+        help="Seconds an autoscaling cluster may take to grow until the pool fits (a fixed one is refused at once).",
+        rich_help_panel=SCALE_PANEL,
+    ),
     # -- runs and output -----------------------------------------------------------------------------
     "output_dir": of(EvalSettings, "output_dir", "--output-dir", "-o", help="Where run folders are written."),
     "results_dir": plain(Path, Path("results"), "--results-dir", help="Where run folders are read from."),

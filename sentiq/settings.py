@@ -146,6 +146,11 @@ class ClassifySettings:
     keep_columns: str = "text"  # input columns carried into the output, comma-separated
     chunk_size: int = 2_000  # texts read, sorted and batched together; memory grows with it, not the input
     resume: bool = False  # skip the ids already in --output
+    overwrite: bool = False  # replace an --output that already holds labels
+
+    def __post_init__(self) -> None:
+        if self.resume and self.overwrite:
+            raise OptionError("--resume continues the --output and --overwrite replaces it: give one")
 
     def keep(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(c.strip() for c in self.keep_columns.split(",") if c.strip()))
@@ -160,6 +165,7 @@ class RaySettings:
     workers: int = 2  # actors, each holding the model once
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0  # also the torch threads of each actor
+    grow_timeout: float = 300.0  # seconds an autoscaling cluster is given to grow to fit the pool
 
     def __post_init__(self) -> None:
         if self.engine not in ("local", "ray"):

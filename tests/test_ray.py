@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -101,9 +102,41 @@ def test_evaluate_on_ray_writes_the_same_run_folder(
     assert {r["run_id"] for r in json.loads(listed.stdout)["runs"]} == {"local", "ray"}
 
 
-def test_a_pool_that_takes_every_cpu_is_refused(cluster) -> None:
-    with pytest.raises(OptionError, match="take every CPU of the Ray cluster"):
-        ray_backend.connect(RaySettings(engine="ray", workers=2, cpus_per_worker=1))
+@pytest.mark.parametrize(
+    "scale,fragment",
+    [
+        (dict(workers=2, cpus_per_worker=1), "2 workers of 1 CPUs each, and 1 CPU to read the data, do not fit"),
+        (dict(workers=64, cpus_per_worker=1), "it has 2 free CPUs and 0 free GPUs on 1 node, room for 1 such worker;"),
+        (dict(workers=1, cpus_per_worker=0.5, gpus_per_worker=1), "0 free GPUs on 1 node, room for 0 such workers"),
+    ],
+)
+def test_a_pool_the_cluster_cannot_place_is_refused_at_once(cluster, scale: dict, fragment: str) -> None:
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(OptionError, match=re.escape(fragment)):
+        ray_backend.connect(RaySettings(engine="ray", **scale))
+    assert time.monotonic() - start < 10
+
+
+def test_an_autoscaling_cluster_is_waited_for_then_given_up_on(
+    cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import ray.autoscaler.sdk
+
+    asked: list[list[dict]] = []
+    monkeypatch.setattr(ray_backend, "_can_grow", lambda: True)
+    monkeypatch.setattr(ray.autoscaler.sdk, "request_resources", lambda bundles: asked.append(bundles))
+    monkeypatch.setattr(ray_backend, "GROW_POLL_S", 0.01)
+    scale = RaySettings(engine="ray", workers=3, cpus_per_worker=1, grow_timeout=0.2)
+    with pytest.raises(OptionError, match=r"room for 1 such worker; .* \(after waiting 0.2s for the cluster to grow\)"):
+        ray_backend.connect(scale)
+    assert asked == [[{"CPU": 1}] * 3 + [{"CPU": 1}]]
+    assert "has room for 1 of 3 workers now" in caplog.text and "waiting up to 0.2s for it to grow" in caplog.text
+    rooms = iter([(1, "small"), (2, "growing"), (3, "grown")])
+    monkeypatch.setattr(ray_backend, "_room", lambda settings: next(rooms))
+    ray_backend.connect(replace(scale, grow_timeout=30))  # room appears before the timeout
+    assert next(rooms, None) is None
 
 
 def test_an_unreachable_cluster_is_one_line_in_seconds(tiny_model: Path, tmp_path: Path) -> None:
@@ -142,3 +175,77 @@ def test_priors_from_texts_are_refused_on_ray(mode: str) -> None:
 
     with pytest.raises(OptionError, match=f"--calibrate {mode} estimates its prior"):
         ray_backend.label(None, ModelSettings(), MethodConfig(calibrate=mode), RaySettings(engine="ray"))
+
+
+@pytest.fixture(scope="module")
+def separate_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A cluster started by `ray start --head` as a process of its own, in a home whose ~/.ray/auth_token
+    makes it ask for that token (as `ray start` does wherever a token exists), with its own temp dir; it
+    is stopped by ending that process, never with `ray stop` (which ends every Ray process here)."""
+    import secrets
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    home = tmp_path_factory.mktemp("home")
+    (home / ".ray").mkdir()
+    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+    temp = tempfile.mkdtemp(prefix="sq", dir="/tmp")  # short: Ray's socket paths have a length limit
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = Path(temp) / "start.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | {"HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    head = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}"]
+    head += [f"--temp-dir={temp}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(head, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}", env
+    finally:  # SIGTERM to its own process group: `ray start` and the processes it started, no others
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)  # its graceful stop can take half a minute: the tests need not wait for it
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _classify_on(address: str, env: dict[str, str], model: Path, folder: Path, name: str):
+    import subprocess
+
+    pd.DataFrame({"id": ["a", "b", "c"], "text": ["good", "bad", "fine"]}).to_parquet(folder / "in.parquet")
+    args = ["classify", "-i", str(folder / "in.parquet"), "--output", str(folder / name), "--engine", "ray"]
+    args += ["--ray-address", address, "--workers", "1", "--cpus-per-worker", "0.5", "--model", str(model)]
+    command = [sys.executable, "-m", "sentiq", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_a_cluster_started_with_ray_start_is_joined_with_its_token(
+    separate_cluster, tiny_model: Path, tmp_path: Path
+) -> None:
+    address, env = separate_cluster
+    done = _classify_on(address, env, tiny_model, tmp_path, "labels.parquet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(pd.read_parquet(tmp_path / "labels.parquet")["id"]) == ["a", "b", "c"]
+
+
+def test_a_refused_token_is_one_line_that_says_what_to_do(separate_cluster, tiny_model: Path, tmp_path: Path) -> None:
+    address, env = separate_cluster
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / ".ray").mkdir(parents=True)
+    (elsewhere / ".ray" / "auth_token").write_text("0" * 64)  # another cluster's token
+    refused = _classify_on(address, {**env, "HOME": str(elsewhere)}, tiny_model, tmp_path, "labels.parquet")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"error: the Ray cluster at {address} asks for an authentication token, and the one in "
+        "~/.ray/auth_token is not this cluster's: put the cluster's token (ray get-auth-token on its head node) "
+        "there (or in RAY_AUTH_TOKEN)"
+    )
+    assert not (tmp_path / "labels.parquet").exists()
