@@ -31,7 +31,7 @@ def compare(root: Path, metric: str = "macro_f1", html: Path | None = None) -> C
     """Rank every complete run under root by `metric` (ties: accuracy, then macro-F1)."""
     if metric not in METRICS:
         raise OptionError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
-    runs = read_runs(root)
+    runs, left_out = read_runs(root)
     if not runs:
         raise RunError(f"no complete runs under {root}: run 'sentiq evaluate' first (or pass --results-dir)")
     table = pd.DataFrame([_summary(r) for r in runs])
@@ -39,7 +39,7 @@ def compare(root: Path, metric: str = "macro_f1", html: Path | None = None) -> C
     table = table.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", tied_ranks(table) if metric != "words_per_s" else list(range(1, len(table) + 1)))
     table["pareto"] = pareto_front(table)
-    result = Comparison(table, _sample_warnings(table), _agreement(runs, table))
+    result = Comparison(table, left_out + _sample_warnings(table), _agreement(runs, table))
     write_frame(root / "comparison.csv", table)
     comparison_chart(root / "comparison.png", table)
     result.files = [root / "comparison.csv", root / "comparison.png"]

@@ -93,7 +93,8 @@ def _matrix(matrix: pd.DataFrame) -> dict[str, Any]:
 def _run_details(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
     """What a reader needs to trust one run: its confusion matrix, latencies and the settings that matter."""
     config = json.loads((folder / "config.json").read_text())
-    predictions = pd.read_csv(folder / "predictions.csv", usecols=["latency_ms"])
+    predictions = pd.read_csv(folder / "predictions.csv", usecols=lambda c: c == "latency_ms")
+    latency = predictions.get("latency_ms")  # None in runs of other versions
     confusion = folder / "confusion_matrix.png"
     title = f"{row['model']} · {row['method']}"
     settings = {
@@ -111,7 +112,9 @@ def _run_details(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
         "title": title,
         "settings": {k: v for k, v in settings.items() if v not in (None, "", "-")},
         "confusion": _data_uri(confusion.read_bytes()) if confusion.is_file() else None,
-        "latency": _data_uri(figure_png(latency_figure(predictions["latency_ms"], f"{title} · per-text latency"))),
+        "latency": None
+        if latency is None
+        else _data_uri(figure_png(latency_figure(latency, f"{title} · per-text latency"))),
     }
 
 
@@ -120,30 +123,53 @@ def _prior(calibration: dict[str, Any] | None) -> str | None:
         return None
     from sentiq.render import prior_text
 
-    return f"{calibration['mode']}: P(positive) {prior_text(calibration['prior'])}, from {calibration['estimated_on']}"
+    try:
+        prior = f"P(positive) {prior_text(calibration['prior'])}"
+    except (KeyError, TypeError):  # a record of another version
+        return str(calibration.get("mode"))
+    return f"{calibration.get('mode')}: {prior}, from {calibration.get('estimated_on')}"
 
 
 def _tuning(folder: Path) -> list[dict[str, Any]]:
-    """Every tuning search saved under results/tuning/<model>/<kind>/, with its heatmap."""
+    """Every tuning search saved under results/tuning/<model>/<kind>/, with its heatmap; a choice file
+    from another version or search is described by what it holds."""
     found = []
     for best in sorted(folder.glob("*/*/best.json")):
         heatmap = best.with_name("heatmap.png")
         if not heatmap.is_file():
             continue
-        chosen = json.loads(best.read_text())
-        if "prompt" in chosen:
-            summary = f"prompt {chosen.get('prompt_names', chosen['prompt'])}, calibration {chosen['calibrate']}"
-        else:
-            summary = f"temperature {chosen.get('temperature')}, top-k {chosen.get('top_k')}"
         found.append(
             {
                 "model": best.parent.parent.name,
                 "kind": best.parent.name,
-                "summary": f"{summary} (accuracy {chosen.get('accuracy', float('nan')):.3f}, n={chosen.get('n')})",
+                "summary": describe_choice(best),
                 "image": _data_uri(heatmap.read_bytes()),
             }
         )
     return found
+
+
+def describe_choice(best: Path) -> str:
+    """One line for a saved tuning choice: the settings it holds, its accuracy and n where recorded."""
+    try:
+        chosen = json.loads(best.read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable choice file ({type(exc).__name__})"
+    if not isinstance(chosen, dict):
+        return "a choice file of an unknown form"
+    shown = {
+        "prompt": chosen.get("prompt_names", chosen.get("prompt")),
+        "calibration": chosen.get("calibrate"),
+        "temperature": chosen.get("temperature"),
+        "top-k": chosen.get("top_k"),
+    }
+    settings = ", ".join(f"{k} {v}" for k, v in shown.items() if v is not None) or "no settings recorded"
+    measured = [
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in (("accuracy", chosen.get("accuracy")), ("n", chosen.get("n")))
+        if isinstance(v, int | float)
+    ]
+    return f"{settings} ({', '.join(measured)})" if measured else settings
 
 
 def _data_uri(png: bytes) -> str:

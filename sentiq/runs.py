@@ -241,6 +241,9 @@ def _repair(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+RANKED_METRICS = ("n", "accuracy", "macro_f1", "invalid", "words_per_s")  # what compare needs of a run
+
+
 @dataclass
 class SavedRun:
     run_id: str
@@ -249,17 +252,28 @@ class SavedRun:
     metrics: dict[str, Any]
 
 
-def read_runs(root: Path) -> list[SavedRun]:
-    """Every complete run under root (a folder with config.json and metrics.json)."""
-    runs = []
+def read_runs(root: Path) -> tuple[list[SavedRun], list[str]]:
+    """Every complete run under root (a folder with config.json and metrics.json), and a line for each
+    complete-looking run that cannot be ranked (a file unreadable, or from a version without a metric)."""
+    runs: list[SavedRun] = []
+    left_out: list[str] = []
     if not root.is_dir():
-        return runs
+        return runs, left_out
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         try:
             config = json.loads((folder / "config.json").read_text())
-            metrics = json.loads((folder / "metrics.json").read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):
+            continue  # not a run folder, or one that never started
+        if not isinstance(config, dict) or config.get("status") != "complete":
             continue
-        if config.get("status") == "complete":
-            runs.append(SavedRun(folder.name, folder, config, metrics))
-    return runs
+        try:
+            metrics = json.loads((folder / "metrics.json").read_text())
+        except (OSError, ValueError) as exc:
+            left_out.append(f"{folder.name}: metrics.json cannot be read ({type(exc).__name__}); left out")
+            continue
+        missing = [k for k in RANKED_METRICS if not isinstance(metrics, dict) or k not in metrics]
+        if missing:
+            left_out.append(f"{folder.name}: metrics.json has no '{missing[0]}' (another version's run?); left out")
+            continue
+        runs.append(SavedRun(folder.name, folder, config, metrics))
+    return runs, left_out

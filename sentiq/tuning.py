@@ -13,13 +13,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentiq.errors import OptionError
+from sentiq.errors import OptionError, first_line
 from sentiq.methods import INVALID
 from sentiq.models import resolve_source
 from sentiq.runs import safe_name
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings, TuneSettings, ending_name
 
 SPLIT = "train tuning reviews (disjoint from evaluation and the demonstration pool)"
+PROMPT_CHOICE = ("prompt", "calibrate")  # what --tuned applies from a prompt search
+SAMPLING_CHOICE = ("temperature", "top_k")  # ... and from a sampling search
 
 
 @dataclass
@@ -402,10 +404,10 @@ def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Pat
     for m in methods:
         with_demos = tuning_folder(root, model, "k-shot-prompt") / "best.json"
         if m.method == "k-shot" and with_demos.is_file():
-            prompt = json.loads(with_demos.read_text())
+            prompt = _read_choice(with_demos, PROMPT_CHOICE, "tune-prompt --k K")
         else:
             prompt = _best(root, model, "prompt", "tune-prompt")
-        if not m.scores_labels and "generation" in prompt:  # searches before 0.2 made one choice for all
+        if not m.scores_labels and isinstance(prompt.get("generation"), dict):  # before 0.2: one choice for all
             prompt = prompt["generation"]
         tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
         demo_seed = prompt.get("demo_seed") if m.method == "k-shot" else None  # the demonstrations tuned with
@@ -423,4 +425,18 @@ def _best(root: Path, model: str | None, kind: str, command: str) -> dict[str, A
     path = tuning_folder(root, model, kind) / "best.json"
     if not path.is_file():
         raise OptionError(f"no tuned setting at {path}: run 'sentiq {command}' with the same --model first")
-    return json.loads(path.read_text())
+    return _read_choice(path, PROMPT_CHOICE if kind == "prompt" else SAMPLING_CHOICE, command)
+
+
+def _read_choice(path: Path, needed: tuple[str, ...], command: str) -> dict[str, Any]:
+    """A saved choice with the settings --tuned applies, or one line on what it lacks and what to run."""
+    try:
+        choice = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"{path} cannot be read ({first_line(exc)}): run 'sentiq {command}' again") from exc
+    missing = [k for k in needed if not isinstance(choice, dict) or k not in choice]
+    if missing:
+        raise OptionError(
+            f"{path} has no '{missing[0]}' (saved by another version or search?): run 'sentiq {command}' again"
+        )
+    return choice

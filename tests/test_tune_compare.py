@@ -55,6 +55,10 @@ def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labell
     assert result.exit_code == 0, result.output
     settings = json.loads((tmp_path / "tuned" / "config.json").read_text())["method_settings"]
     assert (settings["temperature"], settings["top_k"]) == (best["temperature"], best["top_k"])
+    report = tmp_path / "r.html"  # the sampling search's choice has a prompt and no calibration
+    shown = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--html", str(report)])
+    assert shown.exit_code == 0, shown.output
+    assert f"prompt one-word, temperature {best['temperature']}, top-k {best['top_k']}" in report.read_text()
 
 
 def test_tune_sampling_refuses_an_ensemble(tiny_model: Path, tmp_path: Path) -> None:
@@ -167,6 +171,47 @@ def test_compare_ranks_warns_and_measures_agreement(tmp_path: Path) -> None:
     assert (tmp_path / "comparison.csv").exists() and (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     human = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--metric", "accuracy"])
     assert human.exit_code == 0 and "warning:" in human.output and "run5" in human.output
+
+
+def test_files_of_other_versions_are_described_not_fatal(tiny_model: Path, tmp_path: Path) -> None:
+    _fake_run(tmp_path, "good", "m0", "loglik", 0.9, 0.9)  # predictions without latencies, as before 0.2
+    _fake_run(tmp_path, "old", "m0", "loglik", 0.8, 0.8)
+    (tmp_path / "old" / "metrics.json").write_text(json.dumps({"n": 4, "acc": 0.8}))  # another version's names
+    _fake_run(tmp_path, "torn", "m0", "loglik", 0.8, 0.8)
+    (tmp_path / "torn" / "metrics.json").write_text('{"n": 4, "accur')
+    searches = {
+        "prompt": {"prompt": "one-word", "accuracy": 0.9, "n": 20},  # no calibration recorded
+        "sampling": {"temperature": 0.2, "top_k": 2, "samples": 1, "n": 20},
+        "k-shot-prompt": ["not", "a", "choice"],
+    }
+    for kind, best in searches.items():
+        folder = tmp_path / "tuning" / "m0" / kind
+        folder.mkdir(parents=True)
+        (folder / "best.json").write_text(json.dumps(best))
+        (folder / "heatmap.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    report = tmp_path / "r.html"
+    result = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--html", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "old: metrics.json has no 'accuracy' (another version's run?); left out" in result.stderr
+    assert "torn: metrics.json cannot be read (JSONDecodeError); left out" in result.stderr
+    page = report.read_text()
+    assert "prompt one-word (accuracy 0.900, n=20)" in page and "temperature 0.2, top-k 2 (n=20)" in page
+    assert "a choice file of an unknown form" in page
+    tuned = runner.invoke(
+        app, ["classify", "fine", "--model", str(tiny_model), "--tuned", "--results-dir", str(tmp_path / "m")]
+    )
+    assert tuned.exit_code == 1 and "no tuned setting at" in tuned.stderr
+    folder = tmp_path / "m" / "tuning" / tiny_model.name / "prompt"
+    folder.mkdir(parents=True)
+    (folder / "best.json").write_text(json.dumps(searches["prompt"]))
+    tuned = runner.invoke(
+        app, ["classify", "fine", "--model", str(tiny_model), "--tuned", "--results-dir", str(tmp_path / "m")]
+    )
+    assert tuned.exit_code == 1
+    assert tuned.stderr.strip() == (
+        f"error: {folder / 'best.json'} has no 'calibrate' (saved by another version or search?): "
+        "run 'sentiq tune-prompt' again"
+    )
 
 
 def test_compare_with_no_runs(tmp_path: Path) -> None:
