@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from sentiq import __version__, render
-from sentiq.errors import Interrupted, OptionError, OutputClosed, SentiqError
+from sentiq.errors import Interrupted, OptionError, OutputClosed, SentiqError, debugging
 from sentiq.options import DATA, METHOD, MODEL, SCALE, TUNE_N, TUNE_SAMPLES, Method, Opt, build, of, plain, takes
 from sentiq.settings import (
     ClassifySettings,
@@ -46,7 +46,7 @@ def guarded(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = os.environ.get("SENTIQ_DEBUG", "") not in ("", "0")
+        debug = debugging()
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         warnings = render.WarningHandler()
         logging.getLogger("sentiq").addHandler(warnings)

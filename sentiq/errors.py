@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+
+def debugging() -> bool:
+    """SENTIQ_DEBUG=1: tracebacks and libraries' own output instead of one-line errors."""
+    return os.environ.get("SENTIQ_DEBUG", "") not in ("", "0")
+
 
 def first_line(exc: BaseException) -> str:
     """A library exception's first line, for a one-line message (its type when it says nothing)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import sys
 import time
@@ -19,11 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from sentiq.errors import DataError, ModelError, OptionError, SentiqError, first_line
+from sentiq.errors import DataError, ModelError, OptionError, SentiqError, debugging, first_line
 from sentiq.prompts import load_prompts
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 
-if os.environ.get("SENTIQ_DEBUG", "") in ("", "0"):  # Ray Data's INFO lines are progress told twice
+if not debugging():  # Ray Data's INFO lines are progress told twice
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
 logger = logging.getLogger("sentiq")
 GROW_POLL_S = 5.0  # how often a growing cluster is looked at again
@@ -82,9 +81,10 @@ class LabelBatch:
 
 
 def connect(settings: RaySettings) -> dict[str, Any]:
-    """Join the cluster at --ray-address (or RAY_ADDRESS), or start a local one in this process sized
-    to the workers plus one CPU for reading; then make sure the actor pool can be placed (Ray Data
-    otherwise waits for it forever). What config.json records about the engine."""
+    """Join the cluster at --ray-address (or RAY_ADDRESS), or start a local one in this process with
+    this machine's cores plus one CPU for reading; then make sure the actor pool can be placed (Ray Data
+    otherwise waits for it forever, or, on a local cluster sized to any request, starts a model per
+    worker on too few cores). What config.json records about the engine."""
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
     if address:
         _use_token_if_present()
@@ -95,9 +95,10 @@ def connect(settings: RaySettings) -> dict[str, Any]:
             _require_reachable(address)
             _join(address)
         else:
-            try:
-                wanted = settings.workers * settings.cpus_per_worker
-                ray.init(num_cpus=math.ceil(wanted) + 1, include_dashboard=False, **_quiet())
+            if not debugging():  # "token authentication is enabled": a local cluster makes its own token
+                logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+            try:  # this machine's cores for the workers, and a CPU slot for reading (light work)
+                ray.init(num_cpus=(os.cpu_count() or 1) + 1, include_dashboard=False, **_quiet())
             except Exception as exc:  # RuntimeError, ValueError...
                 raise SentiqError(f"cannot start a local Ray cluster: {first_line(exc)}") from exc
     _require_room(settings, address or "local")
@@ -135,8 +136,7 @@ def _join(address: str) -> None:
     (a screen of lines when a token is refused); they are held back and read for the one-line verdict."""
     import ray
 
-    debug = os.environ.get("SENTIQ_DEBUG", "") not in ("", "0")
-    with _held_stderr(enabled=not debug) as held:
+    with _held_stderr(enabled=not debugging()) as held:
         try:
             import sentiq
 
@@ -256,7 +256,7 @@ def _no_room(settings: RaySettings, address: str, fits: int, there: str) -> str:
 
 def _quiet() -> dict[str, Any]:
     """Workers' own output stays in Ray's logs (sentiq reports their failures in one line)."""
-    debug = os.environ.get("SENTIQ_DEBUG", "") not in ("", "0")
+    debug = debugging()
     return {"logging_level": logging.INFO if debug else logging.WARNING, "log_to_driver": debug}
 
 
@@ -378,7 +378,7 @@ def _rows_in(folder: Path) -> int:
 def run(work: Any) -> Any:
     """Run a Ray job; a worker that cannot load the model, or a cluster that goes away, ends in one
     line (Ray Data's own logging of the failure is held back unless SENTIQ_DEBUG is set)."""
-    if os.environ.get("SENTIQ_DEBUG", "") in ("", "0"):
+    if not debugging():
         logging.disable(logging.ERROR)  # Ray Data logs each failure with its traceback
     try:
         return work()

@@ -119,6 +119,24 @@ def test_a_pool_the_cluster_cannot_place_is_refused_at_once(cluster, scale: dict
     assert time.monotonic() - start < 10
 
 
+def test_a_local_cluster_has_this_machines_cores_and_refuses_more_workers(tiny_model: Path, tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    pd.DataFrame({"id": ["a"], "text": ["good"]}).to_parquet(tmp_path / "in.parquet")
+    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--engine", "ray"]
+    start = time.monotonic()
+    command = [sys.executable, "-m", "sentiq", *args, "--workers", "64", "--model", str(tiny_model)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    cpus = (os.cpu_count() or 1) + 1
+    assert out.returncode == 1 and time.monotonic() - start < 60
+    assert out.stderr.strip() == (
+        "error: 64 workers of 1 CPUs each, and 1 CPU to read the data, do not fit the Ray cluster at local: "
+        f"it has {cpus} free CPUs and 0 free GPUs on 1 node, room for {cpus - 1} such workers; use fewer "
+        "--workers or smaller --cpus-per-worker/--gpus-per-worker"
+    )
+
+
 def test_an_autoscaling_cluster_is_waited_for_then_given_up_on(
     cluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
