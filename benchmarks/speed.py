@@ -24,45 +24,15 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import SHAPES, random_model, sync  # noqa: E402
+
 from sentiq.data import embedded_frame
 from sentiq.engine import Engine
 from sentiq.methods import Classifier
-from sentiq.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
+from sentiq.models import LoadedModel, load_model
 from sentiq.prompts import DEFAULT_PROMPT, clean_text, load_prompt, word_count
 from sentiq.settings import MethodConfig
-
-SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
-    "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14),
-    "qwen2.5-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12),
-}
-
-
-def random_model(shape: str, tokenizer_dir: str, device: str, dtype: str) -> LoadedModel:
-    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
-    dev = pick_device(device)
-    torch_dtype = pick_dtype(dtype, dev)
-    config = Qwen2Config(
-        vocab_size=151936,
-        num_key_value_heads=2,
-        max_position_embeddings=32768,
-        rope_theta=1_000_000.0,
-        tie_word_embeddings=True,
-        **SHAPES[shape],
-    )
-    with dev:
-        model = Qwen2ForCausalLM(config).to(torch_dtype).eval().requires_grad_(False)
-    model.generation_config = GenerationConfig(do_sample=True, temperature=0.7, top_p=0.8, top_k=20)  # as Qwen ships
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    return LoadedModel(model, tok, ModelSource("dir", f"random-{shape}"), dev, torch_dtype, None)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def timed(device: torch.device, fn: Any) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sentiq.calibration import prior_from_record
+from sentiq.engine import Engine
 from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
 from sentiq.evaluation import load_engine
 from sentiq.methods import Classifier, Prediction
@@ -75,8 +76,10 @@ def classify(
     start_task: Callable[[str, int | None], Advance],
     emit: Emit | None = None,
     tuned_in: Path | None = None,
+    engine: Engine | None = None,
 ) -> Summary:
-    """Label every non-empty text; rows go to --output and to `emit` as each batch is done."""
+    """Label every non-empty text; rows go to --output and to `emit` as each batch is done. `engine`: a
+    model already loaded (as evaluate takes one), else `model` is loaded."""
     from sentiq.data import load_pool
     from sentiq.tuning import apply_tuned
 
@@ -93,7 +96,7 @@ def classify(
         sink = Sink(settings.output, columns, settings.resume, settings.overwrite)
     summary = Summary(output=settings.output)
     clf = Classifier(
-        load_engine(model),
+        engine or load_engine(model),
         method,
         pool=load_pool() if method.method == "k-shot" else None,
         **_calibration_kept(settings, method, summary),

@@ -1,0 +1,36 @@
+"""benchmarks/throughput.py runs end to end on a CPU with the tiny model: every path, every figure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+def test_throughput_reports_every_path_and_stage(tiny_model: Path, tmp_path: Path) -> None:
+    import throughput
+
+    out = tmp_path / "t.json"
+    args = ["--model", str(tiny_model), "--n", "12", "--rows", "4,8", "--reference", "4", "--dtype", "bfloat16"]
+    (report,) = throughput.main([*args, "--device", "cpu", "--json", str(out)])
+    assert json.loads(out.read_text()) == [report]
+    paths = {r["path"]: r for r in report["paths"]}
+    assert list(paths) == ["plain-4", "plain-8", "loglik", "zero-shot", "k-shot", "stream"]
+    assert report["anchor"] == max(("plain-4", "plain-8"), key=lambda p: paths[p]["words_per_s"])
+    assert report["anchor_agreement"] >= 0.9  # the same labels as the plain loop, up to bfloat16 near-ties
+    assert 0 < report["max_delta_vs_float32"] < 0.1
+    assert report["words"] > 12 and report["prompt_tokens"] > report["words"]
+    for r in paths.values():
+        assert r["words_per_s"] == pytest.approx(report["words"] / r["seconds"])
+        assert r["share_of_floor"] == pytest.approx(r["words_per_s"] / report["floor_words_per_s"])
+        assert r["passes"] >= 1 and 0 <= r["padding"] < 1 and r["device_busy"] is None  # no CUDA here
+        assert set(r["stages"]) == set(throughput.STAGES)
+        assert sum(r["stages"].values()) == pytest.approx(r["seconds"], rel=0.05)
+        assert r["stages"]["forward"] > 0 and r["stages"]["tokenize"] > 0
+    assert paths["plain-4"]["passes"] == 3 and paths["plain-8"]["passes"] == 2
+    assert paths["stream"]["stages"]["write"] > 0 and paths["stream"]["stages"]["read"] > 0
+    assert paths["loglik"]["stages"]["write"] == 0
