@@ -187,6 +187,7 @@ class Probe:
 
         patches = [
             mock.patch.object(Engine, "encode", self.timed("tokenize", Engine.encode)),
+            mock.patch.object(Engine, "encode_many", self.timed("tokenize", Engine.encode_many)),
             mock.patch.object(Engine, "decode", self.timed("tokenize", Engine.decode)),
             mock.patch.object(Engine, "_score_batch", self.forward(Engine._score_batch)),
             mock.patch.object(Engine, "_generate_batch", self.forward(Engine._generate_batch)),

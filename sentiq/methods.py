@@ -72,8 +72,13 @@ class Bound:
     def body(self, engine: Engine, text: str) -> np.ndarray:
         """The tokens the engine adds to the shared prefix for this text (int32: ~3 KB per review instead
         of ~27 KB as a list of ints): the prompt's body, or the whole prompt when it does not split."""
-        whole = self.template.body(text) if self.cached else self.template.full(text)
-        return np.asarray(engine.encode(whole), dtype=np.int32)
+        return self.bodies(engine, [text])[0]
+
+    def bodies(self, engine: Engine, texts: Sequence[str]) -> list[np.ndarray]:
+        """`body` of every text, in one call of the tokenizer (a fast tokenizer encodes a batch in
+        parallel, outside the GIL)."""
+        render = self.template.body if self.cached else self.template.full
+        return [np.asarray(ids, dtype=np.int32) for ids in engine.encode_many([render(t) for t in texts])]
 
 
 @dataclass
@@ -105,7 +110,7 @@ class Classifier:
             self.engine.warm_up(b.prefix)
 
     def predict(self, texts: Sequence[str], on_done: OnDone | None = None) -> list[Prediction]:
-        fitted = [self.fit(t) for t in texts]
+        fitted = self.fit_all(texts)
         cleaned = [t for t, _ in fitted]
         results: list[Prediction | None] = [None] * len(texts)
         tokens = np.zeros(len(texts), dtype=np.int64)
@@ -124,15 +129,24 @@ class Classifier:
         return [r for r in results if r is not None]
 
     def fit(self, text: str) -> tuple[str, bool]:
-        """Clean a text and, past max_tokens, cut its middle: the opening and the verdict usually
-        sit at the two ends of a review."""
-        text = clean_text(text)
+        return self.fit_all([text])[0]
+
+    def fit_all(self, texts: Sequence[str]) -> list[tuple[str, bool]]:
+        """Clean each text and, past max_tokens, cut its middle: the opening and the verdict usually sit
+        at the two ends of a review. Only texts of more bytes than that are tokenized here, in one call:
+        a token covers at least a byte (one more token at most for a tokenizer that marks the start)."""
+        cleaned = [clean_text(t) for t in texts]
         limit = self.config.max_tokens
-        ids = self.engine.encode(text)
-        if len(ids) <= limit:
-            return text, False
-        head = limit // 2
-        return f"{self.engine.decode(ids[:head])} [...] {self.engine.decode(ids[-(limit - head) :])}", True
+        fitted = [(t, False) for t in cleaned]
+        long = [i for i, t in enumerate(cleaned) if len(t.encode("utf-8")) + 1 > limit]
+        for i, ids in zip(long, self.engine.encode_many([cleaned[i] for i in long])):
+            if len(ids) > limit:
+                head = limit // 2
+                fitted[i] = (
+                    f"{self.engine.decode(ids[:head])} [...] {self.engine.decode(ids[-(limit - head) :])}",
+                    True,
+                )
+        return fitted
 
     # -- scoring -----------------------------------------------------------------------------------
     def label_logprobs(
@@ -148,7 +162,7 @@ class Classifier:
         views = [endings(texts, self.config.tail)] if self.config.tail else []
         passes = [(b, view) for view in [*views, whole] for b in self.bound]
         for j, (b, (which, inputs)) in enumerate(passes):
-            bodies = [b.body(self.engine, t) for t in inputs]
+            bodies = b.bodies(self.engine, inputs)
             if tokens is not None:
                 np.add.at(tokens, which, [len(x) for x in bodies])
 
@@ -177,7 +191,7 @@ class Classifier:
         token (columns 0 and 1: the label words' own), and the label index each of those names."""
         b = self.bound[0]
         ids, names = answer_firsts(b, self.engine)
-        bodies = [b.body(self.engine, t) for t in texts]
+        bodies = b.bodies(self.engine, texts)
         raw = self.engine.score(b.prefix, bodies, b.label_ids, on_batch=on_batch, firsts=ids)
         n = len(b.label_ids)
         return log_softmax(raw[:, :n]), raw[:, n:], names
@@ -233,7 +247,7 @@ class Classifier:
         answers: list[list[tuple[str, str | None]]] = [[] for _ in texts]
         seconds = np.zeros(len(texts))
         for j, b in enumerate(self.bound):
-            bodies = [b.body(self.engine, t) for t in texts]
+            bodies = b.bodies(self.engine, texts)
             tokens += [len(x) for x in bodies]
 
             def batch_done(
@@ -259,7 +273,7 @@ class Classifier:
         out = np.full((len(texts), len(LABELS)), np.nan)
         which, ends = endings(texts, self.config.tail)
         if which:
-            bodies = [b.body(self.engine, t) for t in ends]
+            bodies = b.bodies(self.engine, ends)
             out[which] = log_softmax(self.engine.score(b.prefix, bodies, _firsts(b)))
             if tokens is not None:
                 np.add.at(tokens, which, [len(x) for x in bodies])
@@ -275,7 +289,7 @@ class Classifier:
             inputs, where = self._prior_inputs(texts)
             priors = []
             for b, ending in zip(self.bound, endings):
-                first = log_softmax(self.engine.score(b.prefix, [b.body(self.engine, t) for t in inputs], _firsts(b)))
+                first = log_softmax(self.engine.score(b.prefix, b.bodies(self.engine, inputs), _firsts(b)))
                 if self.config.tail:
                     ending = ending if inputs is texts else self._ending_first_tokens(b, inputs)
                     first = np.where(np.isnan(ending), first, (first + ending) / 2)
@@ -289,8 +303,8 @@ class Classifier:
     ) -> list[list[Prediction]]:
         """Predictions for several decoding settings of the first prompt, encoded once."""
         b = self.bound[0]
-        fitted = [self.fit(t)[0] for t in texts]
-        bodies = [b.body(self.engine, t) for t in fitted]
+        fitted = [t for t, _ in self.fit_all(texts)]
+        bodies = b.bodies(self.engine, fitted)
         got = self.engine.generate(
             b.prefix, bodies, [_sampling(c) for c in configs], self._seeds(fitted), lambda idx, _, s: on_batch(idx)
         )

@@ -139,7 +139,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
         seed=settings.seed,
     )
     clf = Classifier(engine, base, pool=demos, prompts=prompts[:1])
-    texts = [clf.fit(t)[0] for t in split["text"]]
+    texts = [t for t, _ in clf.fit_all(list(split["text"]))]
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
     ends = {kind: endings(xs, settings.tail) for kind, xs in inputs.items()} if settings.tail else {}
     draws = [settings.seed + i for i in range(settings.draws)] if settings.k else [None]
