@@ -4,7 +4,8 @@ appear within seconds, and an interrupted run resumes without redoing or repeati
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -104,9 +105,10 @@ def classify(
     clf.warm_up()
     advance = start_task(f"classify · {method.method}", source.total)
     try:
-        for chunk in source.chunks(settings.chunk_size):
-            _classify_chunk(chunk, source, clf, sink, emit, advance, summary)
-            _release_memory()
+        with _heap_frozen():
+            for chunk in source.chunks(settings.chunk_size):
+                _classify_chunk(chunk, source, clf, sink, emit, advance, summary)
+                _release_memory()
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {_kept(sink) or 'nothing was written (--output FILE keeps labels)'}") from None
     except BrokenPipeError:
@@ -200,10 +202,23 @@ def _calibration_kept(settings: ClassifySettings, method: MethodConfig, summary:
     return {"prior": prior_from_record(kept), "on_prior": on_prior}
 
 
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """While chunks are labelled, what existed before (modules, the model) is left out of the garbage
+    collector's scans, so the collection after each chunk costs microseconds instead of a quarter of a
+    second; the heap is handed back as it was."""
+    import gc
+
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _release_memory() -> None:
     """Hand the memory a finished chunk freed back to the system (glibc keeps freed pages otherwise,
     and resident memory creeps up over a long input)."""
-    import contextlib
     import ctypes
     import gc
 
