@@ -25,12 +25,12 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import SHAPES, random_model, sync  # noqa: E402
+from throughput import chosen_models, load_lm, model_arguments, sync  # noqa: E402
 
 from sentiq.data import embedded_frame
 from sentiq.engine import Engine
 from sentiq.methods import Classifier
-from sentiq.models import LoadedModel, load_model
+from sentiq.models import LoadedModel
 from sentiq.prompts import DEFAULT_PROMPT, clean_text, load_prompt, word_count
 from sentiq.settings import MethodConfig
 
@@ -77,26 +77,13 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="a model folder (or alias/hub id when online)")
-    src.add_argument("--random-weights", choices=sorted(SHAPES))
-    ap.add_argument("--tokenizer", help="tokenizer folder for --random-weights")
-    ap.add_argument("--dataset", type=Path, help="parquet with a text column [default: the embedded sample]")
+    model_arguments(ap)
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--k", type=int, default=5, help="k-shot demonstrations per class")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="auto")
-    ap.add_argument("--batch-tokens", type=int, default=None)
     ap.add_argument("--skip", default="", help="comma-separated paths to leave out, e.g. k-shot-full")
-    ap.add_argument("--json", type=Path, dest="json_out")
     args = ap.parse_args()
-
-    if args.random_weights:
-        if not args.tokenizer:
-            ap.error("--random-weights needs --tokenizer DIR")
-        lm = random_model(args.random_weights, args.tokenizer, args.device, args.dtype)
-    else:
-        lm = load_model(args.model, args.device, args.dtype)
+    (shape,) = chosen_models(ap, args, several=False)
+    lm = load_lm(args, shape)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

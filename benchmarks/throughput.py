@@ -275,7 +275,7 @@ def bench_model(lm: LoadedModel, texts: list[str], args: argparse.Namespace, wor
         name: Classifier(engine, cfg, pool=pool if cfg.method == "k-shot" else None) for name, cfg in METHODS.items()
     }
     bound = clfs["loglik"].bound[0]
-    prompts = [bound.template.full(clf_text) for clf_text in (clfs["loglik"].fit(t)[0] for t in texts)]
+    prompts = [bound.template.full(t) for t, _ in clfs["loglik"].fit_all(texts)]
     label_ids = [ids[0] for ids in bound.label_ids]
     prompt_tokens = sum(len(x) for x in lm.tokenizer(prompts, add_special_tokens=False)["input_ids"])
     source = workdir / "texts.parquet"
@@ -428,39 +428,58 @@ def load_texts(path: Path | None, n: int) -> list[str]:
     return (texts * (n // len(texts) + 1))[:n]
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def model_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options both speed benchmarks take: the model or random shapes, where it runs, its token
+    budget, the texts and where the JSON goes."""
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="a model folder (or alias/hub id when online)")
-    src.add_argument("--random-weights", help=f"comma-separated shapes: {', '.join(SHAPES)}")
+    src.add_argument("--random-weights", help=f"the exact shape with random weights: {', '.join(SHAPES)}")
     ap.add_argument("--tokenizer", help="tokenizer folder for --random-weights")
-    ap.add_argument("--dataset", type=Path, help="a parquet file with a text column [default: the embedded reviews]")
-    ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--rows", default="64,128,256", help="the plain loop's batch sizes")
-    ap.add_argument("--reference", type=int, default=64, help="texts compared with float32 (0: none)")
+    ap.add_argument("--dataset", type=Path, help="a parquet file with a text column")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--batch-tokens", type=int, default=None)
-    ap.add_argument("--skip", default="", help="comma-separated paths to leave out, e.g. zero-shot,stream")
     ap.add_argument("--json", type=Path, dest="json_out")
+
+
+def chosen_models(ap: argparse.ArgumentParser, args: argparse.Namespace, several: bool = True) -> list[str | None]:
+    """The random shapes asked for (comma-separated where `several`), or [None] for --model."""
+    if not args.random_weights:
+        return [None]
+    shapes = args.random_weights.split(",")
+    unknown = [s for s in shapes if s not in SHAPES]
+    if unknown or (len(shapes) > 1 and not several):
+        ap.error(f"--random-weights takes {'shapes' if several else 'one shape'} of: {', '.join(SHAPES)}")
+    if not args.tokenizer:
+        ap.error("--random-weights needs --tokenizer DIR")
+    return shapes
+
+
+def load_lm(args: argparse.Namespace, shape: str | None) -> LoadedModel:
+    if shape:
+        return random_model(shape, args.tokenizer, args.device, args.dtype)
+    return load_model(args.model, args.device, args.dtype)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    model_arguments(ap)
+    ap.add_argument("--n", type=int, default=2000, help="texts [default: the embedded reviews, repeated to n]")
+    ap.add_argument("--rows", default="64,128,256", help="the plain loop's batch sizes")
+    ap.add_argument("--reference", type=int, default=64, help="texts compared with float32 (0: none)")
+    ap.add_argument("--skip", default="", help="comma-separated paths to leave out, e.g. zero-shot,stream")
     args = ap.parse_args(argv)
     args.rows = [int(r) for r in args.rows.split(",")]
     args.skip = set(filter(None, args.skip.split(",")))
-    if args.random_weights and not args.tokenizer:
-        ap.error("--random-weights needs --tokenizer DIR")
+    shapes = chosen_models(ap, args)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     texts = load_texts(args.dataset, args.n)
     reports = []
-    shapes = args.random_weights.split(",") if args.random_weights else [None]
     with tempfile.TemporaryDirectory() as tmp:
         for shape in shapes:
-            lm = (
-                random_model(shape, args.tokenizer, args.device, args.dtype)
-                if shape
-                else load_model(args.model, args.device, args.dtype)
-            )
+            lm = load_lm(args, shape)
             print(f"{lm.source.ref} on {lm.device} ({str(lm.dtype).removeprefix('torch.')})", file=sys.stderr)
             reports.append(bench_model(lm, texts, args, Path(tmp)))
             del lm

@@ -110,9 +110,11 @@ def classify(
                 _classify_chunk(chunk, source, clf, sink, emit, advance, summary)
                 _release_memory()
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; {_kept(sink) or 'nothing was written (--output FILE keeps labels)'}") from None
+        raise Interrupted(
+            f"interrupted; {_close_for_resume(sink) or 'nothing was written (--output FILE keeps labels)'}"
+        ) from None
     except BrokenPipeError:
-        raise OutputClosed(_kept(sink)) from None
+        raise OutputClosed(_close_for_resume(sink)) from None
     if sink is not None:
         sink.finish()
         summary.already_complete = sink.complete
@@ -121,8 +123,8 @@ def classify(
     return summary
 
 
-def _kept(sink: Sink | None) -> str:
-    """What an interrupted run leaves for --resume (the labels gathered so far made durable)."""
+def _close_for_resume(sink: Sink | None) -> str:
+    """Make the labels an interrupted run gathered durable, and say where they are for --resume."""
     if sink is None:
         return ""
     sink.close()

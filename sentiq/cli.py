@@ -54,13 +54,10 @@ def guarded(func: F) -> F:
             return func(*args, **kwargs)
         except typer.Exit:
             raise
-        except OutputClosed as exc:  # `| head`: stop quietly, as Unix tools do
+        except (OutputClosed, BrokenPipeError) as exc:  # `| head`: stop quietly, as Unix tools do
             _silence_stdout()
-            if str(exc):
+            if isinstance(exc, OutputClosed) and str(exc):  # what an --output keeps
                 render.error(f"standard output was closed; {exc}")
-            raise typer.Exit(OUTPUT_CLOSED) from None
-        except BrokenPipeError:
-            _silence_stdout()
             raise typer.Exit(OUTPUT_CLOSED) from None
         except (Interrupted, KeyboardInterrupt) as exc:
             render.error(str(exc) if isinstance(exc, Interrupted) else "interrupted")

@@ -167,10 +167,10 @@ def _held_stderr(enabled: bool = True) -> Iterator[Callable[[], str]]:
     """File descriptor 2 redirected to a temporary file while the block runs; yields a reader of it."""
     import tempfile
 
+    if not enabled:
+        yield lambda: ""
+        return
     with tempfile.TemporaryFile() as held:
-        if not enabled:
-            yield lambda: ""
-            return
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(held.fileno(), 2)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -53,9 +54,9 @@ def _labels(path: Path) -> dict[str, str]:
     return dict(zip(frame["id"].astype(str), frame["label"]))
 
 
-def _stop_after(chunks: int, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]) -> None:
-    """Stop the run once `chunks` whole chunks are labelled (between chunks, where a resume then finds
-    a chunk with nothing left to do)."""
+def _stopped(args: list[str], chunks: int, error: type[BaseException], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`classify args`, stopped once `chunks` whole chunks are labelled (between chunks, where a resume
+    then finds a chunk with nothing left to do): a kill (nothing handled) or a Ctrl-C (its result)."""
     seen = []
 
     def after_chunk() -> None:
@@ -63,8 +64,14 @@ def _stop_after(chunks: int, monkeypatch: pytest.MonkeyPatch, error: type[BaseEx
         if len(seen) == chunks:
             raise error()
 
-    monkeypatch.setattr(sentiq.classify, "_release_memory", after_chunk)
-    monkeypatch.setattr(sentiq.sinks, "PART_ROWS", 2)  # parquet parts flushed within a chunk, as on a big input
+    with monkeypatch.context() as m:
+        m.setattr(sentiq.classify, "_release_memory", after_chunk)
+        m.setattr(sentiq.sinks, "PART_ROWS", 2)  # parquet parts flushed within a chunk, as on a big input
+        if error is not Killed:
+            return runner.invoke(app, args)
+        with pytest.raises(Killed):
+            runner.invoke(app, args, catch_exceptions=False)
+    return None
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
@@ -73,10 +80,7 @@ def test_a_run_killed_after_whole_chunks_resumes_with_every_id_once(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, chunks: int
 ) -> None:
     src, out = _input(tmp_path), tmp_path / f"labels{suffix}"
-    with monkeypatch.context() as m:
-        _stop_after(chunks, m, Killed)
-        with pytest.raises(Killed):
-            runner.invoke(app, _args(tiny_model, src, out, "--batch-size", "1"), catch_exceptions=False)
+    _stopped(_args(tiny_model, src, out, "--batch-size", "1"), chunks, Killed, monkeypatch)
     assert out.with_name(out.name + (".parts" if suffix == ".parquet" else ".progress")).exists()  # unfinished
     resumed = runner.invoke(app, _args(tiny_model, src, out, "--batch-size", "1", "--resume"))
     assert resumed.exit_code == 0, resumed.output
@@ -118,9 +122,7 @@ def test_ctrl_c_between_chunks_says_how_to_continue_and_resume_does(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src, out = _input(tmp_path), tmp_path / "labels.parquet"
-    with monkeypatch.context() as m:
-        _stop_after(2, m, KeyboardInterrupt)
-        stopped = runner.invoke(app, _args(tiny_model, src, out))
+    stopped = _stopped(_args(tiny_model, src, out), 2, KeyboardInterrupt, monkeypatch)
     assert stopped.exit_code == 130
     assert "interrupted; 7 labels are in" in stopped.stderr and "--resume continues" in stopped.stderr
     resumed = runner.invoke(app, _args(tiny_model, src, out, "--resume"))
@@ -177,10 +179,7 @@ def test_an_unfinished_output_is_started_again_with_overwrite(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src, out = _input(tmp_path), tmp_path / "labels.parquet"
-    with monkeypatch.context() as m:
-        _stop_after(1, m, Killed)
-        with pytest.raises(Killed):
-            runner.invoke(app, _args(tiny_model, src, out), catch_exceptions=False)
+    _stopped(_args(tiny_model, src, out), 1, Killed, monkeypatch)
     refused = runner.invoke(app, _args(tiny_model, src, out))
     assert refused.exit_code == 1 and "holds an unfinished run: add --resume to continue it, or --overwrite" in (
         refused.stderr
