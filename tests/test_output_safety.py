@@ -213,3 +213,18 @@ def test_a_closed_pipe_ends_quietly_and_leaves_a_resumable_output(tiny_model: Pa
     quiet = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=300, env=env)
     assert quiet.returncode == 141 and len(quiet.stdout.splitlines()) == 1
     assert not [s for s in quiet.stderr.splitlines() if "error" in s or "Error" in s]  # no --output: nothing to say
+
+
+def test_overwrite_without_an_output_and_an_output_folder_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    src = _input(tmp_path)
+    alone = runner.invoke(app, ["classify", "-i", str(src), "--model", str(tiny_model), "--overwrite"])
+    assert (
+        alone.exit_code == 1 and alone.stderr.strip() == "error: --overwrite replaces an --output file: give --output"
+    )
+    folder = tmp_path / "labels.csv"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    refused = runner.invoke(app, _args(tiny_model, src, folder, "--overwrite"))
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == f"error: --output {folder} is a folder; name a .csv, .tsv, .jsonl or .parquet file"
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"] and (folder / "keep.txt").read_text() == "mine"

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.ray
 
 from sentiq import ray_backend  # noqa: E402
 from sentiq.cli import app  # noqa: E402
-from sentiq.errors import OptionError  # noqa: E402
+from sentiq.errors import DataError, OptionError  # noqa: E402
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings  # noqa: E402
 
 runner = CliRunner()
@@ -68,6 +68,13 @@ def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model
     local = Classifier(load_engine(ModelSettings(model=str(tiny_model))), SAMPLING).predict(list(frame["text"]))
     for text_id, p in zip(frame["id"], local):
         assert (got.loc[text_id, "label"], got.loc[text_id, "answer"]) == (p.label, p.answer)
+    frame.head(5).to_parquet(tmp_path / "in.parquet")  # a smaller input, labelled over the first run's folder
+    again = ClassifySettings(output=out, keep_columns="text", overwrite=True)
+    assert (
+        classify_on_ray(tmp_path / "in.parquet", again, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE).texts
+        == 5
+    )
+    assert sorted(pd.read_parquet(out)["id"]) == sorted(frame["id"].head(5))  # replaced, not appended to
 
 
 def test_a_killed_worker_is_restarted_and_every_id_comes_back_once(
@@ -117,6 +124,31 @@ def test_a_pool_the_cluster_cannot_place_is_refused_at_once(cluster, scale: dict
     with pytest.raises(OptionError, match=re.escape(fragment)):
         ray_backend.connect(RaySettings(engine="ray", **scale))
     assert time.monotonic() - start < 10
+
+
+def test_an_output_folder_that_holds_files_or_the_input_is_refused_before_the_cluster(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from sentiq.classify import classify_on_ray
+
+    out = tmp_path / "labels.parquet"
+    out.mkdir()
+    (out / "earlier.parquet").write_bytes(b"an earlier run")
+    pd.DataFrame({"id": ["a"], "text": ["good"]}).to_parquet(tmp_path / "in.parquet")
+    model, scale = ModelSettings(model=str(tiny_model)), RaySettings(engine="ray", ray_address="127.0.0.1:9")
+    with pytest.raises(DataError, match=re.escape(f"{out} already holds labels: add --overwrite to replace them")):
+        classify_on_ray(tmp_path / "in.parquet", ClassifySettings(output=out), model, MethodConfig(), scale)
+    (out / "in.parquet").write_bytes((tmp_path / "in.parquet").read_bytes())
+    inside = ClassifySettings(output=out, overwrite=True)
+    with pytest.raises(OptionError, match="would overwrite the input"):
+        classify_on_ray(out / "in.parquet", inside, model, MethodConfig(), scale)
+    assert sorted(p.name for p in out.iterdir()) == ["earlier.parquet", "in.parquet"]
+    assert (out / "earlier.parquet").read_bytes() == b"an earlier run"
+
+
+def test_grow_timeout_takes_no_negative_seconds(tiny_model: Path) -> None:
+    result = runner.invoke(app, ["classify", "good", "--engine", "ray", "--grow-timeout", "-1"])
+    assert result.exit_code == 2 and "--grow-timeout" in result.output
 
 
 def test_a_local_cluster_has_this_machines_cores_and_refuses_more_workers(tiny_model: Path, tmp_path: Path) -> None:
