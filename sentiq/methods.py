@@ -378,7 +378,7 @@ def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tu
 
     Short demonstrations show the task as well as long ones and keep every prompt small. Alternating
     labels keep one label from closing the prompt twice in a row: small models lean towards the labels
-    they saw last (Zhao et al. 2021). The measurements behind both rules are in the README (k-shot)."""
+    they saw last (Zhao et al. 2021). The measurements behind both rules are in docs/methods.md (k-shot)."""
     if pool is None or pool.empty:
         raise OptionError("k-shot needs a demonstration pool")
     have = pool["label"].value_counts()
