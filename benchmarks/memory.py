@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto")
     args = ap.parse_args()
 
-    from sentiq.data import embedded_frame
+    from sentiq.io.datasets import embedded_frame
 
     # The same 1,000 reviews repeated: every size holds the same longest text, whose forward pass sets
     # the peak of any run, so what differs between sizes is what grows with the input alone.

@@ -37,10 +37,10 @@ def main() -> None:
     from memory import _cpu_flags, tiny_model
 
     from sentiq.classify import classify, classify_on_ray
-    from sentiq.data import embedded_frame
-    from sentiq.prompts import word_count
+    from sentiq.io.datasets import embedded_frame
+    from sentiq.io.sources import open_source
     from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
-    from sentiq.sources import open_source
+    from sentiq.text import word_count
 
     texts = list(embedded_frame()["text"])
     with tempfile.TemporaryDirectory() as tmp:

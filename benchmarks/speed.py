@@ -27,12 +27,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import chosen_models, load_lm, model_arguments, sync  # noqa: E402
 
-from sentiq.data import embedded_frame
-from sentiq.engine import Engine
-from sentiq.methods import Classifier
-from sentiq.models import LoadedModel
-from sentiq.prompts import DEFAULT_PROMPT, clean_text, load_prompt, word_count
+from sentiq.core.engine import Engine
+from sentiq.core.models import LoadedModel
+from sentiq.io.datasets import embedded_frame
+from sentiq.methods.classifier import Classifier
+from sentiq.methods.prompts import DEFAULT_PROMPT, load_prompt
 from sentiq.settings import MethodConfig
+from sentiq.text import clean_text, word_count
 
 
 def timed(device: torch.device, fn: Any) -> float:

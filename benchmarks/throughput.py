@@ -39,17 +39,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-import sentiq.batching
-from sentiq.batching import Batcher
+import sentiq.core.batching
 from sentiq.classify import classify
-from sentiq.data import embedded_frame, load_pool
-from sentiq.engine import Engine
-from sentiq.methods import Classifier
-from sentiq.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
-from sentiq.prompts import clean_text, word_count
+from sentiq.core.batching import Batcher
+from sentiq.core.engine import Engine
+from sentiq.core.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
+from sentiq.io.datasets import embedded_frame, load_pool
+from sentiq.io.sinks import Sink
+from sentiq.io.sources import TextSource, open_source
+from sentiq.methods.classifier import Classifier
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings
-from sentiq.sinks import Sink
-from sentiq.sources import TextSource, open_source
+from sentiq.text import clean_text, word_count
 
 SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
     "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14),
@@ -191,7 +191,9 @@ class Probe:
             mock.patch.object(Engine, "decode", self.timed("tokenize", Engine.decode)),
             mock.patch.object(Engine, "_score_batch", self.forward(Engine._score_batch)),
             mock.patch.object(Engine, "_generate_batch", self.forward(Engine._generate_batch)),
-            mock.patch.object(sentiq.batching, "plan_batches", self.timed("plan", sentiq.batching.plan_batches)),
+            mock.patch.object(
+                sentiq.core.batching, "plan_batches", self.timed("plan", sentiq.core.batching.plan_batches)
+            ),
             mock.patch.object(Batcher, "run", run),
             mock.patch.object(TextSource, "chunks", chunks),
             *[mock.patch.object(Sink, m, self.timed("write", getattr(Sink, m))) for m in ("write", "finish", "close")],

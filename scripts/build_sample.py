@@ -2,7 +2,7 @@
 aclImdb parquet files: 1,000 test reviews (500 per class) for evaluation, 400 train reviews
 (200 per class) as the pool for demonstrations, and 1,000 other train reviews (500 per class) for tuning.
 
-    python scripts/build_sample.py [--source ../shared/data] [--out sentiq/data/imdb_sample.parquet]
+    python scripts/build_sample.py [--source ../shared/data] [--out sentiq/io/data/imdb_sample.parquet]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     root = Path(__file__).resolve().parent.parent
     ap.add_argument("--source", type=Path, default=root.parent / "shared" / "data")
-    ap.add_argument("--out", type=Path, default=root / "sentiq" / "data" / "imdb_sample.parquet")
+    ap.add_argument("--out", type=Path, default=root / "sentiq" / "io" / "data" / "imdb_sample.parquet")
     args = ap.parse_args()
     df = build(args.source)
     df.to_parquet(args.out, index=False, compression="zstd", compression_level=19)

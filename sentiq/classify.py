@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sentiq.calibration import prior_from_record
-from sentiq.engine import Engine
+from sentiq.core.engine import Engine, load_engine
+from sentiq.core.models import resolve_source
 from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
-from sentiq.evaluation import load_engine
-from sentiq.methods import Classifier, Prediction
-from sentiq.models import resolve_source
-from sentiq.prompts import clean_text, load_prompts, word_count
+from sentiq.io.sinks import Sink
+from sentiq.io.sources import TextSource, in_memory, open_source
+from sentiq.methods.calibration import prior_from_record
+from sentiq.methods.classifier import Classifier
+from sentiq.methods.prompts import load_prompts
+from sentiq.predictions import OUTPUT_FIELDS, Prediction
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
-from sentiq.sinks import Sink
-from sentiq.sources import TextSource, in_memory, open_source
+from sentiq.text import clean_text, word_count
 
-PREDICTION_COLUMNS = ("label", "p_positive", "answer")
 Advance = Callable[..., None]  # advance(texts, words=0)
 Emit = Callable[[list[dict[str, Any]]], None]
 
@@ -81,7 +81,7 @@ def classify(
 ) -> Summary:
     """Label every non-empty text; rows go to --output and to `emit` as each batch is done. `engine`: a
     model already loaded (as evaluate takes one), else `model` is loaded."""
-    from sentiq.data import load_pool
+    from sentiq.io.datasets import load_pool
     from sentiq.tuning import apply_tuned
 
     if tuned_in is not None:
@@ -166,7 +166,7 @@ def _classify_chunk(
     texts = list(chunk["text"])
 
     def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
-        rows = [{**records[i], **_prediction(p)} for i, p in zip(idx, preds)]
+        rows = [{**records[i], **{f: getattr(p, f) for f in OUTPUT_FIELDS}} for i, p in zip(idx, preds)]
         if sink is not None:
             sink.write(rows)
         if emit is not None:
@@ -187,7 +187,7 @@ def _calibration_kept(settings: ClassifySettings, method: MethodConfig, summary:
     resumed run divides out the prior it began with (batch calibration estimates it on the first chunk)."""
     import json
 
-    from sentiq.files import write_json
+    from sentiq.io.files import write_json
 
     output = settings.output
     record = output.with_name(output.name + ".calibration.json") if output is not None else None
@@ -230,14 +230,10 @@ def _release_memory() -> None:
 
 
 def output_columns(keep: tuple[str, ...]) -> list[str]:
-    clash = [c for c in keep if c in PREDICTION_COLUMNS]
+    clash = [c for c in keep if c in OUTPUT_FIELDS]
     if clash:
         raise OptionError(f"--keep-columns {clash[0]}: sentiq writes a column of that name; rename the input column")
-    return ["id", *keep, *PREDICTION_COLUMNS]
-
-
-def _prediction(p: Prediction) -> dict[str, Any]:
-    return {"label": p.label, "p_positive": p.p_positive, "answer": p.answer}
+    return ["id", *keep, *OUTPUT_FIELDS]
 
 
 def classify_on_ray(
@@ -249,7 +245,7 @@ def classify_on_ray(
     tuned_in: Path | None = None,
 ) -> Summary:
     """--input labelled into --output on a Ray cluster; Ray Data retries what a dead worker left."""
-    from sentiq import ray_backend
+    from sentiq.backends import ray as ray_backend
     from sentiq.tuning import apply_tuned
 
     if input_path is None or settings.output is None:

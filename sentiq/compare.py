@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from sentiq.errors import OptionError, RunError
-from sentiq.files import write_frame
+from sentiq.io.files import write_frame
+from sentiq.io.runs import SavedRun, prompt_name, read_runs
 from sentiq.metrics import wilson
 from sentiq.plots import comparison_chart
-from sentiq.runs import SavedRun, prompt_name, read_runs
 
 METRICS = ("macro_f1", "accuracy", "words_per_s")
 
@@ -44,7 +44,7 @@ def compare(root: Path, metric: str = "macro_f1", html: Path | None = None) -> C
     comparison_chart(root / "comparison.png", table)
     result.files = [root / "comparison.csv", root / "comparison.png"]
     if html is not None:
-        from sentiq.report import write_report
+        from sentiq.report.html import write_report
 
         write_report(html, result, root, metric)
         result.files.append(html)

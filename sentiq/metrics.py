@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sentiq.prompts import LABELS
+from sentiq.text import LABELS
 
 
 @dataclass

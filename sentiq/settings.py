@@ -181,7 +181,7 @@ class EvalSettings:
     methods: list[MethodConfig] = field(default_factory=lambda: [MethodConfig()])
     n: int | None = 200  # balanced sample size; None: every text
     seed: int = 0  # the sample (methods carry their own)
-    output_dir: Path = Path("results")
+    output_dir: Path | None = Path("results")  # None: in memory, nothing written
     run_id: str | None = None  # with several methods, each run gets '-<method>' appended
     resume: bool = False  # continue the run folders named by run_id
     ray: RaySettings = field(default_factory=RaySettings)

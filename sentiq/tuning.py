@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentiq.core.models import resolve_source
 from sentiq.errors import OptionError, first_line
-from sentiq.methods import INVALID
-from sentiq.models import resolve_source
-from sentiq.runs import safe_name
+from sentiq.io.runs import safe_name
+from sentiq.predictions import INVALID
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings, TuneSettings, ending_name
 
 SPLIT = "train tuning reviews (disjoint from evaluation and the demonstration pool)"
@@ -54,11 +54,11 @@ def parse_grid(text: str | None, kind: type, default: tuple, name: str) -> tuple
 def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
     """Every cell classifies the same tuning texts; the prompt is encoded once for all cells.
     Chosen by macro-F1, then fewer invalid answers, then accuracy."""
-    from sentiq.data import balanced_sample, load_tuning
-    from sentiq.evaluation import load_engine
-    from sentiq.methods import Classifier
+    from sentiq.core.engine import load_engine
+    from sentiq.io.datasets import balanced_sample, load_tuning
+    from sentiq.methods.classifier import Classifier
+    from sentiq.methods.prompts import load_prompts
     from sentiq.metrics import quality
-    from sentiq.prompts import load_prompts
 
     prompts = load_prompts(settings.prompt)
     if len(prompts) > 1:
@@ -118,12 +118,12 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     """Score every candidate prompt once with loglik on the tuning split, then every calibration from
     those same scores (plus the content-free and in-domain inputs each calibration needs), then the
     mean of the best few prompts. Chosen by the one-standard-error rule (see _simplest_within_error)."""
-    from sentiq.calibration import domain_inputs
-    from sentiq.data import balanced_sample, load_pool, load_tuning
-    from sentiq.evaluation import load_engine
-    from sentiq.files import write_frame
-    from sentiq.methods import Classifier, endings
-    from sentiq.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
+    from sentiq.core.engine import load_engine
+    from sentiq.io.datasets import balanced_sample, load_pool, load_tuning
+    from sentiq.io.files import write_frame
+    from sentiq.methods.calibration import domain_inputs
+    from sentiq.methods.classifier import Classifier, endings
+    from sentiq.methods.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
     from sentiq.settings import DEFAULT_PROMPT
 
     prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
@@ -205,7 +205,7 @@ def _search(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """With one set of demonstrations (or none): every prompt scored once, then the grid of its cells and
     of small ensembles by label scores, and the grid of the answerable prompts' cells by first answers."""
-    from sentiq.methods import Classifier
+    from sentiq.methods.classifier import Classifier
 
     scored: dict[str, dict[str, np.ndarray]] = {}
     answers: dict[str, dict[str, Any]] = {}  # per prompt: first-answer-token log-probabilities, their labels
@@ -272,7 +272,7 @@ def answered_positive(calibrate: str, tail: int, answers: dict[str, Any]) -> np.
     """Which texts a prompt's generation would call positive, read off its scoring pass (read_views):
     the greedy first answer token among those that start a label word in any casing (an answer that
     starts elsewhere is not modelled)."""
-    from sentiq.prompts import LABELS
+    from sentiq.text import LABELS
 
     first = first_answer_step(calibrate, tail, answers)
     return np.array(answers["names"])[first.argmax(dim=1).numpy()] == LABELS.index("positive")
@@ -283,9 +283,9 @@ def first_answer_step(calibrate: str, tail: int, answers: dict[str, Any]) -> Any
     prior divided out exactly as decoding does (the same functions, on those columns)."""
     import torch
 
-    from sentiq.calibration import log_softmax, softmax
-    from sentiq.decoding import divide_prior, mix_first
-    from sentiq.prompts import LABELS
+    from sentiq.core.decoding import divide_prior, mix_first
+    from sentiq.methods.calibration import log_softmax, softmax
+    from sentiq.text import LABELS
 
     own = list(range(len(LABELS)))  # the label words' own first tokens lead the columns
     views = ("", "@tail") if tail else ("",)
@@ -307,7 +307,7 @@ def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict
     """One grid cell: the members' label log-probabilities averaged (as an ensemble does, over each
     input and, with `tail`, its ending too), the prior of `calibrate` divided out, scored against the
     gold labels."""
-    from sentiq.calibration import log_softmax, softmax
+    from sentiq.methods.calibration import log_softmax, softmax
 
     views = ("", "@tail") if tail else ("",)
     mean = lambda kind: np.mean([log_softmax(scored[m][kind + v]) for m in members for v in views], axis=0)  # noqa: E731
@@ -341,7 +341,7 @@ def _save(
     axes: tuple[str, str, str],
     title: str,
 ) -> None:
-    from sentiq.files import write_frame, write_json
+    from sentiq.io.files import write_frame, write_json
     from sentiq.plots import save_heatmap
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -353,7 +353,7 @@ def _save(
 def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
     """A chosen grid row as --tuned applies it: prompt, calibration, ending and, in a search with
     demonstrations, which set (with its texts, so the choice can be read)."""
-    from sentiq.evaluation import demonstrations
+    from sentiq.evaluate import demonstrations
 
     choice = {
         "prompt": ",".join(specs[r] for r in str(row["prompt"]).split(",")),

@@ -79,14 +79,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_model: Path):
-    from sentiq.models import load_model
+    from sentiq.core.models import load_model
 
     return load_model(str(tiny_model), "cpu", "float32")
 
 
 @pytest.fixture
 def engine(tiny_lm):
-    from sentiq.engine import Engine
+    from sentiq.core.engine import Engine
 
     return Engine(tiny_lm)
 

@@ -198,7 +198,7 @@ def test_command_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPa
     assert run("classify", "nice").exit_code == 130
     _, settings, model, method, *_ = seen["args"]
     assert settings == ClassifySettings() and model == ModelSettings() and method == MethodConfig()
-    seen = _captured(monkeypatch, "sentiq.evaluation", "evaluate")
+    seen = _captured(monkeypatch, "sentiq.evaluate", "evaluate")
     assert run("evaluate").exit_code == 130
     settings = seen["args"][0]
     assert settings == EvalSettings()
@@ -210,7 +210,7 @@ def test_classify_and_evaluate_build_the_same_method(monkeypatch: pytest.MonkeyP
     seen = _captured(monkeypatch, "sentiq.classify", "classify")
     run("classify", "nice", *opts)
     from_classify = seen["args"][3]
-    seen = _captured(monkeypatch, "sentiq.evaluation", "evaluate")
+    seen = _captured(monkeypatch, "sentiq.evaluate", "evaluate")
     run("evaluate", *opts)
     assert seen["args"][0].methods == [from_classify]
     assert (from_classify.samples, from_classify.max_new_tokens, from_classify.top_p) == (3, 4, 0.9)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentiq import data
-from sentiq.data import balanced_sample, load_labelled, load_pool, load_tuning, parse_label_map
 from sentiq.errors import DataError
+from sentiq.io import datasets as data
+from sentiq.io.datasets import balanced_sample, load_labelled, load_pool, load_tuning, parse_label_map
 from sentiq.settings import DataSpec
 
 

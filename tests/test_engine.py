@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sentiq.batching import plan_batches, plan_shape
-from sentiq.decoding import Sampling
-from sentiq.engine import Engine
+from sentiq.core.batching import plan_batches, plan_shape
+from sentiq.core.decoding import Sampling
+from sentiq.core.engine import Engine
 
 TEXTS = [
     " a great film",

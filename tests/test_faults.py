@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from sentiq import files
 from sentiq.cli import app
+from sentiq.io import files
 
 runner = CliRunner()
 
@@ -81,7 +81,7 @@ def test_gguf_without_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_interrupted_classify_output_resumes(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentiq import methods
+    from sentiq.methods import classifier as methods
 
     real = methods.vote
     calls = {"n": 0}
@@ -115,10 +115,10 @@ def test_interrupted_classify_output_resumes(tiny_model: Path, tmp_path: Path, m
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=60))
 def test_any_text_gets_a_label_or_a_clear_refusal(tiny_lm, text: str) -> None:
-    from sentiq.engine import Engine
-    from sentiq.methods import Classifier
-    from sentiq.prompts import clean_text
+    from sentiq.core.engine import Engine
+    from sentiq.methods.classifier import Classifier
     from sentiq.settings import MethodConfig
+    from sentiq.text import clean_text
 
     clf = Classifier(Engine(tiny_lm), MethodConfig(method="loglik", max_tokens=32))
     if not clean_text(text):
@@ -144,7 +144,7 @@ def test_long_texts_are_truncated_with_a_warning_and_a_count(tiny_model: Path, t
 def test_out_of_memory_on_a_single_text_is_one_line(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from sentiq.engine import Engine
+    from sentiq.core.engine import Engine
 
     def no_memory(self, *args, **kwargs):
         raise torch.OutOfMemoryError("simulated")

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import sentiq.classify
-import sentiq.sinks
+import sentiq.io.sinks
 from sentiq.cli import app
 
 runner = CliRunner()
@@ -66,7 +66,7 @@ def _stopped(args: list[str], chunks: int, error: type[BaseException], monkeypat
 
     with monkeypatch.context() as m:
         m.setattr(sentiq.classify, "_release_memory", after_chunk)
-        m.setattr(sentiq.sinks, "PART_ROWS", 2)  # parquet parts flushed within a chunk, as on a big input
+        m.setattr(sentiq.io.sinks, "PART_ROWS", 2)  # parquet parts flushed within a chunk, as on a big input
         if error is not Killed:
             return runner.invoke(app, args)
         with pytest.raises(Killed):

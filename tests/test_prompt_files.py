@@ -11,12 +11,12 @@ import pytest
 from helpers import evaluate_args
 from typer.testing import CliRunner
 
-from sentiq.calibration import domain_inputs, log_softmax, prior_from_record, softmax
 from sentiq.cli import app
+from sentiq.cli.options import OPTIONS
 from sentiq.errors import OptionError
-from sentiq.methods import Classifier, draw_demonstrations, vote
-from sentiq.options import OPTIONS
-from sentiq.prompts import build_template, builtin_names, builtin_refs, load_prompt, load_prompts
+from sentiq.methods.calibration import domain_inputs, log_softmax, prior_from_record, softmax
+from sentiq.methods.classifier import Classifier, draw_demonstrations, vote
+from sentiq.methods.prompts import build_template, builtin_names, builtin_refs, load_prompt, load_prompts
 from sentiq.settings import MethodConfig
 
 runner = CliRunner()
@@ -260,13 +260,15 @@ def test_tune_prompt_grid_choice_and_tuned_runs(tiny_model: Path, labelled_csv: 
 def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sentiq.methods
-    from sentiq.data import balanced_sample, load_pool, load_tuning
+    import sentiq.methods.classifier
+    from sentiq.io.datasets import balanced_sample, load_pool, load_tuning
 
     drawn: list[list[tuple[str, str]]] = []
-    draw = sentiq.methods.draw_demonstrations
+    draw = sentiq.methods.classifier.draw_demonstrations
     monkeypatch.setattr(
-        sentiq.methods, "draw_demonstrations", lambda pool, k, seed: drawn.append(draw(pool, k, seed)) or drawn[-1]
+        sentiq.methods.classifier,
+        "draw_demonstrations",
+        lambda pool, k, seed: drawn.append(draw(pool, k, seed)) or drawn[-1],
     )
     args = ["--prompts", "classifier,reply", "--ensemble", "0", "--tail", "0", "--k", "1"]
     result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--n", "4", "-o", str(tmp_path), *args])
@@ -284,13 +286,13 @@ def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
 def test_tune_prompt_chooses_among_demonstration_draws_and_tuned_k_shot_shows_them(
     tiny_model: Path, labelled_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sentiq.methods
-    from sentiq.data import load_pool
+    import sentiq.methods.classifier
+    from sentiq.io.datasets import load_pool
 
     drawn: set[int] = set()
-    draw = sentiq.methods.draw_demonstrations
+    draw = sentiq.methods.classifier.draw_demonstrations
     monkeypatch.setattr(
-        sentiq.methods, "draw_demonstrations", lambda pool, k, seed: drawn.add(seed) or draw(pool, k, seed)
+        sentiq.methods.classifier, "draw_demonstrations", lambda pool, k, seed: drawn.add(seed) or draw(pool, k, seed)
     )
     args = ["--model", str(tiny_model), "--n", "6", "--seed", "3", "--prompts", "classifier,reply", "--k", "1"]
     args += ["--ensemble", "2", "--tail", "0"]
@@ -321,7 +323,7 @@ def test_tune_prompt_chooses_among_demonstration_draws_and_tuned_k_shot_shows_th
 def test_demo_seed_draws_the_demonstrations_and_the_run_records_them(
     tiny_model: Path, labelled_csv: Path, tmp_path: Path
 ) -> None:
-    from sentiq.data import load_pool
+    from sentiq.io.datasets import load_pool
 
     args = evaluate_args(tiny_model, labelled_csv, tmp_path, "d", 4, "--method", "k-shot", "--k", "1")
     assert runner.invoke(app, [*args, "--seed", "0", "--demo-seed", "7"]).exit_code == 0
@@ -368,7 +370,7 @@ def test_cached_prefix_equals_whole_prompt_for_every_builtin(engine) -> None:
 def test_first_step_prior_divided_out_among_label_tokens_only() -> None:
     import torch
 
-    from sentiq.decoding import divide_prior
+    from sentiq.core.decoding import divide_prior
 
     logp = torch.log_softmax(torch.tensor([[2.0, 1.9, 0.5, 0.1]]), dim=-1)
     moved = divide_prior(logp, ((0, float(np.log(0.8))), (1, float(np.log(0.2)))))
@@ -383,7 +385,7 @@ def test_first_step_prior_divided_out_among_label_tokens_only() -> None:
 def test_ending_mixed_into_the_first_step_among_label_tokens_only() -> None:
     import torch
 
-    from sentiq.decoding import mix_first
+    from sentiq.core.decoding import mix_first
 
     logp = torch.log_softmax(torch.tensor([[2.0, 1.0, 0.5, 0.1], [2.0, 1.0, 0.5, 0.1]]), dim=-1)
     ending = torch.log(torch.tensor([[0.1, 0.9], [float("nan"), float("nan")]]))
@@ -434,10 +436,10 @@ def test_tune_prompt_reads_generation_as_generation_decides(
     """The search's generation cells, read off its scoring pass, pick the first answer token that
     zero-shot's own first decoding step (ending mixed in, prior divided out) ranks highest among the
     label words' casings."""
-    import sentiq.engine
-    from sentiq.decoding import decode, divide_prior
-    from sentiq.methods import answer_firsts, endings
-    from sentiq.prompts import CONTENT_FREE
+    import sentiq.core.engine
+    from sentiq.core.decoding import decode, divide_prior
+    from sentiq.methods.classifier import answer_firsts, endings
+    from sentiq.methods.prompts import CONTENT_FREE
     from sentiq.tuning import answered_positive, first_answer_step, read_views
 
     texts = ["a fine film", "dull and long and slow", "I loved it, truly a delight to watch", "bad", "so-so really"]
@@ -447,7 +449,7 @@ def test_tune_prompt_reads_generation_as_generation_decides(
         steps.append(divide_prior(first, sampling.first_prior).numpy())
         return decode(first, step, sampling, *rest)
 
-    monkeypatch.setattr(sentiq.engine, "decode", spy)
+    monkeypatch.setattr(sentiq.core.engine, "decode", spy)
     gen = Classifier(engine, MethodConfig(method="zero-shot", prompt="classifier", calibrate=calibrate, tail=tail))
     for text in texts:  # one at a time: each first step is that text's
         gen.predict([text])

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from sentiq.errors import OptionError
-from sentiq.methods import DEMO_MAX_WORDS, Classifier, draw_demonstrations, vote
-from sentiq.prompts import build_template, clean_text, load_prompt, parse_label
+from sentiq.methods.classifier import DEMO_MAX_WORDS, Classifier, draw_demonstrations, vote
+from sentiq.methods.prompts import build_template, load_prompt, parse_label
 from sentiq.settings import MethodConfig
+from sentiq.text import clean_text
 
 
 @pytest.mark.parametrize(
@@ -148,7 +149,7 @@ def test_calibration_divides_out_the_content_free_prior(engine) -> None:
 
 
 def test_tail_averages_each_long_text_with_its_ending(engine) -> None:
-    from sentiq.calibration import log_softmax
+    from sentiq.methods.calibration import log_softmax
 
     long = "a slow start " * 10 + "but a great film in the end"
     texts = [long, "dull", long.replace("great", "awful")]
@@ -175,7 +176,7 @@ def test_tail_averages_each_long_text_with_its_ending(engine) -> None:
 def test_generation_hears_the_ending_at_its_first_step(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    from sentiq.calibration import log_softmax
+    from sentiq.methods.calibration import log_softmax
 
     long = "a slow start " * 10 + "but a great film in the end"
     cfg = MethodConfig(method="zero-shot", tail=5, max_new_tokens=2)
@@ -225,7 +226,7 @@ def test_sampling_predictions_repeat_with_the_seed(engine) -> None:
 
 
 def test_kshot_scores_with_cached_demonstrations_equal_full_prompts(engine) -> None:
-    from sentiq.prompts import LABELS
+    from sentiq.text import LABELS
 
     cfg = MethodConfig(method="k-shot", k=2, scoring="loglik", seed=0)
     clf = Classifier(engine, cfg, pool=_pool())

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
-from sentiq import ray_backend  # noqa: E402
+from sentiq.backends import ray as ray_backend  # noqa: E402
 from sentiq.cli import app  # noqa: E402
 from sentiq.errors import DataError, OptionError  # noqa: E402
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings  # noqa: E402
@@ -54,8 +54,8 @@ class DiesOnce(ray_backend.LabelBatch):
 
 def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model: Path, tmp_path: Path) -> None:
     from sentiq.classify import classify_on_ray
-    from sentiq.evaluation import load_engine
-    from sentiq.methods import Classifier
+    from sentiq.core.engine import load_engine
+    from sentiq.methods.classifier import Classifier
 
     frame = _texts()
     frame.to_parquet(tmp_path / "in.parquet")
@@ -219,7 +219,7 @@ def test_a_worker_that_cannot_load_the_model_is_one_line(cluster, tiny_model: Pa
 
 @pytest.mark.parametrize("mode", ["batch", "domain"])
 def test_priors_from_texts_are_refused_on_ray(mode: str) -> None:
-    from sentiq import ray_backend
+    from sentiq.backends import ray as ray_backend
     from sentiq.errors import OptionError
     from sentiq.settings import MethodConfig, ModelSettings, RaySettings
 

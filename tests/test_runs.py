@@ -16,8 +16,8 @@ import pytest
 from helpers import evaluate_args
 from typer.testing import CliRunner
 
-from sentiq import runs
 from sentiq.cli import app
+from sentiq.io import runs
 
 runner = CliRunner()
 SAME_METRICS = ("accuracy", "macro_f1", "invalid", "n", "words", "tokens")
@@ -155,7 +155,7 @@ def test_a_failure_mid_run_is_recorded_and_resumable(
 
 SLOW_EVALUATE = """
 import sys, time
-from sentiq import runs
+from sentiq.io import runs
 real = runs.Run.append
 def slow(self, rows):
     real(self, rows)

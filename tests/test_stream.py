@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from sentiq.cli import app
 from sentiq.errors import DataError
-from sentiq.sinks import Sink
-from sentiq.sources import in_memory, open_source
+from sentiq.io.sinks import Sink
+from sentiq.io.sources import in_memory, open_source
 
 runner = CliRunner()
 COLUMNS = ["id", "stars", "label", "p_positive", "answer"]

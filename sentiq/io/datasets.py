@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from sentiq.errors import DataError, first_line
-from sentiq.hub import require_hub
-from sentiq.prompts import LABELS
+from sentiq.io.formats import TABLES, format_of, suffixes
+from sentiq.io.hub import require_hub
 from sentiq.settings import EMBEDDED, DataSpec
+from sentiq.text import LABELS
 
 # Source encodings, stated per dataset: the same IMDB reviews come with opposite integer codes.
 HUB_DATASETS: dict[str, tuple[str, str, dict[object, str]]] = {
@@ -29,13 +30,12 @@ DEFAULT_LABEL_MAP: dict[str, str] = {
     "positive": "positive",
     "negative": "negative",
 }
-READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
 
 
 def embedded_frame() -> pd.DataFrame:
     """The whole embedded sample: 1,000 evaluation reviews, a 400-review demonstration pool and 1,000
     tuning reviews, the last two from aclImdb's train split and disjoint from each other."""
-    with resources.as_file(resources.files("sentiq") / "data" / "imdb_sample.parquet") as path:
+    with resources.as_file(resources.files("sentiq.io") / "data" / "imdb_sample.parquet") as path:
         return pd.read_parquet(path)
 
 
@@ -44,7 +44,7 @@ def load_labelled(spec: DataSpec) -> pd.DataFrame:
     if spec.source == EMBEDDED:
         return _embedded_split("eval")
     path = Path(spec.source).expanduser()
-    if path.exists() or path.suffix.lower() in READERS:
+    if path.exists() or format_of(path, TABLES):
         return _from_frame(read_table(path), spec, str(path))
     return _from_hub(spec)
 
@@ -71,10 +71,10 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"file not found: {path}")
     if path.is_dir():
-        raise DataError(f"{path} is a folder; give a .csv, .tsv, .jsonl, .json or .parquet file")
-    kind = READERS.get(path.suffix.lower())
+        raise DataError(f"{path} is a folder; give a {suffixes(TABLES)} file")
+    kind = format_of(path, TABLES)
     if kind is None:
-        raise DataError(f"{path}: unknown file type '{path.suffix}'; use .csv, .tsv, .jsonl, .json or .parquet")
+        raise DataError(f"{path}: unknown file type '{path.suffix}'; use {suffixes(TABLES)}")
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty")
     try:

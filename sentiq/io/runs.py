@@ -17,12 +17,9 @@ from typing import Any
 import pandas as pd
 
 from sentiq.errors import Interrupted, RunError, first_line
-from sentiq.files import atomic_write, write_frame, write_json
+from sentiq.io.files import atomic_write, write_frame, write_json
+from sentiq.predictions import RUN_FIELDS
 
-PREDICTION_FIELDS = [
-    *("id", "gold", "predicted", "p_positive", "p_positive_raw", "answer"),
-    *("words", "tokens", "truncated", "latency_ms"),
-]
 PARTIAL = "predictions.partial.jsonl"  # one JSON object a line: a torn write can only tear the last one
 # Settings that must match for a resumed run to continue the same work.
 SAME_WORK = ("model", "dtype", "method", "method_settings", "dataset", "n", "sample_seed")
@@ -97,6 +94,10 @@ class Run:
     def complete(self) -> bool:
         return self.config.get("status") == "complete"
 
+    @property
+    def run_id(self) -> str:
+        return self.folder.name
+
     @classmethod
     def open(cls, root: Path, run_id: str, config: dict[str, Any], resume: bool = False) -> Run:
         check_run_id(root, run_id, resume)
@@ -154,12 +155,12 @@ class Run:
         missing = [i for i in ids if i not in rows]
         if missing:
             raise RunError(f"run {self.folder.name} has no prediction for {len(missing)} texts (first: {missing[0]})")
-        return pd.DataFrame([rows[i] for i in ids], columns=PREDICTION_FIELDS)
+        return pd.DataFrame([rows[i] for i in ids], columns=list(RUN_FIELDS))
 
     def finish(self, predictions: pd.DataFrame, metrics: dict[str, Any], **recorded: Any) -> None:
         """The artifacts, then config.json marked complete (the moment the run counts), then the
         partial file goes."""
-        write_frame(self.folder / "predictions.csv", predictions[PREDICTION_FIELDS])
+        write_frame(self.folder / "predictions.csv", predictions[list(RUN_FIELDS)])
         write_json(self.folder / "metrics.json", metrics)
         write_frame(self.folder / "metrics.csv", pd.DataFrame([metrics]))
         self.config = {**self.config, **recorded}
@@ -186,6 +187,50 @@ class Run:
         log.addHandler(self._handler)
         if log.getEffectiveLevel() > logging.INFO:
             log.setLevel(logging.INFO)
+
+
+class MemoryRun:
+    """A run kept in memory, with Run's interface and no files: the library's evaluate when nothing is
+    to be written; `save` writes it as a run folder later."""
+
+    folder = None
+
+    def __init__(self, run_id: str, config: dict[str, Any]) -> None:
+        self.run_id = run_id
+        self.config = {**config, "status": "running"}
+        self.done: list[dict[str, Any]] = []
+        self.metrics: dict[str, Any] = {}
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    @property
+    def complete(self) -> bool:
+        return self.config.get("status") == "complete"
+
+    def __enter__(self) -> MemoryRun:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None and not self.complete:
+            self.config["status"] = "interrupted" if issubclass(kind, (KeyboardInterrupt, Interrupted)) else "failed"
+
+    def record(self, **values: Any) -> None:
+        self.config.update(values)
+
+    def log(self, message: str) -> None:
+        log.debug(message)
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        self._rows.update((r["id"], r) for r in rows)
+
+    def predictions(self, ids: list[str]) -> pd.DataFrame:
+        missing = [i for i in ids if i not in self._rows]
+        if missing:
+            raise RunError(f"run {self.run_id} has no prediction for {len(missing)} texts (first: {missing[0]})")
+        return pd.DataFrame([self._rows[i] for i in ids], columns=list(RUN_FIELDS))
+
+    def finish(self, predictions: pd.DataFrame, metrics: dict[str, Any], **recorded: Any) -> None:
+        self.metrics = metrics
+        self.config = {**self.config, **recorded, "status": "complete"}
 
 
 def _now() -> str:

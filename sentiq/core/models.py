@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiq.errors import ModelError, OptionError, first_line
-from sentiq.hub import require_hub
+from sentiq.io.hub import require_hub
 
 ALIASES = {
     "0.5b": "Qwen/Qwen2.5-0.5B-Instruct",
@@ -113,15 +113,43 @@ def pick_device(requested: str = "auto") -> Any:
     return torch.device(requested)
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what decides CPU matmul speed
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's entry of /proc/cpuinfo (Linux), or nothing."""
+    if platform.system() != "Linux":
+        return {}
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return {}
+    pairs = (line.partition(":") for line in first.splitlines())
+    return {k.strip(): v.strip() for k, _, v in pairs}
+
+
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with AVX-512 BF16 or AMX, where bfloat16 matmuls beat float32."""
-    if platform.system() != "Linux":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpuinfo().get("flags", "").split()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def describe_machine() -> dict[str, Any]:
+    """The hardware speed was measured on: the CPU's model and the flags that decide matmul speed, and
+    the GPU's name when there is one."""
+    import torch
+
+    info = _cpuinfo()
+    flags = info.get("flags", "").split()
+    machine: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cpu": info.get("model name") or platform.processor() or platform.machine(),
+        "cpu_flags": [f for f in SPEED_FLAGS if f in flags],
+    }
+    if torch.cuda.is_available():
+        machine["gpu"] = torch.cuda.get_device_name(0)
+    return machine
 
 
 def pick_dtype(requested: str, device: Any) -> Any:
@@ -148,6 +176,7 @@ def load_model(spec: str | None, device: str = "auto", dtype: str = "auto") -> L
         missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
         if missing:
             raise ModelError(f"loading .gguf files needs {' and '.join(missing)}: pip install 'sentiq[gguf]'")
+    _quiet_transformers()
     tokenizer, model = _from_pretrained(source, torch_dtype)
     if not getattr(tokenizer, "chat_template", None):
         raise ModelError(f"{source.ref} has no chat template: use an instruction-tuned (chat) model")
@@ -192,3 +221,11 @@ def _load_pair(source: ModelSource, torch_dtype: Any, local_files_only: bool) ->
         source.ref, dtype=torch_dtype, use_safetensors=True if safetensors_only else None, **kwargs
     )
     return tok, model
+
+
+def _quiet_transformers() -> None:
+    """Keep library progress bars and advice out of the tool's own output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

@@ -11,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from sentiq.errors import DataError, first_line
-
-KINDS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
+from sentiq.io.formats import TEXTS, format_of, suffixes
 
 
 @dataclass
@@ -71,9 +70,9 @@ def open_source(path: Path, text_column: str | None = None, keep: Sequence[str] 
     path = path.expanduser()
     if not path.exists():
         raise DataError(f"file not found: {path}")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in KINDS) if path.is_dir() else [path]
+    files = sorted(p for p in path.iterdir() if format_of(p)) if path.is_dir() else [path]
     if not files:
-        raise DataError(f"{path} holds no .txt, .csv, .tsv, .jsonl, .json or .parquet files")
+        raise DataError(f"{path} holds no {suffixes(TEXTS)} files")
     column = text_column or "text"
     for f in files:
         _check(f, column, [c for c in keep if c not in ("id", "text", column)])  # 'text': the text itself
@@ -83,9 +82,9 @@ def open_source(path: Path, text_column: str | None = None, keep: Sequence[str] 
 
 
 def _kind(path: Path) -> str:
-    kind = KINDS.get(path.suffix.lower())
+    kind = format_of(path)
     if kind is None:
-        raise DataError(f"{path}: unknown file type '{path.suffix}'; use .txt, .csv, .tsv, .jsonl, .json or .parquet")
+        raise DataError(f"{path}: unknown file type '{path.suffix}'; use {suffixes(TEXTS)}")
     if path.is_dir():
         raise DataError(f"{path} is a folder inside a folder; give its files or the folder itself")
     if path.stat().st_size == 0:

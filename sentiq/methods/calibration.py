@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from sentiq.prompts import CONTENT_FREE, LABELS
+from sentiq.methods.prompts import CONTENT_FREE
+from sentiq.text import LABELS
 
 DOMAIN_INPUTS = 20  # random in-domain texts for domain-context calibration (as Fei et al. 2023)
 DOMAIN_MAX_WORDS = 256  # their length: the texts' mean, at most this
@@ -49,3 +50,8 @@ def log_softmax(scores: np.ndarray) -> np.ndarray:
 
 def softmax(scores: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(scores))
+
+
+def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:
+    """P(positive) of a calibration prior, one per prompt where each prompt has its own."""
+    return " / ".join(f"{p['positive']:.3f}" for p in (prior if isinstance(prior, list) else [prior]))

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from sentiq.batching import Batcher, OnBatch, default_fill, default_token_budget
-from sentiq.decoding import Sampling, decode, mix_first
+from sentiq.core.batching import Batcher, OnBatch, default_fill, default_token_budget
+from sentiq.core.decoding import Sampling, decode, mix_first
+from sentiq.core.models import LoadedModel, load_model
 from sentiq.errors import ResourceError
-from sentiq.models import LoadedModel
+from sentiq.settings import ModelSettings
 
 log = logging.getLogger(__name__)
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape (1, kv_heads, seq, head_dim)
@@ -288,3 +289,9 @@ class Engine:
         if self.device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self.device))
         return None
+
+
+def load_engine(settings: ModelSettings) -> Engine:
+    """The model of `settings` loaded, behind an engine with its batch limits."""
+    lm = load_model(settings.model, settings.device, settings.dtype)
+    return Engine(lm, max_batch_tokens=settings.max_batch_tokens, max_batch_rows=settings.batch_size)

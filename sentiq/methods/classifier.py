@@ -13,29 +13,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentiq.calibration import calibration_record, domain_inputs, log_softmax, softmax
-from sentiq.decoding import Sampling
-from sentiq.engine import Engine
+from sentiq.core.decoding import Sampling
+from sentiq.core.engine import Engine
 from sentiq.errors import OptionError
-from sentiq.prompts import CONTENT_FREE, LABELS, Prompt, PromptTemplate, build_template, clean_text, load_prompts
+from sentiq.methods.calibration import calibration_record, domain_inputs, log_softmax, softmax
+from sentiq.methods.prompts import CONTENT_FREE, Prompt, PromptTemplate, build_template, load_prompts
+from sentiq.predictions import INVALID, Prediction
 from sentiq.settings import MethodConfig
+from sentiq.text import LABELS, clean_text
 
-INVALID = "invalid"
 DEMO_MAX_WORDS = 100  # k-shot demonstrations are drawn from texts this short (see draw_demonstrations)
 # Texts that probe whether prefix and body tokenize apart exactly: words, punctuation, digits, a line
 # break and non-ASCII characters next to the seam.
 SPLIT_PROBES = ("A great film.", "dull", "Terrible!\nAvoid.", "N/A", "9/10, très bon — ok", "")
 OnDone = Callable[[list[int], list["Prediction"], float], None]  # (indices, their predictions, seconds)
-
-
-@dataclass
-class Prediction:
-    label: str  # 'positive', 'negative' or 'invalid'
-    p_positive: float | None  # scoring: softmax over label scores; several answers: share of positive votes
-    p_positive_raw: float | None = None  # before calibration, when calibrated
-    answer: str | None = None  # generated text (answers joined by ' | ' when there are several)
-    tokens: int = 0  # prompt tokens specific to this text (the whole prompt's when encoded whole), all prompts
-    truncated: bool = False
 
 
 @dataclass

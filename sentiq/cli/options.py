@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
-from sentiq.prompts import builtin_names
+from sentiq.methods.prompts import builtin_names
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, TuneSettings
 
 MODEL_PANEL = "Model"

@@ -14,7 +14,8 @@ import pandas as pd
 
 from sentiq import __version__
 from sentiq.compare import Comparison
-from sentiq.files import atomic_write
+from sentiq.io.files import atomic_write
+from sentiq.methods.calibration import prior_text
 from sentiq.plots import accuracy_speed_figure, figure_png, latency_figure
 
 COLUMNS = [  # (key, heading, kind): kind "text" sorts alphabetically, "num" numerically
@@ -36,7 +37,7 @@ COLUMNS = [  # (key, heading, kind): kind "text" sorts alphabetically, "num" num
 def write_report(path: Path, result: Comparison, root: Path, metric: str) -> None:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    env = Environment(loader=PackageLoader("sentiq", "templates"), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=PackageLoader("sentiq.report", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html").render(
         title="sentiq report",
         created=time.strftime("%Y-%m-%d %H:%M %Z"),
@@ -121,8 +122,6 @@ def _run_details(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
 def _prior(calibration: dict[str, Any] | None) -> str | None:
     if not calibration:
         return None
-    from sentiq.render import prior_text
-
     try:
         prior = f"P(positive) {prior_text(calibration['prior'])}"
     except (KeyError, TypeError):  # a record of another version

@@ -24,9 +24,9 @@ from typing import Any
 import pandas as pd
 
 from sentiq.errors import DataError
-from sentiq.files import write_json
+from sentiq.io.files import write_json
+from sentiq.io.formats import SINKS, format_of, suffixes
 
-KINDS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 PART_ROWS = 1024  # parquet rows per part file
 PART_SECONDS = 30.0  # ... or the work of this long, whichever comes first
 
@@ -35,11 +35,11 @@ class Sink:
     def __init__(self, path: Path, columns: Sequence[str], resume: bool = False, overwrite: bool = False) -> None:
         self.path = path
         self.columns = list(columns)
-        self.kind = KINDS.get(path.suffix.lower(), "")
+        self.kind = format_of(path, SINKS) or ""
         if not self.kind:
-            raise DataError(f"--output {path}: use a .csv, .tsv, .jsonl or .parquet file")
+            raise DataError(f"--output {path}: use a {suffixes(SINKS)} file")
         if path.is_dir():
-            raise DataError(f"--output {path} is a folder; name a .csv, .tsv, .jsonl or .parquet file")
+            raise DataError(f"--output {path} is a folder; name a {suffixes(SINKS)} file")
         self.side = path.with_name(path.name + (".parts" if self.kind == "parquet" else ".progress"))
         unfinished = self.side.exists()
         finished = not unfinished and path.exists() and path.stat().st_size > 0

@@ -14,9 +14,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from sentiq import __version__, render
+from sentiq import __version__
+from sentiq.cli import render
+from sentiq.cli.options import DATA, METHOD, MODEL, SCALE, TUNE_N, TUNE_SAMPLES, Method, Opt, build, of, plain, takes
 from sentiq.errors import Interrupted, OptionError, OutputClosed, SentiqError, debugging
-from sentiq.options import DATA, METHOD, MODEL, SCALE, TUNE_N, TUNE_SAMPLES, Method, Opt, build, of, plain, takes
 from sentiq.settings import (
     ClassifySettings,
     DataSpec,
@@ -204,7 +205,7 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 )
 def evaluate(**given: Any) -> None:
     """Measure methods on a balanced labelled sample and save the run under results/."""
-    from sentiq.evaluation import evaluate as run_evaluate
+    from sentiq.evaluate import evaluate as run_evaluate
     from sentiq.tuning import apply_tuned
 
     names = method_names(given["methods"])

@@ -19,16 +19,21 @@ from typing import Any
 import pandas as pd
 
 from sentiq.errors import DataError, ModelError, OptionError, SentiqError, debugging, first_line
-from sentiq.prompts import load_prompts
+from sentiq.io.formats import RAY_READS, RAY_WRITES, format_of, suffixes
+from sentiq.methods.prompts import load_prompts
+from sentiq.predictions import LABELLED_FIELDS, labelled
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 
 if not debugging():  # Ray Data's INFO lines are progress told twice
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
 logger = logging.getLogger("sentiq")
 GROW_POLL_S = 5.0  # how often a growing cluster is looked at again
-PREDICTION_COLUMNS = ("label", "p_positive", "p_positive_raw", "answer", "tokens", "truncated", "latency_ms")
-READERS = {".parquet": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "json", ".json": "json", ".txt": "text"}
-WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".jsonl": "write_json"}
+ARROW_TYPES: dict[str, tuple[str, Callable[[Any], Any]]] = {  # a labelled row's fields as Arrow columns
+    "label": ("string", str),
+    "answer": ("string", lambda a: a or ""),
+    **dict.fromkeys(("p_positive", "p_positive_raw", "latency_ms"), ("float64", lambda x: x)),
+    **dict.fromkeys(("tokens", "truncated"), ("int64", int)),
+}
 
 
 class LabelBatch:
@@ -38,9 +43,9 @@ class LabelBatch:
     def __init__(self, model: ModelSettings, method: MethodConfig, threads: int, prompts: list) -> None:
         import torch
 
-        from sentiq.data import load_pool
-        from sentiq.evaluation import load_engine
-        from sentiq.methods import Classifier
+        from sentiq.core.engine import load_engine
+        from sentiq.io.datasets import load_pool
+        from sentiq.methods.classifier import Classifier
 
         torch.set_num_threads(threads)
         try:
@@ -55,7 +60,7 @@ class LabelBatch:
         self.where = self.clf.engine.lm.describe()
 
     def __call__(self, batch: pd.DataFrame) -> Any:
-        from sentiq.prompts import clean_text
+        from sentiq.text import clean_text
 
         batch = batch[batch["text"].astype(str).map(lambda t: bool(clean_text(t)))].reset_index(drop=True)
         start = time.perf_counter()
@@ -64,19 +69,12 @@ class LabelBatch:
         import pyarrow as pa
 
         table = pa.Table.from_pandas(batch.assign(id=batch["id"].astype(str)), preserve_index=False)
-        columns = {  # typed, so that a block with no probability at all still writes doubles
-            "label": (pa.string(), [p.label for p in preds]),
-            "p_positive": (pa.float64(), [p.p_positive for p in preds]),
-            "p_positive_raw": (pa.float64(), [p.p_positive_raw for p in preds]),
-            "answer": (pa.string(), [p.answer or "" for p in preds]),
-            "tokens": (pa.int64(), [p.tokens for p in preds]),
-            "truncated": (pa.int64(), [int(p.truncated) for p in preds]),
-            "latency_ms": (pa.float64(), [per_text] * len(preds)),
-            "device": (pa.string(), [self.where["device"]] * len(preds)),
-            "dtype": (pa.string(), [self.where["dtype"]] * len(preds)),
-        }
-        for name, (kind, values) in columns.items():
-            table = table.append_column(name, pa.array(values, type=kind))
+        rows = [labelled(i, t, p, per_text) for i, t, p in zip(batch["id"], batch["text"], preds)]
+        for name in LABELLED_FIELDS[2:]:  # typed, so that a block with no probability at all still writes doubles
+            kind, normal = ARROW_TYPES[name]
+            table = table.append_column(name, pa.array([normal(r[name]) for r in rows], type=pa.type_for_alias(kind)))
+        for name in ("device", "dtype"):
+            table = table.append_column(name, pa.array([self.where[name]] * len(rows), type=pa.string()))
         return table
 
 
@@ -316,17 +314,17 @@ def read(path: str, text_column: str | None, keep: tuple[str, ...]) -> Any:
     Row numbers are not stable across workers, so the input needs an `id` column to join back on."""
     import ray.data
 
-    suffix = Path(path).suffix.lower() or _suffix_inside(path)
-    kind = READERS.get(suffix)
+    kind = format_of(path) if Path(path).suffix else _format_inside(path)
     if kind is None:
-        raise DataError(f"--input {path}: --engine ray reads .parquet, .csv, .tsv, .jsonl, .json or .txt")
-    if kind == "text":
+        raise DataError(f"--input {path}: --engine ray reads {suffixes(RAY_READS)}")
+    if kind not in RAY_READS:
         raise DataError("--engine ray needs an 'id' column to join labels back: use .csv, .jsonl or .parquet input")
     reader = {
         "parquet": lambda: ray.data.read_parquet(path),
         "csv": lambda: ray.data.read_csv(path),
         "tsv": lambda: ray.data.read_csv(path, parse_options=_tab()),
-        "json": lambda: ray.data.read_json(path, lines=suffix == ".jsonl"),
+        "json": lambda: ray.data.read_json(path, lines=False),
+        "jsonl": lambda: ray.data.read_json(path, lines=True),
     }[kind]
     try:
         ds = reader()
@@ -350,13 +348,13 @@ def write(ds: Any, output: Path, columns: list[str], overwrite: bool = False) ->
     `overwrite` replaces what the folder (or a file of that name) held."""
     from ray.data import SaveMode
 
-    method = WRITERS.get(output.suffix.lower())
-    if method is None:
-        raise DataError(f"--output {output}: --engine ray writes .parquet, .csv or .jsonl (a folder of files)")
+    kind = format_of(output, RAY_WRITES)
+    if kind is None:
+        raise DataError(f"--output {output}: --engine ray writes {suffixes(RAY_WRITES)} (a folder of files)")
     if overwrite and output.is_file():
         output.unlink()
     mode = SaveMode.OVERWRITE if overwrite else SaveMode.APPEND  # APPEND: into a new or empty folder
-    getattr(ds.select_columns(columns), method)(str(output), mode=mode)
+    getattr(ds.select_columns(columns), f"write_{'json' if kind == 'jsonl' else kind}")(str(output), mode=mode)
     return _rows_in(output)
 
 
@@ -409,19 +407,20 @@ def _tab() -> Any:
     return pacsv.ParseOptions(delimiter="\t")
 
 
-def _suffix_inside(path: str) -> str:
+def _format_inside(path: str) -> str | None:
+    """The one format of a local folder's files, or None; a remote folder holds Ray's own, parquet."""
     folder = Path(path)
     if folder.is_dir():
-        found = sorted({p.suffix.lower() for p in folder.iterdir() if p.suffix.lower() in READERS})
-        return found[0] if len(found) == 1 else ""
-    return ".parquet"  # a remote folder: Ray's own format
+        found = {format_of(p) for p in folder.iterdir()} - {None}
+        return found.pop() if len(found) == 1 else None
+    return "parquet"
 
 
 class RayPredictor:
     """evaluate's texts labelled on the cluster: the same rows a local run appends, gathered at once."""
 
     def __init__(self, model: ModelSettings, settings: RaySettings) -> None:
-        from sentiq.models import resolve_source
+        from sentiq.core.models import resolve_source
 
         self.model, self.settings = model, settings
         self.source = resolve_source(model.model)  # a model that is nowhere fails here, not on every worker

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sentiq.errors import listed
+from sentiq.methods.calibration import prior_text
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -128,7 +129,7 @@ def metrics_table(results: Sequence[Any]) -> Table:
         ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),
         ("latency p50 / p95 ms", lambda q, s: f"{s.latency_p50_ms:.1f} / {s.latency_p95_ms:.1f}"),
     ]
-    from sentiq.runs import prompt_name
+    from sentiq.io.runs import prompt_name
 
     table.add_row("prompt", *[escape(prompt_name(r.config)) for r in results])
     for name, cell in rows:
@@ -223,11 +224,6 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
     if summary.empty:
         count = len(summary.empty)
         warn(f"skipped {count} empty {'text' if count == 1 else 'texts'}: {listed(summary.empty)}")
-
-
-def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:
-    """P(positive) of a calibration prior, one per prompt where each prompt has its own."""
-    return " / ".join(f"{p['positive']:.3f}" for p in (prior if isinstance(prior, list) else [prior]))
 
 
 def _natural(text_id: str) -> tuple[str, int, str]:

@@ -1,5 +1,5 @@
 """Prompts as data: TOML files (built-in ones in sentiq/prompts/, or the user's own) -> checked prompts
--> chat messages and the label words a method scores or parses. Text cleaning lives here too."""
+-> chat messages and the label words a method scores or parses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 import sys
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -17,31 +16,18 @@ from typing import Any
 
 from sentiq.errors import OptionError
 from sentiq.settings import DEFAULT_PROMPT
+from sentiq.text import LABELS
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-LABELS = ("positive", "negative")  # internal label names; index order of every score array
 # Inputs with no content, for contextual calibration (Zhao et al. 2021).
 CONTENT_FREE = ("N/A", "", "[MASK]")
 FILE_KEYS = {"name", "description", "system", "user", "labels", "variants"}
 _SENTINEL = "\ue000TEXT\ue000"  # private-use marker; cleaned texts never contain it
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ue000-\uf8ff]")
-
-
-def clean_text(text: str) -> str:
-    """HTML line breaks to newlines, control characters dropped, NFC, outer whitespace stripped."""
-    text = _BREAK.sub("\n", unicodedata.normalize("NFC", text))
-    return _CONTROL.sub("", text).strip()
-
-
-def word_count(text: str) -> int:
-    """Words of an input text, the unit of throughput."""
-    return len(text.split())
 
 
 def _word_pattern(word: str) -> re.Pattern[str]:
@@ -110,7 +96,7 @@ def parse_label(answer: str, prompt: Prompt | None = None) -> str | None:
 # -- loading and checking ----------------------------------------------------------------------------
 def builtin_names() -> list[str]:
     """The prompts sentiq ships, the default first."""
-    folder = resources.files("sentiq").joinpath("prompts")
+    folder = resources.files("sentiq.methods").joinpath("prompts")
     names = sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
     return sorted(names, key=lambda n: n != DEFAULT_PROMPT)
 
@@ -119,7 +105,7 @@ def builtin_refs() -> list[str]:
     """Every built-in prompt with each of its label-word sets: the candidates tune-prompt scores."""
     refs = []
     for name in builtin_names():
-        data = _read(resources.files("sentiq").joinpath("prompts", f"{name}.toml"), name)
+        data = _read(resources.files("sentiq.methods").joinpath("prompts", f"{name}.toml"), name)
         refs += [name, *(f"{name}:{v}" for v in data.get("variants", {}))]
     return refs
 
@@ -146,7 +132,7 @@ def load_prompt(ref: str) -> Prompt:
         hint = f" Did you mean '{near[0]}'?" if near else ""
         raise OptionError(f"unknown prompt '{base}': choose from {', '.join(names)}, or give a .toml file.{hint}")
     return _from_data(
-        _read(resources.files("sentiq").joinpath("prompts", f"{base}.toml"), base), "built-in", variant or None
+        _read(resources.files("sentiq.methods").joinpath("prompts", f"{base}.toml"), base), "built-in", variant or None
     )
 
 

@@ -1,0 +1,254 @@
+"""What `evaluate` does: load once, run each method on one balanced sample and summarise it. With an
+output folder every prediction is kept on disk as it arrives and the summary is made from what is on
+disk (so an interrupted run resumes and ends exactly as an uninterrupted one); without one, in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sentiq import __version__
+from sentiq.backends.local import LocalPredictor, Predictor
+from sentiq.core.engine import Engine, load_engine
+from sentiq.core.models import describe_machine, resolve_source
+from sentiq.errors import DataError, Interrupted
+from sentiq.io.datasets import balanced_sample, load_labelled, load_pool
+from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
+from sentiq.methods.classifier import draw_demonstrations
+from sentiq.methods.prompts import load_prompts
+from sentiq.metrics import Quality, Speed, as_row, quality, speed
+from sentiq.plots import plot_confusion
+from sentiq.predictions import RUN_FIELDS, run_row
+from sentiq.settings import EvalSettings, MethodConfig
+from sentiq.text import clean_text
+
+Advance = Callable[..., None]  # advance(texts, words=0)
+StartTask = Callable[[str, int], Advance]  # (description, total) -> advance
+
+
+def no_progress(description: str, total: int | None) -> Advance:
+    """A start_task that shows nothing: the library's default."""
+    return lambda n, words=0: None
+
+
+@dataclass
+class RunResult:
+    """One method's run: its metrics, its predictions (predictions.csv's columns) and, once written,
+    its folder."""
+
+    run_id: str
+    folder: Path | None
+    method: MethodConfig
+    quality: Quality
+    speed: Speed
+    config: dict[str, Any] = field(default_factory=dict)
+    truncated: int = 0  # texts that lost their middle to --max-tokens
+    already_complete: bool = False  # resumed after it had finished: nothing was redone
+    predictions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RUN_FIELDS)))
+
+    @classmethod
+    def saved(cls, run: Run, method: MethodConfig) -> RunResult:
+        """The result a finished run left on disk."""
+        m = json.loads((run.folder / "metrics.json").read_text())
+        pick = lambda kind: kind(**{f.name: m[f.name] for f in fields(kind)})  # noqa: E731
+        rows = pd.read_csv(run.folder / "predictions.csv", dtype={"id": str, "gold": str}, keep_default_na=False)
+        return cls(run.run_id, run.folder, method, pick(Quality), pick(Speed), run.config, m["truncated"], True, rows)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """metrics.json's figures."""
+        return {**as_row(self.quality, self.speed), "truncated": self.truncated}
+
+    def save(self, root: Path) -> Path:
+        """Write this run as a run folder under `root` (as `sentiq evaluate` leaves one); its folder."""
+        if self.folder is not None:
+            return self.folder
+        config = {k: v for k, v in self.config.items() if k != "status"}
+        run = Run.open(Path(root), self.run_id, config)
+        with run:
+            run.append(self.predictions.to_dict("records"))
+            _write_artifacts(run, self.method, self.predictions, self.metrics, config.get("model_label", ""))
+        self.folder = run.folder
+        return run.folder
+
+
+def evaluate(
+    settings: EvalSettings, start_task: StartTask = no_progress, engine: Engine | None = None
+) -> list[RunResult]:
+    """Run each method on one balanced sample; with settings.output_dir, each method gets its own run
+    folder there. `engine`: a model already loaded."""
+    labelled = load_labelled(settings.data)
+    empty = labelled["text"].map(lambda t: not clean_text(t))
+    if empty.all():
+        raise DataError("every text in the dataset is empty")
+    # Empty texts have no sentiment to measure: they are left out and counted, never guessed.
+    sample = balanced_sample(labelled[~empty], settings.n, settings.seed)
+    base, run_ids = run_ids_for(settings)
+    if settings.output_dir is not None:
+        for run_id in run_ids.values():  # before the model loads: a clash should not cost a minute
+            check_run_id(settings.output_dir, run_id, settings.resume)
+    for method in settings.methods:  # so is a broken prompt file
+        load_prompts(method.prompt)
+    predictor = _predictor(settings, engine)
+    results = []
+    for method in settings.methods:
+        config = run_config(settings, method, predictor.describe(), run_ids[method.method], sample, int(empty.sum()))
+        try:
+            results.append(_evaluate_one(settings, method, sample, predictor, config, start_task))
+        except KeyboardInterrupt:
+            if settings.output_dir is None:
+                raise Interrupted("interrupted; nothing was kept (give an output folder to keep predictions)") from None
+            folder = settings.output_dir / run_ids[method.method]
+            raise Interrupted(
+                f"interrupted; the predictions made so far are kept in {folder}: "
+                f"run the same command with --resume {base} to continue"
+            ) from None
+    return results
+
+
+def _predictor(settings: EvalSettings, engine: Engine | None) -> Predictor:
+    if settings.ray.engine == "ray":
+        from sentiq.backends.ray import RayPredictor
+
+        return RayPredictor(settings.model, settings.ray)
+    pool = load_pool() if any(m.method == "k-shot" for m in settings.methods) else None
+    return LocalPredictor(engine or load_engine(settings.model), pool)
+
+
+def run_ids_for(settings: EvalSettings) -> tuple[str, dict[str, str]]:
+    """The id to resume with, and each method's run folder: the id itself for one method given by
+    name, '<id>-<method>' otherwise (a new id is time-model)."""
+    if settings.run_id is not None and len(settings.methods) == 1:
+        only = safe_name(settings.run_id)
+        return only, {settings.methods[0].method: only}
+    base = safe_name(settings.run_id) if settings.run_id else make_run_id(resolve_source(settings.model.model).label)
+    ids = {m.method: safe_name(f"{base}-{m.method}") for m in settings.methods}
+    return (base if len(ids) > 1 else next(iter(ids.values()))), ids
+
+
+def _evaluate_one(
+    settings: EvalSettings,
+    method: MethodConfig,
+    sample: pd.DataFrame,
+    predictor: Predictor,
+    config: dict[str, Any],
+    start_task: StartTask,
+) -> RunResult:
+    if settings.output_dir is None:
+        run: Run | MemoryRun = MemoryRun(config["run_id"], config)
+    else:
+        run = Run.open(settings.output_dir, config["run_id"], config, settings.resume)
+        if run.complete:
+            return RunResult.saved(run, method)
+    with run:
+        run.log(f"settings {config}")
+        done = {r["id"] for r in run.done}
+        todo = sample[~sample["id"].isin(done)]
+        gold = dict(zip(sample["id"], sample["label"]))
+        advance = start_task(f"{config['model_label']} · {method.method}", len(sample))
+        advance(len(sample) - len(todo))
+
+        def keep(rows: list[dict[str, Any]]) -> None:
+            run.append(run_row(r, gold[r["id"]]) for r in rows)
+            seconds = sum(float(r["latency_ms"]) for r in rows) / 1000
+            run.log(f"batch texts={len(rows)} tokens={sum(r['tokens'] for r in rows)} seconds={seconds:.4f}")
+
+        start = time.perf_counter()
+        predictor.predict(method, todo, keep, advance, run)
+        run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(todo)}")
+        rows = run.predictions(list(sample["id"]))
+        q, s, metrics = summarise(rows)
+        if metrics["truncated"]:
+            run.log(
+                f"truncated {metrics['truncated']} texts longer than {method.max_tokens} tokens (their middle left out)"
+            )
+        peak = predictor.peak_memory_bytes()
+        run.log(
+            f"totals n={q.n} accuracy={q.accuracy:.4f} macro_f1={q.macro_f1:.4f} invalid={q.invalid} "
+            f"words_per_s={s.words_per_s:.1f} peak_memory_bytes={peak}"
+        )
+        recorded = {"peak_memory_bytes": peak, **predictor.where}
+        if isinstance(run, Run):
+            _write_artifacts(run, method, rows, metrics, config["model_label"], **recorded)
+        else:
+            run.finish(rows, metrics, **recorded)
+        return RunResult(run.run_id, run.folder, method, q, s, run.config, metrics["truncated"], predictions=rows)
+
+
+def summarise(rows: pd.DataFrame) -> tuple[Quality, Speed, dict[str, Any]]:
+    """Quality, speed and metrics.json's figures from a run's predictions."""
+    q = quality(list(rows["gold"]), list(rows["predicted"]))
+    latency = rows["latency_ms"].astype(float)
+    s = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
+    return q, s, {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}
+
+
+def _write_artifacts(
+    run: Run, method: MethodConfig, rows: pd.DataFrame, metrics: dict[str, Any], model_label: str, **recorded: Any
+) -> None:
+    """The confusion matrix, then predictions and metrics, then the run marked complete."""
+    title = f"{model_label} · {method.title()} · n={metrics['n']} · acc {metrics['accuracy']:.3f}"
+    plot_confusion(run.folder / "confusion_matrix.png", list(rows["gold"]), list(rows["predicted"]), title)
+    run.finish(rows, metrics, **recorded)
+
+
+def run_config(
+    settings: EvalSettings,
+    method: MethodConfig,
+    where: dict[str, Any],
+    run_id: str,
+    sample: pd.DataFrame,
+    skipped_empty: int,
+) -> dict[str, Any]:
+    """Everything needed to reproduce the run and to compare it with others; `where`: the model,
+    device, dtype and engine it runs on."""
+    import platform
+
+    import torch
+    import transformers
+
+    return {
+        "run_id": run_id,
+        "sentiq_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **where,
+        "method": method.method,
+        "method_title": method.title(),
+        "method_settings": method.relevant(),
+        "prompts": [p.record() for p in load_prompts(method.prompt)],
+        **demonstrations(method),
+        "dataset": asdict(settings.data),
+        "n": len(sample),
+        "sample_seed": settings.seed,
+        "sample_digest": sample_digest(sample),
+        "skipped_empty_texts": skipped_empty,
+        "batch_size": settings.model.batch_size,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
+        "machine": describe_machine(),
+    }
+
+
+def sample_digest(sample: pd.DataFrame) -> str:
+    """The sample by its content (its ids and labels, in any order): the same texts reached by another
+    path, or drawn again with the same seed, have the same digest."""
+    pairs = sorted(zip(sample["id"].astype(str), sample["label"].astype(str)))
+    return hashlib.sha256(json.dumps(pairs).encode("utf-8")).hexdigest()[:16]
+
+
+def demonstrations(method: MethodConfig) -> dict[str, Any]:
+    """k-shot's demonstrations, as shown: which texts were drawn is part of what a run measured."""
+    if method.method != "k-shot":
+        return {}
+    drawn = draw_demonstrations(load_pool(), method.k, method.demo_draw)
+    return {"demonstrations": [{"label": label, "text": text} for text, label in drawn]}

@@ -1,0 +1,58 @@
+"""One prediction, and the one schema its rows take wherever they go: classify's output, a run's
+predictions.csv, the rows a backend hands back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sentiq.text import word_count
+
+INVALID = "invalid"  # a generated answer that names no label, or several
+
+
+@dataclass
+class Prediction:
+    label: str  # a label name, or 'invalid'
+    p_positive: float | None  # scoring: softmax over label scores; several answers: share of positive votes
+    p_positive_raw: float | None = None  # before calibration, when calibrated
+    answer: str | None = None  # generated text (answers joined by ' | ' when there are several)
+    tokens: int = 0  # prompt tokens specific to this text (the whole prompt's when encoded whole), all prompts
+    truncated: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PREDICTION_FIELDS = tuple(Prediction.__dataclass_fields__)
+# A labelled row as a backend hands it back: the text's id and text, the prediction, its share of the
+# batch's time.
+LABELLED_FIELDS = ("id", "text", *PREDICTION_FIELDS, "latency_ms")
+OUTPUT_FIELDS = ("label", "p_positive", "answer")  # what classify writes beside the id and kept columns
+RUN_FIELDS = (  # a run's predictions.csv
+    *("id", "gold", "predicted", "p_positive", "p_positive_raw", "answer"),
+    *("words", "tokens", "truncated", "latency_ms"),
+)
+
+
+def labelled(text_id: str, text: str, prediction: Prediction, latency_ms: float) -> dict[str, Any]:
+    return {"id": text_id, "text": text, **prediction.row(), "latency_ms": latency_ms}
+
+
+def run_row(row: dict[str, Any], gold: str) -> dict[str, Any]:
+    """A labelled row as predictions.csv holds it."""
+    import pandas as pd
+
+    prob = lambda x: None if x is None or pd.isna(x) else round(float(x), 6)  # noqa: E731
+    return {
+        "id": str(row["id"]),
+        "gold": gold,
+        "predicted": row["label"],
+        "p_positive": prob(row["p_positive"]),
+        "p_positive_raw": prob(row["p_positive_raw"]),
+        "answer": row["answer"] or "",
+        "words": word_count(row["text"]),
+        "tokens": int(row["tokens"]),
+        "truncated": int(row["truncated"]),
+        "latency_ms": round(float(row["latency_ms"]), 3),
+    }

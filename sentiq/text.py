@@ -1,0 +1,22 @@
+"""The label names and the text helpers every layer shares: how a text is cleaned and how its words are
+counted (the unit of throughput)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+LABELS = ("positive", "negative")  # internal label names; index order of every score array
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ue000-\uf8ff]")
+
+
+def clean_text(text: str) -> str:
+    """HTML line breaks to newlines, control characters dropped, NFC, outer whitespace stripped."""
+    text = _BREAK.sub("\n", unicodedata.normalize("NFC", text))
+    return _CONTROL.sub("", text).strip()
+
+
+def word_count(text: str) -> int:
+    """Words of an input text, the unit of throughput."""
+    return len(text.split())
