@@ -36,11 +36,11 @@ def main() -> None:
     import torch
     from memory import _cpu_flags, tiny_model
 
-    from sentiq.classify import classify, classify_on_ray
     from sentiq.io.datasets import embedded_frame
     from sentiq.io.sources import open_source
     from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
     from sentiq.text import word_count
+    from sentiq.workflows.classify import classify, classify_on_ray
 
     texts = list(embedded_frame()["text"])
     with tempfile.TemporaryDirectory() as tmp:

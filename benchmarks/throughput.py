@@ -9,7 +9,7 @@ Every path labels the same texts in this one process, each after a warm-up:
              included); the fastest R is the anchor
   loglik, zero-shot, k-shot   Classifier.predict, the call `classify` and `evaluate` make per chunk, from
              the raw texts (cleaning, truncation and tokenization included; k-shot's demonstrations cached)
-  stream     sentiq.classify.classify: a parquet file in, a parquet file out, as `classify --input --output`
+  stream     sentiq.workflows.classify.classify: a parquet file in, a parquet file out, as `classify --input --output`
 For each: words/s, the ratio to the anchor, the share of the compute floor (2 x non-embedding parameters x
 prompt tokens at the GEMM rate measured in this run), passes, padded tokens per pass, padding share,
 device-busy share (CUDA-event time of the forward passes over wall time), host seconds per stage
@@ -40,7 +40,6 @@ import pandas as pd
 import torch
 
 import sentiq.core.batching
-from sentiq.classify import classify
 from sentiq.core.batching import Batcher
 from sentiq.core.engine import Engine
 from sentiq.core.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
@@ -50,6 +49,7 @@ from sentiq.io.sources import TextSource, open_source
 from sentiq.methods.classifier import Classifier
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings
 from sentiq.text import clean_text, word_count
+from sentiq.workflows.classify import classify
 
 SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
     "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14),

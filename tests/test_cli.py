@@ -194,11 +194,11 @@ def test_command_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPa
     """Options declare no defaults of their own: both commands hand the library its own defaults."""
     from sentiq.settings import ClassifySettings, DataSpec, EvalSettings, MethodConfig, ModelSettings
 
-    seen = _captured(monkeypatch, "sentiq.classify", "classify")
+    seen = _captured(monkeypatch, "sentiq.workflows.classify", "classify")
     assert run("classify", "nice").exit_code == 130
     _, settings, model, method, *_ = seen["args"]
     assert settings == ClassifySettings() and model == ModelSettings() and method == MethodConfig()
-    seen = _captured(monkeypatch, "sentiq.evaluate", "evaluate")
+    seen = _captured(monkeypatch, "sentiq.workflows.evaluate", "evaluate")
     assert run("evaluate").exit_code == 130
     settings = seen["args"][0]
     assert settings == EvalSettings()
@@ -207,10 +207,10 @@ def test_command_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPa
 
 def test_classify_and_evaluate_build_the_same_method(monkeypatch: pytest.MonkeyPatch) -> None:
     opts = ["--method", "sampling", "--samples", "3", "--max-new-tokens", "4", "--top-p", "0.9", "--seed", "5"]
-    seen = _captured(monkeypatch, "sentiq.classify", "classify")
+    seen = _captured(monkeypatch, "sentiq.workflows.classify", "classify")
     run("classify", "nice", *opts)
     from_classify = seen["args"][3]
-    seen = _captured(monkeypatch, "sentiq.evaluate", "evaluate")
+    seen = _captured(monkeypatch, "sentiq.workflows.evaluate", "evaluate")
     run("evaluate", *opts)
     assert seen["args"][0].methods == [from_classify]
     assert (from_classify.samples, from_classify.max_new_tokens, from_classify.top_p) == (3, 4, 0.9)
@@ -237,7 +237,7 @@ def test_classify_tuned_reads_the_results_dir(
     ]:
         (folder / kind).mkdir(parents=True)
         (folder / kind / "best.json").write_text(json.dumps(best))
-    seen = _captured(monkeypatch, "sentiq.classify", "Classifier")
+    seen = _captured(monkeypatch, "sentiq.workflows.classify", "Classifier")
     assert run(*args, "--results-dir", str(tmp_path)).exit_code == 130
     method = seen["args"][1]
     assert (method.temperature, method.top_k, method.prompt, method.calibrate) == (0.3, 7, "reply:capital", "batch")
@@ -255,6 +255,6 @@ def test_stdin_dash_and_piped_stdin_follow_one_rule(tiny_model: Path) -> None:
 
 
 def test_interrupt_message_fits_the_command(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _captured(monkeypatch, "sentiq.tuning", "tune")
+    _captured(monkeypatch, "sentiq.workflows.tuning", "tune")
     result = run("tune-sampling", "--model", str(tiny_model))
     assert result.exit_code == 130 and "interrupted" in result.output and "--resume" not in result.output

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import sentiq.classify
 import sentiq.io.sinks
+import sentiq.workflows.classify
 from sentiq.cli import app
 
 runner = CliRunner()
@@ -65,7 +65,7 @@ def _stopped(args: list[str], chunks: int, error: type[BaseException], monkeypat
             raise error()
 
     with monkeypatch.context() as m:
-        m.setattr(sentiq.classify, "_release_memory", after_chunk)
+        m.setattr(sentiq.workflows.classify, "_release_memory", after_chunk)
         m.setattr(sentiq.io.sinks, "PART_ROWS", 2)  # parquet parts flushed within a chunk, as on a big input
         if error is not Killed:
             return runner.invoke(app, args)

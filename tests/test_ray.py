@@ -53,9 +53,9 @@ class DiesOnce(ray_backend.LabelBatch):
 
 
 def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model: Path, tmp_path: Path) -> None:
-    from sentiq.classify import classify_on_ray
     from sentiq.core.engine import load_engine
     from sentiq.methods.classifier import Classifier
+    from sentiq.workflows.classify import classify_on_ray
 
     frame = _texts()
     frame.to_parquet(tmp_path / "in.parquet")
@@ -129,7 +129,7 @@ def test_a_pool_the_cluster_cannot_place_is_refused_at_once(cluster, scale: dict
 def test_an_output_folder_that_holds_files_or_the_input_is_refused_before_the_cluster(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    from sentiq.classify import classify_on_ray
+    from sentiq.workflows.classify import classify_on_ray
 
     out = tmp_path / "labels.parquet"
     out.mkdir()

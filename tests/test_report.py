@@ -17,8 +17,8 @@ from helpers import evaluate_args
 from typer.testing import CliRunner
 
 from sentiq.cli import app
-from sentiq.compare import pareto_front, tied_ranks
-from sentiq.metrics import wilson
+from sentiq.workflows.compare import pareto_front, tied_ranks
+from sentiq.workflows.metrics import wilson
 
 runner = CliRunner()
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")

@@ -150,23 +150,29 @@ def root(
 )
 def classify(**given: Any) -> None:
     """Label texts as positive or negative."""
-    from sentiq.classify import classify as run_classify
-    from sentiq.classify import gather_texts, make_source
+    from sentiq.api import classify_file
+    from sentiq.workflows.classify import gather_texts
 
     settings = build(ClassifySettings, given)
     model, method, scale = build(ModelSettings, given), build(MethodConfig, given), build(RaySettings, given)
-    tuned_in = given["results_dir"] if given["tuned"] else None
+    common = dict(model=model, method=method, tuned=given["tuned"], results_dir=given["results_dir"])
+    kept = dict(text_column=settings.text_column, keep_columns=settings.keep_columns, chunk_size=settings.chunk_size)
+    kept |= dict(resume=settings.resume, overwrite=settings.overwrite)
     if scale.engine == "ray":
-        from sentiq.classify import classify_on_ray
-
-        render.classified(classify_on_ray(given["input"], settings, model, method, scale, tuned_in), None)
+        render.classified(classify_file(given["input"], settings.output, **common, **kept, scale=scale), None)
         return
     items = gather_texts(given["texts"] or [], sys.stdin if given["input"] is None else None)
-    source = make_source(items, given["input"], settings)
     shown: list[dict[str, Any]] | None = None if given["json_out"] or settings.output else []
     emit = _print_rows if given["json_out"] else (shown.extend if shown is not None else None)
-    with render.progress(enabled=settings.output is not None or (source.total or 0) >= 20) as start_task:
-        summary = run_classify(source, settings, model, method, start_task, emit, tuned_in)
+    with render.progress() as start_task:
+
+        def start(description: str, total: int | None) -> Any:  # a bar for an output or 20 texts and more
+            quick = settings.output is None and total is not None and total < 20
+            return (lambda n, words=0: None) if quick else start_task(description, total)
+
+        summary = classify_file(
+            given["input"] or items, settings.output, **common, **kept, on_rows=emit, progress=start
+        )
     render.classified(summary, shown)
 
 
@@ -205,26 +211,27 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 )
 def evaluate(**given: Any) -> None:
     """Measure methods on a balanced labelled sample and save the run under results/."""
-    from sentiq.evaluate import evaluate as run_evaluate
-    from sentiq.tuning import apply_tuned
+    from sentiq.api import evaluate as run_evaluate
 
     names = method_names(given["methods"])
     run_id = _resume_target(given["run_id"], given["resume"], given["resume_id"])
-    configs = [build(MethodConfig, given, method=name) for name in names]
-    if given["tuned"]:
-        configs = apply_tuned(configs, given["model"], given["output_dir"])
-    settings = build(
-        EvalSettings,
-        given,
-        model=build(ModelSettings, given),
-        data=build(DataSpec, given),
-        methods=configs,
-        run_id=run_id,
-        ray=build(RaySettings, given),
-    )
-    with render.progress(enabled=not given["json_out"] and settings.ray.engine == "local") as start_task:
-        results = run_evaluate(settings, start_task)
-    render.evaluated(results, given["json_out"])
+    scale = build(RaySettings, given)
+    with render.progress(enabled=not given["json_out"] and scale.engine == "local") as start_task:
+        evaluation = run_evaluate(
+            build(ModelSettings, given),
+            [build(MethodConfig, given, method=name) for name in names],
+            dataset=build(DataSpec, given),
+            n=given["n"],
+            seed=given["seed"],
+            tuned=given["tuned"],
+            results_dir=given["output_dir"],
+            output_dir=given["output_dir"],
+            run_id=run_id,
+            resume=given["resume"],
+            scale=scale,
+            progress=start_task,
+        )
+    render.evaluated(evaluation.runs, given["json_out"])
 
 
 def _resume_target(run_id: str | None, resume: bool, resume_id: str | None) -> str | None:
@@ -263,17 +270,19 @@ def _resume_target(run_id: str | None, resume: bool, resume_id: str | None) -> s
 )
 def tune_sampling(**given: Any) -> None:
     """Search temperature x top-k for the sampling method; evaluate --tuned uses the winner."""
-    from sentiq.settings import TEMPERATURES, TOP_KS, TuneSettings
-    from sentiq.tuning import parse_grid, tune
+    from sentiq.api import tune_sampling as run_tune
+    from sentiq.settings import TEMPERATURES, TOP_KS
+    from sentiq.workflows.tuning import parse_grid
 
-    settings = build(
-        TuneSettings,
-        given,
+    grid = dict(
         temperatures=parse_grid(given["temperatures"], float, TEMPERATURES, "--temperatures"),
         top_ks=parse_grid(given["top_ks"], int, TOP_KS, "--top-ks"),
     )
+    asked = {k: given[k] for k in ("n", "samples", "prompt", "seed")}
     with render.progress(enabled=not given["json_out"]) as start_task:
-        result = tune(build(ModelSettings, given), settings, start_task)
+        result = run_tune(
+            build(ModelSettings, given), output_dir=given["output_dir"], progress=start_task, **grid, **asked
+        )
     render.tuned(result, given["json_out"])
 
 
@@ -318,10 +327,11 @@ def tune_sampling(**given: Any) -> None:
 )
 def tune_prompt(**given: Any) -> None:
     """Choose the prompt, label words, calibration and ending for a model by loglik accuracy; --tuned uses them."""
-    from sentiq.tuning import tune_prompts
+    from sentiq.api import tune_prompt as run_tune
 
+    settings = {k: v for k, v in vars(build(PromptTuneSettings, given)).items() if k != "output_dir"}
     with render.progress(enabled=not given["json_out"]) as start_task:
-        result = tune_prompts(build(ModelSettings, given), build(PromptTuneSettings, given), start_task)
+        result = run_tune(build(ModelSettings, given), output_dir=given["output_dir"], progress=start_task, **settings)
     render.tuned(result, given["json_out"])
 
 
@@ -340,9 +350,10 @@ def tune_prompt(**given: Any) -> None:
 )
 def compare(**given: Any) -> None:
     """Rank saved runs (models x methods) in one table."""
-    from sentiq.compare import compare as run_compare
+    from sentiq.api import compare as run_compare
 
-    render.compared(run_compare(given["results_dir"], given["metric"], given["html"]), given["json_out"])
+    result = run_compare(given["results_dir"], given["metric"], write=True, html=given["html"])
+    render.compared(result, given["json_out"])
 
 
 def main() -> None:

@@ -262,7 +262,7 @@ def tuned(result: Any, as_json: bool) -> None:
         print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
         return
     if result.kind == "prompt":
-        from sentiq.tuning import cell_names, chosen_name
+        from sentiq.workflows.tuning import cell_names, chosen_name
 
         grid = result.grid.assign(prompt=cell_names(result.grid))
         chosen = (chosen_name(b, result.grid), b["calibrate"])
@@ -296,7 +296,7 @@ def tuned(result: Any, as_json: bool) -> None:
 
 def compared(result: Any, as_json: bool) -> None:
     if as_json:
-        from sentiq.compare import as_json as comparison_json
+        from sentiq.workflows.compare import as_json as comparison_json
 
         print_json(comparison_json(result))
         return

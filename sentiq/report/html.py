@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from sentiq import __version__
-from sentiq.compare import Comparison
 from sentiq.io.files import atomic_write
 from sentiq.methods.calibration import prior_text
-from sentiq.plots import accuracy_speed_figure, figure_png, latency_figure
+from sentiq.workflows.compare import Comparison
+from sentiq.workflows.plots import accuracy_speed_figure, figure_png, latency_figure
 
 COLUMNS = [  # (key, heading, kind): kind "text" sorts alphabetically, "num" numerically
     ("rank", "rank", "num"),

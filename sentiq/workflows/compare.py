@@ -13,8 +13,8 @@ import pandas as pd
 from sentiq.errors import OptionError, RunError
 from sentiq.io.files import write_frame
 from sentiq.io.runs import SavedRun, prompt_name, read_runs
-from sentiq.metrics import wilson
-from sentiq.plots import comparison_chart
+from sentiq.workflows.metrics import wilson
+from sentiq.workflows.plots import comparison_chart
 
 METRICS = ("macro_f1", "accuracy", "words_per_s")
 
@@ -24,11 +24,17 @@ class Comparison:
     table: pd.DataFrame  # one row per run, ranked
     warnings: list[str] = field(default_factory=list)
     agreement: dict[str, pd.DataFrame] = field(default_factory=dict)  # sample description -> method x method
-    files: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # what was written
+
+    def save(self, root: Path) -> None:
+        """comparison.csv and comparison.png (accuracy against words/s) in `root`."""
+        write_frame(root / "comparison.csv", self.table)
+        comparison_chart(root / "comparison.png", self.table)
+        self.files += [root / "comparison.csv", root / "comparison.png"]
 
 
-def compare(root: Path, metric: str = "macro_f1", html: Path | None = None) -> Comparison:
-    """Rank every complete run under root by `metric` (ties: accuracy, then macro-F1)."""
+def compare(root: Path, metric: str = "macro_f1") -> Comparison:
+    """Rank every complete run under root by `metric` (ties: accuracy, then macro-F1). Writes nothing."""
     if metric not in METRICS:
         raise OptionError(f"unknown metric '{metric}': choose one of {', '.join(METRICS)}")
     runs, left_out = read_runs(root)
@@ -39,16 +45,7 @@ def compare(root: Path, metric: str = "macro_f1", html: Path | None = None) -> C
     table = table.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", tied_ranks(table) if metric != "words_per_s" else list(range(1, len(table) + 1)))
     table["pareto"] = pareto_front(table)
-    result = Comparison(table, left_out + _sample_warnings(table), _agreement(runs, table))
-    write_frame(root / "comparison.csv", table)
-    comparison_chart(root / "comparison.png", table)
-    result.files = [root / "comparison.csv", root / "comparison.png"]
-    if html is not None:
-        from sentiq.report.html import write_report
-
-        write_report(html, result, root, metric)
-        result.files.append(html)
-    return result
+    return Comparison(table, left_out + _sample_warnings(table), _agreement(runs, table))
 
 
 def tied_ranks(table: pd.DataFrame) -> list[int]:
@@ -95,8 +92,12 @@ def _summary(run: SavedRun) -> dict[str, object]:
 
 
 def _sample_key(config: dict) -> str:
+    """The sample a run was made on: by its content where the run recorded it (the same file reached by
+    two paths is one sample), else by source, size and seed."""
     data = config.get("dataset", {})
-    return f"{data.get('source')} n={config.get('n')} seed={config.get('sample_seed')}"
+    source = Path(str(data.get("source"))).name
+    digest = config.get("sample_digest")
+    return f"{source} n={config.get('n')} " + (f"#{digest[:8]}" if digest else f"seed={config.get('sample_seed')}")
 
 
 def _sample_warnings(table: pd.DataFrame) -> list[str]:

@@ -58,7 +58,7 @@ def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
     from sentiq.io.datasets import balanced_sample, load_tuning
     from sentiq.methods.classifier import Classifier
     from sentiq.methods.prompts import load_prompts
-    from sentiq.metrics import quality
+    from sentiq.workflows.metrics import quality
 
     prompts = load_prompts(settings.prompt)
     if len(prompts) > 1:
@@ -319,7 +319,7 @@ def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict
 
 
 def _row(name: str, calibrate: str, tail: int, positive: np.ndarray, gold: np.ndarray) -> dict[str, Any]:
-    from sentiq.metrics import quality
+    from sentiq.workflows.metrics import quality
 
     q = quality(["positive" if g else "negative" for g in gold], ["positive" if p else "negative" for p in positive])
     return dict(
@@ -342,7 +342,7 @@ def _save(
     title: str,
 ) -> None:
     from sentiq.io.files import write_frame, write_json
-    from sentiq.plots import save_heatmap
+    from sentiq.workflows.plots import save_heatmap
 
     folder.mkdir(parents=True, exist_ok=True)
     write_frame(folder / "grid.csv", grid)
@@ -353,7 +353,7 @@ def _save(
 def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
     """A chosen grid row as --tuned applies it: prompt, calibration, ending and, in a search with
     demonstrations, which set (with its texts, so the choice can be read)."""
-    from sentiq.evaluate import demonstrations
+    from sentiq.workflows.evaluate import demonstrations
 
     choice = {
         "prompt": ",".join(specs[r] for r in str(row["prompt"]).split(",")),

@@ -23,11 +23,11 @@ from sentiq.io.datasets import balanced_sample, load_labelled, load_pool
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
 from sentiq.methods.classifier import draw_demonstrations
 from sentiq.methods.prompts import load_prompts
-from sentiq.metrics import Quality, Speed, as_row, quality, speed
-from sentiq.plots import plot_confusion
 from sentiq.predictions import RUN_FIELDS, run_row
 from sentiq.settings import EvalSettings, MethodConfig
 from sentiq.text import clean_text
+from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
+from sentiq.workflows.plots import plot_confusion
 
 Advance = Callable[..., None]  # advance(texts, words=0)
 StartTask = Callable[[str, int], Advance]  # (description, total) -> advance

@@ -1,0 +1,2 @@
+"""What the commands do, over the methods and backends: streaming classify, evaluate, the tuning
+searches, compare (ranking saved runs), and the metrics and plots they report."""

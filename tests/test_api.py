@@ -1,0 +1,147 @@
+"""The library as a notebook uses it, without the command line: results equal to the command's on the same
+settings, nothing written unless asked, errors as sentiq.SentiqError, and `import sentiq` light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import evaluate_args
+from typer.testing import CliRunner
+
+import sentiq
+from sentiq.cli import app
+
+TEXTS = ["An absolute delight, I loved it.", "A dull and lifeless mess.", "great film", "boring"]
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_model: Path) -> sentiq.Classifier:
+    return sentiq.load(str(tiny_model), device="cpu", dtype="float32")
+
+
+def test_import_sentiq_and_its_names_load_no_torch() -> None:
+    code = (
+        "import sys, sentiq; sentiq.load; sentiq.evaluate; sentiq.SentiqError; "
+        "sys.exit(1 if {'torch', 'pandas', 'transformers'} & set(sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_import_sentiq_sets_no_environment_variables() -> None:
+    code = "import os; before = dict(os.environ); import sentiq; sentiq.load; assert dict(os.environ) == before"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_classify_equals_the_command_line(clf: sentiq.Classifier, tiny_model: Path) -> None:
+    results = clf.classify(TEXTS)
+    cli = CliRunner().invoke(
+        app, ["classify", *TEXTS, "--model", str(tiny_model), "--device", "cpu", "--dtype", "float32", "--json"]
+    )
+    assert cli.exit_code == 0, cli.output
+    rows = [json.loads(line) for line in cli.stdout.splitlines()]
+    by_id = {r["id"]: r for r in rows}
+    assert [r.label for r in results] == [by_id[str(i)]["label"] for i in range(len(TEXTS))]
+    assert [r.p_positive for r in results] == pytest.approx([by_id[str(i)]["p_positive"] for i in range(len(TEXTS))])
+    assert all(r.label in ("positive", "negative") and 0 <= r.p_positive <= 1 for r in results)
+
+
+def test_one_string_is_one_text_and_an_empty_one_is_invalid(clf: sentiq.Classifier) -> None:
+    (one,) = clf.classify("great film")
+    assert one == clf.classify(["great film"])[0]
+    empty, full = clf.classify(["   ", "great film"])
+    assert (empty.label, empty.p_positive) == ("invalid", None) and full == one
+
+
+def test_classify_frame_keeps_the_index_and_the_columns(clf: sentiq.Classifier) -> None:
+    df = pd.DataFrame({"review": TEXTS, "stars": [5, 1, 4, 2]}, index=[10, 20, 30, 40])
+    out = clf.classify_frame(df, text_column="review")
+    assert list(out.index) == [10, 20, 30, 40] and list(out.columns) == [
+        "review",
+        "stars",
+        "label",
+        "p_positive",
+        "answer",
+    ]
+    assert list(out["label"]) == [r.label for r in clf.classify(TEXTS)]
+    assert list(df.columns) == ["review", "stars"]  # the caller's frame is left as it was
+    with pytest.raises(sentiq.DataError, match="no column 'text'"):
+        clf.classify_frame(df)
+
+
+def test_k_shot_finds_its_demonstration_pool(tiny_model: Path) -> None:
+    clf = sentiq.load(str(tiny_model), method="k-shot", k=1, device="cpu", dtype="float32")
+    assert [r.label for r in clf.classify(TEXTS)] and clf.method.k == 1
+    assert "k-shot" in repr(clf)
+
+
+def test_bad_choices_are_sentiq_errors_with_a_suggestion(tiny_model: Path) -> None:
+    with pytest.raises(sentiq.OptionError, match="Did you mean 'zero-shot'"):
+        sentiq.load(str(tiny_model), method="zeroshot")
+    with pytest.raises(sentiq.SentiqError, match="Did you mean 'temperature'"):
+        sentiq.load(str(tiny_model), method="sampling", temprature=0.5)
+    with pytest.raises(sentiq.ModelError):
+        sentiq.load("/no/such/model")
+
+
+def test_evaluate_in_memory_writes_nothing_and_equals_the_command_line(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    evaluation = sentiq.evaluate(
+        str(tiny_model), ["loglik", "zero-shot"], dataset=str(labelled_csv), n=8, device="cpu", dtype="float32"
+    )
+    assert sorted(tmp_path.rglob("*")) == before  # in memory: no results/ folder, no file
+    assert list(evaluation.metrics["method"]) == ["loglik", "zero-shot"]
+    assert len(evaluation.predictions) == 16 and set(evaluation.predictions["gold"]) == {"positive", "negative"}
+
+    args = evaluate_args(tiny_model, labelled_csv, tmp_path / "cli", "cli", 8, "--method", "loglik")
+    assert CliRunner().invoke(app, [*args, "--device", "cpu", "--dtype", "float32"]).exit_code == 0
+    cli = pd.read_csv(tmp_path / "cli" / "cli" / "predictions.csv", dtype={"id": str})
+    ours = evaluation.runs[0].predictions
+    assert list(ours["id"]) == list(cli["id"]) and list(ours["predicted"]) == list(cli["predicted"])
+    assert list(ours["p_positive"]) == pytest.approx(list(cli["p_positive"]))
+    assert (
+        evaluation.runs[0].metrics["accuracy"]
+        == json.loads((tmp_path / "cli" / "cli" / "metrics.json").read_text())["accuracy"]
+    )
+
+
+def test_a_saved_evaluation_is_a_run_folder_compare_ranks(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    evaluation = sentiq.evaluate(
+        str(tiny_model), "loglik", dataset=str(labelled_csv), n=6, run_id="mine", device="cpu", dtype="float32"
+    )
+    (folder,) = evaluation.save(tmp_path / "results")
+    assert folder == tmp_path / "results" / "mine"
+    assert {p.name for p in folder.iterdir()} >= {
+        "config.json",
+        "predictions.csv",
+        "metrics.json",
+        "confusion_matrix.png",
+    }
+    assert json.loads((folder / "config.json").read_text())["status"] == "complete"
+    comparison = sentiq.compare(tmp_path / "results")
+    assert list(comparison.table["run_id"]) == ["mine"] and comparison.files == []
+    assert not (tmp_path / "results" / "comparison.csv").exists()  # ranking writes nothing unless asked
+    sentiq.compare(tmp_path / "results", write=True, html=tmp_path / "report.html")
+    assert (tmp_path / "results" / "comparison.csv").is_file() and (tmp_path / "report.html").is_file()
+
+
+def test_classify_file_streams_with_a_loaded_classifier_and_resumes(clf: sentiq.Classifier, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": [f"t{i}" for i in range(6)], "text": TEXTS + ["fine", "awful"]}).to_csv(source, index=False)
+    seen: list[dict] = []
+    summary = sentiq.classify_file(source, tmp_path / "out.jsonl", clf, on_rows=seen.extend)
+    assert summary.texts == 6 and len(seen) == 6
+    rows = pd.read_json(tmp_path / "out.jsonl", lines=True, dtype={"id": str})
+    assert list(rows.columns) == ["id", "text", "label", "p_positive", "answer"]
+    assert list(rows.sort_values("id")["label"]) == [r.label for r in clf.classify(TEXTS + ["fine", "awful"])]
+    again = sentiq.classify_file(source, tmp_path / "out.jsonl", clf, resume=True)
+    assert again.already_complete and again.texts == 0
+    with pytest.raises(sentiq.DataError, match="already holds labels"):
+        sentiq.classify_file(source, tmp_path / "out.jsonl", clf)

@@ -1,0 +1,105 @@
+"""The house plan, checked on the source: every import goes to the same layer or one below (docs/
+architecture.md), and no module imports itself back through others. Imports inside functions count."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import sentiq
+
+PACKAGE = Path(sentiq.__file__).parent
+LAYERS = [  # lowest first; a module belongs to the first prefix it starts with
+    ("leaves", ("sentiq.errors", "sentiq.settings", "sentiq.text", "sentiq.predictions")),
+    ("io", ("sentiq.io",)),
+    ("core", ("sentiq.core",)),
+    ("methods", ("sentiq.methods",)),
+    ("backends", ("sentiq.backends",)),
+    ("workflows", ("sentiq.workflows", "sentiq.report")),
+    ("api", ("sentiq.api",)),
+    ("cli", ("sentiq.cli", "sentiq.__main__")),
+]
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def layer(module: str) -> int:
+    if module == "sentiq":  # the package's own __init__ (its version, its lazy names)
+        return 0
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    raise AssertionError(f"{module} is in no layer of the house plan: add it to LAYERS and docs/architecture.md")
+
+
+def imports(path: Path, known: dict[str, Path]) -> set[str]:
+    """The sentiq modules a file imports, anywhere in it (`from sentiq.io import runs` is sentiq.io.runs)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "sentiq"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sentiq":
+            subs = {f"{node.module}.{a.name}" for a in node.names} & set(known)
+            found |= subs or {node.module}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(path, known) - {name} for name, path in known.items()}
+
+
+def test_every_import_goes_down_or_across() -> None:
+    upward = [
+        f"{source} ({LAYERS[layer(source)][0]}) imports {target} ({LAYERS[layer(target)][0]})"
+        for source, targets in graph().items()
+        if source != "sentiq"
+        for target in targets
+        if layer(target) > layer(source)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_circles() -> None:
+    edges = graph()
+    edges["sentiq"] = set()  # __init__ names sentiq.api only as a string, for its lazy re-exports
+    state: dict[str, str] = {}
+    circles: list[str] = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for target in sorted(edges.get(node, ())):
+            if state.get(target) == "open":
+                circles.append(" -> ".join([*trail[trail.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    assert not circles, "\n".join(circles)
+
+
+def test_nothing_imports_the_command_line() -> None:
+    users = [
+        s
+        for s, targets in graph().items()
+        if layer(s) < layer("sentiq.cli") and any(t.startswith("sentiq.cli") for t in targets)
+    ]
+    assert not users
+
+
+def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
+    """The checker itself: an io module importing the engine is reported."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from sentiq.core.engine import Engine\n")
+    (target,) = imports(bad, modules())
+    assert target == "sentiq.core.engine" and layer(target) > layer("sentiq.io.sinks")
