@@ -11,7 +11,7 @@ from helpers import evaluate_args
 from typer.testing import CliRunner
 
 from sentiq.cli import app
-from sentiq.workflows.tuning import parse_grid
+from sentiq.cli.options import parse_grid
 
 runner = CliRunner()
 

@@ -8,15 +8,29 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 
 from sentiq import __version__
 from sentiq.cli import render
-from sentiq.cli.options import DATA, METHOD, MODEL, SCALE, TUNE_N, TUNE_SAMPLES, Method, Opt, build, of, plain, takes
+from sentiq.cli.options import (
+    DATA,
+    METHOD,
+    MODEL,
+    SCALE,
+    TUNE_N,
+    TUNE_SAMPLES,
+    Method,
+    Opt,
+    build,
+    of,
+    parse_grid,
+    plain,
+    takes,
+)
 from sentiq.errors import Interrupted, OptionError, OutputClosed, SentiqError, debugging
 from sentiq.settings import (
     ClassifySettings,
@@ -151,7 +165,6 @@ def root(
 def classify(**given: Any) -> None:
     """Label texts as positive or negative."""
     from sentiq.api import classify_file
-    from sentiq.workflows.classify import gather_texts
 
     settings = build(ClassifySettings, given)
     model, method, scale = build(ModelSettings, given), build(MethodConfig, given), build(RaySettings, given)
@@ -174,6 +187,24 @@ def classify(**given: Any) -> None:
             given["input"] or items, settings.output, **common, **kept, on_rows=emit, progress=start
         )
     render.classified(summary, shown)
+
+
+def gather_texts(args: Sequence[str], stdin: TextIO | None) -> list[tuple[str, str]]:
+    """(id, text) pairs from arguments and from stdin ('-', or piped when there are no arguments).
+    Every line of stdin is a text, as in a .txt file: a blank line is an empty text, reported."""
+    items: list[tuple[str, str]] = []
+    for i, arg in enumerate(args):
+        if arg == "-" and stdin is not None:
+            items += _lines(stdin)
+        elif arg != "-":
+            items.append((str(i), arg))
+    if not args and stdin is not None and not stdin.isatty():
+        items += _lines(stdin)
+    return items
+
+
+def _lines(stdin: TextIO) -> list[tuple[str, str]]:
+    return [(f"stdin:{j}", line) for j, line in enumerate(stdin.read().splitlines())]
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
@@ -272,7 +303,6 @@ def tune_sampling(**given: Any) -> None:
     """Search temperature x top-k for the sampling method; evaluate --tuned uses the winner."""
     from sentiq.api import tune_sampling as run_tune
     from sentiq.settings import TEMPERATURES, TOP_KS
-    from sentiq.workflows.tuning import parse_grid
 
     grid = dict(
         temperatures=parse_grid(given["temperatures"], float, TEMPERATURES, "--temperatures"),

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from sentiq.errors import OptionError
 from sentiq.methods.prompts import builtin_names
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, TuneSettings
 
@@ -308,3 +309,17 @@ def build(cls: type, given: Mapping[str, Any], **extra: Any) -> Any:
     names = {f.name for f in fields(cls)}
     values = {k: v.value if isinstance(v, Enum) else v for k, v in given.items() if k in names}
     return cls(**{**values, **extra})
+
+
+def parse_grid(text: str | None, kind: type, default: tuple, name: str) -> tuple:
+    """'0.2,0.7' -> (0.2, 0.7); values are checked as the sampling method would check them."""
+    if not text:
+        return default
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise OptionError(f"{name}: '{text}' is not a comma-separated list of numbers") from exc
+    bad = [v for v in values if (v <= 0 if kind is float else v < 1)]
+    if not values or bad:
+        raise OptionError(f"{name}: values must be {'above 0' if kind is float else 'at least 1'} (got {text})")
+    return tuple(dict.fromkeys(values))

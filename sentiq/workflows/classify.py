@@ -5,10 +5,10 @@ appear within seconds, and an interrupted run resumes without redoing or repeati
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import resolve_source
@@ -37,24 +37,6 @@ class Summary:
     output: Path | None = None
     already_complete: bool = False  # --resume of a finished output that the input added nothing to
     calibration: dict[str, Any] | None = None  # the prior divided out, and what it was estimated on
-
-
-def gather_texts(args: Sequence[str], stdin: TextIO | None) -> list[tuple[str, str]]:
-    """(id, text) pairs from arguments and from stdin ('-', or piped when there are no arguments).
-    Every line of stdin is a text, as in a .txt file: a blank line is an empty text, reported."""
-    items: list[tuple[str, str]] = []
-    for i, arg in enumerate(args):
-        if arg == "-" and stdin is not None:
-            items += _lines(stdin)
-        elif arg != "-":
-            items.append((str(i), arg))
-    if not args and stdin is not None and not stdin.isatty():
-        items += _lines(stdin)
-    return items
-
-
-def _lines(stdin: TextIO) -> list[tuple[str, str]]:
-    return [(f"stdin:{j}", line) for j, line in enumerate(stdin.read().splitlines())]
 
 
 def make_source(items: list[tuple[str, str]], input_path: Path | None, settings: ClassifySettings) -> TextSource:

@@ -37,20 +37,6 @@ def tuning_folder(root: Path, model: str | None, kind: str) -> Path:
     return root / "tuning" / safe_name(resolve_source(model).label) / kind
 
 
-def parse_grid(text: str | None, kind: type, default: tuple, name: str) -> tuple:
-    """'0.2,0.7' -> (0.2, 0.7); values are checked as the sampling method would check them."""
-    if not text:
-        return default
-    try:
-        values = tuple(kind(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise OptionError(f"{name}: '{text}' is not a comma-separated list of numbers") from exc
-    bad = [v for v in values if (v <= 0 if kind is float else v < 1)]
-    if not values or bad:
-        raise OptionError(f"{name}: values must be {'above 0' if kind is float else 'at least 1'} (got {text})")
-    return tuple(dict.fromkeys(values))
-
-
 def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
     """Every cell classifies the same tuning texts; the prompt is encoded once for all cells.
     Chosen by macro-F1, then fewer invalid answers, then accuracy."""
