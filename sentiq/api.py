@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from sentiq.workflows.classify import Summary
     from sentiq.workflows.compare import Comparison
     from sentiq.workflows.evaluate import RunResult
-    from sentiq.workflows.tuning import TuneResult
+    from sentiq.workflows.tuning.choices import TuneResult
 
 # Light to import (no torch, no pandas) until a function is called: `import sentiq` stays instant.
 StartTask = Callable[[str, "int | None"], Callable[..., None]]  # (description, total) -> advance(texts, words=0)
@@ -100,7 +100,7 @@ def _model_settings(model: str | ModelSettings | None, *given: Any) -> ModelSett
 def _tuned(methods: list[MethodConfig], model: str | None, tuned: bool, results_dir: str | Path) -> list[MethodConfig]:
     if not tuned:
         return methods
-    from sentiq.workflows.tuning import apply_tuned
+    from sentiq.workflows.tuning.choices import apply_tuned
 
     return apply_tuned(methods, model, Path(results_dir))
 
@@ -326,10 +326,10 @@ def tune_prompt(
     """Choose the prompt, label words, calibration and ending for a model by loglik accuracy on the
     embedded tuning reviews; saved under output_dir/tuning/<model>/, where `tuned=True` finds it.
     settings: PromptTuneSettings' fields (prompts, n, ensemble, tail, k, draws, max_tokens, seed)."""
-    from sentiq.workflows.tuning import tune_prompts
+    from sentiq.workflows.tuning.prompts import tune_prompt as search_prompts
 
     chosen = PromptTuneSettings(output_dir=Path(output_dir), **settings)
-    return tune_prompts(_model_settings(model, device, dtype), chosen, progress or _quiet)
+    return search_prompts(_model_settings(model, device, dtype), chosen, progress or _quiet)
 
 
 def tune_sampling(
@@ -343,10 +343,10 @@ def tune_sampling(
 ) -> TuneResult:
     """Search temperature x top-k for the sampling method; saved where `tuned=True` finds it.
     settings: TuneSettings' fields (temperatures, top_ks, n, samples, prompt, seed)."""
-    from sentiq.workflows.tuning import tune
+    from sentiq.workflows.tuning.sampling import tune_sampling as search_sampling
 
     chosen = TuneSettings(output_dir=Path(output_dir), **settings)
-    return tune(_model_settings(model, device, dtype), chosen, progress or _quiet)
+    return search_sampling(_model_settings(model, device, dtype), chosen, progress or _quiet)
 
 
 def compare(

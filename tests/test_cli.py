@@ -255,6 +255,6 @@ def test_stdin_dash_and_piped_stdin_follow_one_rule(tiny_model: Path) -> None:
 
 
 def test_interrupt_message_fits_the_command(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _captured(monkeypatch, "sentiq.workflows.tuning", "tune")
+    _captured(monkeypatch, "sentiq.workflows.tuning.sampling", "tune_sampling")
     result = run("tune-sampling", "--model", str(tiny_model))
     assert result.exit_code == 130 and "interrupted" in result.output and "--resume" not in result.output

@@ -339,7 +339,7 @@ def test_demo_seed_draws_the_demonstrations_and_the_run_records_them(
 
 
 def test_tuned_k_shot_takes_the_choice_made_with_demonstrations(tiny_model: Path, tmp_path: Path) -> None:
-    from sentiq.workflows.tuning import apply_tuned
+    from sentiq.workflows.tuning.choices import apply_tuned
 
     folder = tmp_path / "tuning" / tiny_model.name
     (folder / "k-shot-prompt").mkdir(parents=True)
@@ -414,7 +414,7 @@ def test_generation_calibrates_each_prompts_first_answer_token(engine, mode: str
 
 
 def test_prompt_choice_prefers_the_simplest_cell_within_one_standard_error() -> None:
-    from sentiq.workflows.tuning import _simplest_within_error
+    from sentiq.workflows.tuning.prompts import _simplest_within_error
 
     def grid(*rows: tuple) -> pd.DataFrame:
         return pd.DataFrame([dict(prompt=p, calibrate=c, accuracy=a, macro_f1=a, tail=t) for p, c, a, t in rows])
@@ -440,7 +440,7 @@ def test_tune_prompt_reads_generation_as_generation_decides(
     from sentiq.core.decoding import decode, divide_prior
     from sentiq.methods.classifier import answer_firsts, endings
     from sentiq.methods.prompts import CONTENT_FREE
-    from sentiq.workflows.tuning import answered_positive, first_answer_step, read_views
+    from sentiq.workflows.tuning.prompts import answered_positive, first_answer_step, read_views
 
     texts = ["a fine film", "dull and long and slow", "I loved it, truly a delight to watch", "bad", "so-so really"]
     steps: list[np.ndarray] = []
@@ -466,7 +466,7 @@ def test_tune_prompt_reads_generation_as_generation_decides(
 
 
 def test_tuned_generation_methods_take_the_choice_made_by_answers(tiny_model: Path, tmp_path: Path) -> None:
-    from sentiq.workflows.tuning import apply_tuned
+    from sentiq.workflows.tuning.choices import apply_tuned
 
     folder = tmp_path / "tuning" / tiny_model.name / "prompt"
     folder.mkdir(parents=True)

@@ -20,6 +20,7 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 from sentiq.backends import ray as ray_backend  # noqa: E402
+from sentiq.backends import ray_cluster  # noqa: E402
 from sentiq.cli import app  # noqa: E402
 from sentiq.errors import DataError, OptionError  # noqa: E402
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings  # noqa: E402
@@ -122,7 +123,7 @@ def test_a_pool_the_cluster_cannot_place_is_refused_at_once(cluster, scale: dict
 
     start = time.monotonic()
     with pytest.raises(OptionError, match=re.escape(fragment)):
-        ray_backend.connect(RaySettings(engine="ray", **scale))
+        ray_cluster.connect(RaySettings(engine="ray", **scale))
     assert time.monotonic() - start < 10
 
 
@@ -175,17 +176,17 @@ def test_an_autoscaling_cluster_is_waited_for_then_given_up_on(
     import ray.autoscaler.sdk
 
     asked: list[list[dict]] = []
-    monkeypatch.setattr(ray_backend, "_can_grow", lambda: True)
+    monkeypatch.setattr(ray_cluster, "_can_grow", lambda: True)
     monkeypatch.setattr(ray.autoscaler.sdk, "request_resources", lambda bundles: asked.append(bundles))
-    monkeypatch.setattr(ray_backend, "GROW_POLL_S", 0.01)
+    monkeypatch.setattr(ray_cluster, "GROW_POLL_S", 0.01)
     scale = RaySettings(engine="ray", workers=3, cpus_per_worker=1, grow_timeout=0.2)
     with pytest.raises(OptionError, match=r"room for 1 such worker; .* \(after waiting 0.2s for the cluster to grow\)"):
-        ray_backend.connect(scale)
+        ray_cluster.connect(scale)
     assert asked == [[{"CPU": 1}] * 3 + [{"CPU": 1}]]
     assert "has room for 1 of 3 workers now" in caplog.text and "waiting up to 0.2s for it to grow" in caplog.text
     rooms = iter([(1, "small"), (2, "growing"), (3, "grown")])
-    monkeypatch.setattr(ray_backend, "_room", lambda settings: next(rooms))
-    ray_backend.connect(replace(scale, grow_timeout=30))  # room appears before the timeout
+    monkeypatch.setattr(ray_cluster, "_room", lambda settings: next(rooms))
+    ray_cluster.connect(replace(scale, grow_timeout=30))  # room appears before the timeout
     assert next(rooms, None) is None
 
 

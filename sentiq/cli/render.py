@@ -262,7 +262,7 @@ def tuned(result: Any, as_json: bool) -> None:
         print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
         return
     if result.kind == "prompt":
-        from sentiq.workflows.tuning import cell_names, chosen_name
+        from sentiq.workflows.tuning.choices import cell_names, chosen_name
 
         grid = result.grid.assign(prompt=cell_names(result.grid))
         chosen = (chosen_name(b, result.grid), b["calibrate"])

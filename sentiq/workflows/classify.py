@@ -64,7 +64,7 @@ def classify(
     """Label every non-empty text; rows go to --output and to `emit` as each batch is done. `engine`: a
     model already loaded (as evaluate takes one), else `model` is loaded."""
     from sentiq.io.datasets import load_pool
-    from sentiq.workflows.tuning import apply_tuned
+    from sentiq.workflows.tuning.choices import apply_tuned
 
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
@@ -228,7 +228,7 @@ def classify_on_ray(
 ) -> Summary:
     """--input labelled into --output on a Ray cluster; Ray Data retries what a dead worker left."""
     from sentiq.backends import ray as ray_backend
-    from sentiq.workflows.tuning import apply_tuned
+    from sentiq.workflows.tuning.choices import apply_tuned
 
     if input_path is None or settings.output is None:
         raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")

@@ -1,106 +1,20 @@
-"""Searches on a tuning split of train reviews (never the evaluation texts, nor the demonstrations):
-temperature x top-k for the sampling method, and prompt x label words x calibration x ending (and small
-ensembles) for the methods that score labels and, read off the same pass, for those that generate.
-`--tuned` then applies a model's choices."""
+"""The prompt search: every candidate prompt scored once with loglik on the tuning split, every
+calibration and ending from those same scores, small ensembles of the best, and the first answer token
+of the generation methods read off the same pass; chosen by the one-standard-error rule."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sentiq.core.models import resolve_source
-from sentiq.errors import OptionError, first_line
-from sentiq.io.runs import safe_name
-from sentiq.predictions import INVALID
-from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings, TuneSettings, ending_name
-
-SPLIT = "train tuning reviews (disjoint from evaluation and the demonstration pool)"
-PROMPT_CHOICE = ("prompt", "calibrate")  # what --tuned applies from a prompt search
-SAMPLING_CHOICE = ("temperature", "top_k")  # ... and from a sampling search
+from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
+from sentiq.workflows.tuning.choices import SPLIT, TuneResult, cell_names, chosen_name, save_search, tuning_folder
 
 
-@dataclass
-class TuneResult:
-    grid: pd.DataFrame  # one row per cell
-    best: dict[str, Any]
-    folder: Path
-    kind: str = "sampling"  # or "prompt"
-
-
-def tuning_folder(root: Path, model: str | None, kind: str) -> Path:
-    """root/tuning/<model label>/<kind>: where a search's grid and choice for a model live."""
-    return root / "tuning" / safe_name(resolve_source(model).label) / kind
-
-
-def tune(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
-    """Every cell classifies the same tuning texts; the prompt is encoded once for all cells.
-    Chosen by macro-F1, then fewer invalid answers, then accuracy."""
-    from sentiq.core.engine import load_engine
-    from sentiq.io.datasets import balanced_sample, load_tuning
-    from sentiq.methods.classifier import Classifier
-    from sentiq.methods.prompts import load_prompts
-    from sentiq.workflows.metrics import quality
-
-    prompts = load_prompts(settings.prompt)
-    if len(prompts) > 1:
-        raise OptionError("tune-sampling searches with one prompt: give one name or file to --prompt")
-    split = balanced_sample(load_tuning(), settings.n, settings.seed)
-    engine = load_engine(model)
-    cells = [(t, k) for t in settings.temperatures for k in settings.top_ks]
-    configs = [
-        MethodConfig(
-            method="sampling",
-            prompt=settings.prompt,
-            temperature=t,
-            top_k=k,
-            samples=settings.samples,
-            seed=settings.seed,
-        )
-        for t, k in cells
-    ]
-    clf = Classifier(engine, configs[0], prompts=prompts)
-    clf.warm_up()
-    advance = start_task(f"tuning {len(cells)} cells", len(split))
-    predictions = clf.predict_grid(list(split["text"]), configs, lambda idx: advance(len(idx)))
-    gold = list(split["label"])
-    rows = []
-    for (t, k), preds in zip(cells, predictions):
-        labels = [p.label for p in preds]
-        q = quality(gold, labels)
-        rows.append(
-            dict(temperature=t, top_k=k, macro_f1=q.macro_f1, accuracy=q.accuracy, invalid=labels.count(INVALID))
-        )
-    grid = pd.DataFrame(rows)
-    ranked = grid.sort_values(["macro_f1", "invalid", "accuracy"], ascending=[False, True, False], kind="stable")
-    top = ranked.iloc[0]
-    best = {
-        "model": engine.lm.source.ref,
-        "temperature": float(top["temperature"]),
-        "top_k": int(top["top_k"]),
-        "samples": settings.samples,
-        "prompt": settings.prompt,
-        "macro_f1": float(top["macro_f1"]),
-        "accuracy": float(top["accuracy"]),
-        "invalid": int(top["invalid"]),
-        "n": len(split),
-        "seed": settings.seed,
-        "split": SPLIT,
-    }
-    folder = tuning_folder(settings.output_dir, model.model, "sampling")
-    table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
-    table = table[sorted(table.columns)]
-    cell = (best["temperature"], best["top_k"])
-    title = f"{engine.lm.source.label} · sampling macro-F1 · n={best['n']}"
-    _save(folder, grid, best, table, cell, ("top-k", "temperature", "macro-F1"), title)
-    return TuneResult(grid, best, folder)
-
-
-def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> TuneResult:
+def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> TuneResult:
     """Score every candidate prompt once with loglik on the tuning split, then every calibration from
     those same scores (plus the content-free and in-domain inputs each calibration needs), then the
     mean of the best few prompts. Chosen by the one-standard-error rule (see _simplest_within_error)."""
@@ -172,7 +86,7 @@ def tune_prompts(model: Any, settings: PromptTuneSettings, start_task: Any) -> T
     scoring = f"k-shot k={settings.k} loglik" if settings.k else "loglik"
     title = f"{engine.lm.source.label} · {scoring} accuracy by prompt and calibration · n={best['n']}"
     chosen = (chosen_name(best, grid), best["calibrate"])
-    _save(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
+    save_search(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
     if len(answered):
         write_frame(folder / "generation.csv", answered)
     return TuneResult(grid, best, folder, "prompt")
@@ -318,24 +232,6 @@ def _row(name: str, calibrate: str, tail: int, positive: np.ndarray, gold: np.nd
     )
 
 
-def _save(
-    folder: Path,
-    grid: pd.DataFrame,
-    best: dict[str, Any],
-    table: pd.DataFrame,
-    cell: tuple[Any, Any],
-    axes: tuple[str, str, str],
-    title: str,
-) -> None:
-    from sentiq.io.files import write_frame, write_json
-    from sentiq.workflows.plots import save_heatmap
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_frame(folder / "grid.csv", grid)
-    write_json(folder / "best.json", best)
-    save_heatmap(folder / "heatmap.png", table, cell, axes, title)
-
-
 def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
     """A chosen grid row as --tuned applies it: prompt, calibration, ending and, in a search with
     demonstrations, which set (with its texts, so the choice can be read)."""
@@ -351,78 +247,4 @@ def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
     if "demo_seed" in row:
         seed = int(row["demo_seed"])
         choice |= {"demo_seed": seed, **demonstrations(MethodConfig(method="k-shot", k=k, demo_seed=seed))}
-    return choice
-
-
-def cell_names(grid: pd.DataFrame) -> list[str]:
-    """Each grid row's name in tables and heatmaps (see cell_name)."""
-    seeds = grid["demo_seed"] if _several_draws(grid) else [None] * len(grid)
-    return [cell_name(p, t, d) for p, t, d in zip(grid["prompt"], grid["tail"], seeds)]
-
-
-def chosen_name(choice: dict[str, Any], grid: pd.DataFrame) -> str:
-    """The name of the grid's cell that best.json's `choice` is."""
-    seed = choice.get("demo_seed") if _several_draws(grid) else None
-    return cell_name(choice["prompt_names"], choice["tail"], seed)
-
-
-def cell_name(prompt: str, tail: int, demo_seed: int | None = None) -> str:
-    """The prompt, the ending it is scored with if any, and which demonstrations where several sets were drawn."""
-    name = with_tail(prompt, tail)
-    return name if demo_seed is None else f"{name} · demos {demo_seed}"
-
-
-def _several_draws(grid: pd.DataFrame) -> bool:
-    return "demo_seed" in grid and grid["demo_seed"].nunique() > 1
-
-
-def with_tail(prompt: str, tail: int) -> str:
-    """A grid row's name: the prompt, and the ending it is scored with if any."""
-    return f"{prompt} {ending_name(tail)}" if tail else prompt
-
-
-def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
-    """Every method with the prompt, calibration and ending tune-prompt chose for this model (k-shot the
-    choice made with demonstrations, `tune-prompt --k`, where there is one; methods that generate the
-    choice made by their first answer token, where the search made one); sampling also with the
-    temperature and top-k tune-sampling chose."""
-    tuned = []
-    for m in methods:
-        with_demos = tuning_folder(root, model, "k-shot-prompt") / "best.json"
-        if m.method == "k-shot" and with_demos.is_file():
-            prompt = _read_choice(with_demos, PROMPT_CHOICE, "tune-prompt --k K")
-        else:
-            prompt = _best(root, model, "prompt", "tune-prompt")
-        if not m.scores_labels and isinstance(prompt.get("generation"), dict):  # before 0.2: one choice for all
-            prompt = prompt["generation"]
-        tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
-        demo_seed = prompt.get("demo_seed") if m.method == "k-shot" else None  # the demonstrations tuned with
-        tuned.append(replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail, demo_seed=demo_seed))
-    if not any(m.method == "sampling" for m in tuned):
-        return tuned
-    sampling = _best(root, model, "sampling", "tune-sampling")
-    return [
-        replace(m, temperature=sampling["temperature"], top_k=sampling["top_k"]) if m.method == "sampling" else m
-        for m in tuned
-    ]
-
-
-def _best(root: Path, model: str | None, kind: str, command: str) -> dict[str, Any]:
-    path = tuning_folder(root, model, kind) / "best.json"
-    if not path.is_file():
-        raise OptionError(f"no tuned setting at {path}: run 'sentiq {command}' with the same --model first")
-    return _read_choice(path, PROMPT_CHOICE if kind == "prompt" else SAMPLING_CHOICE, command)
-
-
-def _read_choice(path: Path, needed: tuple[str, ...], command: str) -> dict[str, Any]:
-    """A saved choice with the settings --tuned applies, or one line on what it lacks and what to run."""
-    try:
-        choice = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise OptionError(f"{path} cannot be read ({first_line(exc)}): run 'sentiq {command}' again") from exc
-    missing = [k for k in needed if not isinstance(choice, dict) or k not in choice]
-    if missing:
-        raise OptionError(
-            f"{path} has no '{missing[0]}' (saved by another version or search?): run 'sentiq {command}' again"
-        )
     return choice

@@ -1,0 +1,125 @@
+"""A search's record and its use: where a model's choices are kept, how a grid's cells are named, and
+`--tuned`, which applies them to the methods asked for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sentiq.core.models import resolve_source
+from sentiq.errors import OptionError, first_line
+from sentiq.io.runs import safe_name
+from sentiq.settings import MethodConfig, ending_name
+
+SPLIT = "train tuning reviews (disjoint from evaluation and the demonstration pool)"
+PROMPT_CHOICE = ("prompt", "calibrate")  # what --tuned applies from a prompt search
+SAMPLING_CHOICE = ("temperature", "top_k")  # ... and from a sampling search
+
+
+@dataclass
+class TuneResult:
+    grid: pd.DataFrame  # one row per cell
+    best: dict[str, Any]
+    folder: Path
+    kind: str = "sampling"  # or "prompt"
+
+
+def tuning_folder(root: Path, model: str | None, kind: str) -> Path:
+    """root/tuning/<model label>/<kind>: where a search's grid and choice for a model live."""
+    return root / "tuning" / safe_name(resolve_source(model).label) / kind
+
+
+def save_search(
+    folder: Path,
+    grid: pd.DataFrame,
+    best: dict[str, Any],
+    table: pd.DataFrame,
+    cell: tuple[Any, Any],
+    axes: tuple[str, str, str],
+    title: str,
+) -> None:
+    from sentiq.io.files import write_frame, write_json
+    from sentiq.workflows.plots import save_heatmap
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_frame(folder / "grid.csv", grid)
+    write_json(folder / "best.json", best)
+    save_heatmap(folder / "heatmap.png", table, cell, axes, title)
+
+
+def cell_names(grid: pd.DataFrame) -> list[str]:
+    """Each grid row's name in tables and heatmaps (see cell_name)."""
+    seeds = grid["demo_seed"] if _several_draws(grid) else [None] * len(grid)
+    return [cell_name(p, t, d) for p, t, d in zip(grid["prompt"], grid["tail"], seeds)]
+
+
+def chosen_name(choice: dict[str, Any], grid: pd.DataFrame) -> str:
+    """The name of the grid's cell that best.json's `choice` is."""
+    seed = choice.get("demo_seed") if _several_draws(grid) else None
+    return cell_name(choice["prompt_names"], choice["tail"], seed)
+
+
+def cell_name(prompt: str, tail: int, demo_seed: int | None = None) -> str:
+    """The prompt, the ending it is scored with if any, and which demonstrations where several sets were drawn."""
+    name = with_tail(prompt, tail)
+    return name if demo_seed is None else f"{name} · demos {demo_seed}"
+
+
+def _several_draws(grid: pd.DataFrame) -> bool:
+    return "demo_seed" in grid and grid["demo_seed"].nunique() > 1
+
+
+def with_tail(prompt: str, tail: int) -> str:
+    """A grid row's name: the prompt, and the ending it is scored with if any."""
+    return f"{prompt} {ending_name(tail)}" if tail else prompt
+
+
+def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
+    """Every method with the prompt, calibration and ending tune-prompt chose for this model (k-shot the
+    choice made with demonstrations, `tune-prompt --k`, where there is one; methods that generate the
+    choice made by their first answer token, where the search made one); sampling also with the
+    temperature and top-k tune-sampling chose."""
+    tuned = []
+    for m in methods:
+        with_demos = tuning_folder(root, model, "k-shot-prompt") / "best.json"
+        if m.method == "k-shot" and with_demos.is_file():
+            prompt = _read_choice(with_demos, PROMPT_CHOICE, "tune-prompt --k K")
+        else:
+            prompt = _best(root, model, "prompt", "tune-prompt")
+        if not m.scores_labels and isinstance(prompt.get("generation"), dict):  # before 0.2: one choice for all
+            prompt = prompt["generation"]
+        tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
+        demo_seed = prompt.get("demo_seed") if m.method == "k-shot" else None  # the demonstrations tuned with
+        tuned.append(replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail, demo_seed=demo_seed))
+    if not any(m.method == "sampling" for m in tuned):
+        return tuned
+    sampling = _best(root, model, "sampling", "tune-sampling")
+    return [
+        replace(m, temperature=sampling["temperature"], top_k=sampling["top_k"]) if m.method == "sampling" else m
+        for m in tuned
+    ]
+
+
+def _best(root: Path, model: str | None, kind: str, command: str) -> dict[str, Any]:
+    path = tuning_folder(root, model, kind) / "best.json"
+    if not path.is_file():
+        raise OptionError(f"no tuned setting at {path}: run 'sentiq {command}' with the same --model first")
+    return _read_choice(path, PROMPT_CHOICE if kind == "prompt" else SAMPLING_CHOICE, command)
+
+
+def _read_choice(path: Path, needed: tuple[str, ...], command: str) -> dict[str, Any]:
+    """A saved choice with the settings --tuned applies, or one line on what it lacks and what to run."""
+    try:
+        choice = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise OptionError(f"{path} cannot be read ({first_line(exc)}): run 'sentiq {command}' again") from exc
+    missing = [k for k in needed if not isinstance(choice, dict) or k not in choice]
+    if missing:
+        raise OptionError(
+            f"{path} has no '{missing[0]}' (saved by another version or search?): run 'sentiq {command}' again"
+        )
+    return choice

@@ -1,0 +1,76 @@
+"""The sampling search: every temperature x top-k cell classifies the same tuning texts, the prompt
+encoded once for all cells."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from sentiq.errors import OptionError
+from sentiq.predictions import INVALID
+from sentiq.settings import MethodConfig, TuneSettings
+from sentiq.workflows.tuning.choices import SPLIT, TuneResult, save_search, tuning_folder
+
+
+def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
+    """Every cell classifies the same tuning texts; the prompt is encoded once for all cells.
+    Chosen by macro-F1, then fewer invalid answers, then accuracy."""
+    from sentiq.core.engine import load_engine
+    from sentiq.io.datasets import balanced_sample, load_tuning
+    from sentiq.methods.classifier import Classifier
+    from sentiq.methods.prompts import load_prompts
+    from sentiq.workflows.metrics import quality
+
+    prompts = load_prompts(settings.prompt)
+    if len(prompts) > 1:
+        raise OptionError("tune-sampling searches with one prompt: give one name or file to --prompt")
+    split = balanced_sample(load_tuning(), settings.n, settings.seed)
+    engine = load_engine(model)
+    cells = [(t, k) for t in settings.temperatures for k in settings.top_ks]
+    configs = [
+        MethodConfig(
+            method="sampling",
+            prompt=settings.prompt,
+            temperature=t,
+            top_k=k,
+            samples=settings.samples,
+            seed=settings.seed,
+        )
+        for t, k in cells
+    ]
+    clf = Classifier(engine, configs[0], prompts=prompts)
+    clf.warm_up()
+    advance = start_task(f"tuning {len(cells)} cells", len(split))
+    predictions = clf.predict_grid(list(split["text"]), configs, lambda idx: advance(len(idx)))
+    gold = list(split["label"])
+    rows = []
+    for (t, k), preds in zip(cells, predictions):
+        labels = [p.label for p in preds]
+        q = quality(gold, labels)
+        rows.append(
+            dict(temperature=t, top_k=k, macro_f1=q.macro_f1, accuracy=q.accuracy, invalid=labels.count(INVALID))
+        )
+    grid = pd.DataFrame(rows)
+    ranked = grid.sort_values(["macro_f1", "invalid", "accuracy"], ascending=[False, True, False], kind="stable")
+    top = ranked.iloc[0]
+    best = {
+        "model": engine.lm.source.ref,
+        "temperature": float(top["temperature"]),
+        "top_k": int(top["top_k"]),
+        "samples": settings.samples,
+        "prompt": settings.prompt,
+        "macro_f1": float(top["macro_f1"]),
+        "accuracy": float(top["accuracy"]),
+        "invalid": int(top["invalid"]),
+        "n": len(split),
+        "seed": settings.seed,
+        "split": SPLIT,
+    }
+    folder = tuning_folder(settings.output_dir, model.model, "sampling")
+    table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
+    table = table[sorted(table.columns)]
+    cell = (best["temperature"], best["top_k"])
+    title = f"{engine.lm.source.label} · sampling macro-F1 · n={best['n']}"
+    save_search(folder, grid, best, table, cell, ("top-k", "temperature", "macro-F1"), title)
+    return TuneResult(grid, best, folder)
