@@ -32,6 +32,7 @@ from sentiq.core.models import LoadedModel
 from sentiq.io.datasets import embedded_frame
 from sentiq.methods.classifier import Classifier
 from sentiq.methods.prompts import DEFAULT_PROMPT, load_prompt
+from sentiq.methods.texts import prepare
 from sentiq.settings import MethodConfig
 from sentiq.text import clean_text, word_count
 
@@ -60,7 +61,7 @@ def reference_loop(lm: LoadedModel, texts: list[str]) -> None:
 def full_kshot(engine: Engine, clf: Classifier, texts: list[str]) -> None:
     """k-shot prompts scored with no prefix cache: every review pays for the demonstrations."""
     (b,) = clf.bound
-    bodies = [engine.encode(b.template.full(clf.fit(t)[0])) for t in texts]
+    bodies = [engine.encode(b.template.full(t)) for t, _ in prepare(engine, texts, clf.config.max_tokens)]
     engine.score([], bodies, b.label_ids)
 
 

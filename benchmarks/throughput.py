@@ -47,6 +47,7 @@ from sentiq.io.datasets import embedded_frame, load_pool
 from sentiq.io.sinks import Sink
 from sentiq.io.sources import TextSource, open_source
 from sentiq.methods.classifier import Classifier
+from sentiq.methods.texts import prepare
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings
 from sentiq.text import clean_text, word_count
 from sentiq.workflows.classify import classify
@@ -277,7 +278,7 @@ def bench_model(lm: LoadedModel, texts: list[str], args: argparse.Namespace, wor
         name: Classifier(engine, cfg, pool=pool if cfg.method == "k-shot" else None) for name, cfg in METHODS.items()
     }
     bound = clfs["loglik"].bound[0]
-    prompts = [bound.template.full(t) for t, _ in clfs["loglik"].fit_all(texts)]
+    prompts = [bound.template.full(t) for t, _ in prepare(engine, texts, clfs["loglik"].config.max_tokens)]
     label_ids = [ids[0] for ids in bound.label_ids]
     prompt_tokens = sum(len(x) for x in lm.tokenizer(prompts, add_special_tokens=False)["input_ids"])
     source = workdir / "texts.parquet"

@@ -15,7 +15,9 @@ from sentiq.cli import app
 from sentiq.cli.options import OPTIONS
 from sentiq.errors import OptionError
 from sentiq.methods.calibration import domain_inputs, log_softmax, prior_from_record, softmax
-from sentiq.methods.classifier import Classifier, draw_demonstrations, vote
+from sentiq.methods.classifier import Classifier
+from sentiq.methods.demonstrations import draw_demonstrations
+from sentiq.methods.generation import vote
 from sentiq.methods.prompts import build_template, builtin_names, builtin_refs, load_prompt, load_prompts
 from sentiq.settings import MethodConfig
 
@@ -438,8 +440,9 @@ def test_tune_prompt_reads_generation_as_generation_decides(
     label words' casings."""
     import sentiq.core.engine
     from sentiq.core.decoding import decode, divide_prior
-    from sentiq.methods.classifier import answer_firsts, endings
+    from sentiq.methods.binding import answer_firsts
     from sentiq.methods.prompts import CONTENT_FREE
+    from sentiq.methods.texts import endings
     from sentiq.workflows.tuning.prompts import answered_positive, first_answer_step, read_views
 
     texts = ["a fine film", "dull and long and slow", "I loved it, truly a delight to watch", "bad", "so-so really"]

@@ -7,8 +7,11 @@ import pandas as pd
 import pytest
 
 from sentiq.errors import OptionError
-from sentiq.methods.classifier import DEMO_MAX_WORDS, Classifier, draw_demonstrations, vote
+from sentiq.methods.classifier import Classifier
+from sentiq.methods.demonstrations import DEMO_MAX_WORDS, draw_demonstrations
+from sentiq.methods.generation import vote
 from sentiq.methods.prompts import build_template, load_prompt, parse_label
+from sentiq.methods.texts import prepare
 from sentiq.settings import MethodConfig
 from sentiq.text import clean_text
 
@@ -203,7 +206,7 @@ def test_generation_hears_the_ending_at_its_first_step(engine, monkeypatch: pyte
 def test_long_text_loses_its_middle(engine) -> None:
     clf = Classifier(engine, MethodConfig(method="loglik", max_tokens=16))
     text = "great " * 10 + "MIDDLE " * 50 + "dull " * 10
-    fitted, truncated = clf.fit(text)
+    ((fitted, truncated),) = prepare(engine, [text], clf.config.max_tokens)
     assert truncated and "[...]" in fitted and "MIDDLE" not in fitted.split("[...]")[0][-10:]
     assert fitted.startswith("great") and fitted.rstrip().endswith("dull")
     pred = clf.predict([text])[0]

@@ -55,3 +55,13 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:
     """P(positive) of a calibration prior, one per prompt where each prompt has its own."""
     return " / ".join(f"{p['positive']:.3f}" for p in (prior if isinstance(prior, list) else [prior]))
+
+
+def prior_inputs(mode: str, texts: Sequence[str], seed: int) -> tuple[Sequence[str], str]:
+    """The inputs a `mode` prior is the mean label probability of, and how to say so."""
+    if mode == "contextual":
+        return CONTENT_FREE, "content-free inputs"
+    if mode == "domain":
+        inputs = domain_inputs(texts, seed)
+        return inputs, f"{len(inputs)} random in-domain word sequences"
+    return texts, f"the first {len(texts)} texts classified"

@@ -21,7 +21,7 @@ from sentiq.core.models import describe_machine, resolve_source
 from sentiq.errors import DataError, Interrupted
 from sentiq.io.datasets import balanced_sample, load_labelled, load_pool
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
-from sentiq.methods.classifier import draw_demonstrations
+from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import RUN_FIELDS, run_row
 from sentiq.settings import EvalSettings, MethodConfig

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentiq.methods.grids import scores_and_answers
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
 from sentiq.workflows.tuning.choices import SPLIT, TuneResult, cell_names, chosen_name, save_search, tuning_folder
 
@@ -22,8 +23,8 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
     from sentiq.io.datasets import balanced_sample, load_pool, load_tuning
     from sentiq.io.files import write_frame
     from sentiq.methods.calibration import domain_inputs
-    from sentiq.methods.classifier import Classifier, endings
     from sentiq.methods.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
+    from sentiq.methods.texts import endings, prepare
     from sentiq.settings import DEFAULT_PROMPT
 
     prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
@@ -38,8 +39,7 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
         max_tokens=settings.max_tokens,
         seed=settings.seed,
     )
-    clf = Classifier(engine, base, pool=demos, prompts=prompts[:1])
-    texts = [t for t, _ in clf.fit_all(list(split["text"]))]
+    texts = [t for t, _ in prepare(engine, list(split["text"]), settings.max_tokens)]
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
     ends = {kind: endings(xs, settings.tail) for kind, xs in inputs.items()} if settings.tail else {}
     draws = [settings.seed + i for i in range(settings.draws)] if settings.k else [None]
@@ -140,7 +140,7 @@ def read_views(
     answers: dict[str, Any] = {}
     for kind, xs in inputs.items():
         shown = (lambda idx, rows, s: advance(len(idx))) if kind == "texts" and advance else None
-        scores[kind], answers[kind], answers["names"] = clf.scores_and_answers(xs, on_batch=shown)
+        scores[kind], answers[kind], answers["names"] = scores_and_answers(clf, xs, on_batch=shown)
         if kind in ends:
             which, last = ends[kind]
             ending, ending_first = scores[f"{kind}@tail"], answers[f"{kind}@tail"] = (
@@ -148,7 +148,7 @@ def read_views(
                 answers[kind].copy(),
             )
             if which:
-                ending[which], ending_first[which], _ = clf.scores_and_answers(last, on_batch=shown)
+                ending[which], ending_first[which], _ = scores_and_answers(clf, last, on_batch=shown)
     return scores, answers
 
 

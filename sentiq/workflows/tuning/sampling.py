@@ -19,6 +19,7 @@ def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneRe
     from sentiq.core.engine import load_engine
     from sentiq.io.datasets import balanced_sample, load_tuning
     from sentiq.methods.classifier import Classifier
+    from sentiq.methods.grids import predict_grid
     from sentiq.methods.prompts import load_prompts
     from sentiq.workflows.metrics import quality
 
@@ -42,7 +43,7 @@ def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneRe
     clf = Classifier(engine, configs[0], prompts=prompts)
     clf.warm_up()
     advance = start_task(f"tuning {len(cells)} cells", len(split))
-    predictions = clf.predict_grid(list(split["text"]), configs, lambda idx: advance(len(idx)))
+    predictions = predict_grid(clf, list(split["text"]), configs, lambda idx: advance(len(idx)))
     gold = list(split["label"])
     rows = []
     for (t, k), preds in zip(cells, predictions):
