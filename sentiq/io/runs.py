@@ -8,7 +8,6 @@ import logging
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -58,12 +57,6 @@ def recorded_config(folder: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise RunError(f"run {folder.name}: its config.json is unreadable ({exc})") from exc
-
-
-def prompt_name(config: dict[str, Any]) -> str:
-    """The prompt a run used, by name ('a,b' for an ensemble); runs that did not record it show '-'."""
-    prompts = config.get("prompts")
-    return ",".join(p["ref"] for p in prompts) if prompts else "-"
 
 
 def check_run_id(root: Path, run_id: str, resume: bool) -> None:
@@ -284,41 +277,3 @@ def _repair(path: Path) -> list[dict[str, Any]]:
         atomic_write(path, clean.decode("utf-8"))
         log.warning("%s: %d torn or unreadable line(s) dropped before resuming", path.name, dropped)
     return rows
-
-
-RANKED_METRICS = ("n", "accuracy", "macro_f1", "invalid", "words_per_s")  # what compare needs of a run
-
-
-@dataclass
-class SavedRun:
-    run_id: str
-    folder: Path
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-
-
-def read_runs(root: Path) -> tuple[list[SavedRun], list[str]]:
-    """Every complete run under root (a folder with config.json and metrics.json), and a line for each
-    complete-looking run that cannot be ranked (a file unreadable, or from a version without a metric)."""
-    runs: list[SavedRun] = []
-    left_out: list[str] = []
-    if not root.is_dir():
-        return runs, left_out
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        try:
-            config = json.loads((folder / "config.json").read_text())
-        except (OSError, ValueError):
-            continue  # not a run folder, or one that never started
-        if not isinstance(config, dict) or config.get("status") != "complete":
-            continue
-        try:
-            metrics = json.loads((folder / "metrics.json").read_text())
-        except (OSError, ValueError) as exc:
-            left_out.append(f"{folder.name}: metrics.json cannot be read ({type(exc).__name__}); left out")
-            continue
-        missing = [k for k in RANKED_METRICS if not isinstance(metrics, dict) or k not in metrics]
-        if missing:
-            left_out.append(f"{folder.name}: metrics.json has no '{missing[0]}' (another version's run?); left out")
-            continue
-        runs.append(SavedRun(folder.name, folder, config, metrics))
-    return runs, left_out

@@ -12,7 +12,7 @@ import pandas as pd
 
 from sentiq.errors import OptionError, RunError
 from sentiq.io.files import write_frame
-from sentiq.io.runs import SavedRun, prompt_name, read_runs
+from sentiq.io.saved_runs import SavedRun, prompt_name, read_runs
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.plots import comparison_chart
 
