@@ -10,6 +10,18 @@ from typing import Any
 from sentiq.errors import OptionError
 
 METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
+DEVICES = ("auto", "cuda", "mps", "cpu")  # auto: CUDA, then MPS, then CPU
+DTYPES = ("auto", "bfloat16", "float16", "float32")  # auto: bfloat16 where native, float16 on MPS, else float32
+SCORINGS = ("generate", "loglik")  # k-shot: decide by greedy generation, or by label log-likelihood
+ENGINES = ("local", "ray")
+METRICS = (
+    "macro_f1",
+    "accuracy",
+    "words_per_s",
+)  # what compare ranks by  # where the work runs: this process, or a Ray cluster
+DEFAULT_MODEL = "1.5b"
+# Tokens per forward pass by device: large on GPUs (memory errors halve it), small on CPUs (no gain past it).
+TOKEN_BUDGETS = {"cuda": 65536, "mps": 8192, "cpu": 2048}
 # none; contextual: content-free inputs (Zhao et al. 2021); domain: random in-domain words (Fei et al.
 # 2023); batch: the mean label probability over the texts themselves (Zhou et al. 2023)
 CALIBRATIONS = ("none", "contextual", "domain", "batch")
@@ -81,7 +93,7 @@ class MethodConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.method in METHODS, f"unknown method '{self.method}': choose one of {', '.join(METHODS)}"),
-            (self.scoring in ("generate", "loglik"), "--scoring must be 'generate' or 'loglik'"),
+            (self.scoring in SCORINGS, f"--scoring must be one of {', '.join(SCORINGS)}"),
             (self.calibrate in CALIBRATIONS, f"--calibrate must be one of {', '.join(CALIBRATIONS)}"),
             (self.k >= 1, "--k must be at least 1"),
             (self.temperature > 0, "--temperature must be above 0 (use zero-shot for greedy decoding)"),
@@ -168,8 +180,8 @@ class RaySettings:
     grow_timeout: float = 300.0  # seconds an autoscaling cluster is given to grow to fit the pool
 
     def __post_init__(self) -> None:
-        if self.engine not in ("local", "ray"):
-            raise OptionError(f"unknown engine '{self.engine}': choose local or ray")
+        if self.engine not in ENGINES:
+            raise OptionError(f"unknown engine '{self.engine}': choose {' or '.join(ENGINES)}")
         if self.workers < 1 or self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
             raise OptionError("--workers must be at least 1, --cpus-per-worker above 0, --gpus-per-worker 0 or more")
 

@@ -148,7 +148,6 @@ def test_evaluate_json_and_method_all(tiny_model: Path, labelled_csv: Path, tmp_
         (["--dataset", "/nope.csv"], "file not found"),
         (["--text-column", "review"], "no column 'review'; columns are: id, text, label"),
         (["--n", "100"], "use --n 12 or less"),
-        (["--method", "logl1k"], "Did you mean 'loglik'?"),
         (["--temperature", "0", "--method", "sampling"], "temperature must be above 0"),
         (["--resume"], "--resume needs the run to continue: --resume RUN_ID"),
         (["stray-id"], "to continue that run, use --resume stray-id"),
@@ -258,3 +257,26 @@ def test_interrupt_message_fits_the_command(tiny_model: Path, monkeypatch: pytes
     _captured(monkeypatch, "sentiq.workflows.tuning.sampling", "tune_sampling")
     result = run("tune-sampling", "--model", str(tiny_model))
     assert result.exit_code == 130 and "interrupted" in result.output and "--resume" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args,near",
+    [
+        (["classify", "nice", "--method", "zeroshot"], "zero-shot"),
+        (["evaluate", "--method", "zeroshot"], "zero-shot"),
+        (["evaluate", "--method", "loglik,zeroshot"], "zero-shot"),
+        (["classify", "nice", "--calibrate", "batches"], "batch"),
+        (["evaluate", "--device", "cuda0"], "cuda"),
+        (["compare", "--metric", "acuracy"], "accuracy"),
+    ],
+)
+def test_a_bad_choice_is_one_style_everywhere(args: list[str], near: str) -> None:
+    result = run(*args)
+    assert result.exit_code == 2 and f"Did you mean '{near}'?" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_methods_may_be_comma_separated_or_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _captured(monkeypatch, "sentiq.workflows.evaluate", "evaluate")
+    assert run("evaluate", "--method", "loglik,zero-shot", "--method", "k-shot").exit_code == 130
+    assert [m.method for m in seen["args"][0].methods] == ["loglik", "zero-shot", "k-shot"]

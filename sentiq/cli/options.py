@@ -1,320 +1,261 @@
-"""Every command-line option, declared once: its flags, type and help here, its default from the
-settings dataclass it fills (so the command line and the library cannot drift apart). A command names
-the options it takes; `build` turns what was given into settings, by keyword."""
+"""Every command-line option, declared once as an `Annotated` type: its flags, help and choices here, its
+default in the command's signature, taken from the settings dataclass it fills (so the command line and
+the library cannot drift apart). Choices come from the lists in `settings`; a bad one is named with the
+nearest good one."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
-from enum import Enum
+import difflib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_type_hints
+from typing import Annotated, Any
 
 import typer
 
 from sentiq.errors import OptionError
 from sentiq.methods.prompts import builtin_names
-from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, TuneSettings
+from sentiq.settings import (
+    CALIBRATIONS,
+    DEFAULT_MODEL,
+    DEVICES,
+    DTYPES,
+    ENGINES,
+    METHODS,
+    SCORINGS,
+    TEMPERATURES,
+    TOKEN_BUDGETS,
+    TOP_KS,
+)
 
 MODEL_PANEL = "Model"
-SCALE_PANEL = "Scale (Ray)"
 METHOD_PANEL = "Method"
 DATA_PANEL = "Data"
-F = TypeVar("F", bound=Callable[..., Any])
+SCALE_PANEL = "Scale (Ray)"
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cuda = "cuda"
-    mps = "mps"
-    cpu = "cpu"
+def choice(values: Sequence[str]) -> Any:
+    """A parser for one of `values`, a bad value named with the nearest good one (as every other bad
+    value is), and the metavar that lists them in help."""
+
+    def parse(value: str) -> str:
+        if value in values:
+            return value
+        near = difflib.get_close_matches(str(value), list(values), n=1)
+        hint = f" Did you mean '{near[0]}'?" if near else ""
+        raise ValueError(f"'{value}' is not one of {', '.join(values)}.{hint}")
+
+    return {"parser": parse, "metavar": "[" + "|".join(values) + "]"}
 
 
-class Dtype(str, Enum):
-    auto = "auto"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
-    float32 = "float32"
+def _methods(value: str) -> list[str]:
+    """`--method`: a method, 'all', or several comma-separated (the option may also be repeated)."""
+    parse = choice([*METHODS, "all"])["parser"]
+    return [parse(v.strip()) for v in str(value).split(",") if v.strip()]
 
 
-class Method(str, Enum):
-    loglik = "loglik"
-    zero_shot = "zero-shot"
-    k_shot = "k-shot"
-    sampling = "sampling"
+def _option(*decls: str, panel: str | None = None, default_shown: str | None = None, **kwargs: Any) -> Any:
+    """A typer.Option; `default_shown` is what help says the default is when the code's default is None."""
+    if default_shown is not None:
+        kwargs["help"] = f"{kwargs['help']} \\[default: {default_shown}]"
+        kwargs["show_default"] = False
+    return typer.Option(*decls, rich_help_panel=panel, **kwargs)
 
 
-class Calibration(str, Enum):
-    none = "none"
-    contextual = "contextual"
-    domain = "domain"
-    batch = "batch"
+def _budgets() -> str:
+    return ", ".join(
+        f"{tokens} {device.upper() if device != 'cpu' else 'CPU'}" for device, tokens in TOKEN_BUDGETS.items()
+    )
 
 
-class EngineChoice(str, Enum):
-    local = "local"
-    ray = "ray"
-
-
-class Scoring(str, Enum):
-    generate = "generate"
-    loglik = "loglik"
-
-
-@dataclass(frozen=True)
-class Opt:
-    type: Any
-    default: Any
-    info: Any  # typer.Option(...) or typer.Argument(...)
-
-    def parameter(self, name: str) -> inspect.Parameter:
-        kind = inspect.Parameter.KEYWORD_ONLY
-        return inspect.Parameter(name, kind, default=self.default, annotation=Annotated[self.type, self.info])
-
-
-def of(cls: type, name: str, *decls: str, choices: type[Enum] | None = None, **option: Any) -> Opt:
-    """An option whose default and type come from the settings class `cls` (`choices`: an Enum of
-    the values a string setting accepts)."""
-    spec = next(f for f in fields(cls) if f.name == name)
-    default = spec.default if spec.default is not MISSING else spec.default_factory()  # type: ignore[misc]
-    kind: Any = get_type_hints(cls)[name]
-    if choices is not None:
-        kind, default = choices, choices(default)
-    return Opt(kind, default, typer.Option(*decls, **option))
-
-
-def plain(kind: Any, default: Any, *decls: str, **option: Any) -> Opt:
-    """An option that fills no settings class."""
-    return Opt(kind, default, typer.Option(*decls, **option))
-
-
-OPTIONS: dict[str, Opt] = {
-    # -- model ---------------------------------------------------------------------------------------
-    "model": of(
-        ModelSettings,
-        "model",
+# -- model --------------------------------------------------------------------------------------------
+Model = Annotated[
+    str | None,
+    _option(
         "--model",
         "-m",
         envvar="SENTIQ_MODEL",
-        help="0.5b, 1.5b (Qwen2.5 Instruct), a hub id, a local model folder or a .gguf file. \\[default: 1.5b]",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
+        panel=MODEL_PANEL,
+        default_shown=DEFAULT_MODEL,
+        help="0.5b, 1.5b (Qwen2.5 Instruct), a hub id, a local model folder or a .gguf file.",
     ),
-    "device": of(
-        ModelSettings, "device", choices=Device, help="auto: CUDA, then MPS, then CPU.", rich_help_panel=MODEL_PANEL
-    ),
-    "dtype": of(
-        ModelSettings,
-        "dtype",
-        choices=Dtype,
-        help="auto: bfloat16 where native, float16 on MPS, else float32.",
-        rich_help_panel=MODEL_PANEL,
-    ),
-    "batch_size": of(
-        ModelSettings,
-        "batch_size",
+]
+Device = Annotated[str, _option(**choice(DEVICES), panel=MODEL_PANEL, help="auto: CUDA, then MPS, then CPU.")]
+Dtype = Annotated[
+    str,
+    _option(**choice(DTYPES), panel=MODEL_PANEL, help="auto: bfloat16 where native, float16 on MPS, else float32."),
+]
+BatchSize = Annotated[
+    int | None,
+    _option(
         "--batch-size",
         min=1,
-        help="Most texts per forward pass. \\[default: as many as the device's token budget holds]",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
+        panel=MODEL_PANEL,
+        default_shown="as many as the token budget holds",
+        help="Most texts per forward pass.",
     ),
-    "max_batch_tokens": of(
-        ModelSettings,
-        "max_batch_tokens",
+]
+BatchTokens = Annotated[
+    int | None,
+    _option(
         "--batch-tokens",
         min=1,
-        help="Token budget per forward pass (halved on GPU memory errors). \\[default: 65536 CUDA, 2048 CPU]",
-        rich_help_panel=MODEL_PANEL,
-        show_default=False,
+        panel=MODEL_PANEL,
+        default_shown=_budgets(),
+        help="Token budget per forward pass (halved on GPU memory errors).",
     ),
-    # -- method --------------------------------------------------------------------------------------
-    "k": of(MethodConfig, "k", "--k", min=1, help="k-shot: demonstrations per class.", rich_help_panel=METHOD_PANEL),
-    "scoring": of(
-        MethodConfig,
-        "scoring",
-        choices=Scoring,
+]
+
+# -- method -------------------------------------------------------------------------------------------
+Method = Annotated[str, _option("--method", **choice(METHODS), panel=METHOD_PANEL, help="How to classify.")]
+MethodList = Annotated[
+    list[str],
+    _option(
+        "--method",
+        parser=_methods,
+        metavar="METHOD[,METHOD...]",
+        panel=METHOD_PANEL,
+        help=f"{', '.join(METHODS)} or all; repeat, or separate with commas, for several.",
+    ),
+]
+K = Annotated[int, _option("--k", min=1, panel=METHOD_PANEL, help="k-shot: demonstrations per class.")]
+Scoring = Annotated[
+    str,
+    _option(
+        **choice(SCORINGS),
+        panel=METHOD_PANEL,
         help="k-shot: decide by greedy generation or label log-likelihood.",
-        rich_help_panel=METHOD_PANEL,
     ),
-    "prompt": of(
-        MethodConfig,
-        "prompt",
+]
+Prompt = Annotated[
+    str,
+    _option(
         "--prompt",
         "-p",
+        panel=METHOD_PANEL,
         help=f"A built-in prompt ({', '.join(builtin_names())}; NAME:VARIANT for other label words), "
         "a .toml prompt file, or several comma-separated (an ensemble).",
-        rich_help_panel=METHOD_PANEL,
     ),
-    "calibrate": of(
-        MethodConfig,
-        "calibrate",
+]
+Calibrate = Annotated[
+    str,
+    _option(
         "--calibrate",
-        choices=Calibration,
+        **choice(CALIBRATIONS),
+        panel=METHOD_PANEL,
         help="Where label scores decide: divide out a label prior from content-free inputs (contextual), "
         "random in-domain words (domain) or the texts themselves (batch).",
-        rich_help_panel=METHOD_PANEL,
     ),
-    "temperature": of(MethodConfig, "temperature", help="sampling: temperature (> 0).", rich_help_panel=METHOD_PANEL),
-    "top_k": of(
-        MethodConfig,
-        "top_k",
-        "--top-k",
-        min=1,
-        help="sampling: keep the k most likely tokens.",
-        rich_help_panel=METHOD_PANEL,
-    ),
-    "top_p": of(
-        MethodConfig,
-        "top_p",
-        "--top-p",
-        help="sampling: nucleus top-p (off unless given).",
-        rich_help_panel=METHOD_PANEL,
-    ),
-    "samples": of(
-        MethodConfig, "samples", min=1, help="sampling: answers per text, majority vote.", rich_help_panel=METHOD_PANEL
-    ),
-    "max_new_tokens": of(
-        MethodConfig,
-        "max_new_tokens",
-        "--max-new-tokens",
-        min=1,
-        help="Generation methods: most tokens an answer may take.",
-        rich_help_panel=METHOD_PANEL,
-    ),
-    "max_tokens": of(
-        MethodConfig,
-        "max_tokens",
-        "--max-tokens",
-        min=16,
-        help="Longest text in tokens; longer ones lose their middle.",
-        rich_help_panel=METHOD_PANEL,
-    ),
-    "tail": of(
-        MethodConfig,
-        "tail",
+]
+Temperature = Annotated[float, _option(panel=METHOD_PANEL, help="sampling: temperature (> 0).")]
+TopK = Annotated[
+    int | None, _option("--top-k", min=1, panel=METHOD_PANEL, help="sampling: keep the k most likely tokens.")
+]
+TopP = Annotated[
+    float | None, _option("--top-p", panel=METHOD_PANEL, help="sampling: nucleus top-p (off unless given).")
+]
+Samples = Annotated[int, _option(min=1, panel=METHOD_PANEL, help="sampling: answers per text, majority vote.")]
+MaxNewTokens = Annotated[
+    int,
+    _option("--max-new-tokens", min=1, panel=METHOD_PANEL, help="Generation methods: most tokens an answer may take."),
+]
+MaxTokens = Annotated[
+    int,
+    _option("--max-tokens", min=16, panel=METHOD_PANEL, help="Longest text in tokens; longer ones lose their middle."),
+]
+Tail = Annotated[
+    int,
+    _option(
         min=0,
+        panel=METHOD_PANEL,
         help="Also read each text's last N words and average the label scores of the two views (reviews tend "
         "to end on their verdict; ~1.3x the tokens). 0: the whole text only.",
-        rich_help_panel=METHOD_PANEL,
     ),
-    "demo_seed": of(
-        MethodConfig,
-        "demo_seed",
+]
+DemoSeed = Annotated[
+    int | None,
+    _option(
         "--demo-seed",
         min=0,
-        help="k-shot: draw the demonstrations with this seed. \\[default: --seed]",
-        rich_help_panel=METHOD_PANEL,
-        show_default=False,
+        panel=METHOD_PANEL,
+        default_shown="--seed",
+        help="k-shot: draw the demonstrations with this seed.",
     ),
-    "seed": of(MethodConfig, "seed", help="Seed for the sample, demonstrations and sampling."),
-    "tuned": plain(
-        bool,
-        False,
+]
+Tuned = Annotated[
+    bool,
+    _option(
         "--tuned",
-        help="Use the prompt, calibration and ending tune-prompt chose for this model (and tune-sampling's setting "
-        "for sampling).",
-        rich_help_panel=METHOD_PANEL,
+        panel=METHOD_PANEL,
+        help="Use the prompt, calibration and ending tune-prompt chose for this model (and tune-sampling's "
+        "setting for sampling).",
     ),
-    # -- data ----------------------------------------------------------------------------------------
-    "source": of(
-        DataSpec,
-        "source",
+]
+
+# -- data ---------------------------------------------------------------------------------------------
+Dataset = Annotated[
+    str,
+    _option(
         "--dataset",
+        panel=DATA_PANEL,
         help="imdb-sample (embedded), a .csv/.tsv/.jsonl/.json/.parquet file, or a hub dataset id.",
-        rich_help_panel=DATA_PANEL,
     ),
-    "text_column": of(
-        DataSpec,
-        "text_column",
-        "--text-column",
-        help="Column holding the text. \\[default: text]",
-        rich_help_panel=DATA_PANEL,
-        show_default=False,
+]
+TextColumn = Annotated[
+    str | None, _option("--text-column", panel=DATA_PANEL, default_shown="text", help="Column holding the text.")
+]
+LabelColumn = Annotated[str, _option(panel=DATA_PANEL, help="Column holding the label.")]
+LabelMap = Annotated[
+    str | None,
+    _option(
+        panel=DATA_PANEL,
+        default_shown="1/0, pos/neg, positive/negative",
+        help="How labels are encoded, e.g. '1=positive,0=negative'.",
     ),
-    "label_column": of(DataSpec, "label_column", help="Column holding the label.", rich_help_panel=DATA_PANEL),
-    "label_map": of(
-        DataSpec,
-        "label_map",
-        help="How labels are encoded, e.g. '1=positive,0=negative'. \\[default: 1/0, pos/neg, positive/negative]",
-        rich_help_panel=DATA_PANEL,
-        show_default=False,
-    ),
-    "split": of(
-        DataSpec,
-        "split",
-        help="Hub datasets: the split. \\[default: test]",
-        rich_help_panel=DATA_PANEL,
-        show_default=False,
-    ),
-    # -- scale ---------------------------------------------------------------------------------------
-    "engine": of(
-        RaySettings,
-        "engine",
-        choices=EngineChoice,
+]
+Split = Annotated[str | None, _option(panel=DATA_PANEL, default_shown="test", help="Hub datasets: the split.")]
+
+# -- scale --------------------------------------------------------------------------------------------
+Engine = Annotated[
+    str,
+    _option(
+        **choice(ENGINES),
+        panel=SCALE_PANEL,
         help="local: this process; ray: a Ray cluster through Ray Data (pip install 'sentiq\\[ray]').",
-        rich_help_panel=SCALE_PANEL,
     ),
-    "ray_address": of(
-        RaySettings,
-        "ray_address",
+]
+RayAddress = Annotated[
+    str | None,
+    _option(
         "--ray-address",
-        help="The cluster to join. \\[default: RAY_ADDRESS, else a local cluster in this process]",
-        rich_help_panel=SCALE_PANEL,
-        show_default=False,
+        panel=SCALE_PANEL,
+        default_shown="RAY_ADDRESS, else a local cluster in this process",
+        help="The cluster to join.",
     ),
-    "workers": of(
-        RaySettings, "workers", min=1, help="Actors, each holding the model once.", rich_help_panel=SCALE_PANEL
-    ),
-    "gpus_per_worker": of(RaySettings, "gpus_per_worker", min=0, help="GPUs per actor.", rich_help_panel=SCALE_PANEL),
-    "cpus_per_worker": of(
-        RaySettings, "cpus_per_worker", help="CPUs per actor (its torch threads).", rich_help_panel=SCALE_PANEL
-    ),
-    "grow_timeout": of(
-        RaySettings,
-        "grow_timeout",
+]
+Workers = Annotated[int, _option(min=1, panel=SCALE_PANEL, help="Actors, each holding the model once.")]
+GpusPerWorker = Annotated[float, _option(min=0, panel=SCALE_PANEL, help="GPUs per actor.")]
+CpusPerWorker = Annotated[float, _option(panel=SCALE_PANEL, help="CPUs per actor (its torch threads).")]
+GrowTimeout = Annotated[
+    float,
+    _option(
         "--grow-timeout",
         min=0,
+        panel=SCALE_PANEL,
         help="Seconds an autoscaling cluster may take to grow until the pool fits (a fixed one is refused at once).",
-        rich_help_panel=SCALE_PANEL,
     ),
-    # -- runs and output -----------------------------------------------------------------------------
-    "output_dir": of(EvalSettings, "output_dir", "--output-dir", "-o", help="Where run folders are written."),
-    "results_dir": plain(Path, Path("results"), "--results-dir", help="Where run folders are read from."),
-    "json_out": plain(bool, False, "--json", help="Print machine-readable JSON only."),
-}
-MODEL = tuple(f.name for f in fields(ModelSettings))
-METHOD = tuple(f.name for f in fields(MethodConfig) if f.name not in ("method", "seed"))
-DATA = tuple(f.name for f in fields(DataSpec))
-SCALE = tuple(f.name for f in fields(RaySettings))
-TUNE_N = of(TuneSettings, "n", min=2, help="Tuning texts, balanced, from the 1,000 embedded tuning reviews.")
-TUNE_SAMPLES = of(TuneSettings, "samples", min=1, help="Answers per text, majority vote.")
+]
+
+# -- runs and output ----------------------------------------------------------------------------------
+Seed = Annotated[int, _option(help="Seed for the sample, demonstrations and sampling.")]
+OutputDir = Annotated[Path, _option("--output-dir", "-o", help="Where run folders and tuning choices are written.")]
+ResultsDir = Annotated[Path, _option("--results-dir", help="Where saved runs and tuning choices are read from.")]
+Json = Annotated[bool, _option("--json", help="Print machine-readable JSON only.")]
 
 
-def takes(*names: str, **own: Opt) -> Callable[[F], F]:
-    """Give a command the named shared options and its own ones, in that order, as its signature:
-    Typer reads options from it, and the command receives them as keyword arguments."""
-
-    def decorate(func: F) -> F:
-        params = [OPTIONS[n].parameter(n) for n in names] + [opt.parameter(n) for n, opt in own.items()]
-        func.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        return func
-
-    return decorate
-
-
-def build(cls: type, given: Mapping[str, Any], **extra: Any) -> Any:
-    """Settings of `cls` from the options given (those that are its fields), enum choices as strings."""
-    names = {f.name for f in fields(cls)}
-    values = {k: v.value if isinstance(v, Enum) else v for k, v in given.items() if k in names}
-    return cls(**{**values, **extra})
-
-
-def parse_grid(text: str | None, kind: type, default: tuple, name: str) -> tuple:
+def parse_grid(text: str | None, kind: type, default: Sequence[Any], name: str) -> tuple:
     """'0.2,0.7' -> (0.2, 0.7); values are checked as the sampling method would check them."""
     if not text:
-        return default
+        return tuple(default)
     try:
         values = tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError as exc:
@@ -323,3 +264,12 @@ def parse_grid(text: str | None, kind: type, default: tuple, name: str) -> tuple
     if not values or bad:
         raise OptionError(f"{name}: values must be {'above 0' if kind is float else 'at least 1'} (got {text})")
     return tuple(dict.fromkeys(values))
+
+
+Temperatures = Annotated[
+    str | None,
+    _option(default_shown=",".join(f"{t:g}" for t in TEMPERATURES), help="Comma-separated temperatures."),
+]
+TopKs = Annotated[
+    str | None, _option("--top-ks", default_shown=",".join(map(str, TOP_KS)), help="Comma-separated top-k values.")
+]

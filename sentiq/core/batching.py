@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from sentiq.errors import ResourceError
+from sentiq.settings import TOKEN_BUDGETS
 
 log = logging.getLogger(__name__)
 OnBatch = Callable[[list[int], Any, float], None]  # (input indices done, their results, seconds) -> None
@@ -27,8 +28,8 @@ class BatchStat:
 
 
 def default_token_budget(device_type: str) -> int:
-    """Tokens per forward pass: large on GPUs (memory errors halve it), small on CPUs (no gain past it)."""
-    return {"cuda": 65536, "mps": 8192}.get(device_type, 2048)
+    """Tokens per forward pass on this kind of device (settings.TOKEN_BUDGETS; others as the CPU)."""
+    return TOKEN_BUDGETS.get(device_type, TOKEN_BUDGETS["cpu"])
 
 
 def default_fill(device_type: str, max_tokens: int) -> int:

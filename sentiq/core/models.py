@@ -11,14 +11,12 @@ from typing import Any
 
 from sentiq.errors import ModelError, OptionError, first_line
 from sentiq.io.hub import require_hub
+from sentiq.settings import DEFAULT_MODEL, DEVICES, DTYPES
 
 ALIASES = {
     "0.5b": "Qwen/Qwen2.5-0.5B-Instruct",
     "1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
 }
-DEFAULT_MODEL = "1.5b"
-DEVICES = ("auto", "cuda", "mps", "cpu")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ import pandas as pd
 from sentiq.errors import OptionError, RunError
 from sentiq.io.files import write_frame
 from sentiq.io.saved_runs import SavedRun, prompt_name, read_runs
+from sentiq.settings import METRICS
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.plots import comparison_chart
-
-METRICS = ("macro_f1", "accuracy", "words_per_s")
 
 
 @dataclass

@@ -1,0 +1,142 @@
+"""`sentiq classify`: texts from arguments, stdin or --input, labelled through the API and shown or written."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from sentiq.cli import options as o
+from sentiq.cli import render
+from sentiq.cli.guard import guarded
+from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
+
+
+@guarded
+def classify(
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts to label; '-' or piped input reads lines from stdin.")
+    ] = None,
+    input: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A .txt (one text per line), .csv, .tsv, .jsonl, .json or .parquet file, or a folder of them.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Write the labels to this .csv, .tsv, .jsonl or .parquet file as they are made."),
+    ] = ClassifySettings.output,
+    text_column: o.TextColumn = ClassifySettings.text_column,
+    keep_columns: Annotated[
+        str, typer.Option(help="Input columns to copy into the output, comma-separated (id always).")
+    ] = ClassifySettings.keep_columns,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Texts read, sorted and batched at a time (memory grows with it).")
+    ] = ClassifySettings.chunk_size,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted --output: skip the ids it holds (a finished one is left as it is).",
+        ),
+    ] = ClassifySettings.resume,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an --output that already holds labels.")
+    ] = ClassifySettings.overwrite,
+    method: o.Method = MethodConfig.method,
+    model: o.Model = ModelSettings.model,
+    device: o.Device = ModelSettings.device,
+    dtype: o.Dtype = ModelSettings.dtype,
+    batch_size: o.BatchSize = ModelSettings.batch_size,
+    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
+    k: o.K = MethodConfig.k,
+    scoring: o.Scoring = MethodConfig.scoring,
+    prompt: o.Prompt = MethodConfig.prompt,
+    calibrate: o.Calibrate = MethodConfig.calibrate,
+    temperature: o.Temperature = MethodConfig.temperature,
+    top_k: o.TopK = MethodConfig.top_k,
+    top_p: o.TopP = MethodConfig.top_p,
+    samples: o.Samples = MethodConfig.samples,
+    max_new_tokens: o.MaxNewTokens = MethodConfig.max_new_tokens,
+    max_tokens: o.MaxTokens = MethodConfig.max_tokens,
+    tail: o.Tail = MethodConfig.tail,
+    demo_seed: o.DemoSeed = MethodConfig.demo_seed,
+    seed: o.Seed = MethodConfig.seed,
+    tuned: o.Tuned = False,
+    results_dir: o.ResultsDir = Path("results"),
+    engine: o.Engine = RaySettings.engine,
+    ray_address: o.RayAddress = RaySettings.ray_address,
+    workers: o.Workers = RaySettings.workers,
+    gpus_per_worker: o.GpusPerWorker = RaySettings.gpus_per_worker,
+    cpus_per_worker: o.CpusPerWorker = RaySettings.cpus_per_worker,
+    grow_timeout: o.GrowTimeout = RaySettings.grow_timeout,
+    json_out: o.Json = False,
+) -> None:
+    """Label texts as positive or negative."""
+    from sentiq.api import classify_file
+
+    settings = ClassifySettings(output, text_column, keep_columns, chunk_size, resume, overwrite)
+    models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
+    methods = MethodConfig(
+        method=method,
+        k=k,
+        scoring=scoring,
+        prompt=prompt,
+        calibrate=calibrate,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        samples=samples,
+        max_new_tokens=max_new_tokens,
+        max_tokens=max_tokens,
+        tail=tail,
+        seed=seed,
+        demo_seed=demo_seed,
+    )
+    scale = RaySettings(engine, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
+    common = dict(model=models, method=methods, tuned=tuned, results_dir=results_dir)
+    kept = dict(text_column=text_column, keep_columns=keep_columns, chunk_size=chunk_size)
+    kept |= dict(resume=settings.resume, overwrite=settings.overwrite)
+    if scale.engine == "ray":
+        render.classified(classify_file(input, output, **common, **kept, scale=scale), None)
+        return
+    items = gather_texts(texts or [], sys.stdin if input is None else None)
+    shown: list[dict[str, Any]] | None = None if json_out or output else []
+    emit = _print_rows if json_out else (shown.extend if shown is not None else None)
+    with render.progress() as start_task:
+
+        def start(description: str, total: int | None) -> Any:  # a bar for an output or 20 texts and more
+            quick = output is None and total is not None and total < 20
+            return (lambda n, words=0: None) if quick else start_task(description, total)
+
+        summary = classify_file(input or items, output, **common, **kept, on_rows=emit, progress=start)
+    render.classified(summary, shown)
+
+
+def gather_texts(args: Sequence[str], stdin: TextIO | None) -> list[tuple[str, str]]:
+    """(id, text) pairs from arguments and from stdin ('-', or piped when there are no arguments).
+    Every line of stdin is a text, as in a .txt file: a blank line is an empty text, reported."""
+    items: list[tuple[str, str]] = []
+    for i, arg in enumerate(args):
+        if arg == "-" and stdin is not None:
+            items += _lines(stdin)
+        elif arg != "-":
+            items.append((str(i), arg))
+    if not args and stdin is not None and not stdin.isatty():
+        items += _lines(stdin)
+    return items
+
+
+def _lines(stdin: TextIO) -> list[tuple[str, str]]:
+    return [(f"stdin:{j}", line) for j, line in enumerate(stdin.read().splitlines())]
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        render.print_json(row)

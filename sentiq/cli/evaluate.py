@@ -1,0 +1,118 @@
+"""`sentiq evaluate`: methods measured on one labelled sample through the API, the runs saved and shown."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sentiq.cli import options as o
+from sentiq.cli import render
+from sentiq.cli.guard import guarded
+from sentiq.errors import OptionError
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, method_names
+
+
+@guarded
+def evaluate(
+    resume_id: Annotated[str | None, typer.Argument(metavar="RUN_ID", hidden=True, show_default=False)] = None,
+    dataset: o.Dataset = DataSpec.source,
+    text_column: o.TextColumn = DataSpec.text_column,
+    label_column: o.LabelColumn = DataSpec.label_column,
+    label_map: o.LabelMap = DataSpec.label_map,
+    split: o.Split = DataSpec.split,
+    n: Annotated[
+        int | None, typer.Option(help="Balanced sample size (half per label).", rich_help_panel=o.DATA_PANEL)
+    ] = EvalSettings.n,
+    methods: o.MethodList = [MethodConfig.method],  # noqa: B006 - Typer reads the default from here
+    model: o.Model = ModelSettings.model,
+    device: o.Device = ModelSettings.device,
+    dtype: o.Dtype = ModelSettings.dtype,
+    batch_size: o.BatchSize = ModelSettings.batch_size,
+    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
+    k: o.K = MethodConfig.k,
+    scoring: o.Scoring = MethodConfig.scoring,
+    prompt: o.Prompt = MethodConfig.prompt,
+    calibrate: o.Calibrate = MethodConfig.calibrate,
+    temperature: o.Temperature = MethodConfig.temperature,
+    top_k: o.TopK = MethodConfig.top_k,
+    top_p: o.TopP = MethodConfig.top_p,
+    samples: o.Samples = MethodConfig.samples,
+    max_new_tokens: o.MaxNewTokens = MethodConfig.max_new_tokens,
+    max_tokens: o.MaxTokens = MethodConfig.max_tokens,
+    tail: o.Tail = MethodConfig.tail,
+    demo_seed: o.DemoSeed = MethodConfig.demo_seed,
+    seed: o.Seed = MethodConfig.seed,
+    tuned: o.Tuned = False,
+    engine: o.Engine = RaySettings.engine,
+    ray_address: o.RayAddress = RaySettings.ray_address,
+    workers: o.Workers = RaySettings.workers,
+    gpus_per_worker: o.GpusPerWorker = RaySettings.gpus_per_worker,
+    cpus_per_worker: o.CpusPerWorker = RaySettings.cpus_per_worker,
+    grow_timeout: o.GrowTimeout = RaySettings.grow_timeout,
+    output_dir: o.OutputDir = Path("results"),
+    run_id: Annotated[
+        str | None, typer.Option(help="Name of the run folder. \\[default: time-model-method]", show_default=False)
+    ] = EvalSettings.run_id,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue an interrupted run: --resume RUN_ID (or --run-id RUN_ID --resume), with the same options.",
+        ),
+    ] = EvalSettings.resume,
+    json_out: o.Json = False,
+) -> None:
+    """Measure methods on a balanced labelled sample and save the run under results/."""
+    from sentiq.api import evaluate as run_evaluate
+
+    names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
+    method = names[0]
+    base = MethodConfig(
+        method=method,
+        k=k,
+        scoring=scoring,
+        prompt=prompt,
+        calibrate=calibrate,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        samples=samples,
+        max_new_tokens=max_new_tokens,
+        max_tokens=max_tokens,
+        tail=tail,
+        seed=seed,
+        demo_seed=demo_seed,
+    )
+    scale = RaySettings(engine, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
+    with render.progress(enabled=not json_out and scale.engine == "local") as start_task:
+        evaluation = run_evaluate(
+            ModelSettings(model, device, dtype, batch_size, batch_tokens),
+            [replace(base, method=name) for name in names],
+            dataset=DataSpec(dataset, text_column, label_column, label_map, split),
+            n=n,
+            seed=seed,
+            tuned=tuned,
+            results_dir=output_dir,
+            output_dir=output_dir,
+            run_id=_resume_target(run_id, resume, resume_id),
+            resume=resume,
+            scale=scale,
+            progress=start_task,
+        )
+    render.evaluated(evaluation.runs, json_out)
+
+
+def _resume_target(run_id: str | None, resume: bool, resume_id: str | None) -> str | None:
+    """The run id, from --run-id or from --resume RUN_ID (a bare id makes sense only after --resume)."""
+    if resume_id is not None:
+        if not resume:
+            raise OptionError(f"unexpected argument '{resume_id}': to continue that run, use --resume {resume_id}")
+        if run_id is not None and run_id != resume_id:
+            raise OptionError(f"--resume {resume_id} and --run-id {run_id} name different runs; give one")
+        return resume_id
+    if resume and run_id is None:
+        raise OptionError("--resume needs the run to continue: --resume RUN_ID (its folder name under the output dir)")
+    return run_id

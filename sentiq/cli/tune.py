@@ -1,0 +1,113 @@
+"""`sentiq tune-sampling` and `sentiq tune-prompt`: the searches run through the API, their grids shown."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sentiq.cli import options as o
+from sentiq.cli import render
+from sentiq.cli.guard import guarded
+from sentiq.settings import ModelSettings, PromptTuneSettings, TuneSettings
+
+
+@guarded
+def tune_sampling(
+    model: o.Model = ModelSettings.model,
+    device: o.Device = ModelSettings.device,
+    dtype: o.Dtype = ModelSettings.dtype,
+    batch_size: o.BatchSize = ModelSettings.batch_size,
+    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
+    prompt: Annotated[
+        str, typer.Option("--prompt", "-p", help="The one prompt to search with (tune-prompt's choice is a good one).")
+    ] = TuneSettings.prompt,
+    temperatures: o.Temperatures = None,
+    top_ks: o.TopKs = None,
+    n: Annotated[
+        int, typer.Option(min=2, help="Tuning texts, balanced, from the 1,000 embedded tuning reviews.")
+    ] = TuneSettings.n,
+    samples: Annotated[int, typer.Option(min=1, help="Answers per text, majority vote.")] = TuneSettings.samples,
+    seed: o.Seed = TuneSettings.seed,
+    output_dir: o.OutputDir = TuneSettings.output_dir,
+    json_out: o.Json = False,
+) -> None:
+    """Search temperature x top-k for the sampling method; evaluate --tuned uses the winner."""
+    from sentiq.api import tune_sampling as run_tune
+
+    with render.progress(enabled=not json_out) as start_task:
+        result = run_tune(
+            ModelSettings(model, device, dtype, batch_size, batch_tokens),
+            output_dir=output_dir,
+            progress=start_task,
+            temperatures=o.parse_grid(temperatures, float, TuneSettings.temperatures, "--temperatures"),
+            top_ks=o.parse_grid(top_ks, int, TuneSettings.top_ks, "--top-ks"),
+            n=n,
+            samples=samples,
+            prompt=prompt,
+            seed=seed,
+        )
+    render.tuned(result, json_out)
+
+
+@guarded
+def tune_prompt(
+    model: o.Model = ModelSettings.model,
+    device: o.Device = ModelSettings.device,
+    dtype: o.Dtype = ModelSettings.dtype,
+    batch_size: o.BatchSize = ModelSettings.batch_size,
+    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
+    prompts: Annotated[
+        str | None,
+        typer.Option(
+            "--prompts",
+            help="Comma-separated candidates (names, NAME:VARIANT or .toml files). \\[default: every built-in prompt "
+            "and label-word variant]",
+            show_default=False,
+        ),
+    ] = PromptTuneSettings.prompts,
+    n: Annotated[
+        int, typer.Option(min=2, help="Tuning texts, balanced, from the 1,000 embedded tuning reviews.")
+    ] = PromptTuneSettings.n,
+    ensemble: Annotated[
+        int, typer.Option(min=0, help="Also try the mean of the best 2..N prompts.")
+    ] = PromptTuneSettings.ensemble,
+    max_tokens: o.MaxTokens = PromptTuneSettings.max_tokens,
+    tail: Annotated[
+        int, typer.Option(min=0, help="Also try every cell with each text's last N words scored beside it (0: not).")
+    ] = PromptTuneSettings.tail,
+    k: Annotated[
+        int,
+        typer.Option(
+            "--k",
+            min=0,
+            help="Score with K demonstrations per class (as k-shot --scoring loglik): a choice that --tuned uses for "
+            "k-shot, demonstrations included. 0: without.",
+        ),
+    ] = PromptTuneSettings.k,
+    draws: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="With --k: try this many demonstration sets (drawn with seeds --seed, --seed + 1, ...) and choose "
+            "among them too.",
+        ),
+    ] = PromptTuneSettings.draws,
+    seed: o.Seed = PromptTuneSettings.seed,
+    output_dir: o.OutputDir = PromptTuneSettings.output_dir,
+    json_out: o.Json = False,
+) -> None:
+    """Choose the prompt, label words, calibration and ending for a model by loglik accuracy; --tuned uses them."""
+    from sentiq.api import tune_prompt as run_tune
+
+    chosen = dict(
+        prompts=prompts, n=n, ensemble=ensemble, tail=tail, k=k, draws=draws, max_tokens=max_tokens, seed=seed
+    )
+    with render.progress(enabled=not json_out) as start_task:
+        result = run_tune(
+            ModelSettings(model, device, dtype, batch_size, batch_tokens),
+            output_dir=output_dir,
+            progress=start_task,
+            **chosen,
+        )
+    render.tuned(result, json_out)
