@@ -39,12 +39,12 @@ if TYPE_CHECKING:
     from sentiq.workflows.tuning.choices import TuneResult
 
 # Light to import (no torch, no pandas) until a function is called: `import sentiq` stays instant.
-StartTask = Callable[[str, "int | None"], Callable[..., None]]  # (description, total) -> advance(texts, words=0)
+StartTask = Callable[[str, "int | None"], Callable[..., None]]  # (description, total) -> advance(texts, words, seconds)
 
 
 def _quiet(description: str, total: int | None) -> Callable[..., None]:
     """No progress shown: the library's default."""
-    return lambda n, words=0: None
+    return lambda n, words=0, seconds=0.0: None
 
 
 def __getattr__(name: str) -> Any:

@@ -17,6 +17,11 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub("", text).strip()
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 run', '2 runs': a count and its noun (regular plurals only)."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def word_count(text: str) -> int:
     """Words of an input text, the unit of throughput."""
     return len(text.split())

@@ -17,8 +17,8 @@ from sentiq.cli import app
 runner = CliRunner()
 
 
-def run(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input)
+def run(*args: str, input: str | None = None, env: dict[str, str] | None = None):
+    return runner.invoke(app, list(args), input=input, env=env)
 
 
 def one_line_error(result, fragment: str) -> None:
@@ -280,3 +280,21 @@ def test_methods_may_be_comma_separated_or_repeated(monkeypatch: pytest.MonkeyPa
     seen = _captured(monkeypatch, "sentiq.workflows.evaluate", "evaluate")
     assert run("evaluate", "--method", "loglik,zero-shot", "--method", "k-shot").exit_code == 130
     assert [m.method for m in seen["args"][0].methods] == ["loglik", "zero-shot", "k-shot"]
+
+
+def test_classify_table_keeps_label_and_probability_beside_a_long_text(tiny_model: Path) -> None:
+    review = "An absolutely wonderful film, moving and funny, with a cast at the top of its game " * 3
+    result = run("classify", review, "short", "--model", str(tiny_model), env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if "│ 0 │" in line or "│ 1 │" in line]
+    assert len(rows) == 2 and all(("positive" in line or "negative" in line) and "0." in line for line in rows)
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+
+
+def test_progress_rate_is_words_per_second_of_inference() -> None:
+    from types import SimpleNamespace
+
+    from sentiq.cli.render import _Rates
+
+    finished_long_ago = SimpleNamespace(fields={"labelled": 10, "words": 1000, "seconds": 2.0}, elapsed=500.0)
+    assert str(_Rates().render(finished_long_ago)) == "5.0 texts/s  500 words/s"  # the clock plays no part

@@ -166,8 +166,9 @@ def test_compare_ranks_warns_and_measures_agreement(tmp_path: Path) -> None:
     assert [r["rank"] for r in json.loads(by_speed.stdout)["runs"]] == list(range(1, 10))  # speed: plain ranks
     assert any("2 different samples" in w for w in data["warnings"])
     (agreement,) = data["agreement"].values()  # only the shared sample has several runs
-    assert len(agreement) == 8  # every run of it, though all share rank 1
+    assert set(agreement) == {f"run{i}" for i in range(8)}  # keyed by run id, every run though all share rank 1
     assert all(v == 1.0 for row in agreement.values() for v in row.values())
+    assert any("incomplete: incomplete, not complete" in w for w in data["warnings"])  # said, not skipped
     assert (tmp_path / "comparison.csv").exists() and (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     human = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--metric", "accuracy"])
     assert human.exit_code == 0 and "warning:" in human.output and "run5" in human.output
@@ -217,3 +218,19 @@ def test_files_of_other_versions_are_described_not_fatal(tiny_model: Path, tmp_p
 def test_compare_with_no_runs(tmp_path: Path) -> None:
     result = runner.invoke(app, ["compare", "--results-dir", str(tmp_path)])
     assert result.exit_code == 1 and "no complete runs" in result.output
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_compare_at_any_width_cuts_no_number_and_no_run_id(tmp_path: Path, columns: int) -> None:
+    long_ids = [f"20261202-073000-qwen2.5-coder-0.5b-instruct-{m}" for m in ("loglik", "zero-shot")]
+    for run_id, (f1, acc) in zip(long_ids, [(0.912, 0.913), (0.871, 0.874)]):
+        _fake_run(tmp_path, run_id, "qwen2.5-coder-0.5b-instruct", run_id.rsplit("-", 1)[-1], f1, acc)
+    result = runner.invoke(app, ["compare", "--results-dir", str(tmp_path)], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= columns for line in lines if "#1 " not in line and "#2 " not in line)
+    assert all(any(run_id in line for line in lines) for run_id in long_ids)  # whole, on one line
+    assert "0.913" in result.stdout and "0.874" in result.stdout and "…" not in result.stdout
+    assert ("dataset" in result.stdout) == (columns >= 160)
+    agreement = result.stdout.split("agreement on the same reviews")[1]
+    assert "#1 " in agreement and "#2" in agreement  # runs named as the table numbers them

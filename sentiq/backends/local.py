@@ -16,7 +16,7 @@ from sentiq.settings import MethodConfig
 from sentiq.text import word_count
 
 Keep = Callable[[list[dict[str, Any]]], None]  # labelled rows (predictions.LABELLED_FIELDS), per batch
-Advance = Callable[..., None]  # advance(texts, words=0)
+Advance = Callable[..., None]  # advance(texts, words=0, seconds=0.0): seconds of inference
 
 
 class RunRecord(Protocol):
@@ -74,7 +74,7 @@ class LocalPredictor:
         def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
             per_text = 1000 * seconds / max(1, len(idx))
             keep([labelled(ids[i], texts[i], p, per_text) for i, p in zip(idx, preds)])
-            advance(len(idx), sum(word_count(texts[i]) for i in idx))
+            advance(len(idx), sum(word_count(texts[i]) for i in idx), seconds)
 
         clf.predict(texts, on_done)
 

@@ -67,9 +67,9 @@ def classify(
     max_tokens: o.MaxTokens = MethodConfig.max_tokens,
     tail: o.Tail = MethodConfig.tail,
     demo_seed: o.DemoSeed = MethodConfig.demo_seed,
-    seed: o.Seed = MethodConfig.seed,
+    seed: o.MethodSeed = MethodConfig.seed,
     tuned: o.Tuned = False,
-    results_dir: o.ResultsDir = Path("results"),
+    results_dir: o.TunedIn = Path("results"),
     engine: o.Engine = RaySettings.engine,
     ray_address: o.RayAddress = RaySettings.ray_address,
     workers: o.Workers = RaySettings.workers,
@@ -113,7 +113,7 @@ def classify(
 
         def start(description: str, total: int | None) -> Any:  # a bar for an output or 20 texts and more
             quick = output is None and total is not None and total < 20
-            return (lambda n, words=0: None) if quick else start_task(description, total)
+            return (lambda n, words=0, seconds=0.0: None) if quick else start_task(description, total)
 
         summary = classify_file(input or items, output, **common, **kept, on_rows=emit, progress=start)
     render.classified(summary, shown)

@@ -247,8 +247,14 @@ GrowTimeout = Annotated[
 
 # -- runs and output ----------------------------------------------------------------------------------
 Seed = Annotated[int, _option(help="Seed for the sample, demonstrations and sampling.")]
-OutputDir = Annotated[Path, _option("--output-dir", "-o", help="Where run folders and tuning choices are written.")]
-ResultsDir = Annotated[Path, _option("--results-dir", help="Where saved runs and tuning choices are read from.")]
+MethodSeed = Annotated[int, _option("--seed", help="Seed for the demonstrations and sampling.")]
+TuningSeed = Annotated[int, _option("--seed", help="Seed for the tuning sample (and demonstrations, sampling).")]
+OutputDir = Annotated[
+    Path, _option("--output-dir", "-o", help="Where run folders are written (and --tuned finds tuning choices).")
+]
+TuningDir = Annotated[Path, _option("--output-dir", "-o", help="Where the choice is saved, for --tuned to find.")]
+TunedIn = Annotated[Path, _option("--results-dir", help="Where --tuned finds the tuning choices.")]
+ResultsDir = Annotated[Path, _option("--results-dir", help="Where the saved runs are.")]
 Json = Annotated[bool, _option("--json", help="Print machine-readable JSON only.")]
 
 

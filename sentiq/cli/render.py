@@ -59,22 +59,23 @@ def print_json(data: Any) -> None:
 
 
 class _Rates(ProgressColumn):
-    """Texts and words labelled per second (texts skipped on a resume do not count)."""
+    """Texts and words labelled per second of inference, as every table and summary counts them (texts
+    skipped on a resume, reading and writing do not count): a finished bar keeps its figure."""
 
     def render(self, task: Any) -> Text:
-        elapsed = task.elapsed or 0.0
-        if elapsed <= 0 or not task.fields.get("labelled"):
+        seconds = task.fields.get("seconds", 0.0)
+        if seconds <= 0 or not task.fields.get("labelled"):
             return Text("")
-        texts, words = task.fields["labelled"] / elapsed, task.fields["words"] / elapsed
+        texts, words = task.fields["labelled"] / seconds, task.fields["words"] / seconds
         return Text(f"{texts:,.1f} texts/s  {words:,.0f} words/s", style="cyan")
 
 
 @contextmanager
 def progress(enabled: bool = True) -> Iterator[Any]:
-    """Yields start_task(description, total) -> advance(texts, words=0); a bar on stderr per task
+    """Yields start_task(description, total) -> advance(texts, words=0, seconds=0.0); a bar on stderr per task
     (total None: the input's size is unknown, so no ETA)."""
     if not enabled:
-        yield lambda description, total: lambda n, words=0: None
+        yield lambda description, total: lambda n, words=0, seconds=0.0: None
         return
     bar = Progress(
         TextColumn("{task.description}"),
@@ -90,12 +91,14 @@ def progress(enabled: bool = True) -> Iterator[Any]:
     def start_task(description: str, total: int | None) -> Any:
         if not bar.live.is_started:  # shown from the first task on: errors before it stay one line
             bar.start()
-        task = bar.add_task(description, total=total, labelled=0, words=0)
+        task = bar.add_task(description, total=total, labelled=0, words=0, seconds=0.0)
 
-        def advance(n: int, words: int = 0) -> None:
+        def advance(n: int, words: int = 0, seconds: float = 0.0) -> None:
             fields = bar.tasks[task].fields
             labelled = fields["labelled"] + (n if words else 0)
-            bar.update(task, advance=n, labelled=labelled, words=fields["words"] + words)
+            bar.update(
+                task, advance=n, labelled=labelled, words=fields["words"] + words, seconds=fields["seconds"] + seconds
+            )
 
         return advance
 
@@ -137,20 +140,25 @@ def metrics_table(results: Sequence[Any]) -> Table:
     return table
 
 
-def predictions_table(rows: Sequence[dict[str, Any]]) -> Table:
+def predictions_table(rows: Sequence[dict[str, Any]], width: int) -> Table:
+    """Ids, labels and probabilities whole at any width; the text takes the rest of the line, cut with '…'."""
     table = Table(title_justify="left")
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("label")
-    table.add_column("P(positive)", justify="right")
+    ids = [escape(str(row["id"])) for row in rows]
+    id_width = max([len("#"), *map(len, ids)])
+    table.add_column("#", justify="right", style="dim", no_wrap=True, min_width=id_width)
+    table.add_column("label", no_wrap=True, min_width=len("negative"))
+    table.add_column("P(positive)", justify="right", no_wrap=True)
     has_text = bool(rows) and "text" in rows[0]
+    room = max(10, min(80, width - id_width - len("negative") - len("P(positive)") - 13))  # 13: borders, padding
     if has_text:
-        table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=80)
+        table.add_column("text", no_wrap=True)
     colors = {"positive": "green", "negative": "red"}
-    for row in rows:
+    for row, text_id in zip(rows, ids):
         prob = "" if row["p_positive"] is None else f"{row['p_positive']:.3f}"
         label = f"[{colors.get(row['label'], 'yellow')}]{row['label']}[/]"
-        text = [escape(str(row["text"]).replace("\n", " "))] if has_text else []
-        table.add_row(escape(str(row["id"])), label, prob, *text)
+        text = " ".join(str(row["text"]).split()) if has_text else ""
+        cut = [escape(text if len(text) <= room else text[: room - 1] + "…")] if has_text else []
+        table.add_row(text_id, label, prob, *cut)
     return table
 
 
@@ -175,24 +183,37 @@ def _cell_name(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def comparison_table(rows: Any) -> Table:
+WIDE = 160  # columns a terminal needs for compare's every column and whole run ids
+
+
+def comparison_table(rows: Any, width: int) -> Table:
+    """The ranking; below WIDE columns the prompt, dataset, n and invalid columns go, the method is named
+    by its short name and run ids are listed under the table (whole: --resume needs them). Numbers and
+    ids are never cut; names wrap."""
+    wide = width >= WIDE
     table = Table(title="sentiq compare", title_justify="left")
     table.caption = "accuracy with its Wilson 95% interval; runs whose intervals overlap share a rank"
-    for col in ("rank", "model", "method", "prompt", "n", "accuracy", "macro F1", "invalid", "words/s", "run id"):
-        table.add_column(col, justify="left" if col in ("model", "method", "prompt", "run id") else "right")
-    for r in rows.itertuples():
-        table.add_row(
-            str(r.rank),
-            str(r.model),
-            str(r.method),
-            escape(str(r.prompt)),
-            str(r.n),
-            f"{_pct(r.accuracy)} [dim]{_pct(r.acc_low)}–{_pct(r.acc_high)}[/]",
-            _pct(r.macro_f1),
-            str(r.invalid),
-            f"{r.words_per_s:,.0f}",
-            str(r.run_id),
-        )
+    columns = ["#", "rank", "model", "method", *(["prompt", "dataset", "n"] if wide else []), "accuracy"]
+    columns += ["macro F1", *(["invalid"] if wide else []), "words/s", *(["run id"] if wide else [])]
+    for col in columns:
+        text = col in ("model", "method", "prompt", "dataset")
+        table.add_column(col, justify="left" if text or col == "run id" else "right", overflow="fold", no_wrap=not text)
+    for i, r in enumerate(rows.itertuples(), start=1):
+        cells = {
+            "#": str(i),
+            "rank": str(r.rank),
+            "model": str(r.model),
+            "method": str(r.method if wide else r.method_name),
+            "prompt": escape(str(r.prompt)),
+            "dataset": escape(str(r.dataset)),
+            "n": str(r.n),
+            "accuracy": f"{_pct(r.accuracy)} [dim]{_pct(r.acc_low)}–{_pct(r.acc_high)}[/]",
+            "macro F1": _pct(r.macro_f1),
+            "invalid": str(r.invalid),
+            "words/s": f"{r.words_per_s:,.0f}",
+            "run id": str(r.run_id),
+        }
+        table.add_row(*[cells[c] for c in columns])
     return table
 
 
@@ -209,7 +230,7 @@ def agreement_table(matrix: Any, title: str) -> Table:
 def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
     """classify's labels as a table (when they were not streamed elsewhere), then what went wrong."""
     if rows is not None:
-        out.print(predictions_table(sorted(rows, key=lambda r: _natural(str(r["id"])))))
+        out.print(predictions_table(sorted(rows, key=lambda r: _natural(str(r["id"]))), out.width))
     if summary.already_complete:
         note(f"{summary.output} was already complete ({summary.skipped} labels); nothing changed")
     elif summary.output is not None:
@@ -300,9 +321,14 @@ def compared(result: Any, as_json: bool) -> None:
 
         print_json(comparison_json(result))
         return
-    out.print(comparison_table(result.table))
+    from sentiq.workflows.compare import named
+
+    out.print(comparison_table(result.table, out.width))
+    if out.width < WIDE:
+        for i, run_id in enumerate(result.table["run_id"], start=1):
+            out.print(f"#{i} {run_id}", soft_wrap=True)
     for message in result.warnings:
         warn(message)
     for sample, matrix in result.agreement.items():
-        out.print(agreement_table(matrix, f"agreement on the same reviews ({sample})"))
+        out.print(agreement_table(named(matrix, result.table), f"agreement on the same reviews ({sample})"))
     note("saved " + ", ".join(str(f) for f in result.files))

@@ -28,8 +28,8 @@ def tune_sampling(
         int, typer.Option(min=2, help="Tuning texts, balanced, from the 1,000 embedded tuning reviews.")
     ] = TuneSettings.n,
     samples: Annotated[int, typer.Option(min=1, help="Answers per text, majority vote.")] = TuneSettings.samples,
-    seed: o.Seed = TuneSettings.seed,
-    output_dir: o.OutputDir = TuneSettings.output_dir,
+    seed: o.TuningSeed = TuneSettings.seed,
+    output_dir: o.TuningDir = TuneSettings.output_dir,
     json_out: o.Json = False,
 ) -> None:
     """Search temperature x top-k for the sampling method; evaluate --tuned uses the winner."""
@@ -93,8 +93,8 @@ def tune_prompt(
             "among them too.",
         ),
     ] = PromptTuneSettings.draws,
-    seed: o.Seed = PromptTuneSettings.seed,
-    output_dir: o.OutputDir = PromptTuneSettings.output_dir,
+    seed: o.TuningSeed = PromptTuneSettings.seed,
+    output_dir: o.TuningDir = PromptTuneSettings.output_dir,
     json_out: o.Json = False,
 ) -> None:
     """Choose the prompt, label words, calibration and ending for a model by loglik accuracy; --tuned uses them."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from sentiq.methods.prompts import CONTENT_FREE
-from sentiq.text import LABELS
+from sentiq.text import LABELS, plural
 
 DOMAIN_INPUTS = 20  # random in-domain texts for domain-context calibration (as Fei et al. 2023)
 DOMAIN_MAX_WORDS = 256  # their length: the texts' mean, at most this
@@ -64,4 +64,6 @@ def prior_inputs(mode: str, texts: Sequence[str], seed: int) -> tuple[Sequence[s
     if mode == "domain":
         inputs = domain_inputs(texts, seed)
         return inputs, f"{len(inputs)} random in-domain word sequences"
-    return texts, f"the first {len(texts)} texts classified"
+    return texts, f"the first {plural(len(texts), 'text')} classified" if len(
+        texts
+    ) > 1 else "the first text classified"

@@ -15,7 +15,7 @@ import pandas as pd
 from sentiq import __version__
 from sentiq.io.files import atomic_write
 from sentiq.methods.calibration import prior_text
-from sentiq.workflows.compare import Comparison
+from sentiq.workflows.compare import Comparison, named
 from sentiq.workflows.plots import accuracy_speed_figure, figure_png, latency_figure
 
 COLUMNS = [  # (key, heading, kind): kind "text" sorts alphabetically, "num" numerically
@@ -49,7 +49,7 @@ def write_report(path: Path, result: Comparison, root: Path, metric: str) -> Non
         rows=_rows(result.table),
         chart=_data_uri(figure_png(accuracy_speed_figure(result.table))),
         front=result.table[result.table["pareto"]].sort_values("words_per_s", ascending=False).to_dict("records"),
-        agreement=[(sample, _matrix(m)) for sample, m in result.agreement.items()],
+        agreement=[(sample, _matrix(named(m, result.table))) for sample, m in result.agreement.items()],
         runs=[_run_details(root / r["run_id"], r) for r in result.table.to_dict("records")],
         tuning=_tuning(root / "tuning"),
     )

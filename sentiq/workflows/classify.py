@@ -22,7 +22,7 @@ from sentiq.predictions import OUTPUT_FIELDS, Prediction
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 from sentiq.text import clean_text, word_count
 
-Advance = Callable[..., None]  # advance(texts, words=0)
+Advance = Callable[..., None]  # advance(texts, words=0, seconds=0.0): seconds of inference
 Emit = Callable[[list[dict[str, Any]]], None]
 
 
@@ -158,7 +158,7 @@ def _classify_chunk(
         summary.words += words
         summary.seconds += seconds
         summary.truncated += sum(p.truncated for p in preds)
-        advance(len(idx), words)
+        advance(len(idx), words, seconds)
 
     if texts:
         clf.predict(texts, on_done)

@@ -14,6 +14,7 @@ from sentiq.errors import OptionError, RunError
 from sentiq.io.files import write_frame
 from sentiq.io.saved_runs import SavedRun, prompt_name, read_runs
 from sentiq.settings import METRICS
+from sentiq.text import plural
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.plots import comparison_chart
 
@@ -74,6 +75,8 @@ def _summary(run: SavedRun) -> dict[str, object]:
     return {
         "model": c.get("model_label", c.get("model")),
         "method": c.get("method_title", c.get("method")),
+        "method_name": c.get("method"),
+        "dataset": Path(str(c.get("dataset", {}).get("source"))).name,
         "prompt": prompt_name(c),
         "n": m["n"],
         "accuracy": m["accuracy"],
@@ -103,14 +106,13 @@ def _sample_warnings(table: pd.DataFrame) -> list[str]:
     samples = table.groupby("sample")["run_id"].count()
     if len(samples) <= 1:
         return []
-    parts = "; ".join(f"{s} ({k} runs)" for s, k in samples.items())
+    parts = "; ".join(f"{s} ({plural(k, 'run')})" for s, k in samples.items())
     return [f"runs were made on {len(samples)} different samples, so their scores are not directly comparable: {parts}"]
 
 
 def _agreement(runs: list[SavedRun], ranked: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per shared sample: the share of reviews on which two runs predicted the same label. Runs are
-    named by their row in the comparison table (rows '#1 model method', columns '#1'); tied runs
-    share a rank but not a row."""
+    """Per shared sample: the share of reviews on which two runs predicted the same label, both axes
+    keyed by run id, in the table's order (`named` puts the table's row numbers on them)."""
     row = {run_id: i + 1 for i, run_id in enumerate(ranked["run_id"])}
     out: dict[str, pd.DataFrame] = {}
     by_sample: dict[str, list[SavedRun]] = {}
@@ -125,12 +127,19 @@ def _agreement(runs: list[SavedRun], ranked: pd.DataFrame) -> dict[str, pd.DataF
             ]
             for r in group
         ]
-        out[sample] = pd.DataFrame(
-            [[_agree(a, b) for b in preds] for a in preds],
-            index=[f"#{row[r.run_id]} {r.config.get('model_label')} {r.config.get('method')}" for r in group],
-            columns=[f"#{row[r.run_id]}" for r in group],
-        )
+        ids = [r.run_id for r in group]
+        out[sample] = pd.DataFrame([[_agree(a, b) for b in preds] for a in preds], index=ids, columns=ids)
     return out
+
+
+def named(matrix: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """An agreement matrix with runs named as the comparison table numbers its rows: rows '#1 model
+    method', columns '#1' (tied runs share a rank but not a row)."""
+    number = {run_id: i + 1 for i, run_id in enumerate(table["run_id"])}
+    rows = table.set_index("run_id")
+    return matrix.set_axis(
+        [f"#{number[r]} {rows.at[r, 'model']} {rows.at[r, 'method_name']}" for r in matrix.index], axis=0
+    ).set_axis([f"#{number[r]}" for r in matrix.columns], axis=1)
 
 
 def _agree(a: pd.Series, b: pd.Series) -> float:

@@ -29,13 +29,13 @@ from sentiq.text import clean_text
 from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.workflows.plots import plot_confusion
 
-Advance = Callable[..., None]  # advance(texts, words=0)
+Advance = Callable[..., None]  # advance(texts, words=0, seconds=0.0): seconds of inference
 StartTask = Callable[[str, int], Advance]  # (description, total) -> advance
 
 
 def no_progress(description: str, total: int | None) -> Advance:
     """A start_task that shows nothing: the library's default."""
-    return lambda n, words=0: None
+    return lambda n, words=0, seconds=0.0: None
 
 
 @dataclass
