@@ -161,3 +161,64 @@ def test_report_renders_in_a_browser(report: Path, results: Path, tmp_path: Path
     ).stdout
     first = json.loads(pd.read_csv(results / "comparison.csv").iloc[[0]].to_json(orient="records"))[0]
     assert f'data-run="{first["run_id"]}"' in dom and first["model"] in dom
+
+
+@pytest.mark.skipif(_browser() is None, reason="no Chromium or Chrome on this machine (apt-get install chromium)")
+def test_the_ranking_fits_1280_pixels_with_long_names(results: Path, tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    shutil.copytree(results, root)
+    config = json.loads((root / "a" / "config.json").read_text())
+    long = {
+        "model_label": "qwen2.5-coder-1.5b-instruct-from-a-local-folder",
+        "method_title": "k-shot k=4 loglik contextual-calibrated +last 80 words",
+        "prompts": [{"ref": r} for r in ("classifier:capital", "question-last:capital", "one-word")],
+        "dataset": {"source": "/data/reviews/imdb-test-with-a-long-file-name.parquet"},
+    }
+    shutil.copytree(root / "a", root / "long-run-id-20261202-073000-qwen2.5-coder-1.5b-instruct-k-shot")
+    (root / "long-run-id-20261202-073000-qwen2.5-coder-1.5b-instruct-k-shot" / "config.json").write_text(
+        json.dumps({**config, **long})
+    )
+    page = tmp_path / "report.html"
+    assert runner.invoke(app, ["compare", "--results-dir", str(root), "--html", str(page)]).exit_code == 0
+    probe = "<script>const s = document.querySelector('.scroll'); document.body.dataset.overflow = s.scrollWidth - s.clientWidth;</script>"
+    page.write_text(page.read_text().replace("</body>", probe + "</body>"))  # the test's copy only
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,800"]
+    flags += ["--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(
+        [_browser(), *flags, "--dump-dom", page.resolve().as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert 'data-overflow="0"' in dom  # no horizontal scrolling
+
+
+def test_log_axis_labels_do_not_run_together() -> None:
+    from sentiq.workflows.plots import accuracy_speed_figure
+
+    for speeds in ([700, 950, 7_200, 9_100], [120, 135, 303, 400], [30, 45_000]):
+        table = pd.DataFrame(
+            {
+                "model": ["a", "a", "b", "b"][: len(speeds)],
+                "method": ["loglik", "zero-shot", "loglik", "k-shot"][: len(speeds)],
+                "accuracy": [0.8, 0.85, 0.9, 0.92][: len(speeds)],
+                "acc_low": [0.7, 0.75, 0.8, 0.82][: len(speeds)],
+                "acc_high": [0.9, 0.93, 0.95, 0.97][: len(speeds)],
+                "words_per_s": speeds,
+                "pareto": [True] * len(speeds),
+            }
+        )
+        fig = accuracy_speed_figure(table)
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        labels = [t for t in [*ax.get_xticklabels(which="both")] if t.get_text() and t.get_visible()]
+        low, high = ax.get_xlim()
+        boxes = sorted(
+            (b.x0, b.x1, t.get_text())
+            for t in labels
+            if low <= t.get_position()[0] <= high
+            for b in [t.get_window_extent()]
+        )
+        assert boxes
+        assert all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:])), boxes
