@@ -62,7 +62,7 @@ def main() -> None:
         import ray
 
         start = time.perf_counter()
-        scale = RaySettings(engine="ray", workers=args.workers, cpus_per_worker=args.threads)
+        scale = RaySettings(backend="ray", workers=args.workers, cpus_per_worker=args.threads)
         ray.init(num_cpus=args.workers * args.threads + 1, include_dashboard=False, logging_level="ERROR")
         startup = time.perf_counter() - start
         ray.data.DataContext.get_current().enable_progress_bars = False

@@ -215,7 +215,7 @@ def classify_file(
     input's size, and `resume=True` continues an interrupted output without redoing or repeating a text.
     `input` may also be (id, text) pairs. With `classifier` its model and method are used; otherwise
     `model` and `method` are loaded once the input and output have been checked. `on_rows` receives each
-    batch's rows; `scale=RaySettings(engine="ray", ...)` runs on a Ray cluster (file to folder)."""
+    batch's rows; `scale=RaySettings(backend="ray", ...)` runs on a Ray cluster (file to folder)."""
     from sentiq.workflows.classify import classify, classify_on_ray, make_source
 
     settings = ClassifySettings(
@@ -224,7 +224,7 @@ def classify_file(
     model_settings = _model_settings(model if classifier is None else classifier.engine.lm.source.ref, device, dtype)
     config = method_config(method) if classifier is None else classifier.method
     tuned_in = Path(results_dir) if tuned else None
-    if scale is not None and scale.engine == "ray":
+    if scale is not None and scale.backend == "ray":
         if isinstance(input, str | Path):
             return classify_on_ray(Path(input), settings, model_settings, config, scale, tuned_in)
         raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")

@@ -26,7 +26,7 @@ from sentiq.errors import DataError, OptionError  # noqa: E402
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings  # noqa: E402
 
 runner = CliRunner()
-SCALE = RaySettings(engine="ray", workers=2, cpus_per_worker=0.5)
+SCALE = RaySettings(backend="ray", workers=2, cpus_per_worker=0.5)
 SAMPLING = MethodConfig(method="sampling", samples=2, temperature=1.0, top_k=50, max_new_tokens=3, seed=4)
 
 
@@ -123,7 +123,7 @@ def test_a_pool_the_cluster_cannot_place_is_refused_at_once(cluster, scale: dict
 
     start = time.monotonic()
     with pytest.raises(OptionError, match=re.escape(fragment)):
-        ray_cluster.connect(RaySettings(engine="ray", **scale))
+        ray_cluster.connect(RaySettings(backend="ray", **scale))
     assert time.monotonic() - start < 10
 
 
@@ -136,7 +136,7 @@ def test_an_output_folder_that_holds_files_or_the_input_is_refused_before_the_cl
     out.mkdir()
     (out / "earlier.parquet").write_bytes(b"an earlier run")
     pd.DataFrame({"id": ["a"], "text": ["good"]}).to_parquet(tmp_path / "in.parquet")
-    model, scale = ModelSettings(model=str(tiny_model)), RaySettings(engine="ray", ray_address="127.0.0.1:9")
+    model, scale = ModelSettings(model=str(tiny_model)), RaySettings(backend="ray", ray_address="127.0.0.1:9")
     with pytest.raises(DataError, match=re.escape(f"{out} already holds labels: add --overwrite to replace them")):
         classify_on_ray(tmp_path / "in.parquet", ClassifySettings(output=out), model, MethodConfig(), scale)
     (out / "in.parquet").write_bytes((tmp_path / "in.parquet").read_bytes())
@@ -179,7 +179,7 @@ def test_an_autoscaling_cluster_is_waited_for_then_given_up_on(
     monkeypatch.setattr(ray_cluster, "_can_grow", lambda: True)
     monkeypatch.setattr(ray.autoscaler.sdk, "request_resources", lambda bundles: asked.append(bundles))
     monkeypatch.setattr(ray_cluster, "GROW_POLL_S", 0.01)
-    scale = RaySettings(engine="ray", workers=3, cpus_per_worker=1, grow_timeout=0.2)
+    scale = RaySettings(backend="ray", workers=3, cpus_per_worker=1, grow_timeout=0.2)
     with pytest.raises(OptionError, match=r"room for 1 such worker; .* \(after waiting 0.2s for the cluster to grow\)"):
         ray_cluster.connect(scale)
     assert asked == [[{"CPU": 1}] * 3 + [{"CPU": 1}]]
@@ -225,7 +225,7 @@ def test_priors_from_texts_are_refused_on_ray(mode: str) -> None:
     from sentiq.settings import MethodConfig, ModelSettings, RaySettings
 
     with pytest.raises(OptionError, match=f"--calibrate {mode} estimates its prior"):
-        ray_backend.label(None, ModelSettings(), MethodConfig(calibrate=mode), RaySettings(engine="ray"))
+        ray_backend.label(None, ModelSettings(), MethodConfig(calibrate=mode), RaySettings(backend="ray"))
 
 
 @pytest.fixture(scope="module")

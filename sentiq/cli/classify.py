@@ -70,7 +70,7 @@ def classify(
     seed: o.MethodSeed = MethodConfig.seed,
     tuned: o.Tuned = False,
     results_dir: o.TunedIn = Path("results"),
-    engine: o.Engine = RaySettings.engine,
+    engine: o.Engine = RaySettings.backend,
     ray_address: o.RayAddress = RaySettings.ray_address,
     workers: o.Workers = RaySettings.workers,
     gpus_per_worker: o.GpusPerWorker = RaySettings.gpus_per_worker,
@@ -103,7 +103,7 @@ def classify(
     common = dict(model=models, method=methods, tuned=tuned, results_dir=results_dir)
     kept = dict(text_column=text_column, keep_columns=keep_columns, chunk_size=chunk_size)
     kept |= dict(resume=settings.resume, overwrite=settings.overwrite)
-    if scale.engine == "ray":
+    if scale.backend == "ray":
         render.classified(classify_file(input, output, **common, **kept, scale=scale), None)
         return
     items = gather_texts(texts or [], sys.stdin if input is None else None)

@@ -46,7 +46,7 @@ def evaluate(
     demo_seed: o.DemoSeed = MethodConfig.demo_seed,
     seed: o.Seed = MethodConfig.seed,
     tuned: o.Tuned = False,
-    engine: o.Engine = RaySettings.engine,
+    engine: o.Engine = RaySettings.backend,
     ray_address: o.RayAddress = RaySettings.ray_address,
     workers: o.Workers = RaySettings.workers,
     gpus_per_worker: o.GpusPerWorker = RaySettings.gpus_per_worker,
@@ -87,7 +87,7 @@ def evaluate(
         demo_seed=demo_seed,
     )
     scale = RaySettings(engine, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
-    with render.progress(enabled=not json_out and scale.engine == "local") as start_task:
+    with render.progress(enabled=not json_out and scale.backend == "local") as start_task:
         evaluation = run_evaluate(
             ModelSettings(model, device, dtype, batch_size, batch_tokens),
             [replace(base, method=name) for name in names],

@@ -15,11 +15,11 @@ import typer
 from sentiq.errors import OptionError
 from sentiq.methods.prompts import builtin_names
 from sentiq.settings import (
+    BACKENDS,
     CALIBRATIONS,
     DEFAULT_MODEL,
     DEVICES,
     DTYPES,
-    ENGINES,
     METHODS,
     SCORINGS,
     TEMPERATURES,
@@ -218,7 +218,7 @@ Split = Annotated[str | None, _option(panel=DATA_PANEL, default_shown="test", he
 Engine = Annotated[
     str,
     _option(
-        **choice(ENGINES),
+        **choice(BACKENDS),
         panel=SCALE_PANEL,
         help="local: this process; ray: a Ray cluster through Ray Data (pip install 'sentiq\\[ray]').",
     ),

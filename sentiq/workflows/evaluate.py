@@ -114,7 +114,7 @@ def evaluate(
 
 
 def _predictor(settings: EvalSettings, engine: Engine | None) -> Predictor:
-    if settings.ray.engine == "ray":
+    if settings.ray.backend == "ray":
         from sentiq.backends.ray import RayPredictor
 
         return RayPredictor(settings.model, settings.ray)
