@@ -221,3 +221,18 @@ def test_unwritable_output_dir(tiny_model: Path, labelled_csv: Path, tmp_path: P
     blocker.write_text("x")
     result = _evaluate(tiny_model, labelled_csv, blocker, "x")
     assert result.exit_code == 1 and "cannot write to" in result.output
+
+
+def test_a_model_under_home_is_recorded_as_home_relative(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sentiq.core.models import home_relative
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert home_relative(str(tmp_path / ".cache" / "model")) == "~/.cache/model"
+    assert (
+        home_relative("/elsewhere/model") == "/elsewhere/model"
+        and home_relative(str(tmp_path) + "x") == str(tmp_path) + "x"
+    )
+    before = {"model": str(tmp_path / "m"), "dtype": "float32"}
+    runs._same_work("r", before, {**before, "model": "~/m"})  # the same folder, written two ways
+    with pytest.raises(runs.RunError, match="model was"):
+        runs._same_work("r", before, {**before, "model": "~/other"})

@@ -229,9 +229,11 @@ class RayPredictor:
         self.where: dict[str, Any] = {}
 
     def describe(self) -> dict[str, Any]:
+        from sentiq.core.models import home_relative
+
         s = self.source
         where = {"device": self.model.device, "dtype": self.model.dtype}  # as asked; what workers used is added
-        info = {"model": s.ref, "model_kind": s.kind, "model_label": s.label, "revision": None, **where}
+        info = {"model": home_relative(s.ref), "model_kind": s.kind, "model_label": s.label, "revision": None, **where}
         return {**info, "engine": self.engine_info, "max_batch_tokens": self.model.max_batch_tokens}
 
     def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Any, advance: Any, _run: Any) -> None:

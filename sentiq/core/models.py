@@ -54,13 +54,19 @@ class LoadedModel:
     def describe(self) -> dict[str, Any]:
         """What a run records about the model, so it can be reproduced."""
         return {
-            "model": self.source.ref,
+            "model": home_relative(self.source.ref),
             "model_kind": self.source.kind,
             "model_label": self.source.label,
             "revision": self.revision,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
         }
+
+
+def home_relative(path: str) -> str:
+    """A path under the home folder as '~/...': what a run records travels with it to other machines."""
+    home = str(Path.home())
+    return "~" + path[len(home) :] if path == home or path.startswith(home + os.sep) else path
 
 
 def resolve_source(spec: str | None) -> ModelSource:

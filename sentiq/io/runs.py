@@ -241,7 +241,15 @@ def _make_writable(folder: Path) -> None:
 
 
 def _same_work(name: str, before: dict[str, Any], now: dict[str, Any]) -> None:
-    same = lambda k: json.dumps(before.get(k), sort_keys=True) == json.dumps(now.get(k), sort_keys=True)  # noqa: E731
+    """Refuse a resume whose settings differ (a model folder recorded as an absolute path by earlier
+    versions and as '~/...' now is the same folder)."""
+
+    def value(config: dict[str, Any], key: str) -> str:
+        found = config.get(key)
+        found = os.path.expanduser(found) if key == "model" and isinstance(found, str) else found
+        return json.dumps(found, sort_keys=True)
+
+    same = lambda k: value(before, k) == value(now, k)  # noqa: E731
     changed = [k for k in SAME_WORK if not same(k)]
     if changed:
         first = changed[0]
