@@ -36,11 +36,10 @@ def main() -> None:
     import torch
     from memory import _cpu_flags, tiny_model
 
+    from sentiq import classify_file
     from sentiq.io.datasets import embedded_frame
-    from sentiq.io.sources import open_source
-    from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
+    from sentiq.settings import MethodConfig, ModelSettings, RaySettings
     from sentiq.text import word_count
-    from sentiq.workflows.classify import classify, classify_on_ray
 
     texts = list(embedded_frame()["text"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -55,8 +54,7 @@ def main() -> None:
 
         torch.set_num_threads(args.workers * args.threads)
         start = time.perf_counter()
-        local_out = ClassifySettings(output=work / "local.parquet", keep_columns="")
-        classify(open_source(work / "in.parquet", None, ()), local_out, model, method, lambda d, t: lambda n, w=0: None)
+        classify_file(work / "in.parquet", work / "local.parquet", model=model, method=method, keep_columns="")
         local = time.perf_counter() - start
 
         import ray
@@ -67,8 +65,9 @@ def main() -> None:
         startup = time.perf_counter() - start
         ray.data.DataContext.get_current().enable_progress_bars = False
         start = time.perf_counter()
-        ray_out = ClassifySettings(output=work / "ray.parquet", keep_columns="")
-        classify_on_ray(work / "in.parquet", ray_out, model, method, scale)
+        classify_file(
+            work / "in.parquet", work / "ray.parquet", model=model, method=method, keep_columns="", scale=scale
+        )
         on_ray = time.perf_counter() - start
         ray.shutdown()
         same = pd.read_parquet(work / "local.parquet").set_index("id")["label"]

@@ -40,17 +40,17 @@ import pandas as pd
 import torch
 
 import sentiq.core.batching
+from sentiq.api import classify_file
 from sentiq.core.batching import Batcher
 from sentiq.core.engine import Engine
 from sentiq.core.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
 from sentiq.io.datasets import embedded_frame, load_pool
 from sentiq.io.sinks import Sink
-from sentiq.io.sources import TextSource, open_source
+from sentiq.io.sources import TextSource
 from sentiq.methods.classifier import Classifier
 from sentiq.methods.texts import prepare
-from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings
+from sentiq.settings import MethodConfig, ModelSettings
 from sentiq.text import clean_text, word_count
-from sentiq.workflows.classify import classify
 
 SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
     "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14),
@@ -293,9 +293,8 @@ def bench_model(lm: LoadedModel, texts: list[str], args: argparse.Namespace, wor
 
     def stream(probe: Probe) -> Any:
         out = workdir / f"labels-{time.monotonic_ns()}.parquet"
-        settings = ClassifySettings(output=out)
         model = ModelSettings(model=str(lm.source.ref))
-        return classify(open_source(source), settings, model, METHODS["loglik"], lambda *a: _no_progress, engine=engine)
+        return classify_file(source, out, model=model, method=METHODS["loglik"], engine=engine)
 
     paths["stream"] = stream
     rows: list[dict[str, Any]] = []
@@ -308,10 +307,6 @@ def bench_model(lm: LoadedModel, texts: list[str], args: argparse.Namespace, wor
             clfs[name].predict(warm)
         rows.append(measure(lm, name, run, words, None if name.startswith("plain") else engine))
     return _report(lm, engine, texts, words, prompt_tokens, rows, args)
-
-
-def _no_progress(*args: Any, **kwargs: Any) -> None:
-    """classify's progress callback, unused here."""
 
 
 def _report(

@@ -209,13 +209,15 @@ def classify_file(
     on_rows: Rows | None = None,
     progress: StartTask | None = None,
     scale: RaySettings | None = None,
+    engine: Engine | None = None,
 ) -> Summary:
     """Label a .txt/.csv/.tsv/.jsonl/.json/.parquet file, or a folder of them, chunk by chunk into `output`
     (.csv, .tsv, .jsonl or .parquet), each batch written as it is done: memory stays flat whatever the
     input's size, and `resume=True` continues an interrupted output without redoing or repeating a text.
     `input` may also be (id, text) pairs. With `classifier` its model and method are used; otherwise
     `model` and `method` are loaded once the input and output have been checked. `on_rows` receives each
-    batch's rows; `scale=RaySettings(backend="ray", ...)` runs on a Ray cluster (file to folder)."""
+    batch's rows; `scale=RaySettings(backend="ray", ...)` runs on a Ray cluster (file to folder); `engine`: a
+    model already loaded, for `model` and `method`."""
     from sentiq.workflows.classify import classify, classify_on_ray, make_source
 
     settings = ClassifySettings(
@@ -231,7 +233,7 @@ def classify_file(
     items = [] if isinstance(input, str | Path) else list(input)
     path = Path(input) if isinstance(input, str | Path) else None
     source = make_source(items, path, settings)
-    engine = classifier.engine if classifier is not None else None
+    engine = classifier.engine if classifier is not None else engine
     return classify(source, settings, model_settings, config, progress or _quiet, on_rows, tuned_in, engine)
 
 
