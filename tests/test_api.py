@@ -124,7 +124,9 @@ def test_a_saved_evaluation_is_a_run_folder_compare_ranks(tiny_model: Path, labe
         "metrics.json",
         "confusion_matrix.png",
     }
-    assert json.loads((folder / "config.json").read_text())["status"] == "complete"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["status"] == "complete" and len(config["sample_digest"]) == 16
+    assert config["machine"]["cpu"] and isinstance(config["machine"]["cpu_flags"], list)  # where words/s were measured
     comparison = sentiq.compare(tmp_path / "results")
     assert list(comparison.table["run_id"]) == ["mine"] and comparison.files == []
     assert not (tmp_path / "results" / "comparison.csv").exists()  # ranking writes nothing unless asked

@@ -234,3 +234,42 @@ def test_compare_at_any_width_cuts_no_number_and_no_run_id(tmp_path: Path, colum
     assert ("dataset" in result.stdout) == (columns >= 160)
     agreement = result.stdout.split("agreement on the same reviews")[1]
     assert "#1 " in agreement and "#2" in agreement  # runs named as the table numbers them
+
+
+def _edit_config(folder: Path, **values: object) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **values}))
+
+
+def test_one_sample_reached_by_two_paths_is_one_sample(tmp_path: Path) -> None:
+    for run_id, source in (("a", "../shared/data/imdb-test.parquet"), ("b", "/srv/data/imdb-test.parquet")):
+        _fake_run(tmp_path, run_id, "m0", "loglik", 0.9, 0.9)
+        _edit_config(tmp_path / run_id, dataset={"source": source}, sample_digest="0123456789abcdef")
+    _fake_run(tmp_path, "c", "m0", "zero-shot", 0.8, 0.8)  # another file of the same name, other texts
+    _edit_config(tmp_path / "c", dataset={"source": "imdb-test.parquet"}, sample_digest="fedcba9876543210")
+    result = json.loads(runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--json"]).stdout)
+    (warning,) = [w for w in result["warnings"] if "samples" in w]
+    assert "2 different samples" in warning and "(2 runs)" in warning and "(1 run)" in warning
+
+
+def test_speeds_from_different_machines_are_flagged(tmp_path: Path) -> None:
+    cpu = {"cpu": "AMD EPYC 9B14", "cpus": 2, "cpu_flags": ["avx2", "avx512_bf16"]}
+    for run_id, machine, device in (
+        ("cpu-run", cpu, "cpu"),
+        ("gpu-run", {**cpu, "gpu": "NVIDIA H200"}, "cuda:0"),
+        ("old-run", {"platform": "Linux", "cpus": 2}, "cpu"),
+    ):
+        _fake_run(tmp_path, run_id, "m0", "loglik", 0.9, 0.9)
+        _edit_config(tmp_path / run_id, machine=machine, device=device)
+    result = json.loads(runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--json"]).stdout)
+    (warning,) = [w for w in result["warnings"] if "machines" in w]
+    assert "NVIDIA H200 (1 run)" in warning and "AMD EPYC 9B14 (2 cores, avx2,avx512_bf16) (1 run)" in warning
+    assert "1 run recorded no machine" in warning
+    same = tmp_path / "same"
+    _fake_run(same, "x", "m0", "loglik", 0.9, 0.9)
+    _edit_config(same / "x", machine=cpu)
+    assert not [
+        w
+        for w in json.loads(runner.invoke(app, ["compare", "--results-dir", str(same), "--json"]).stdout)["warnings"]
+        if "machines" in w
+    ]

@@ -45,7 +45,7 @@ def compare(root: Path, metric: str = "macro_f1") -> Comparison:
     table = table.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", tied_ranks(table) if metric != "words_per_s" else list(range(1, len(table) + 1)))
     table["pareto"] = pareto_front(table)
-    return Comparison(table, left_out + _sample_warnings(table), _agreement(runs, table))
+    return Comparison(table, left_out + _sample_warnings(table) + _machine_warnings(table), _agreement(runs, table))
 
 
 def tied_ranks(table: pd.DataFrame) -> list[int]:
@@ -90,7 +90,21 @@ def _summary(run: SavedRun) -> dict[str, object]:
         "run_id": run.run_id,
         "sample": _sample_key(c),
         "device": c.get("device"),
+        "machine": machine_name(c),
     }
+
+
+def machine_name(config: dict) -> str | None:
+    """The hardware a run's words/s were measured on: its GPU, or its CPU model with the flags that decide
+    matmul speed; None for runs that did not record it."""
+    machine = config.get("machine") or {}
+    if not isinstance(machine, dict) or not (machine.get("gpu") or machine.get("cpu")):
+        return None
+    device = str(config.get("device", ""))
+    if machine.get("gpu") and device.startswith("cuda"):
+        return str(machine["gpu"])
+    flags = ",".join(machine.get("cpu_flags") or [])
+    return f"{machine.get('cpu')} ({machine.get('cpus')} cores{', ' + flags if flags else ''})"
 
 
 def _sample_key(config: dict) -> str:
@@ -108,6 +122,19 @@ def _sample_warnings(table: pd.DataFrame) -> list[str]:
         return []
     parts = "; ".join(f"{s} ({plural(k, 'run')})" for s, k in samples.items())
     return [f"runs were made on {len(samples)} different samples, so their scores are not directly comparable: {parts}"]
+
+
+def _machine_warnings(table: pd.DataFrame) -> list[str]:
+    """Words/s measured on different hardware do not compare: say so, and on which."""
+    machines = table["machine"].dropna()
+    if machines.nunique() <= 1:
+        return []
+    unknown = int(table["machine"].isna().sum())
+    parts = "; ".join(f"{m} ({plural(k, 'run')})" for m, k in machines.value_counts(sort=False).items())
+    rest = f"; {plural(unknown, 'run')} recorded no machine" if unknown else ""
+    return [
+        f"words/s were measured on {machines.nunique()} different machines, so speeds are not comparable: {parts}{rest}"
+    ]
 
 
 def _agreement(runs: list[SavedRun], ranked: pd.DataFrame) -> dict[str, pd.DataFrame]:
