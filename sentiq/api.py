@@ -133,7 +133,8 @@ class Classifier:
 
     def __repr__(self) -> str:
         lm = self.engine.lm
-        return f"<sentiq.Classifier {lm.source.label} · {self.method.title()} on {lm.device} {lm.dtype}>"
+        dtype = str(lm.dtype).removeprefix("torch.")
+        return f"<sentiq.Classifier {lm.source.label} · {self.method.title()} on {lm.device} {dtype}>"
 
     def classify(self, texts: str | Iterable[str]) -> list[Result]:
         """Label each text (a single string is one text). Empty texts are 'invalid': they have no

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import plan_shape
 
-from sentiq.core.batching import plan_batches, plan_shape
+from sentiq.core.batching import plan_batches
 from sentiq.core.decoding import Sampling
 from sentiq.core.engine import Engine
 

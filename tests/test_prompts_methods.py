@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import parse_label
 
 from sentiq.errors import OptionError
 from sentiq.methods.classifier import Classifier
 from sentiq.methods.demonstrations import DEMO_MAX_WORDS, draw_demonstrations
 from sentiq.methods.generation import vote
-from sentiq.methods.prompts import build_template, load_prompt, parse_label
+from sentiq.methods.prompts import build_template, load_prompt
 from sentiq.methods.texts import prepare
 from sentiq.settings import MethodConfig
 from sentiq.text import clean_text

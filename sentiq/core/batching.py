@@ -72,23 +72,6 @@ def plan_batches(
 
 
 @dataclass
-class PlanShape:
-    """How full the forward passes of a plan are: what decides speed on an accelerator."""
-
-    batches: int
-    rows_per_batch: float
-    tokens_per_batch: float  # padded, prefix included: what one forward pass holds
-    padding: float  # share of padded tokens that are padding
-
-
-def plan_shape(plan: list[list[int]], lengths: Sequence[int], shared: int = 0) -> PlanShape:
-    padded = [len(b) * (max(lengths[i] for i in b) + shared) for b in plan]
-    real = sum(lengths[i] + shared for b in plan for i in b)
-    rows = sum(len(b) for b in plan)
-    return PlanShape(len(plan), rows / len(plan), sum(padded) / len(plan), 1 - real / sum(padded))
-
-
-@dataclass
 class Batcher:
     """Runs work over token-budget batches. A GPU memory error halves the budget for the rest of that
     call only: the next call (the next method of a run, say) starts from the full budget again."""

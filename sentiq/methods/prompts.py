@@ -88,11 +88,6 @@ class Prompt:
         return {"ref": self.ref, "origin": self.origin, **body, "hash": digest}
 
 
-def parse_label(answer: str, prompt: Prompt | None = None) -> str | None:
-    """The label an answer names under `prompt`'s label words (the default prompt's when None)."""
-    return (prompt or load_prompt(DEFAULT_PROMPT)).parse(answer)
-
-
 # -- loading and checking ----------------------------------------------------------------------------
 def builtin_names() -> list[str]:
     """The prompts sentiq ships, the default first."""
