@@ -1,0 +1,129 @@
+"""The Rich tables the commands print: a run's metrics, classify's labels, tuning grids, the ranking and
+the agreement between runs; each keeps numbers and ids whole at any terminal width."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+
+def _pct(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def metrics_table(results: Sequence[Any]) -> Table:
+    """Metrics as rows and one column per method run, so four methods fit an 80-column terminal."""
+    table = Table(title="sentiq evaluate", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("metric")
+    for r in results:
+        table.add_column(r.config.get("method_title", r.method.method), justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("n", lambda q, s: str(q.n)),
+        ("accuracy", lambda q, s: _pct(q.accuracy)),
+        ("precision pos / neg", lambda q, s: f"{_pct(q.precision_positive)} / {_pct(q.precision_negative)}"),
+        ("recall pos / neg", lambda q, s: f"{_pct(q.recall_positive)} / {_pct(q.recall_negative)}"),
+        ("F1 pos / neg", lambda q, s: f"{_pct(q.f1_positive)} / {_pct(q.f1_negative)}"),
+        ("macro P / R", lambda q, s: f"{_pct(q.macro_precision)} / {_pct(q.macro_recall)}"),
+        ("macro F1", lambda q, s: _pct(q.macro_f1)),
+        ("invalid", lambda q, s: f"{q.invalid} ({100 * (1 - q.coverage):.1f}%)"),
+        ("words/s", lambda q, s: f"{s.words_per_s:,.0f}"),
+        ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),
+        ("latency p50 / p95 ms", lambda q, s: f"{s.latency_p50_ms:.1f} / {s.latency_p95_ms:.1f}"),
+    ]
+    from sentiq.io.saved_runs import prompt_name
+
+    table.add_row("prompt", *[escape(prompt_name(r.config)) for r in results])
+    for name, cell in rows:
+        table.add_row(name, *[cell(r.quality, r.speed) for r in results])
+    return table
+
+
+def predictions_table(rows: Sequence[dict[str, Any]], width: int) -> Table:
+    """Ids, labels and probabilities whole at any width; the text takes the rest of the line, cut with '…'."""
+    table = Table(title_justify="left")
+    ids = [escape(str(row["id"])) for row in rows]
+    id_width = max([len("#"), *map(len, ids)])
+    table.add_column("#", justify="right", style="dim", no_wrap=True, min_width=id_width)
+    table.add_column("label", no_wrap=True, min_width=len("negative"))
+    table.add_column("P(positive)", justify="right", no_wrap=True)
+    has_text = bool(rows) and "text" in rows[0]
+    room = max(10, min(80, width - id_width - len("negative") - len("P(positive)") - 13))  # 13: borders, padding
+    if has_text:
+        table.add_column("text", no_wrap=True)
+    colors = {"positive": "green", "negative": "red"}
+    for row, text_id in zip(rows, ids):
+        prob = "" if row["p_positive"] is None else f"{row['p_positive']:.3f}"
+        label = f"[{colors.get(row['label'], 'yellow')}]{row['label']}[/]"
+        text = " ".join(str(row["text"]).split()) if has_text else ""
+        cut = [escape(text if len(text) <= room else text[: room - 1] + "…")] if has_text else []
+        table.add_row(text_id, label, prob, *cut)
+    return table
+
+
+def grid_table(grid: Any, rows: str, columns: str, value: str, chosen: tuple[Any, Any], title: str) -> Table:
+    """A tuning grid, `value` per rows x columns cell in the grid's own order; the chosen cell marked."""
+    table = Table(title=f"{title} (* chosen)", title_justify="left")
+    table.add_column(rows)
+    column_values = list(dict.fromkeys(grid[columns]))
+    for c in column_values:
+        table.add_column(_cell_name(c), justify="right")
+    for r in dict.fromkeys(grid[rows]):
+        cells = []
+        for c in column_values:
+            cell = grid[(grid[rows] == r) & (grid[columns] == c)].iloc[0]
+            text = f"{cell[value]:.3f}" + ("*" if (r, c) == chosen else "")
+            cells.append(f"[bold green]{text}[/]" if (r, c) == chosen else text)
+        table.add_row(escape(_cell_name(r)), *cells)
+    return table
+
+
+def _cell_name(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+WIDE = 160  # columns a terminal needs for compare's every column and whole run ids
+
+
+def comparison_table(rows: Any, width: int) -> Table:
+    """The ranking; below WIDE columns the prompt, dataset, n and invalid columns go, the method is named
+    by its short name and run ids are listed under the table (whole: --resume needs them). Numbers and
+    ids are never cut; names wrap."""
+    wide = width >= WIDE
+    table = Table(title="sentiq compare", title_justify="left")
+    table.caption = "accuracy with its Wilson 95% interval; runs whose intervals overlap share a rank"
+    columns = ["#", "rank", "model", "method", *(["prompt", "dataset", "n"] if wide else []), "accuracy"]
+    columns += ["macro F1", *(["invalid"] if wide else []), "words/s", *(["run id"] if wide else [])]
+    for col in columns:
+        text = col in ("model", "method", "prompt", "dataset")
+        table.add_column(col, justify="left" if text or col == "run id" else "right", overflow="fold", no_wrap=not text)
+    for i, r in enumerate(rows.itertuples(), start=1):
+        cells = {
+            "#": str(i),
+            "rank": str(r.rank),
+            "model": str(r.model),
+            "method": str(r.method if wide else r.method_name),
+            "prompt": escape(str(r.prompt)),
+            "dataset": escape(str(r.dataset)),
+            "n": str(r.n),
+            "accuracy": f"{_pct(r.accuracy)} [dim]{_pct(r.acc_low)}–{_pct(r.acc_high)}[/]",
+            "macro F1": _pct(r.macro_f1),
+            "invalid": str(r.invalid),
+            "words/s": f"{r.words_per_s:,.0f}",
+            "run id": str(r.run_id),
+        }
+        table.add_row(*[cells[c] for c in columns])
+    return table
+
+
+def agreement_table(matrix: Any, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    for c in matrix.columns:
+        table.add_column(str(c), justify="right")
+    for name, row in matrix.iterrows():
+        table.add_row(str(name), *[f"{v:.2f}" for v in row])
+    return table
