@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from sentiq.errors import DataError
-from sentiq.io.files import write_json
+from sentiq.io.files import atomic_path, write_json
 from sentiq.io.formats import SINKS, format_of, suffixes
 
 PART_ROWS = 1024  # parquet rows per part file
@@ -187,9 +187,8 @@ def _parquet_ids(path: Path) -> list[str]:
 
 
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
 
 
 def _merge_parquet(parts: list[Path], path: Path, columns: list[str]) -> None:
@@ -197,12 +196,10 @@ def _merge_parquet(parts: list[Path], path: Path, columns: list[str]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.tmp")
     schemas = [pq.read_schema(p) for p in parts] or [pa.schema([(c, pa.string()) for c in columns])]
     schema = pa.unify_schemas(schemas, promote_options="permissive")  # a kept column all null in one part
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for part in parts:
             file = pq.ParquetFile(part)
             for group in range(file.num_row_groups):  # a reopened output is one part of many groups
                 writer.write_table(file.read_row_group(group).cast(schema))
-    os.replace(tmp, path)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from sentiq.io.files import atomic_path
 
 
 def plot_confusion(path: Path, gold: list[str], predicted: list[str], title: str) -> None:
@@ -65,10 +66,9 @@ def save_figure(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight")
     finally:
         plt.close(fig)
 
