@@ -218,5 +218,11 @@ def compared(result: Any, as_json: bool) -> None:
     for message in result.warnings:
         warn(message)
     for sample, matrix in result.agreement.items():
-        out.print(agreement_table(named(matrix, result.table), f"agreement on the same reviews ({sample})"))
+        title = f"agreement on the same reviews ({sample})"
+        table = named(matrix, result.table)
+        need = max(map(len, table.index)) + 4 + 7 * len(table.columns)  # names, then '0.95' and borders a run
+        if need > out.width:  # a column per run does not fit
+            note(f"{title}: {len(table)} runs, too many columns for {out.width}; see --json or --html")
+        else:
+            out.print(agreement_table(table, title))
     note("saved " + ", ".join(str(f) for f in result.files))

@@ -93,7 +93,10 @@ def comparison_table(rows: Any, width: int) -> Table:
     by its short name and run ids are listed under the table (whole: --resume needs them). Numbers and
     ids are never cut; names wrap."""
     wide = width >= WIDE
-    table = Table(title="sentiq compare", title_justify="left")
+    family, shorts = short_models(list(rows["model"].astype(str)))
+    names = dict(zip(rows["model"].astype(str), shorts))
+    title = "sentiq compare" + (f" (models {family}…)" if family and not wide else "")
+    table = Table(title=title, title_justify="left")
     table.caption = "accuracy with its Wilson 95% interval; runs whose intervals overlap share a rank"
     columns = ["#", "rank", "model", "method", *(["prompt", "dataset", "n"] if wide else []), "accuracy"]
     columns += ["macro F1", *(["invalid"] if wide else []), "words/s", *(["run id"] if wide else [])]
@@ -104,7 +107,7 @@ def comparison_table(rows: Any, width: int) -> Table:
         cells = {
             "#": str(i),
             "rank": str(r.rank),
-            "model": str(r.model),
+            "model": str(r.model) if wide else names[str(r.model)],
             "method": str(r.method if wide else r.method_name),
             "prompt": escape(str(r.prompt)),
             "dataset": escape(str(r.dataset)),
@@ -117,6 +120,18 @@ def comparison_table(rows: Any, width: int) -> Table:
         }
         table.add_row(*[cells[c] for c in columns])
     return table
+
+
+def short_models(labels: list[str]) -> tuple[str, list[str]]:
+    """Model names without what they all share (the family prefix, e.g. 'qwen2.5-coder-', and
+    '-instruct'): the shared part and each one's rest."""
+    stems = [label.removesuffix("-instruct").removesuffix("-Instruct") for label in labels]
+    parts = [stem.split("-") for stem in stems]
+    shared = 0
+    while len(set(stems)) > 1 and all(len(p) > shared + 1 and p[shared] == parts[0][shared] for p in parts):
+        shared += 1
+    family = "-".join(parts[0][:shared]) + "-" if shared else ""
+    return family, ["-".join(p[shared:]) for p in parts]
 
 
 def agreement_table(matrix: Any, title: str) -> Table:

@@ -37,9 +37,8 @@ def default_fill(device_type: str, max_tokens: int) -> int:
 
     On a CPU every padded token costs real time: none (tight buckets only). On an accelerator a pass
     costs a fixed launch overhead plus its tokens, so small passes waste the device while one pass as
-    large as the budget pads short texts to the longest: on 200 IMDB reviews at the CUDA budget, tight
-    buckets make 25 passes of ~3,000 tokens (4% padding), filling the whole budget 2 passes of ~63,000
-    (43% padding), filling a quarter of it 6 passes of ~15,000 (18% padding)."""
+    large as the budget pads short texts to the longest; a quarter of the budget sits between the two
+    (the passes and padding of each choice: docs/performance.md)."""
     return 0 if device_type == "cpu" else max_tokens // 4
 
 
