@@ -273,3 +273,12 @@ def test_speeds_from_different_machines_are_flagged(tmp_path: Path) -> None:
         for w in json.loads(runner.invoke(app, ["compare", "--results-dir", str(same), "--json"]).stdout)["warnings"]
         if "machines" in w
     ]
+
+
+def test_narrow_tables_name_models_without_their_shared_family() -> None:
+    from sentiq.cli.tables import short_models
+
+    labels = ["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct"]
+    assert short_models(labels) == ("qwen2.5-coder-", ["1.5b", "0.5b", "0.5b"])
+    assert short_models(["0.5b", "1.5b"]) == ("", ["0.5b", "1.5b"])
+    assert short_models(["qwen2.5-0.5b-instruct"]) == ("", ["qwen2.5-0.5b"])  # one model: nothing to take away
