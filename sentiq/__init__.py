@@ -1,7 +1,7 @@
 """sentiq: sentiment classification with small instruction-tuned LLMs, no training.
 
-The library's names come from `sentiq.api`, loaded on first use, so `import sentiq` stays light (no torch
-until a model loads)::
+The library's names come from `sentiq.api`, which imports no torch or pandas until a function runs, so
+`import sentiq` stays light::
 
     import sentiq
     clf = sentiq.load("0.5b", method="loglik")
@@ -10,20 +10,29 @@ until a model loads)::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.3.0"
+
+from sentiq import api  # noqa: E402 - after the version, which the modules below it read
+from sentiq.api import (  # noqa: E402
+    Classifier,
+    Evaluation,
+    Result,
+    classify_file,
+    compare,
+    evaluate,
+    load,
+    tune_prompt,
+    tune_sampling,
+)
+from sentiq.errors import DataError, ModelError, OptionError, RunError, SentiqError  # noqa: E402
 
 __all__ = [
     "Classifier",
     "Comparison",
-    "DataError",
     "Evaluation",
-    "ModelError",
-    "OptionError",
     "Result",
-    "RunError",
-    "SentiqError",
     "Summary",
     "classify_file",
     "compare",
@@ -31,35 +40,16 @@ __all__ = [
     "load",
     "tune_prompt",
     "tune_sampling",
+    "SentiqError",
+    "DataError",
+    "ModelError",
+    "OptionError",
+    "RunError",
 ]
-
-if TYPE_CHECKING:
-    from sentiq.api import (
-        Classifier,
-        Comparison,
-        Evaluation,
-        Result,
-        Summary,
-        classify_file,
-        compare,
-        evaluate,
-        load,
-        tune_prompt,
-        tune_sampling,
-    )
-    from sentiq.errors import DataError, ModelError, OptionError, RunError, SentiqError
 
 
 def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'sentiq' has no attribute '{name}'")
-    import importlib
-
-    module = importlib.import_module("sentiq.errors" if name.endswith("Error") else "sentiq.api")
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    """The result types Summary and Comparison, imported when first named (they bring pandas)."""
+    if name in ("Summary", "Comparison"):
+        return getattr(api, name)
+    raise AttributeError(f"module 'sentiq' has no attribute '{name}'")

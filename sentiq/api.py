@@ -61,19 +61,6 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(where[name]), name)
 
 
-__all__ = [
-    "Classifier",
-    "Comparison",
-    "Evaluation",
-    "Result",
-    "Summary",
-    "classify_file",
-    "compare",
-    "evaluate",
-    "load",
-    "tune_prompt",
-    "tune_sampling",
-]
 Rows = Callable[[list[dict[str, Any]]], None]
 
 

@@ -83,22 +83,7 @@ def classify(
 
     settings = ClassifySettings(output, text_column, keep_columns, chunk_size, resume, overwrite)
     models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
-    methods = MethodConfig(
-        method=method,
-        k=k,
-        scoring=scoring,
-        prompt=prompt,
-        calibrate=calibrate,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        samples=samples,
-        max_new_tokens=max_new_tokens,
-        max_tokens=max_tokens,
-        tail=tail,
-        seed=seed,
-        demo_seed=demo_seed,
-    )
+    methods = o.method_settings(method, locals())
     scale = RaySettings(engine, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
     common = dict(model=models, method=methods, tuned=tuned, results_dir=results_dir)
     kept = dict(text_column=text_column, keep_columns=keep_columns, chunk_size=chunk_size)

@@ -70,22 +70,7 @@ def evaluate(
 
     names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
     method = names[0]
-    base = MethodConfig(
-        method=method,
-        k=k,
-        scoring=scoring,
-        prompt=prompt,
-        calibrate=calibrate,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        samples=samples,
-        max_new_tokens=max_new_tokens,
-        max_tokens=max_tokens,
-        tail=tail,
-        seed=seed,
-        demo_seed=demo_seed,
-    )
+    base = o.method_settings(method, locals())
     scale = RaySettings(engine, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
     with render.progress(enabled=not json_out and scale.backend == "local") as start_task:
         evaluation = run_evaluate(
