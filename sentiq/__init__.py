@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.3.0"
-
-from sentiq import api  # noqa: E402 - after the version, which the modules below it read
-from sentiq.api import (  # noqa: E402
+from sentiq import api
+from sentiq.api import (
     Classifier,
     Evaluation,
     Result,
@@ -26,7 +24,8 @@ from sentiq.api import (  # noqa: E402
     tune_prompt,
     tune_sampling,
 )
-from sentiq.errors import DataError, ModelError, OptionError, RunError, SentiqError  # noqa: E402
+from sentiq.errors import DataError, ModelError, OptionError, RunError, SentiqError
+from sentiq.version import __version__ as __version__
 
 __all__ = [
     "Classifier",

@@ -78,9 +78,8 @@ def _join(address: str) -> None:
 
     with _held_stderr(enabled=not debugging()) as held:
         try:
-            import sentiq
-
-            ray.init(address=address, runtime_env={"py_modules": [sentiq]}, **_quiet())
+            package = str(Path(__file__).resolve().parents[1])  # sentiq's folder, shipped to the workers
+            ray.init(address=address, runtime_env={"py_modules": [package]}, **_quiet())
             return
         except Exception as exc:  # ConnectionError, AuthenticationError, TimeoutError, RuntimeError...
             failure, said = exc, f"{held()}\n{exc}"

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from sentiq import __version__
 from sentiq.cli.classify import classify
 from sentiq.cli.compare import compare
 from sentiq.cli.evaluate import evaluate
 from sentiq.cli.tune import tune_prompt, tune_sampling
+from sentiq.version import __version__
 
 app = typer.Typer(
     name="sentiq",

@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from sentiq import __version__
 from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine, resolve_source
@@ -26,6 +25,7 @@ from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import RUN_FIELDS, run_row
 from sentiq.settings import EvalSettings, MethodConfig
 from sentiq.text import clean_text
+from sentiq.version import __version__
 from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.workflows.plots import plot_confusion
 

@@ -1,0 +1,44 @@
+"""The library: load a classifier and label texts, lists or DataFrames; stream a file of any size into
+labels; evaluate methods on a labelled sample; tune; compare saved runs. The command line is a thin
+layer over these functions.
+
+Nothing here writes to disk unless asked (an output file or folder), progress is shown only when a
+`progress` callback is given, and every error a user can cause is a `sentiq.SentiqError`. Light to
+import (no torch, no pandas) until a function is called: `import sentiq` stays instant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentiq.api.classifier import Classifier, Result, load
+from sentiq.api.measuring import Evaluation, compare, evaluate, tune_prompt, tune_sampling
+from sentiq.api.options import StartTask, method_config
+from sentiq.api.streaming import classify_file
+
+__all__ = [
+    "Classifier",
+    "Evaluation",
+    "Result",
+    "StartTask",
+    "classify_file",
+    "compare",
+    "evaluate",
+    "load",
+    "method_config",
+    "tune_prompt",
+    "tune_sampling",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The result types, imported when first named (they bring pandas)."""
+    where = {
+        "Summary": "sentiq.workflows.classify",
+        "Comparison": "sentiq.workflows.compare",
+        "RunResult": "sentiq.workflows.evaluate",
+    }
+    if name not in where:
+        raise AttributeError(f"module 'sentiq.api' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(where[name]), name)

@@ -1,0 +1,167 @@
+"""Measuring: `sentiq.evaluate` (methods on a labelled sample, in memory unless saved), the tuning
+searches, and `sentiq.compare` over saved runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sentiq.api.options import StartTask, method_config, model_settings, quiet, tuned_methods
+from sentiq.settings import (
+    EMBEDDED,
+    DataSpec,
+    EvalSettings,
+    MethodConfig,
+    ModelSettings,
+    PromptTuneSettings,
+    RaySettings,
+    TuneSettings,
+    method_names,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sentiq.core.engine import Engine
+    from sentiq.workflows.compare import Comparison
+    from sentiq.workflows.evaluate import RunResult
+    from sentiq.workflows.tuning.choices import TuneResult
+
+
+@dataclass
+class Evaluation:
+    """Each method's run on one sample: `metrics` (a row per method), `predictions` (a row per text and
+    method), `runs` (each with its settings); `save(folder)` writes the run folders."""
+
+    runs: list[RunResult]
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame([{"run_id": r.run_id, "method": r.method.title(), **r.metrics} for r in self.runs])
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        import pandas as pd
+
+        frames = [r.predictions.assign(method=r.method.title(), run_id=r.run_id) for r in self.runs]
+        return pd.concat(frames, ignore_index=True)
+
+    def save(self, folder: str | Path = "results") -> list[Path]:
+        """Write each run as a run folder under `folder` (config.json, predictions.csv, metrics, the
+        confusion matrix), as `sentiq evaluate` leaves them; their paths."""
+        return [r.save(Path(folder)) for r in self.runs]
+
+
+def evaluate(
+    model: str | ModelSettings | None = None,
+    methods: str | MethodConfig | Sequence[str | MethodConfig] = "loglik",
+    *,
+    dataset: str | DataSpec = EMBEDDED,
+    n: int | None = EvalSettings.n,
+    seed: int = 0,
+    text_column: str | None = None,
+    label_column: str = DataSpec.label_column,
+    label_map: str | None = None,
+    tuned: bool = False,
+    results_dir: str | Path = "results",
+    output_dir: str | Path | None = None,
+    run_id: str | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    batch_size: int | None = None,
+    max_batch_tokens: int | None = None,
+    scale: RaySettings | None = None,
+    progress: StartTask | None = None,
+    engine: Engine | None = None,
+    **options: Any,
+) -> Evaluation:
+    """Measure methods on one balanced labelled sample of `n` texts (None: all).
+
+    dataset: 'imdb-sample' (embedded), a .csv/.tsv/.jsonl/.json/.parquet file, or a hub dataset id;
+    text_column, label_column and label_map say how to read it ('1=positive,0=negative'). methods: names
+    ('loglik', 'zero-shot', 'k-shot', 'sampling', 'all') or MethodConfig objects; options (prompt,
+    calibrate, k, ...) apply to every method named. Kept in memory unless output_dir is given: then each
+    method's run folder is written there as predictions arrive, and `resume=True` with the same `run_id`
+    continues an interrupted one."""
+    names = [methods] if isinstance(methods, str | MethodConfig) else list(methods)
+    expanded = [m for name in names for m in ([name] if isinstance(name, MethodConfig) else method_names([name]))]
+    configs = [method_config(m, **options) for m in expanded]
+    models = model_settings(model, device, dtype, batch_size, max_batch_tokens)
+    data = dataset if isinstance(dataset, DataSpec) else DataSpec(dataset, text_column, label_column, label_map)
+    settings = EvalSettings(
+        model=models,
+        data=data,
+        methods=tuned_methods(configs, models.model, tuned, results_dir),
+        n=n,
+        seed=seed,
+        output_dir=Path(output_dir) if output_dir is not None else None,
+        run_id=run_id,
+        resume=resume,
+        ray=scale or RaySettings(),
+    )
+    from sentiq.workflows.evaluate import evaluate as run_evaluate
+
+    return Evaluation(run_evaluate(settings, progress or quiet, engine))
+
+
+def tune_prompt(
+    model: str | ModelSettings | None = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    output_dir: str | Path = "results",
+    progress: StartTask | None = None,
+    **settings: Any,
+) -> TuneResult:
+    """Choose the prompt, label words, calibration and ending for a model by loglik accuracy on the
+    embedded tuning reviews; saved under output_dir/tuning/<model>/, where `tuned=True` finds it.
+    settings: PromptTuneSettings' fields (prompts, n, ensemble, tail, k, draws, max_tokens, seed)."""
+    from sentiq.workflows.tuning.prompts import tune_prompt as search_prompts
+
+    chosen = PromptTuneSettings(output_dir=Path(output_dir), **settings)
+    return search_prompts(model_settings(model, device, dtype), chosen, progress or quiet)
+
+
+def tune_sampling(
+    model: str | ModelSettings | None = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    output_dir: str | Path = "results",
+    progress: StartTask | None = None,
+    **settings: Any,
+) -> TuneResult:
+    """Search temperature x top-k for the sampling method; saved where `tuned=True` finds it.
+    settings: TuneSettings' fields (temperatures, top_ks, n, samples, prompt, seed)."""
+    from sentiq.workflows.tuning.sampling import tune_sampling as search_sampling
+
+    chosen = TuneSettings(output_dir=Path(output_dir), **settings)
+    return search_sampling(model_settings(model, device, dtype), chosen, progress or quiet)
+
+
+def compare(
+    results_dir: str | Path = "results",
+    metric: str = "macro_f1",
+    *,
+    write: bool = False,
+    html: str | Path | None = None,
+) -> Comparison:
+    """Rank the complete runs under results_dir (`.table`, a DataFrame), with warnings and agreement.
+    write: also save comparison.csv and comparison.png there; html: also write the HTML report."""
+    from sentiq.workflows.compare import compare as rank
+
+    root = Path(results_dir)
+    result = rank(root, metric)
+    if write:
+        result.save(root)
+    if html is not None:
+        from sentiq.report.html import write_report
+
+        write_report(Path(html), result, root, metric)
+        result.files.append(Path(html))
+    return result

@@ -1,0 +1,52 @@
+"""What every API function shares: method settings from names and keywords, model settings from a
+spec, --tuned's choices, and the progress callback's shape (none by default)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from sentiq.errors import OptionError
+from sentiq.settings import MethodConfig, ModelSettings, method_names
+
+StartTask = Callable[[str, "int | None"], Callable[..., None]]  # (description, total) -> advance(texts, words, seconds)
+
+Rows = Callable[[list[dict[str, Any]]], None]  # classify_file's on_rows: each batch's rows
+
+
+def quiet(description: str, total: int | None) -> Callable[..., None]:
+    """No progress shown: the library's default."""
+    return lambda n, words=0, seconds=0.0: None
+
+
+def method_config(method: str | MethodConfig = "loglik", **options: Any) -> MethodConfig:
+    """A method's settings from its name and keyword options (MethodConfig's fields); a misspelt option
+    is named with the nearest one."""
+    known = [f.name for f in fields(MethodConfig)]
+    for name in options:
+        if name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else f" Options are: {', '.join(known[1:])}."
+            raise OptionError(f"unknown method option '{name}'.{hint}")
+    if isinstance(method, MethodConfig):
+        return replace(method, **options)
+    (name,) = method_names([method])
+    return MethodConfig(method=name, **options)
+
+
+def model_settings(model: str | ModelSettings | None, *given: Any) -> ModelSettings:
+    """Settings as given, or made from a model spec and device, dtype, batch_size, max_batch_tokens."""
+    return model if isinstance(model, ModelSettings) else ModelSettings(model, *given)
+
+
+def tuned_methods(
+    methods: list[MethodConfig], model: str | None, tuned: bool, results_dir: str | Path
+) -> list[MethodConfig]:
+    if not tuned:
+        return methods
+    from sentiq.workflows.tuning.choices import apply_tuned
+
+    return apply_tuned(methods, model, Path(results_dir))

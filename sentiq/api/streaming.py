@@ -1,0 +1,63 @@
+"""`sentiq.classify_file`: a file or folder of any size labelled chunk by chunk into an output, resumable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sentiq.api.classifier import Classifier
+from sentiq.api.options import Rows, StartTask, method_config, model_settings, quiet
+from sentiq.errors import OptionError
+from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
+
+if TYPE_CHECKING:
+    from sentiq.core.engine import Engine
+    from sentiq.workflows.classify import Summary
+
+
+def classify_file(
+    input: str | Path | Sequence[tuple[str, str]],
+    output: str | Path | None = None,
+    classifier: Classifier | None = None,
+    *,
+    model: str | ModelSettings | None = None,
+    method: str | MethodConfig = "loglik",
+    device: str = "auto",
+    dtype: str = "auto",
+    text_column: str | None = None,
+    keep_columns: str = ClassifySettings.keep_columns,
+    chunk_size: int = ClassifySettings.chunk_size,
+    resume: bool = False,
+    overwrite: bool = False,
+    tuned: bool = False,
+    results_dir: str | Path = "results",
+    on_rows: Rows | None = None,
+    progress: StartTask | None = None,
+    scale: RaySettings | None = None,
+    engine: Engine | None = None,
+) -> Summary:
+    """Label a .txt/.csv/.tsv/.jsonl/.json/.parquet file, or a folder of them, chunk by chunk into `output`
+    (.csv, .tsv, .jsonl or .parquet), each batch written as it is done: memory stays flat whatever the
+    input's size, and `resume=True` continues an interrupted output without redoing or repeating a text.
+    `input` may also be (id, text) pairs. With `classifier` its model and method are used; otherwise
+    `model` and `method` are loaded once the input and output have been checked. `on_rows` receives each
+    batch's rows; `scale=RaySettings(backend="ray", ...)` runs on a Ray cluster (file to folder); `engine`: a
+    model already loaded, for `model` and `method`."""
+    from sentiq.workflows.classify import classify, classify_on_ray, make_source
+
+    settings = ClassifySettings(
+        Path(output) if output is not None else None, text_column, keep_columns, chunk_size, resume, overwrite
+    )
+    models = model_settings(model if classifier is None else classifier.engine.lm.source.ref, device, dtype)
+    config = method_config(method) if classifier is None else classifier.method
+    tuned_in = Path(results_dir) if tuned else None
+    if scale is not None and scale.backend == "ray":
+        if isinstance(input, str | Path):
+            return classify_on_ray(Path(input), settings, models, config, scale, tuned_in)
+        raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")
+    items = [] if isinstance(input, str | Path) else list(input)
+    path = Path(input) if isinstance(input, str | Path) else None
+    source = make_source(items, path, settings)
+    engine = classifier.engine if classifier is not None else engine
+    return classify(source, settings, models, config, progress or quiet, on_rows, tuned_in, engine)
