@@ -3,7 +3,8 @@ predictions.csv, the rows a backend hands back."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sentiq.text import word_count
@@ -19,12 +20,23 @@ class Prediction:
     answer: str | None = None  # generated text (answers joined by ' | ' when there are several)
     tokens: int = 0  # prompt tokens specific to this text (the whole prompt's when encoded whole), all prompts
     truncated: bool = False
+    scores: dict[str, float] | None = None  # every label's probability (as p_positive is positive's)
+
+    @classmethod
+    def of(
+        cls, label: str, probs: Sequence[float], labels: Sequence[str], raw: Sequence[float] | None = None, **more: Any
+    ) -> Prediction:
+        """A prediction with every label's probability (and, calibrated, the one before)."""
+        scores = dict(zip(labels, map(float, probs)))
+        before = dict(zip(labels, map(float, raw))) if raw is not None else {}
+        return cls(label, scores.get("positive"), before.get("positive"), scores=scores, **more)
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        """The schema's fields (`scores` apart: its columns depend on the label set)."""
+        return {f: getattr(self, f) for f in PREDICTION_FIELDS}
 
 
-PREDICTION_FIELDS = tuple(Prediction.__dataclass_fields__)
+PREDICTION_FIELDS = tuple(f for f in Prediction.__dataclass_fields__ if f != "scores")
 # A labelled row as a backend hands it back: the text's id and text, the prediction, its share of the
 # batch's time.
 LABELLED_FIELDS = ("id", "text", *PREDICTION_FIELDS, "latency_ms")

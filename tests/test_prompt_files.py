@@ -68,6 +68,41 @@ def test_prompt_file_fills_words_and_keeps_text_literal(tmp_path: Path) -> None:
     assert load_prompt(prompt.spec) == prompt  # the spec a run records loads the same prompt again
 
 
+THREE = """
+name = "tweets"
+user = "Tweet: {text}\\nIs it {negative}, {neutral} or {positive}?"
+
+[labels]
+negative = "negative"
+neutral = "neutral"
+positive = "positive"
+
+[variants.short]
+negative = "neg"
+neutral = "neu"
+positive = "pos"
+"""
+
+
+def test_a_prompt_declares_any_label_set(tmp_path: Path) -> None:
+    prompt = load_prompt(str(_file(tmp_path, THREE)))
+    assert prompt.labels == ("negative", "neutral", "positive") and not prompt.ordered
+    assert prompt.messages("so-so")[-1]["content"] == "Tweet: so-so\nIs it negative, neutral or positive?"
+    assert prompt.parse("Neutral.") == "neutral" and prompt.parse("neutral or positive") is None
+    short = load_prompt(f"{_file(tmp_path, THREE)}:short")
+    assert short.words == ("neg", "neu", "pos") and short.labels == prompt.labels
+    stars = load_prompt(
+        str(
+            _file(
+                tmp_path,
+                'user = "{text}"\nordered = true\n[labels]\n' + "".join(f's{i} = "{i}"\n' for i in range(1, 6)),
+            )
+        )
+    )
+    assert stars.ordered and stars.labels == ("s1", "s2", "s3", "s4", "s5") and stars.parse("4 stars") == "s4"
+    assert stars.record()["ordered"] is True and "ordered" not in prompt.record()  # binary hashes unchanged
+
+
 @pytest.mark.parametrize(
     "text,rule",
     [
@@ -76,10 +111,14 @@ def test_prompt_file_fills_words_and_keeps_text_literal(tmp_path: Path) -> None:
         ('user = "{text}"\nsystem = "{text}"\n[labels]\npositive = "a"\nnegative = "b"', "not in 'system'"),
         ('user = "{text}"\n[labels]\npositive = "Good"\nnegative = "good"', "cannot be told apart"),
         ('user = "{text}"\n[labels]\npositive = "good"\nnegative = "not good"', "cannot be told apart"),
-        ('user = "{text}"\n[labels]\npositive = "yes"', "exactly a 'positive' and a 'negative'"),
+        ('user = "{text}"\n[labels]\npositive = "yes"', "2 to 10 labels"),
+        ('user = "{text}"\n[labels]\n' + "".join(f'l{i} = "w{i}"\n' for i in range(11)), "2 to 10 labels"),
+        ('user = "{text}"\n[labels]\nvery-good = "a"\nbad = "b"', "label name 'very-good'"),
+        ('user = "{text}"\nordered = "yes"\n[labels]\nlow = "a"\nhigh = "b"', "'ordered' must be true or false"),
+        ('user = "{text} {neutral}"\n[labels]\npositive = "a"\nnegative = "b"', "unknown placeholder {neutral}"),
         ('user = "{text}"\n[labels]\npositive = " yes"\nnegative = "no"', "without outer spaces"),
         ('user = "{text}"\nlabel = 1\n[labels]\npositive = "yes"\nnegative = "no"', "unknown key 'label'"),
-        ('user = "{text}"\n[labels]\npositive = "y"\nnegative = "n"\n[variants.v]\npositive = "x"', "exactly"),
+        ('user = "{text}"\n[labels]\npositive = "y"\nnegative = "n"\n[variants.v]\npositive = "x"', "same labels"),
         ('user = "{text}', "not valid TOML"),
     ],
 )
@@ -269,7 +308,7 @@ def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
     monkeypatch.setattr(
         sentiq.methods.classifier,
         "draw_demonstrations",
-        lambda pool, k, seed: drawn.append(draw(pool, k, seed)) or drawn[-1],
+        lambda pool, k, seed, labels: drawn.append(draw(pool, k, seed, labels)) or drawn[-1],
     )
     args = ["--prompts", "classifier,reply", "--ensemble", "0", "--tail", "0", "--k", "1"]
     result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--n", "4", "-o", str(tmp_path), *args])
@@ -293,7 +332,9 @@ def test_tune_prompt_chooses_among_demonstration_draws_and_tuned_k_shot_shows_th
     drawn: set[int] = set()
     draw = sentiq.methods.classifier.draw_demonstrations
     monkeypatch.setattr(
-        sentiq.methods.classifier, "draw_demonstrations", lambda pool, k, seed: drawn.add(seed) or draw(pool, k, seed)
+        sentiq.methods.classifier,
+        "draw_demonstrations",
+        lambda pool, k, seed, labels: drawn.add(seed) or draw(pool, k, seed, labels),
     )
     args = ["--model", str(tiny_model), "--n", "6", "--seed", "3", "--prompts", "classifier,reply", "--k", "1"]
     args += ["--ensemble", "2", "--tail", "0"]

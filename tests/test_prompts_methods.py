@@ -128,7 +128,10 @@ def test_demonstrations_prefer_short_texts_and_fall_back_to_the_shortest() -> No
 
 
 def test_k_above_pool_is_refused() -> None:
-    with pytest.raises(OptionError, match="--k 7 needs 7 demonstrations per class"):
+    with pytest.raises(
+        OptionError,
+        match=r"--k 7 needs 7 demonstrations of every label; the pool has 6 .positive. \(positive 6, negative 6\)",
+    ):
         draw_demonstrations(_pool(), 7, seed=0)
 
 

@@ -3,6 +3,7 @@ checks that make a prompt usable by the generation methods."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,9 +45,9 @@ class Bound:
     @property
     def answerable(self) -> bool:
         """Whether a generated answer can commit to a label with its first token: the label words must
-        differ there."""
+        all differ there."""
         first = self.first_ids
-        return first[0] != first[1]
+        return len(set(first)) == len(first)
 
     def body(self, engine: Engine, text: str) -> np.ndarray:
         """The tokens the engine adds to the shared prefix for this text (int32: ~3 KB per review instead
@@ -66,11 +67,12 @@ def first_tokens(b: Bound) -> list[list[int]]:
 
 def answer_firsts(b: Bound, engine: Engine) -> tuple[list[int], list[int]]:
     """The first tokens an answer can name a label with, as answers are parsed (whatever the casing):
-    each label word's own first token, then those of its other casings; a token that could start
-    either label is left out. With the index of the label each names."""
+    each label word's own first token, then those of its other casings; a token that could start two
+    labels is left out. With the index of the label each names."""
     own = b.first_ids
     spelled = [{engine.encode(f(w))[0] for f in (str.lower, str.capitalize, str.upper)} for w in b.prompt.words]
-    shared = set.intersection(*spelled)
+    seen = Counter(t for firsts in spelled for t in firsts)
+    shared = {t for t, n in seen.items() if n > 1}
     others = [(t, j) for j, firsts in enumerate(spelled) for t in sorted(firsts - shared) if t not in own]
     return own + [t for t, _ in others], list(range(len(own))) + [j for _, j in others]
 
@@ -79,9 +81,10 @@ def check_first_tokens(b: Bound, engine: Engine) -> None:
     """Generation methods need label words that differ in their first token: that token is where an
     answer commits to a label."""
     if not b.answerable:
-        first = b.label_ids[0][:1]
-        token = engine.decode(first) if first else ""
-        a, c = b.prompt.words
+        firsts = b.first_ids
+        i, j = next((i, j) for i in range(len(firsts)) for j in range(i + 1, len(firsts)) if firsts[i] == firsts[j])
+        token = engine.decode(b.label_ids[i][:1])
+        a, c = b.prompt.words[i], b.prompt.words[j]
         raise OptionError(
             f"prompt '{b.prompt.ref}': label words '{a}' and '{c}' start with the same token ('{token}'), so a "
             "generated answer cannot commit to one with its first token; choose words that start differently"

@@ -15,10 +15,10 @@ DOMAIN_INPUTS = 20  # random in-domain texts for domain-context calibration (as 
 DOMAIN_MAX_WORDS = 256  # their length: the texts' mean, at most this
 
 
-def calibration_record(mode: str, prior: np.ndarray, where: str) -> dict[str, Any]:
+def calibration_record(mode: str, prior: np.ndarray, where: str, labels: Sequence[str] = LABELS) -> dict[str, Any]:
     """How a run was calibrated, as config.json and calibration.json keep it: one prior, or one per
     prompt (generation methods calibrate each prompt's first answer token)."""
-    as_dict = lambda row: dict(zip(LABELS, (float(p) for p in row)))  # noqa: E731
+    as_dict = lambda row: dict(zip(labels, (float(p) for p in row)))  # noqa: E731
     kept = as_dict(prior) if prior.ndim == 1 else [as_dict(row) for row in prior]
     return {"mode": mode, "prior": kept, "estimated_on": where}
 
@@ -27,7 +27,7 @@ def prior_from_record(record: dict[str, Any]) -> np.ndarray:
     """The prior a calibration record holds, as the Classifier takes it."""
     kept = record["prior"]
     rows = kept if isinstance(kept, list) else [kept]
-    prior = np.array([[row[lab] for lab in LABELS] for row in rows])
+    prior = np.array([list(row.values()) for row in rows])  # in the label set's order, as recorded
     return prior if isinstance(kept, list) else prior[0]
 
 
@@ -53,8 +53,12 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:
-    """P(positive) of a calibration prior, one per prompt where each prompt has its own."""
-    return " / ".join(f"{p['positive']:.3f}" for p in (prior if isinstance(prior, list) else [prior]))
+    """A calibration prior in words: P(positive) for the binary labels, every label's share otherwise;
+    one per prompt where each prompt has its own."""
+    rows = prior if isinstance(prior, list) else [prior]
+    if all(set(row) == set(LABELS) for row in rows):
+        return "P(positive) " + " / ".join(f"{row['positive']:.3f}" for row in rows)
+    return " / ".join(", ".join(f"{k} {v:.3f}" for k, v in row.items()) for row in rows)
 
 
 def prior_inputs(mode: str, texts: Sequence[str], seed: int) -> tuple[Sequence[str], str]:

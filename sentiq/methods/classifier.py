@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sentiq.core.engine import Engine
+from sentiq.errors import OptionError
 from sentiq.methods.binding import Bound, check_first_tokens, first_tokens
 from sentiq.methods.calibration import calibration_record, log_softmax, prior_inputs, softmax
 from sentiq.methods.demonstrations import draw_demonstrations
@@ -21,7 +22,6 @@ from sentiq.methods.prompts import Prompt, load_prompts
 from sentiq.methods.texts import endings, prepare
 from sentiq.predictions import Prediction
 from sentiq.settings import MethodConfig
-from sentiq.text import LABELS
 
 OnDone = Callable[[list[int], list[Prediction], float], None]  # (indices, their predictions, seconds)
 
@@ -42,9 +42,10 @@ class Classifier:
     demos: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.config.method == "k-shot":
-            self.demos = draw_demonstrations(self.pool, self.config.k, self.config.demo_draw)
         self.prompts = self.prompts or load_prompts(self.config.prompt)
+        self.labels = label_set(self.prompts)
+        if self.config.method == "k-shot":
+            self.demos = draw_demonstrations(self.pool, self.config.k, self.config.demo_draw, self.labels)
         self.bound = [Bound.bind(self.engine, p, self.demos) for p in self.prompts]
         if not self.config.scores_labels:
             for b in self.bound:
@@ -79,7 +80,7 @@ class Classifier:
         """log P(label | prompt, text), normalised over the labels and averaged over the prompts and, with
         `tail`, over each text and its ending: (texts, labels). `on_batch(idx, their rows, seconds)` after
         each batch of the last pass (the whole texts, last prompt), which covers every text."""
-        total = np.zeros((len(texts), len(LABELS)))
+        total = np.zeros((len(texts), len(self.labels)))
         members = np.zeros(len(texts))
         seconds = np.zeros(len(texts))
         whole = (list(range(len(texts))), list(texts))
@@ -125,18 +126,14 @@ class Classifier:
         calibrated = self.prior is not None and self.config.calibrated
         probs = softmax(logp - np.log(self.prior)) if calibrated else raw
         return [
-            Prediction(
-                label=LABELS[int(np.argmax(p))],
-                p_positive=float(p[0]),
-                p_positive_raw=float(r[0]) if calibrated else None,
-            )
+            Prediction.of(self.labels[int(np.argmax(p))], p, self.labels, r if calibrated else None)
             for p, r in zip(probs, raw)
         ]
 
     def _set_prior(self, prior: np.ndarray, where: str) -> None:
         self.prior = prior
         if self.on_prior is not None:
-            self.on_prior(calibration_record(self.config.calibrate, prior, where))
+            self.on_prior(calibration_record(self.config.calibrate, prior, where, self.labels))
 
     # -- generation --------------------------------------------------------------------------------
 
@@ -164,7 +161,7 @@ class Classifier:
                 for i, per_text in zip(idx, got[0]):
                     answers[i] += [(a, b.prompt.parse(a)) for a in per_text]
                 if last:
-                    finish(idx, [vote(answers[i]) for i in idx], float(seconds[idx].sum()))
+                    finish(idx, [vote(answers[i], self.labels) for i in idx], float(seconds[idx].sum()))
 
             sampling = decoding(self.config, priors[j])
             mix = (b.first_ids, endings[j]) if endings[j] is not None else None
@@ -173,7 +170,7 @@ class Classifier:
     def _ending_first_tokens(self, b: Bound, texts: Sequence[str], tokens: np.ndarray | None = None) -> np.ndarray:
         """log P(first token of each label word | prompt, the text's last `tail` words), normalised over
         the labels: (texts, labels), NaN for texts no longer than that."""
-        out = np.full((len(texts), len(LABELS)), np.nan)
+        out = np.full((len(texts), len(self.labels)), np.nan)
         which, ends = endings(texts, self.config.tail)
         if which:
             bodies = b.bodies(self.engine, ends)
@@ -205,3 +202,15 @@ class Classifier:
         """One seed per text, from the run seed and the text itself: a text's samples do not depend on
         its position or batch."""
         return [self.config.seed * 1_000_003 + zlib.crc32(t.encode("utf-8")) for t in texts]
+
+
+def label_set(prompts: Sequence[Prompt]) -> tuple[str, ...]:
+    """The label set the prompts share: an ensemble averages or votes over the same labels."""
+    labels = prompts[0].labels
+    other = next((p for p in prompts if p.labels != labels), None)
+    if other is not None:
+        raise OptionError(
+            f"prompts '{prompts[0].ref}' and '{other.ref}' have other label sets ({', '.join(labels)} / "
+            f"{', '.join(other.labels)}): an ensemble needs one"
+        )
+    return labels

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -11,22 +13,28 @@ from sentiq.text import LABELS, clean_text
 DEMO_MAX_WORDS = 100  # k-shot demonstrations are drawn from texts this short (see draw_demonstrations)
 
 
-def draw_demonstrations(pool: pd.DataFrame | None, k: int, seed: int) -> list[tuple[str, str]]:
-    """k cleaned demonstrations per class from the pool's short texts, seeded, labels alternating
-    (the seed decides which comes first).
+def draw_demonstrations(
+    pool: pd.DataFrame | None, k: int, seed: int, labels: Sequence[str] = LABELS
+) -> list[tuple[str, str]]:
+    """k cleaned demonstrations per label from the pool's short texts, seeded, the labels taking turns in
+    their order rotated by the seed (which label comes first, and so which closes the prompt).
 
-    Short demonstrations show the task as well as long ones and keep every prompt small. Alternating
-    labels keep one label from closing the prompt twice in a row: small models lean towards the labels
+    Short demonstrations show the task as well as long ones and keep every prompt small. Labels taking turns
+    keep one label from closing the prompt twice in a row: small models lean towards the labels
     they saw last (Zhao et al. 2021). The measurements behind both rules are in docs/methods.md (k-shot)."""
     if pool is None or pool.empty:
         raise OptionError("k-shot needs a demonstration pool")
     have = pool["label"].value_counts()
-    if min(have.get(lab, 0) for lab in LABELS) < k:
-        raise OptionError(f"--k {k} needs {k} demonstrations per class; the pool has {have.to_dict()}")
+    short = [lab for lab in labels if have.get(lab, 0) < k]
+    if short:
+        raise OptionError(
+            f"--k {k} needs {k} demonstrations of every label; the pool has {have.get(short[0], 0)} '{short[0]}' "
+            f"({', '.join(f'{lab} {n}' for lab, n in have.items())})"
+        )
     rng = np.random.default_rng(seed)
-    first = int(rng.integers(2))
-    per_label = {lab: _short(pool[pool["label"] == lab], k).sample(n=k, random_state=rng) for lab in LABELS}
-    order = (LABELS[first], LABELS[1 - first])
+    first = int(rng.integers(len(labels)))
+    per_label = {lab: _short(pool[pool["label"] == lab], k).sample(n=k, random_state=rng) for lab in labels}
+    order = (*labels[first:], *labels[:first])
     return [(clean_text(per_label[lab]["text"].iloc[i]), lab) for i in range(k) for lab in order]
 
 

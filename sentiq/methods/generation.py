@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sentiq.core.decoding import Sampling
 from sentiq.predictions import INVALID, Prediction
 from sentiq.settings import MethodConfig
+from sentiq.text import LABELS
 
 
 def decoding(cfg: MethodConfig, first_prior: tuple[tuple[int, float], ...] = ()) -> Sampling:
@@ -24,9 +25,10 @@ def decoding(cfg: MethodConfig, first_prior: tuple[tuple[int, float], ...] = ())
     )
 
 
-def vote(answers: Sequence[tuple[str, str | None]]) -> Prediction:
+def vote(answers: Sequence[tuple[str, str | None]], labels: Sequence[str] = LABELS) -> Prediction:
     """Majority vote over (answer, parsed label) pairs. Invalid answers do not vote; a tie goes to the
-    earliest valid answer; no valid answer at all is invalid."""
+    earliest valid answer; no valid answer at all is invalid. With several answers each label's share of
+    the valid votes is its probability (one answer is no probability)."""
     valid = [p for _, p in answers if p is not None]
     joined = " | ".join(a for a, _ in answers)
     if not valid:
@@ -34,5 +36,6 @@ def vote(answers: Sequence[tuple[str, str | None]]) -> Prediction:
     counts = Counter(valid)
     best = max(counts.values())
     label = next(p for p in valid if counts[p] == best)
-    share = counts["positive"] / len(valid) if len(answers) > 1 else None  # one answer is no probability
-    return Prediction(label=label, p_positive=share, answer=joined)
+    if len(answers) == 1:
+        return Prediction(label=label, p_positive=None, answer=joined)
+    return Prediction.of(label, [counts[lab] / len(valid) for lab in labels], labels, answer=joined)

@@ -40,4 +40,5 @@ def predict_grid(
     got = clf.engine.generate(
         b.prefix, bodies, [decoding(c) for c in configs], clf.seeds(fitted), lambda idx, _, s: on_batch(idx)
     )
-    return [[vote([(a, b.prompt.parse(a)) for a in per_text]) for per_text in per_config] for per_config in got]
+    votes = lambda per_text: vote([(a, b.prompt.parse(a)) for a in per_text], clf.labels)  # noqa: E731
+    return [[votes(per_text) for per_text in per_config] for per_config in got]

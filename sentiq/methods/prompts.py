@@ -25,7 +25,9 @@ else:  # pragma: no cover
 
 # Inputs with no content, for contextual calibration (Zhao et al. 2021).
 CONTENT_FREE = ("N/A", "", "[MASK]")
-FILE_KEYS = {"name", "description", "system", "user", "labels", "variants"}
+FILE_KEYS = {"name", "description", "system", "user", "labels", "ordered", "variants"}
+MAX_LABELS = 10  # label words a prompt may ask a small model to choose among
+_NAME = re.compile(r"[A-Za-z_]\w*")
 _SENTINEL = "\ue000TEXT\ue000"  # private-use marker; cleaned texts never contain it
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 
@@ -37,16 +39,18 @@ def _word_pattern(word: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True)
 class Prompt:
-    """One prompt: optional system text, the user turn with {text}, and the word that stands for each
-    label ({positive} and {negative} in the texts are replaced by them)."""
+    """One prompt: optional system text, the user turn with {text}, and its label set: each label's name
+    and the word that stands for it ({positive}, {neutral}... in the texts are replaced by the words)."""
 
     name: str
     user: str
-    words: tuple[str, str]  # in LABELS order
+    words: tuple[str, ...]  # in `labels` order
     system: str | None = None  # None: the chat template's own system prompt
     description: str = ""
     variant: str | None = None  # which label-word set of the file, None for its [labels]
     origin: str = "built-in"  # or the file it was read from
+    labels: tuple[str, ...] = LABELS  # the label names, in the order of every score array
+    ordered: bool = False  # the labels run from low to high (ratings)
 
     @property
     def ref(self) -> str:
@@ -60,7 +64,7 @@ class Prompt:
 
     @property
     def label_words(self) -> dict[str, str]:
-        return dict(zip(LABELS, self.words))
+        return dict(zip(self.labels, self.words))
 
     def fill(self, template: str, text: str = "") -> str:
         """One pass over the placeholders, so a text that contains '{positive}' stays as it is."""
@@ -77,13 +81,15 @@ class Prompt:
         return messages
 
     def parse(self, answer: str) -> str | None:
-        """The label a generated answer names, or None when it names neither or both."""
+        """The label a generated answer names, or None when it names none or several."""
         found = {label for label, word in self.label_words.items() if _word_pattern(word).search(answer)}
         return found.pop() if len(found) == 1 else None
 
     def record(self) -> dict[str, Any]:
         """What a run's config.json keeps: the full text and a hash of what decides predictions."""
         body = {"system": self.system, "user": self.user, "labels": self.label_words}
+        if self.ordered:  # recorded only when set: the hashes of earlier runs stay as they were
+            body["ordered"] = True
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:12]
         return {"ref": self.ref, "origin": self.origin, **body, "hash": digest}
 
@@ -166,41 +172,52 @@ def _from_data(data: dict[str, Any], origin: str, variant: str | None) -> Prompt
     user, system = data.get("user"), data.get("system")
     if not user:
         raise refuse("it needs a 'user' text with {text} where the text goes")
+    labels, words = _label_words(data.get("labels"), refuse)
     for template in (user, system or ""):
-        bad = [p for p in _PLACEHOLDER.findall(template) if p not in ("text", *LABELS)]
+        bad = [p for p in _PLACEHOLDER.findall(template) if p not in ("text", *labels)]
         if bad:
-            raise refuse(f"unknown placeholder {{{bad[0]}}} (use {{text}}, {{positive}}, {{negative}})")
+            known = ", ".join(f"{{{n}}}" for n in ("text", *labels))
+            raise refuse(f"unknown placeholder {{{bad[0]}}} (use {known})")
     if user.count("{text}") != 1:
         raise refuse("the 'user' text must hold {text} exactly once")
     if system is not None and "{text}" in system:
         raise refuse("{text} belongs in the 'user' text, not in 'system'")
     variants = data.get("variants", {})
     if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
-        raise refuse("[variants.NAME] tables must each give positive and negative words")
+        raise refuse(f"[variants.NAME] tables must each give a word for {', '.join(labels)}")
+    if not isinstance(data.get("ordered", False), bool):
+        raise refuse("'ordered' must be true or false")
     if variant is not None and variant not in variants:
         have = ", ".join(variants) or "none"
         raise refuse(f"no label-word variant '{variant}' (it has: {have})")
-    words = _label_words(data.get("labels"), refuse)
-    for other in variants.values():
-        _label_words(other, refuse)  # a broken variant is refused even when not asked for
+    for other in variants.values():  # a broken variant is refused even when not asked for
+        if tuple(other) != labels:
+            raise refuse(f"a variant must give words for the same labels, in the same order: {', '.join(labels)}")
+        _label_words(other, refuse)
     if variant is not None:
-        words = _label_words(variants[variant], refuse)
+        words = _label_words(variants[variant], refuse)[1]
     name = data.get("name") or Path(origin).stem
-    return Prompt(name, user, words, system, data.get("description", ""), variant, origin)
+    ordered = bool(data.get("ordered", False))
+    return Prompt(name, user, words, system, data.get("description", ""), variant, origin, labels, ordered)
 
 
-def _label_words(table: Any, refuse: Any) -> tuple[str, str]:
-    """The words of a [labels] table, checked: both labels, non-empty, and each recognisable on its own
-    in an answer (not equal in any case, neither a whole word inside the other)."""
-    if not isinstance(table, dict) or set(table) != set(LABELS):
-        raise refuse("[labels] must give exactly a 'positive' and a 'negative' word")
-    words = tuple(table[label] for label in LABELS)
+def _label_words(table: Any, refuse: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The label names and words of a [labels] table, checked: 2 to MAX_LABELS labels named like
+    placeholders, each word non-empty and recognisable on its own in an answer (no two equal in any
+    case, none a whole word inside another)."""
+    if not isinstance(table, dict) or not 2 <= len(table) <= MAX_LABELS:
+        raise refuse(f'[labels] must give 2 to {MAX_LABELS} labels, each a name = "word" line')
+    bad = [name for name in table if not _NAME.fullmatch(name)]
+    if bad:
+        raise refuse(f"label name '{bad[0]}' must be letters, digits and _ (it is also a {{placeholder}})")
+    names, words = tuple(table), tuple(table.values())
     if not all(isinstance(w, str) and w.strip() == w and w for w in words):
         raise refuse("label words must be non-empty strings without outer spaces")
-    a, b = words
-    if _word_pattern(a).search(b) or _word_pattern(b).search(a):
-        raise refuse(f"label words '{a}' and '{b}' cannot be told apart in an answer (one holds the other)")
-    return a, b  # type: ignore[return-value]
+    for i, a in enumerate(words):
+        for b in words[i + 1 :]:
+            if _word_pattern(a).search(b) or _word_pattern(b).search(a):
+                raise refuse(f"label words '{a}' and '{b}' cannot be told apart in an answer (one holds the other)")
+    return names, words
 
 
 # -- rendering -------------------------------------------------------------------------------------
