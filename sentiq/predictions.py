@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sentiq.text import word_count
+from sentiq.text import LABELS, word_count
 
 INVALID = "invalid"  # a generated answer that names no label, or several
 
@@ -26,10 +26,13 @@ class Prediction:
     def of(
         cls, label: str, probs: Sequence[float], labels: Sequence[str], raw: Sequence[float] | None = None, **more: Any
     ) -> Prediction:
-        """A prediction with every label's probability (and, calibrated, the one before)."""
+        """A prediction with every label's probability (and, calibrated, the one before); p_positive is
+        set for the binary labels only."""
         scores = dict(zip(labels, map(float, probs)))
         before = dict(zip(labels, map(float, raw))) if raw is not None else {}
-        return cls(label, scores.get("positive"), before.get("positive"), scores=scores, **more)
+        binary = tuple(labels) == LABELS
+        positive = (scores["positive"], before.get("positive")) if binary else (None, None)
+        return cls(label, *positive, scores=scores, **more)
 
     def row(self) -> dict[str, Any]:
         """The schema's fields (`scores` apart: its columns depend on the label set)."""
@@ -40,22 +43,55 @@ PREDICTION_FIELDS = tuple(f for f in Prediction.__dataclass_fields__ if f != "sc
 # A labelled row as a backend hands it back: the text's id and text, the prediction, its share of the
 # batch's time.
 LABELLED_FIELDS = ("id", "text", *PREDICTION_FIELDS, "latency_ms")
-OUTPUT_FIELDS = ("label", "p_positive", "answer")  # what classify writes beside the id and kept columns
+
+
+def probability_fields(labels: Sequence[str] = LABELS) -> tuple[str, ...]:
+    """The columns of a label set's probabilities: p_positive for the binary labels (as ever), p_<label>
+    for every label of another set."""
+    return ("p_positive",) if tuple(labels) == LABELS else tuple(f"p_{label}" for label in labels)
+
+
+def output_fields(labels: Sequence[str] = LABELS) -> tuple[str, ...]:
+    """What classify writes beside the id and the kept columns."""
+    return ("label", *probability_fields(labels), "answer")
+
+
+def output_row(prediction: Prediction, labels: Sequence[str] = LABELS) -> dict[str, Any]:
+    scores = prediction.scores or {}
+    probs = [prediction.p_positive] if tuple(labels) == LABELS else [scores.get(label) for label in labels]
+    return {"label": prediction.label, **dict(zip(probability_fields(labels), probs)), "answer": prediction.answer}
+
+
 RUN_FIELDS = (  # a run's predictions.csv
     *("id", "gold", "predicted", "p_positive", "p_positive_raw", "answer"),
     *("words", "tokens", "truncated", "latency_ms"),
 )
 
 
-def labelled(text_id: str, text: str, prediction: Prediction, latency_ms: float) -> dict[str, Any]:
-    return {"id": text_id, "text": text, **prediction.row(), "latency_ms": latency_ms}
+def labelled(
+    text_id: str, text: str, prediction: Prediction, latency_ms: float, labels: Sequence[str] = LABELS
+) -> dict[str, Any]:
+    """A labelled row; for a label set other than the binary one, with each label's probability too."""
+    extra = (
+        {}
+        if tuple(labels) == LABELS
+        else {k: v for k, v in output_row(prediction, labels).items() if k.startswith("p_")}
+    )
+    return {"id": text_id, "text": text, **prediction.row(), **extra, "latency_ms": latency_ms}
 
 
-def run_row(row: dict[str, Any], gold: str) -> dict[str, Any]:
+def run_fields(labels: Sequence[str] = LABELS) -> tuple[str, ...]:
+    """predictions.csv's columns: RUN_FIELDS, then each label's probability for a label set other than
+    the binary one (whose p_positive columns then stay empty)."""
+    return RUN_FIELDS if tuple(labels) == LABELS else (*RUN_FIELDS, *probability_fields(labels))
+
+
+def run_row(row: dict[str, Any], gold: str, labels: Sequence[str] = LABELS) -> dict[str, Any]:
     """A labelled row as predictions.csv holds it."""
     import pandas as pd
 
     prob = lambda x: None if x is None or pd.isna(x) else round(float(x), 6)  # noqa: E731
+    extra = {f: prob(row.get(f)) for f in run_fields(labels)[len(RUN_FIELDS) :]}
     return {
         "id": str(row["id"]),
         "gold": gold,
@@ -67,4 +103,5 @@ def run_row(row: dict[str, Any], gold: str) -> dict[str, Any]:
         "tokens": int(row["tokens"]),
         "truncated": int(row["truncated"]),
         "latency_ms": round(float(row["latency_ms"]), 3),
+        **extra,
     }

@@ -300,3 +300,15 @@ def test_a_refused_token_is_one_line_that_says_what_to_do(separate_cluster, tiny
         "there (or in RAY_AUTH_TOKEN)"
     )
     assert not (tmp_path / "labels.parquet").exists()
+
+
+def test_actors_of_an_earlier_job_are_given_time_to_free_their_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    rooms = iter([(0, "busy"), (0, "busy"), (2, "free")])
+    monkeypatch.setattr(ray_cluster, "_room", lambda settings: next(rooms))
+    monkeypatch.setattr(ray_cluster, "_fits_when_idle", lambda settings: True)
+    ray_cluster._require_room(RaySettings(backend="ray", workers=2), "local", release=5.0)  # no refusal
+    monkeypatch.setattr(ray_cluster, "_room", lambda settings: (0, "busy"))
+    monkeypatch.setattr(ray_cluster, "_fits_when_idle", lambda settings: False)
+    monkeypatch.setattr(ray_cluster, "_can_grow", lambda: False)
+    with pytest.raises(OptionError, match="do not fit"):  # a pool too big for the idle cluster: at once
+        ray_cluster._require_room(RaySettings(backend="ray", workers=2), "local", release=60.0)

@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class Result:
-    """One text's label. `p_positive`: the probability of 'positive' (label scores after calibration, or
-    the share of positive votes when several answers were sampled; None for one generated answer)."""
+    """One text's label. `scores`: every label's probability (label scores after calibration, or each
+    label's share of the votes when several answers were sampled; None for one generated answer);
+    `p_positive` is positive's, for the binary labels."""
 
-    label: str  # 'positive', 'negative' or 'invalid' (a generated answer that names no label)
+    label: str  # one of the prompt's labels, or 'invalid' (a generated answer that names no label)
     p_positive: float | None
     answer: str | None  # the generated answer(s), for methods that generate
     truncated: bool  # the text was longer than max_tokens and lost its middle
+    scores: dict[str, float] | None = None
 
 
 class Classifier:
@@ -58,22 +60,30 @@ class Classifier:
         filled = [i for i, t in enumerate(items) if clean_text(str(t))]
         results = [Result("invalid", None, None, False) for _ in items]
         for i, p in zip(filled, self._runner.predict([str(items[i]) for i in filled])):
-            results[i] = Result(p.label, p.p_positive, p.answer, p.truncated)
+            results[i] = Result(p.label, p.p_positive, p.answer, p.truncated, p.scores)
         return results
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The label set of the classifier's prompt(s), in the order of its scores."""
+        return self._runner.labels
+
     def classify_frame(self, df: pd.DataFrame, text_column: str = "text") -> pd.DataFrame:
-        """`df` with columns label, p_positive and answer added (its index kept)."""
+        """`df` with columns label, the probabilities (p_positive for the binary labels, p_<label> for each
+        label of another set) and answer added (its index kept)."""
         from sentiq.errors import DataError
 
         if text_column not in df.columns:
             columns = ", ".join(map(str, df.columns))
             raise DataError(f"no column '{text_column}'; columns are: {columns} (choose with text_column=)")
+        from sentiq.predictions import output_fields
+
         results = self.classify(df[text_column].fillna("").astype(str))
-        return df.assign(
-            label=[r.label for r in results],
-            p_positive=[r.p_positive for r in results],
-            answer=[r.answer for r in results],
-        )
+        probs = output_fields(self.labels)[1:-1]
+        scores = {
+            f: [r.p_positive if f == "p_positive" else (r.scores or {}).get(f[2:]) for r in results] for f in probs
+        }
+        return df.assign(label=[r.label for r in results], **scores, answer=[r.answer for r in results])
 
 
 def load(

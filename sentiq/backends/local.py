@@ -73,7 +73,7 @@ class LocalPredictor:
 
         def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
             per_text = 1000 * seconds / max(1, len(idx))
-            keep([labelled(ids[i], texts[i], p, per_text) for i, p in zip(idx, preds)])
+            keep([labelled(ids[i], texts[i], p, per_text, clf.labels) for i, p in zip(idx, preds)])
             advance(len(idx), sum(word_count(texts[i]) for i in idx), seconds)
 
         clf.predict(texts, on_done)

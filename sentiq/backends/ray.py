@@ -20,8 +20,9 @@ from sentiq.backends.ray_cluster import connect
 from sentiq.errors import DataError, ModelError, OptionError, SentiqError, debugging, first_line
 from sentiq.io.formats import RAY_READS, RAY_WRITES, format_of, suffixes
 from sentiq.methods.prompts import load_prompts
-from sentiq.predictions import LABELLED_FIELDS, labelled
+from sentiq.predictions import LABELLED_FIELDS, labelled, probability_fields
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
+from sentiq.text import LABELS
 
 if not debugging():  # Ray Data's INFO lines are progress told twice
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
@@ -67,10 +68,13 @@ class LabelBatch:
         import pyarrow as pa
 
         table = pa.Table.from_pandas(batch.assign(id=batch["id"].astype(str)), preserve_index=False)
-        rows = [labelled(i, t, p, per_text) for i, t, p in zip(batch["id"], batch["text"], preds)]
+        rows = [labelled(i, t, p, per_text, self.clf.labels) for i, t, p in zip(batch["id"], batch["text"], preds)]
         for name in LABELLED_FIELDS[2:]:  # typed, so that a block with no probability at all still writes doubles
             kind, normal = ARROW_TYPES[name]
             table = table.append_column(name, pa.array([normal(r[name]) for r in rows], type=pa.type_for_alias(kind)))
+        if self.clf.labels != LABELS:  # every label's probability: p_<label>, as classify writes them
+            for name in probability_fields(self.clf.labels):
+                table = table.append_column(name, pa.array([r[name] for r in rows], type=pa.float64()))
         for name in ("device", "dtype"):
             table = table.append_column(name, pa.array([self.where[name]] * len(rows), type=pa.string()))
         return table

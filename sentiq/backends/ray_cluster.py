@@ -18,6 +18,7 @@ from sentiq.settings import RaySettings
 
 logger = logging.getLogger("sentiq")
 GROW_POLL_S = 5.0  # how often a growing cluster is looked at again
+RELEASE_S = 10.0  # how long an earlier job's actors in this process are given to free their CPUs
 
 
 def connect(settings: RaySettings) -> dict[str, Any]:
@@ -30,7 +31,8 @@ def connect(settings: RaySettings) -> dict[str, Any]:
         _use_token_if_present()
     import ray
 
-    if not ray.is_initialized():
+    reused = ray.is_initialized()
+    if not reused:
         if address:
             _require_reachable(address)
             _join(address)
@@ -41,7 +43,7 @@ def connect(settings: RaySettings) -> dict[str, Any]:
                 ray.init(num_cpus=(os.cpu_count() or 1) + 1, include_dashboard=False, **_quiet())
             except Exception as exc:  # RuntimeError, ValueError...
                 raise SentiqError(f"cannot start a local Ray cluster: {first_line(exc)}") from exc
-    _require_room(settings, address or "local")
+    _require_room(settings, address or "local", RELEASE_S if reused else 0.0)
     cpus = ray.cluster_resources().get("CPU", 0)
     return {"name": "ray", "address": address or "local", "workers": settings.workers, "cpus": cpus}
 
@@ -121,10 +123,16 @@ def _held_stderr(enabled: bool = True) -> Iterator[Callable[[], str]]:
             os.close(saved)
 
 
-def _require_room(settings: RaySettings, address: str) -> None:
+def _require_room(settings: RaySettings, address: str, release: float = 0.0) -> None:
     """Refuse, in seconds, an actor pool the cluster cannot place (with a CPU kept for reading): Ray Data
-    would wait for it forever. A cluster with an autoscaler is asked to grow and given --grow-timeout."""
+    would wait for it forever. A cluster with an autoscaler is asked to grow and given --grow-timeout.
+    `release`: seconds given to the actors of this process's earlier jobs, which Ray frees in the
+    background, before the room is judged."""
+    deadline = time.monotonic() + (release if _fits_when_idle(settings) else 0.0)
     fits, there = _room(settings)
+    while fits < settings.workers and time.monotonic() < deadline:
+        time.sleep(0.25)
+        fits, there = _room(settings)
     if fits >= settings.workers:
         return
     if not _can_grow():
@@ -172,6 +180,18 @@ def _room(settings: RaySettings) -> tuple[int, str]:
     reading = max(0, int((cpus - 1) / settings.cpus_per_worker + 1e-9))  # one CPU kept for reading
     there = f"{cpus:g} free CPUs and {gpus:g} free GPUs on {len(nodes)} {'node' if len(nodes) == 1 else 'nodes'}"
     return min(placed, reading), there
+
+
+def _fits_when_idle(settings: RaySettings) -> bool:
+    """Whether the pool would fit the whole cluster with nothing running (its totals seen as one node)."""
+    import ray
+
+    total = ray.cluster_resources()
+    need = _bundle(settings)
+    cpus = total.get("CPU", 0.0) - 1  # one kept for reading
+    return all(total.get(k, 0.0) >= v * settings.workers for k, v in need.items() if k != "CPU") and (
+        cpus >= settings.cpus_per_worker * settings.workers
+    )
 
 
 def _can_grow() -> bool:

@@ -21,12 +21,21 @@ def metrics_table(results: Sequence[Any]) -> Table:
     table.add_column("metric")
     for r in results:
         table.add_column(r.config.get("method_title", r.method.method), justify="right")
+    labels = list(results[0].quality.per_label or {}) if results else []
+    binary = results and results[0].quality.precision_positive is not None
+    per_label: list[tuple[str, Any]] = (
+        [
+            ("precision pos / neg", lambda q, s: f"{_pct(q.precision_positive)} / {_pct(q.precision_negative)}"),
+            ("recall pos / neg", lambda q, s: f"{_pct(q.recall_positive)} / {_pct(q.recall_negative)}"),
+            ("F1 pos / neg", lambda q, s: f"{_pct(q.f1_positive)} / {_pct(q.f1_negative)}"),
+        ]
+        if binary
+        else [(f"P / R / F1 {lab}", _label_cell(lab)) for lab in labels]
+    )
     rows: list[tuple[str, Any]] = [
         ("n", lambda q, s: str(q.n)),
         ("accuracy", lambda q, s: _pct(q.accuracy)),
-        ("precision pos / neg", lambda q, s: f"{_pct(q.precision_positive)} / {_pct(q.precision_negative)}"),
-        ("recall pos / neg", lambda q, s: f"{_pct(q.recall_positive)} / {_pct(q.recall_negative)}"),
-        ("F1 pos / neg", lambda q, s: f"{_pct(q.f1_positive)} / {_pct(q.f1_negative)}"),
+        *per_label,
         ("macro P / R", lambda q, s: f"{_pct(q.macro_precision)} / {_pct(q.macro_recall)}"),
         ("macro F1", lambda q, s: _pct(q.macro_f1)),
         ("invalid", lambda q, s: f"{q.invalid} ({100 * (1 - q.coverage):.1f}%)"),
@@ -42,6 +51,14 @@ def metrics_table(results: Sequence[Any]) -> Table:
     return table
 
 
+def _label_cell(label: str) -> Any:
+    def cell(q: Any, s: Any) -> str:
+        m = (q.per_label or {}).get(label, {})
+        return " / ".join(_pct(m[k]) for k in ("precision", "recall", "f1")) if m else "-"
+
+    return cell
+
+
 def predictions_table(rows: Sequence[dict[str, Any]], width: int) -> Table:
     """Ids, labels and probabilities whole at any width; the text takes the rest of the line, cut with '…'."""
     table = Table(title_justify="left")
@@ -49,14 +66,16 @@ def predictions_table(rows: Sequence[dict[str, Any]], width: int) -> Table:
     id_width = max([len("#"), *map(len, ids)])
     table.add_column("#", justify="right", style="dim", no_wrap=True, min_width=id_width)
     table.add_column("label", no_wrap=True, min_width=len("negative"))
-    table.add_column("P(positive)", justify="right", no_wrap=True)
+    binary = not rows or [k for k in rows[0] if k.startswith("p_")] == ["p_positive"]  # else p_<label> each
+    table.add_column("P(positive)" if binary else "P(label)", justify="right", no_wrap=True)
     has_text = bool(rows) and "text" in rows[0]
     room = max(10, min(80, width - id_width - len("negative") - len("P(positive)") - 13))  # 13: borders, padding
     if has_text:
         table.add_column("text", no_wrap=True)
     colors = {"positive": "green", "negative": "red"}
     for row, text_id in zip(rows, ids):
-        prob = "" if row["p_positive"] is None else f"{row['p_positive']:.3f}"
+        value = row["p_positive"] if binary else row.get(f"p_{row['label']}")
+        prob = "" if value is None else f"{value:.3f}"
         label = f"[{colors.get(row['label'], 'yellow')}]{row['label']}[/]"
         text = " ".join(str(row["text"]).split()) if has_text else ""
         cut = [escape(text if len(text) <= room else text[: room - 1] + "…")] if has_text else []

@@ -1,8 +1,10 @@
 """Labelled texts from the embedded sample, local files or hub datasets, with explicit label maps,
-and balanced seeded sampling. Labels leave this module as the strings 'positive' / 'negative'."""
+and balanced seeded sampling. Labels leave this module as the names of the label set asked for
+('positive' / 'negative' unless said otherwise)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -39,14 +41,19 @@ def embedded_frame() -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
-def load_labelled(spec: DataSpec) -> pd.DataFrame:
-    """Columns id, text, label ('positive'/'negative'), whatever the source."""
+def load_labelled(spec: DataSpec, labels: Sequence[str] = LABELS) -> pd.DataFrame:
+    """Columns id, text, label (one of `labels`), whatever the source."""
     if spec.source == EMBEDDED:
+        if tuple(labels) != LABELS:
+            raise DataError(
+                f"the embedded sample is labelled positive/negative, and the prompt's labels are {', '.join(labels)}: "
+                "give --dataset with texts labelled in that set"
+            )
         return _embedded_split("eval")
     path = Path(spec.source).expanduser()
     if path.exists() or format_of(path, TABLES):
-        return _from_frame(read_table(path), spec, str(path))
-    return _from_hub(spec)
+        return _from_frame(read_table(path), spec, str(path), labels)
+    return _from_hub(spec, labels)
 
 
 def load_pool() -> pd.DataFrame:
@@ -94,28 +101,34 @@ def read_table(path: Path) -> pd.DataFrame:
     return df
 
 
-def parse_label_map(text: str | None) -> dict[str, str]:
-    """'1=positive,0=negative' -> {'1': 'positive', '0': 'negative'}; keys compared case-insensitively."""
+def parse_label_map(text: str | None, labels: Sequence[str] = LABELS) -> dict[str, str]:
+    """'1=positive,0=negative' -> {'1': 'positive', '0': 'negative'}: raw value (spaces allowed) = label
+    name, keys compared case-insensitively. Without a map: the binary labels' usual spellings, or the
+    label names themselves for another set."""
+    names = {label.lower(): label for label in labels}
     if not text:
-        return dict(DEFAULT_LABEL_MAP)
+        return dict(DEFAULT_LABEL_MAP) if tuple(labels) == LABELS else names
     mapping: dict[str, str] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
-        value = value.strip().lower()
-        if not sep or not key.strip() or value not in LABELS:
-            raise DataError(f"bad --label-map entry '{part}': write VALUE=positive or VALUE=negative, comma-separated")
-        mapping[key.strip().lower()] = value
+        label = names.get(value.strip().lower())
+        if not sep or not key.strip() or label is None:
+            raise DataError(
+                f"bad --label-map entry '{part}': write VALUE=LABEL, comma-separated, LABEL one of {', '.join(labels)}"
+            )
+        mapping[key.strip().lower()] = label
     return mapping
 
 
 def map_labels(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
-    """Source label values to 'positive'/'negative'; values outside the map are an error that lists them."""
+    """Source label values to label names; values outside the map are an error that lists them."""
     keys = values.map(_label_key)
     mapped = keys.map(mapping)
     unknown = sorted(set(keys[mapped.isna()]))
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise DataError(f"label values not in the label map: {shown}; pass --label-map, e.g. '1=positive,0=negative'")
+        example = ",".join(f"{i}={name}" for i, name in enumerate(sorted(set(mapping.values()))))
+        raise DataError(f"label values not in the label map: {shown}; pass --label-map, e.g. '{example}'")
     return mapped
 
 
@@ -125,7 +138,7 @@ def _label_key(value: object) -> str:
     return str(value).strip().lower()
 
 
-def _from_frame(df: pd.DataFrame, spec: DataSpec, where: str) -> pd.DataFrame:
+def _from_frame(df: pd.DataFrame, spec: DataSpec, where: str, labels: Sequence[str] = LABELS) -> pd.DataFrame:
     text_col = spec.text_column or "text"
     missing = [c for c in (text_col, spec.label_column) if c not in df.columns]
     if missing:
@@ -134,11 +147,11 @@ def _from_frame(df: pd.DataFrame, spec: DataSpec, where: str) -> pd.DataFrame:
             "(choose with --text-column / --label-column)"
         )
     ids = df["id"] if "id" in df.columns else pd.Series(range(len(df)), index=df.index)
-    labels = map_labels(df[spec.label_column], parse_label_map(spec.label_map))
-    return _finish(ids, df[text_col], labels, where)
+    mapped = map_labels(df[spec.label_column], parse_label_map(spec.label_map, labels))
+    return _finish(ids, df[text_col], mapped, where)
 
 
-def _from_hub(spec: DataSpec) -> pd.DataFrame:
+def _from_hub(spec: DataSpec, labels: Sequence[str] = LABELS) -> pd.DataFrame:
     known = HUB_DATASETS.get(spec.source)
     split = spec.split or (known[0] if known else "test")
     fix = "download it where there is network, save it as .parquet or .csv and pass that file to --dataset"
@@ -152,19 +165,20 @@ def _from_hub(spec: DataSpec) -> pd.DataFrame:
         raise DataError(f"cannot load dataset {spec.source} (split {split}): {first}") from exc
     df = ds.to_pandas()
     text_col = spec.text_column or (known[1] if known else "text")
-    if spec.label_map is None and known is not None:
+    if spec.label_map is None and known is not None and tuple(labels) == LABELS:
         label_map = ",".join(f"{k}={v}" for k, v in known[2].items())
     else:
-        label_map = spec.label_map or _class_label_map(ds.features.get(spec.label_column))
-    return _from_frame(df, DataSpec(spec.source, text_col, spec.label_column, label_map), spec.source)
+        label_map = spec.label_map or _class_label_map(ds.features.get(spec.label_column), labels)
+    return _from_frame(df, DataSpec(spec.source, text_col, spec.label_column, label_map), spec.source, labels)
 
 
-def _class_label_map(feature: object) -> str | None:
-    """A ClassLabel's own names ('neg', 'pos', ...) decide what its integers mean."""
+def _class_label_map(feature: object, labels: Sequence[str] = LABELS) -> str | None:
+    """A ClassLabel's own names ('neg', 'pos', ...; or the label names) decide what its integers mean."""
     names = getattr(feature, "names", None)
     if not names:
         return None
-    pairs = [f"{i}={DEFAULT_LABEL_MAP[n.lower()]}" for i, n in enumerate(names) if n.lower() in DEFAULT_LABEL_MAP]
+    known = parse_label_map(None, labels)
+    pairs = [f"{i}={known[n.lower()]}" for i, n in enumerate(names) if n.lower() in known]
     return ",".join(pairs) if len(pairs) == len(names) else None
 
 
@@ -178,20 +192,23 @@ def _finish(ids: pd.Series, texts: pd.Series, labels: pd.Series, where: str = EM
     return df.reset_index(drop=True)
 
 
-def balanced_sample(df: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
-    """n texts, half per label (the odd one positive), drawn with `seed`; None keeps all, shuffled."""
+def balanced_sample(df: pd.DataFrame, n: int | None, seed: int, labels: Sequence[str] = LABELS) -> pd.DataFrame:
+    """n texts, as many per label (the remainder to the first labels), drawn with `seed`; None keeps all,
+    shuffled."""
     if n is None:
         return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    if n < 2:
-        raise DataError("--n must be at least 2 (one text per label)")
-    want = {"positive": n - n // 2, "negative": n // 2}
+    if n < len(labels):
+        raise DataError(f"--n must be at least {len(labels)} (one text per label)")
+    want = {lab: n // len(labels) + (i < n % len(labels)) for i, lab in enumerate(labels)}
     have = df["label"].value_counts().to_dict()
-    short = [lab for lab in LABELS if have.get(lab, 0) < want[lab]]
-    if short:
-        most = 2 * min(have.get(lab, 0) for lab in LABELS)
-        raise DataError(
-            f"--n {n} needs {want['positive']} positive and {want['negative']} negative texts; the dataset has "
-            f"{have.get('positive', 0)} positive and {have.get('negative', 0)} negative (use --n {most} or less)"
-        )
-    parts = [df[df["label"] == lab].sample(n=want[lab], random_state=seed) for lab in LABELS]
+    if any(have.get(lab, 0) < want[lab] for lab in labels):
+        most = len(labels) * min(have.get(lab, 0) for lab in labels)
+        said = lambda counts: _and([f"{counts.get(lab, 0)} {lab}" for lab in labels])  # noqa: E731
+        raise DataError(f"--n {n} needs {said(want)} texts; the dataset has {said(have)} (use --n {most} or less)")
+    parts = [df[df["label"] == lab].sample(n=want[lab], random_state=seed) for lab in labels]
     return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def _and(items: list[str]) -> str:
+    """'a, b and c'."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
@@ -141,21 +141,21 @@ class Run:
         self._partial.flush()
         os.fsync(self._partial.fileno())
 
-    def predictions(self, ids: list[str]) -> pd.DataFrame:
+    def predictions(self, ids: list[str], columns: Sequence[str] = RUN_FIELDS) -> pd.DataFrame:
         """Every prediction on disk, in the order of `ids`; a missing one is an error, never a gap."""
         self._partial.flush()
         rows = {r["id"]: r for r in _read(self.folder / PARTIAL)[0]}
         missing = [i for i in ids if i not in rows]
         if missing:
             raise RunError(f"run {self.folder.name} has no prediction for {len(missing)} texts (first: {missing[0]})")
-        return pd.DataFrame([rows[i] for i in ids], columns=list(RUN_FIELDS))
+        return pd.DataFrame([rows[i] for i in ids], columns=list(columns))
 
     def finish(self, predictions: pd.DataFrame, metrics: dict[str, Any], **recorded: Any) -> None:
         """The artifacts, then config.json marked complete (the moment the run counts), then the
         partial file goes."""
-        write_frame(self.folder / "predictions.csv", predictions[list(RUN_FIELDS)])
+        write_frame(self.folder / "predictions.csv", predictions)
         write_json(self.folder / "metrics.json", metrics)
-        write_frame(self.folder / "metrics.csv", pd.DataFrame([metrics]))
+        write_frame(self.folder / "metrics.csv", pd.json_normalize(metrics))  # per-label figures as columns
         self.config = {**self.config, **recorded}
         self._set_status("complete")
         self.close()
@@ -215,11 +215,11 @@ class MemoryRun:
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
         self._rows.update((r["id"], r) for r in rows)
 
-    def predictions(self, ids: list[str]) -> pd.DataFrame:
+    def predictions(self, ids: list[str], columns: Sequence[str] = RUN_FIELDS) -> pd.DataFrame:
         missing = [i for i in ids if i not in self._rows]
         if missing:
             raise RunError(f"run {self.run_id} has no prediction for {len(missing)} texts (first: {missing[0]})")
-        return pd.DataFrame([self._rows[i] for i in ids], columns=list(RUN_FIELDS))
+        return pd.DataFrame([self._rows[i] for i in ids], columns=list(columns))
 
     def finish(self, predictions: pd.DataFrame, metrics: dict[str, Any], **recorded: Any) -> None:
         self.metrics = metrics

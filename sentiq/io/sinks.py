@@ -91,7 +91,8 @@ class Sink:
     def _flush(self) -> None:
         if self._pending:
             frame = pd.DataFrame(self._pending, columns=self.columns)
-            frame["p_positive"] = pd.to_numeric(frame["p_positive"])  # float even when a part has none
+            for column in (c for c in self.columns if c.startswith("p_") and c in frame):  # floats even when
+                frame[column] = pd.to_numeric(frame[column])  # a part has no probability
             _write_parquet(self.side / f"part-{self._parts:06d}.parquet", frame)
             self._parts += 1
             self._pending = []

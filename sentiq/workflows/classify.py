@@ -16,9 +16,9 @@ from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, lis
 from sentiq.io.sinks import Sink
 from sentiq.io.sources import TextSource, in_memory, open_source
 from sentiq.methods.calibration import prior_from_record
-from sentiq.methods.classifier import Classifier
+from sentiq.methods.classifier import Classifier, label_set
 from sentiq.methods.prompts import load_prompts
-from sentiq.predictions import OUTPUT_FIELDS, Prediction
+from sentiq.predictions import Prediction, output_fields, output_row
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 from sentiq.text import clean_text, word_count
 
@@ -68,8 +68,8 @@ def classify(
 
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
-    load_prompts(method.prompt)  # a broken prompt file fails before the model loads
-    columns = output_columns(source.keep)
+    labels = label_set(load_prompts(method.prompt))  # a broken prompt file fails before the model loads
+    columns = output_columns(source.keep, labels)
     if (settings.resume or settings.overwrite) and settings.output is None:
         flag = "--resume continues" if settings.resume else "--overwrite replaces"
         raise OptionError(f"{flag} an --output file: give --output")
@@ -148,7 +148,7 @@ def _classify_chunk(
     texts = list(chunk["text"])
 
     def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
-        rows = [{**records[i], **{f: getattr(p, f) for f in OUTPUT_FIELDS}} for i, p in zip(idx, preds)]
+        rows = [{**records[i], **output_row(p, clf.labels)} for i, p in zip(idx, preds)]
         if sink is not None:
             sink.write(rows)
         if emit is not None:
@@ -211,11 +211,12 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def output_columns(keep: tuple[str, ...]) -> list[str]:
-    clash = [c for c in keep if c in OUTPUT_FIELDS]
+def output_columns(keep: tuple[str, ...], labels: tuple[str, ...]) -> list[str]:
+    fields = output_fields(labels)
+    clash = [c for c in keep if c in fields]
     if clash:
         raise OptionError(f"--keep-columns {clash[0]}: sentiq writes a column of that name; rename the input column")
-    return ["id", *keep, *OUTPUT_FIELDS]
+    return ["id", *keep, *fields]
 
 
 def classify_on_ray(
@@ -242,7 +243,7 @@ def classify_on_ray(
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
     keep = settings.keep()
-    columns = output_columns(keep)
+    columns = output_columns(keep, label_set(load_prompts(method.prompt)))
     resolve_source(model.model)  # a model that is nowhere fails here, not on every worker
     ray_backend.connect(scale)
     ds = ray_backend.read(str(input_path), settings.text_column, keep)

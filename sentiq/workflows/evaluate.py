@@ -17,14 +17,15 @@ import pandas as pd
 from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine, resolve_source
-from sentiq.errors import DataError, Interrupted
+from sentiq.errors import DataError, Interrupted, OptionError
 from sentiq.io.datasets import balanced_sample, load_labelled, load_pool
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
+from sentiq.methods.classifier import label_set
 from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.prompts import load_prompts
-from sentiq.predictions import RUN_FIELDS, run_row
+from sentiq.predictions import RUN_FIELDS, run_fields, run_row
 from sentiq.settings import EvalSettings, MethodConfig
-from sentiq.text import clean_text
+from sentiq.text import LABELS, clean_text
 from sentiq.version import __version__
 from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.workflows.plots import plot_confusion
@@ -57,7 +58,7 @@ class RunResult:
     def saved(cls, run: Run, method: MethodConfig) -> RunResult:
         """The result a finished run left on disk."""
         m = json.loads((run.folder / "metrics.json").read_text())
-        pick = lambda kind: kind(**{f.name: m[f.name] for f in fields(kind)})  # noqa: E731
+        pick = lambda kind: kind(**{f.name: m[f.name] for f in fields(kind) if f.name in m})  # noqa: E731
         rows = pd.read_csv(run.folder / "predictions.csv", dtype={"id": str, "gold": str}, keep_default_na=False)
         return cls(run.run_id, run.folder, method, pick(Quality), pick(Speed), run.config, m["truncated"], True, rows)
 
@@ -84,18 +85,17 @@ def evaluate(
 ) -> list[RunResult]:
     """Run each method on one balanced sample; with settings.output_dir, each method gets its own run
     folder there. `engine`: a model already loaded."""
-    labelled = load_labelled(settings.data)
+    labels = run_labels(settings.methods)
+    labelled = load_labelled(settings.data, labels)
     empty = labelled["text"].map(lambda t: not clean_text(t))
     if empty.all():
         raise DataError("every text in the dataset is empty")
     # Empty texts have no sentiment to measure: they are left out and counted, never guessed.
-    sample = balanced_sample(labelled[~empty], settings.n, settings.seed)
+    sample = balanced_sample(labelled[~empty], settings.n, settings.seed, labels)
     base, run_ids = run_ids_for(settings)
     if settings.output_dir is not None:
         for run_id in run_ids.values():  # before the model loads: a clash should not cost a minute
             check_run_id(settings.output_dir, run_id, settings.resume)
-    for method in settings.methods:  # so is a broken prompt file
-        load_prompts(method.prompt)
     predictor = _predictor(settings, engine)
     results = []
     for method in settings.methods:
@@ -111,6 +111,16 @@ def evaluate(
                 f"run the same command with --resume {base} to continue"
             ) from None
     return results
+
+
+def run_labels(methods: list[MethodConfig]) -> tuple[str, ...]:
+    """The label set every method's prompts share (checked before the model loads, as is a broken prompt
+    file): one sample is measured in one label set."""
+    found = {label_set(load_prompts(m.prompt)) for m in methods}
+    if len(found) > 1:
+        sets = "; ".join(", ".join(labels) for labels in sorted(found))
+        raise OptionError(f"the methods' prompts have different label sets ({sets}): evaluate them apart")
+    return found.pop()
 
 
 def _predictor(settings: EvalSettings, engine: Engine | None) -> Predictor:
@@ -155,16 +165,18 @@ def _evaluate_one(
         advance = start_task(f"{config['model_label']} · {method.method}", len(sample))
         advance(len(sample) - len(todo))
 
+        labels = tuple(config["labels"])
+
         def keep(rows: list[dict[str, Any]]) -> None:
-            run.append(run_row(r, gold[r["id"]]) for r in rows)
+            run.append(run_row(r, gold[r["id"]], labels) for r in rows)
             seconds = sum(float(r["latency_ms"]) for r in rows) / 1000
             run.log(f"batch texts={len(rows)} tokens={sum(r['tokens'] for r in rows)} seconds={seconds:.4f}")
 
         start = time.perf_counter()
         predictor.predict(method, todo, keep, advance, run)
         run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(todo)}")
-        rows = run.predictions(list(sample["id"]))
-        q, s, metrics = summarise(rows)
+        rows = run.predictions(list(sample["id"]), run_fields(labels))
+        q, s, metrics = summarise(rows, labels)
         if metrics["truncated"]:
             run.log(
                 f"truncated {metrics['truncated']} texts longer than {method.max_tokens} tokens (their middle left out)"
@@ -182,9 +194,9 @@ def _evaluate_one(
         return RunResult(run.run_id, run.folder, method, q, s, run.config, metrics["truncated"], predictions=rows)
 
 
-def summarise(rows: pd.DataFrame) -> tuple[Quality, Speed, dict[str, Any]]:
+def summarise(rows: pd.DataFrame, labels: tuple[str, ...]) -> tuple[Quality, Speed, dict[str, Any]]:
     """Quality, speed and metrics.json's figures from a run's predictions."""
-    q = quality(list(rows["gold"]), list(rows["predicted"]))
+    q = quality(list(rows["gold"]), list(rows["predicted"]), labels)
     latency = rows["latency_ms"].astype(float)
     s = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
     return q, s, {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}
@@ -195,7 +207,8 @@ def _write_artifacts(
 ) -> None:
     """The confusion matrix, then predictions and metrics, then the run marked complete."""
     title = f"{model_label} · {method.title()} · n={metrics['n']} · acc {metrics['accuracy']:.3f}"
-    plot_confusion(run.folder / "confusion_matrix.png", list(rows["gold"]), list(rows["predicted"]), title)
+    labels = run.config.get("labels", LABELS)
+    plot_confusion(run.folder / "confusion_matrix.png", list(rows["gold"]), list(rows["predicted"]), title, labels)
     run.finish(rows, metrics, **recorded)
 
 
@@ -223,6 +236,8 @@ def run_config(
         "method_title": method.title(),
         "method_settings": method.relevant(),
         "prompts": [p.record() for p in load_prompts(method.prompt)],
+        "labels": list(run_labels([method])),
+        **({"ordered": True} if load_prompts(method.prompt)[0].ordered else {}),
         **demonstrations(method),
         "dataset": asdict(settings.data),
         "n": len(sample),

@@ -15,16 +15,18 @@ class Quality:
     n: int
     accuracy: float  # over all n texts; an invalid answer is a wrong answer
     macro_precision: float
-    macro_recall: float
+    macro_recall: float  # macro-averaged recall: TweetEval's measure of three-way sentiment
     macro_f1: float
-    precision_positive: float
-    recall_positive: float
-    f1_positive: float
-    precision_negative: float
-    recall_negative: float
-    f1_negative: float
     invalid: int
     coverage: float  # share of texts that got a valid label
+    per_label: dict[str, dict[str, float]] | None = None  # label -> precision, recall, f1, support
+    # the binary labels' own figures, as metrics.json has always held them
+    precision_positive: float | None = None
+    recall_positive: float | None = None
+    f1_positive: float | None = None
+    precision_negative: float | None = None
+    recall_negative: float | None = None
+    f1_negative: float | None = None
 
 
 @dataclass
@@ -38,30 +40,33 @@ class Speed:
     latency_p95_ms: float
 
 
-def quality(gold: Sequence[str], predicted: Sequence[str]) -> Quality:
-    """Per-class and macro precision/recall/F1 over the two real labels; 'invalid' predictions lower
-    recall of their gold class and accuracy."""
+def quality(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] = LABELS) -> Quality:
+    """Per-label and macro precision/recall/F1 over the real labels; 'invalid' predictions lower recall
+    of their gold label and accuracy."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-    labels = list(LABELS)
-    p, r, f, _ = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
+    labels = list(labels)
+    p, r, f, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     mp, mr, mf, _ = precision_recall_fscore_support(gold, predicted, labels=labels, average="macro", zero_division=0)
-    invalid = sum(1 for y in predicted if y not in LABELS)
+    invalid = sum(1 for y in predicted if y not in labels)
     n = len(gold)
+    per_label = {
+        lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+        for i, lab in enumerate(labels)
+    }
+    binary = {}
+    if tuple(labels) == LABELS:
+        binary = {f"{m}_{lab}": per_label[lab][m] for lab in LABELS for m in ("precision", "recall", "f1")}
     return Quality(
         n=n,
         accuracy=float(accuracy_score(gold, predicted)),
         macro_precision=float(mp),
         macro_recall=float(mr),
         macro_f1=float(mf),
-        precision_positive=float(p[0]),
-        recall_positive=float(r[0]),
-        f1_positive=float(f[0]),
-        precision_negative=float(p[1]),
-        recall_negative=float(r[1]),
-        f1_negative=float(f[1]),
         invalid=invalid,
         coverage=(n - invalid) / n if n else 0.0,
+        per_label=per_label,
+        **binary,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import pandas as pd
 from sentiq.io.files import atomic_path
 
 
-def plot_confusion(path: Path, gold: list[str], predicted: list[str], title: str) -> None:
+def plot_confusion(
+    path: Path, gold: list[str], predicted: list[str], title: str, labels: Sequence[str] = ("positive", "negative")
+) -> None:
     """Confusion matrix PNG; 'invalid' gets its own column when any answer was invalid."""
     import matplotlib
 
@@ -19,9 +22,10 @@ def plot_confusion(path: Path, gold: list[str], predicted: list[str], title: str
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    labels = ["positive", "negative"] + (["invalid"] if "invalid" in predicted else [])
-    fig, ax = plt.subplots(figsize=(4.6, 4.0), dpi=120)
-    ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=labels, ax=ax, colorbar=False, cmap="Blues")
+    shown = [*labels, *(["invalid"] if "invalid" in predicted else [])]
+    size = max(4.6, 0.8 * len(shown) + 2.6)
+    fig, ax = plt.subplots(figsize=(size, size - 0.6), dpi=120)
+    ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=shown, ax=ax, colorbar=False, cmap="Blues")
     ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
     save_figure(fig, path)
 

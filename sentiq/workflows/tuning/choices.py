@@ -20,6 +20,19 @@ PROMPT_CHOICE = ("prompt", "calibrate")  # what --tuned applies from a prompt se
 SAMPLING_CHOICE = ("temperature", "top_k")  # ... and from a sampling search
 
 
+def require_binary(prompts: list[Any], command: str) -> None:
+    """The searches run on the embedded IMDB tuning reviews, labelled positive/negative: their prompts
+    must answer in those labels."""
+    from sentiq.text import LABELS
+
+    other = next((p for p in prompts if p.labels != LABELS), None)
+    if other is not None:
+        raise OptionError(
+            f"{command} searches on the embedded IMDB reviews, labelled positive/negative; prompt '{other.ref}' "
+            f"answers in {', '.join(other.labels)}"
+        )
+
+
 @dataclass
 class TuneResult:
     grid: pd.DataFrame  # one row per cell

@@ -12,7 +12,15 @@ import pandas as pd
 
 from sentiq.methods.grids import scores_and_answers
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
-from sentiq.workflows.tuning.choices import SPLIT, TuneResult, cell_names, chosen_name, save_search, tuning_folder
+from sentiq.workflows.tuning.choices import (
+    SPLIT,
+    TuneResult,
+    cell_names,
+    chosen_name,
+    require_binary,
+    save_search,
+    tuning_folder,
+)
 
 
 def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> TuneResult:
@@ -28,6 +36,7 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
     from sentiq.settings import DEFAULT_PROMPT
 
     prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
+    require_binary(prompts, "tune-prompt")
     specs = {p.ref: p.spec for p in prompts}
     split = balanced_sample(load_tuning(), settings.n, settings.seed)
     demos = load_pool()  # as evaluation draws them: with the same seed, the same demonstrations

@@ -10,7 +10,7 @@ import pandas as pd
 from sentiq.errors import OptionError
 from sentiq.predictions import INVALID
 from sentiq.settings import MethodConfig, TuneSettings
-from sentiq.workflows.tuning.choices import SPLIT, TuneResult, save_search, tuning_folder
+from sentiq.workflows.tuning.choices import SPLIT, TuneResult, require_binary, save_search, tuning_folder
 
 
 def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
@@ -24,6 +24,7 @@ def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneRe
     from sentiq.workflows.metrics import quality
 
     prompts = load_prompts(settings.prompt)
+    require_binary(prompts, "tune-sampling")
     if len(prompts) > 1:
         raise OptionError("tune-sampling searches with one prompt: give one name or file to --prompt")
     split = balanced_sample(load_tuning(), settings.n, settings.seed)

@@ -1,0 +1,164 @@
+"""Label sets beyond positive and negative: a prompt of three labels through every method, the library,
+classify's outputs and evaluate's runs; binary prompts keep their outputs (the rest of the suite)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import sentiq
+from sentiq.cli import app
+
+runner = CliRunner()
+THREE = """
+name = "tweets"
+description = "Three-way sentiment of a short text."
+user = "Text: {text}\\nAnswer {negative}, {neutral} or {positive}."
+
+[labels]
+negative = "negative"
+neutral = "neutral"
+positive = "positive"
+"""
+LABELS3 = ("negative", "neutral", "positive")
+TEXTS = ["I loved it", "it was fine I guess", "dull and boring", "the plot was a mess", "great film"]
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Path:
+    path = tmp_path / "three.toml"
+    path.write_text(THREE)
+    return path
+
+
+@pytest.fixture
+def tweets(tmp_path: Path) -> Path:
+    rows = [(f"t{i}", f"tweet number {i} about the film", LABELS3[i % 3]) for i in range(15)]
+    path = tmp_path / "tweets.csv"
+    pd.DataFrame(rows, columns=["id", "text", "label"]).to_csv(path, index=False)
+    return path
+
+
+def _tiny(tiny_model: Path, three: Path, **options: object) -> sentiq.Classifier:
+    return sentiq.load(str(tiny_model), prompt=str(three), device="cpu", dtype="float32", **options)
+
+
+def test_loglik_scores_every_label_of_the_set(tiny_model: Path, three: Path) -> None:
+    clf = _tiny(tiny_model, three)
+    assert clf.labels == LABELS3
+    results = clf.classify(TEXTS)
+    for r in results:
+        assert r.label in LABELS3 and set(r.scores) == set(LABELS3) and r.p_positive is None
+        assert sum(r.scores.values()) == pytest.approx(1.0) and r.label == max(r.scores, key=r.scores.get)
+    frame = clf.classify_frame(pd.DataFrame({"text": TEXTS}))
+    assert list(frame.columns) == ["text", "label", "p_negative", "p_neutral", "p_positive", "answer"]
+    assert list(frame["p_neutral"]) == pytest.approx([r.scores["neutral"] for r in results])
+
+
+@pytest.mark.parametrize("method", ["zero-shot", "sampling"])
+def test_generation_methods_answer_in_the_set(tiny_model: Path, three: Path, method: str) -> None:
+    clf = _tiny(tiny_model, three, method=method, samples=3, max_new_tokens=3)
+    for r in clf.classify(TEXTS):
+        assert r.label in (*LABELS3, "invalid") and r.answer is not None
+        if method == "sampling" and r.label != "invalid":  # each label's share of the valid votes
+            assert set(r.scores) == set(LABELS3) and sum(r.scores.values()) == pytest.approx(1.0)
+
+
+def test_batch_calibration_divides_out_a_prior_over_every_label(tiny_model: Path, three: Path) -> None:
+    plain, calibrated = _tiny(tiny_model, three), _tiny(tiny_model, three, calibrate="batch")
+    raw = [r.scores for r in plain.classify(TEXTS)]
+    got = calibrated.classify(TEXTS)
+    prior = calibrated._runner.prior
+    assert prior.shape == (3,) and prior == pytest.approx([sum(s[lab] for s in raw) / len(raw) for lab in LABELS3])
+    assert all(sum(r.scores.values()) == pytest.approx(1.0) for r in got)
+
+
+def test_k_shot_needs_a_pool_with_every_label(tiny_model: Path, three: Path) -> None:
+    with pytest.raises(sentiq.OptionError, match="demonstrations of every label; the pool has 0 'neutral'"):
+        _tiny(tiny_model, three, method="k-shot", k=1)
+
+
+def test_an_ensemble_needs_one_label_set(tiny_model: Path, three: Path) -> None:
+    with pytest.raises(sentiq.OptionError, match="an ensemble needs one"):
+        sentiq.load(str(tiny_model), prompt=f"classifier,{three}", device="cpu", dtype="float32")
+
+
+def test_classify_writes_a_probability_column_per_label(tiny_model: Path, three: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": [f"x{i}" for i in range(len(TEXTS))], "text": TEXTS}).to_csv(source, index=False)
+    out = tmp_path / "out.parquet"
+    args = [
+        "classify",
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--prompt",
+        str(three),
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    rows = pd.read_parquet(out)
+    assert list(rows.columns) == ["id", "text", "label", "p_negative", "p_neutral", "p_positive", "answer"]
+    assert rows[["p_negative", "p_neutral", "p_positive"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    shown = runner.invoke(app, ["classify", *TEXTS[:2], "--model", str(tiny_model), "--prompt", str(three)])
+    assert shown.exit_code == 0 and "P(label)" in shown.stdout
+    as_json = runner.invoke(app, ["classify", "meh", "--model", str(tiny_model), "--prompt", str(three), "--json"])
+    assert set(json.loads(as_json.stdout)) == {"id", "text", "label", "p_negative", "p_neutral", "p_positive", "answer"}
+
+
+def test_evaluate_measures_a_three_way_sample(tiny_model: Path, three: Path, tweets: Path, tmp_path: Path) -> None:
+    args = ["evaluate", "--model", str(tiny_model), "--prompt", str(three), "--dataset", str(tweets), "--n", "9"]
+    result = runner.invoke(app, [*args, "--output-dir", str(tmp_path / "runs"), "--run-id", "three"])
+    assert result.exit_code == 0, result.output
+    assert "P / R / F1 neutral" in result.stdout
+    folder = tmp_path / "runs" / "three"
+    predictions = pd.read_csv(folder / "predictions.csv")
+    assert predictions["gold"].value_counts().to_dict() == {"negative": 3, "neutral": 3, "positive": 3}  # balanced
+    assert {"p_negative", "p_neutral", "p_positive"} <= set(predictions.columns)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics["per_label"]) == set(LABELS3) and 0 <= metrics["macro_recall"] <= 1
+    assert "per_label.neutral.recall" in pd.read_csv(folder / "metrics.csv").columns
+    assert json.loads((folder / "config.json").read_text())["labels"] == list(LABELS3)
+    assert (folder / "confusion_matrix.png").is_file()
+
+
+def test_label_maps_name_any_label(tiny_model: Path, three: Path, tmp_path: Path) -> None:
+    coded = tmp_path / "coded.csv"
+    pd.DataFrame({"text": [f"text {i}" for i in range(6)], "label": [0, 1, 2] * 2}).to_csv(coded, index=False)
+    run = sentiq.evaluate(
+        str(tiny_model),
+        "loglik",
+        prompt=str(three),
+        dataset=str(coded),
+        label_map="0=negative,1=neutral,2=positive",
+        n=6,
+        device="cpu",
+        dtype="float32",
+    )
+    assert sorted(run.predictions["gold"]) == sorted(LABELS3 * 2)
+    with pytest.raises(sentiq.DataError, match="LABEL one of negative, neutral, positive"):
+        sentiq.evaluate(str(tiny_model), "loglik", prompt=str(three), dataset=str(coded), label_map="0=bad", n=6)
+    with pytest.raises(sentiq.DataError, match="the embedded sample is labelled positive/negative"):
+        sentiq.evaluate(str(tiny_model), "loglik", prompt=str(three), n=6)
+    with pytest.raises(sentiq.DataError, match="needs 2 negative, 2 neutral and 2 positive texts"):
+        pd.DataFrame({"text": ["a", "b", "c"], "label": ["negative", "neutral", "positive"]}).to_csv(coded, index=False)
+        sentiq.evaluate(str(tiny_model), "loglik", prompt=str(three), dataset=str(coded), n=6)
+
+
+def test_methods_of_two_label_sets_are_evaluated_apart(tiny_model: Path, three: Path, tweets: Path) -> None:
+    from sentiq.settings import MethodConfig
+
+    methods = [MethodConfig(prompt=str(three)), MethodConfig(method="zero-shot")]
+    with pytest.raises(sentiq.OptionError, match="different label sets"):
+        sentiq.evaluate(str(tiny_model), methods, dataset=str(tweets), n=6)
+
+
+def test_the_tuning_searches_take_binary_prompts(tiny_model: Path, three: Path) -> None:
+    result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--prompts", str(three), "--n", "4"])
+    assert result.exit_code == 1 and "labelled positive/negative; prompt 'tweets' answers in negative" in result.output
