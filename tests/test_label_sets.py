@@ -162,3 +162,33 @@ def test_methods_of_two_label_sets_are_evaluated_apart(tiny_model: Path, three: 
 def test_the_tuning_searches_take_binary_prompts(tiny_model: Path, three: Path) -> None:
     result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--prompts", str(three), "--n", "4"])
     assert result.exit_code == 1 and "labelled positive/negative; prompt 'tweets' answers in negative" in result.output
+
+
+def test_ordered_labels_add_the_distance_measures_of_ratings() -> None:
+    from sentiq.workflows.metrics import quality
+
+    stars = ["1", "2", "3", "4", "5"]
+    q = quality(["1", "2", "3", "4", "5", "5"], ["1", "3", "3", "5", "invalid", "1"], stars, ordered=True)
+    assert q.mae == pytest.approx(6 / 5)  # |0| |1| |0| |1| |4| over the five valid answers
+    assert q.within_one == pytest.approx(4 / 6)  # the invalid answer is not within one
+    from sklearn.metrics import cohen_kappa_score
+
+    assert q.qwk == pytest.approx(cohen_kappa_score([0, 1, 2, 3, 4], [0, 2, 2, 4, 0], weights="quadratic"))
+    assert quality(["positive"], ["positive"]).mae is None  # unordered: none of them
+
+
+def test_the_built_in_rating_prompt_is_ordered_and_evaluates(tiny_model: Path, tmp_path: Path) -> None:
+    from sentiq.methods.prompts import load_prompt
+
+    assert load_prompt("stars").ordered and load_prompt("stars").labels == ("1", "2", "3", "4", "5")
+    assert load_prompt("three-way").labels == LABELS3
+    reviews = tmp_path / "reviews.csv"
+    pd.DataFrame({"text": [f"review {i}" for i in range(10)], "stars": [1, 2, 3, 4, 5] * 2}).to_csv(
+        reviews, index=False
+    )
+    run = sentiq.evaluate(
+        str(tiny_model), "loglik", prompt="stars", dataset=str(reviews), label_column="stars", n=10, device="cpu"
+    )
+    metrics = run.runs[0].metrics
+    assert metrics["within_one"] is not None and metrics["qwk"] is not None and 0 <= metrics["mae"] <= 4
+    assert run.runs[0].config["ordered"] is True

@@ -38,6 +38,15 @@ def metrics_table(results: Sequence[Any]) -> Table:
         *per_label,
         ("macro P / R", lambda q, s: f"{_pct(q.macro_precision)} / {_pct(q.macro_recall)}"),
         ("macro F1", lambda q, s: _pct(q.macro_f1)),
+        *(
+            [
+                ("MAE (steps)", lambda q, s: _pct(q.mae) if q.mae is not None else "-"),
+                ("within one step", lambda q, s: _pct(q.within_one)),
+                ("quadratic kappa", lambda q, s: _pct(q.qwk) if q.qwk is not None else "-"),
+            ]
+            if results and results[0].quality.within_one is not None
+            else []
+        ),
         ("invalid", lambda q, s: f"{q.invalid} ({100 * (1 - q.coverage):.1f}%)"),
         ("words/s", lambda q, s: f"{s.words_per_s:,.0f}"),
         ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),

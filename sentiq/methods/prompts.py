@@ -27,9 +27,9 @@ else:  # pragma: no cover
 CONTENT_FREE = ("N/A", "", "[MASK]")
 FILE_KEYS = {"name", "description", "system", "user", "labels", "ordered", "variants"}
 MAX_LABELS = 10  # label words a prompt may ask a small model to choose among
-_NAME = re.compile(r"[A-Za-z_]\w*")
+_NAME = re.compile(r"\w+")
 _SENTINEL = "\ue000TEXT\ue000"  # private-use marker; cleaned texts never contain it
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def _word_pattern(word: str) -> re.Pattern[str]:

@@ -176,7 +176,7 @@ def _evaluate_one(
         predictor.predict(method, todo, keep, advance, run)
         run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(todo)}")
         rows = run.predictions(list(sample["id"]), run_fields(labels))
-        q, s, metrics = summarise(rows, labels)
+        q, s, metrics = summarise(rows, labels, bool(config.get("ordered")))
         if metrics["truncated"]:
             run.log(
                 f"truncated {metrics['truncated']} texts longer than {method.max_tokens} tokens (their middle left out)"
@@ -194,9 +194,11 @@ def _evaluate_one(
         return RunResult(run.run_id, run.folder, method, q, s, run.config, metrics["truncated"], predictions=rows)
 
 
-def summarise(rows: pd.DataFrame, labels: tuple[str, ...]) -> tuple[Quality, Speed, dict[str, Any]]:
+def summarise(
+    rows: pd.DataFrame, labels: tuple[str, ...], ordered: bool = False
+) -> tuple[Quality, Speed, dict[str, Any]]:
     """Quality, speed and metrics.json's figures from a run's predictions."""
-    q = quality(list(rows["gold"]), list(rows["predicted"]), labels)
+    q = quality(list(rows["gold"]), list(rows["predicted"]), labels, ordered)
     latency = rows["latency_ms"].astype(float)
     s = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
     return q, s, {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}

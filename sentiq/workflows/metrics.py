@@ -20,6 +20,11 @@ class Quality:
     invalid: int
     coverage: float  # share of texts that got a valid label
     per_label: dict[str, dict[str, float]] | None = None  # label -> precision, recall, f1, support
+    # ordered labels (ratings): mean absolute error in steps and quadratic weighted kappa over the texts
+    # with a valid answer; within one step over all texts (an invalid answer is not within one)
+    mae: float | None = None
+    within_one: float | None = None
+    qwk: float | None = None
     # the binary labels' own figures, as metrics.json has always held them
     precision_positive: float | None = None
     recall_positive: float | None = None
@@ -40,9 +45,11 @@ class Speed:
     latency_p95_ms: float
 
 
-def quality(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] = LABELS) -> Quality:
+def quality(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] = LABELS, ordered: bool = False
+) -> Quality:
     """Per-label and macro precision/recall/F1 over the real labels; 'invalid' predictions lower recall
-    of their gold label and accuracy."""
+    of their gold label and accuracy. Ordered labels add the distance measures of ratings."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     labels = list(labels)
@@ -67,7 +74,21 @@ def quality(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
         coverage=(n - invalid) / n if n else 0.0,
         per_label=per_label,
         **binary,
+        **(_ordered(gold, predicted, labels) if ordered else {}),
     )
+
+
+def _ordered(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, float]:
+    from sklearn.metrics import cohen_kappa_score
+
+    step = {label: i for i, label in enumerate(labels)}
+    pairs = [(step[g], step[p]) for g, p in zip(gold, predicted) if p in step]
+    within = sum(abs(g - p) <= 1 for g, p in pairs) / len(gold) if gold else 0.0
+    if not pairs:
+        return {"within_one": within}
+    g, p = np.array(pairs).T
+    qwk = cohen_kappa_score(g, p, labels=list(range(len(labels))), weights="quadratic")
+    return {"mae": float(np.abs(g - p).mean()), "within_one": float(within), "qwk": float(np.nan_to_num(qwk))}
 
 
 def speed(seconds: float, words: int, tokens: int, latencies_ms: Sequence[float]) -> Speed:

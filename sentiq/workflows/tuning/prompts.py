@@ -12,6 +12,7 @@ import pandas as pd
 
 from sentiq.methods.grids import scores_and_answers
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
+from sentiq.text import LABELS
 from sentiq.workflows.tuning.choices import (
     SPLIT,
     TuneResult,
@@ -35,7 +36,8 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
     from sentiq.methods.texts import endings, prepare
     from sentiq.settings import DEFAULT_PROMPT
 
-    prompts = load_prompts(settings.prompts) if settings.prompts else [load_prompt(r) for r in builtin_refs()]
+    builtin = [p for p in map(load_prompt, builtin_refs()) if p.labels == LABELS]  # the split's labels
+    prompts = load_prompts(settings.prompts) if settings.prompts else builtin
     require_binary(prompts, "tune-prompt")
     specs = {p.ref: p.spec for p in prompts}
     split = balanced_sample(load_tuning(), settings.n, settings.seed)
