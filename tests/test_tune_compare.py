@@ -282,3 +282,18 @@ def test_narrow_tables_name_models_without_their_shared_family() -> None:
     assert short_models(labels) == ("qwen2.5-coder-", ["1.5b", "0.5b", "0.5b"])
     assert short_models(["0.5b", "1.5b"]) == ("", ["0.5b", "1.5b"])
     assert short_models(["qwen2.5-0.5b-instruct"]) == ("", ["qwen2.5-0.5b"])  # one model: nothing to take away
+
+
+def test_runs_of_other_label_sets_are_ranked_apart(tmp_path: Path) -> None:
+    _fake_run(tmp_path, "binary-good", "m0", "loglik", 0.95, 0.95)
+    _fake_run(tmp_path, "binary-poor", "m0", "zero-shot", 0.70, 0.70)
+    _fake_run(tmp_path, "three-way", "m0", "loglik", 0.60, 0.60)
+    _edit_config(tmp_path / "three-way", labels=["negative", "neutral", "positive"])
+    result = json.loads(runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--json"]).stdout)
+    rows = {r["run_id"]: r for r in result["runs"]}
+    assert rows["three-way"]["rank"] == 1 and rows["binary-good"]["rank"] == 1  # each first in its own set
+    assert (
+        rows["three-way"]["labels"] == "negative,neutral,positive"
+        and rows["binary-poor"]["labels"] == "positive,negative"
+    )
+    assert any("2 label sets" in w and "ranked apart" in w for w in result["warnings"])

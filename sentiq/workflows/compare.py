@@ -14,7 +14,7 @@ from sentiq.errors import OptionError, RunError
 from sentiq.io.files import write_frame
 from sentiq.io.saved_runs import SavedRun, prompt_name, read_runs
 from sentiq.settings import METRICS
-from sentiq.text import plural
+from sentiq.text import LABELS, plural
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.plots import comparison_chart
 
@@ -40,12 +40,24 @@ def compare(root: Path, metric: str = "macro_f1") -> Comparison:
     runs, left_out = read_runs(root)
     if not runs:
         raise RunError(f"no complete runs under {root}: run 'sentiq evaluate' first (or pass --results-dir)")
-    table = pd.DataFrame([_summary(r) for r in runs])
+    summaries = pd.DataFrame([_summary(r) for r in runs])
     tie = [c for c in ("accuracy", "macro_f1") if c != metric]
-    table = table.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", tied_ranks(table) if metric != "words_per_s" else list(range(1, len(table) + 1)))
-    table["pareto"] = pareto_front(table)
-    return Comparison(table, left_out + _sample_warnings(table) + _machine_warnings(table), _agreement(runs, table))
+    groups = []  # runs are ranked among runs of their own label set, never a binary run against a three-way one
+    for _, group in summaries.groupby("labels", sort=False):
+        group = group.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
+        group.insert(0, "rank", tied_ranks(group) if metric != "words_per_s" else list(range(1, len(group) + 1)))
+        group["pareto"] = pareto_front(group)
+        groups.append(group)
+    table = pd.concat(groups, ignore_index=True)
+    warnings = left_out + _sample_warnings(table) + _machine_warnings(table) + _label_set_note(table)
+    return Comparison(table, warnings, _agreement(runs, table))
+
+
+def _label_set_note(table: pd.DataFrame) -> list[str]:
+    sets = list(dict.fromkeys(table["labels"]))
+    if len(sets) < 2:
+        return []
+    return [f"runs of {len(sets)} label sets ({'; '.join(sets)}) are ranked apart, each set in its own ranks"]
 
 
 def tied_ranks(table: pd.DataFrame) -> list[int]:
@@ -76,6 +88,7 @@ def _summary(run: SavedRun) -> dict[str, object]:
         "model": c.get("model_label", c.get("model")),
         "method": c.get("method_title", c.get("method")),
         "method_name": c.get("method"),
+        "labels": ",".join(c.get("labels") or LABELS),
         "dataset": Path(str(c.get("dataset", {}).get("source"))).name,
         "prompt": prompt_name(c),
         "n": m["n"],
