@@ -10,6 +10,8 @@ from typing import Any
 from sentiq.errors import OptionError
 
 METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
+# evaluate's sample: as many texts of every label, or the data's own proportions of them
+SAMPLINGS = ("balanced", "stratified")
 DEVICES = ("auto", "cuda", "mps", "cpu")  # auto: CUDA, then MPS, then CPU
 DTYPES = ("auto", "bfloat16", "float16", "float32")  # auto: bfloat16 where native, float16 on MPS, else float32
 SCORINGS = ("generate", "loglik")  # k-shot: decide by greedy generation, or by label log-likelihood
@@ -89,6 +91,7 @@ class MethodConfig:
     tail: int = 0  # also read each text's last `tail` words, the two views' label scores averaged; 0: off
     seed: int = 0  # demonstrations and sampling
     demo_seed: int | None = None  # k-shot: draw the demonstrations with this seed instead (tune-prompt --draws)
+    demos: str | None = None  # k-shot: a labelled file to draw demonstrations from; None: the embedded IMDB pool
 
     def __post_init__(self) -> None:
         checks = [
@@ -122,6 +125,7 @@ class MethodConfig:
         keep = {"method", "prompt", "calibrate", "max_tokens", "seed"}
         if self.method == "k-shot":
             keep |= {"k", "scoring"} | ({"demo_seed"} if self.demo_seed is not None else set())
+            keep |= {"demos"} if self.demos is not None else set()  # recorded when set: earlier runs resume
         if self.tail:  # recorded only when on: earlier runs still resume
             keep.add("tail")
         if not self.scores_labels:
@@ -191,12 +195,17 @@ class EvalSettings:
     model: ModelSettings = field(default_factory=ModelSettings)
     data: DataSpec = field(default_factory=DataSpec)
     methods: list[MethodConfig] = field(default_factory=lambda: [MethodConfig()])
-    n: int | None = 200  # balanced sample size; None: every text
+    n: int | None = 200  # sample size; None: every text
     seed: int = 0  # the sample (methods carry their own)
+    sample: str = "balanced"  # one of SAMPLINGS
     output_dir: Path | None = Path("results")  # None: in memory, nothing written
     run_id: str | None = None  # with several methods, each run gets '-<method>' appended
     resume: bool = False  # continue the run folders named by run_id
     ray: RaySettings = field(default_factory=RaySettings)
+
+    def __post_init__(self) -> None:
+        if self.sample not in SAMPLINGS:
+            raise OptionError(f"unknown sample rule '{self.sample}': choose {' or '.join(SAMPLINGS)}")
 
 
 @dataclass(frozen=True)

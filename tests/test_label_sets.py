@@ -192,3 +192,60 @@ def test_the_built_in_rating_prompt_is_ordered_and_evaluates(tiny_model: Path, t
     metrics = run.runs[0].metrics
     assert metrics["within_one"] is not None and metrics["qwk"] is not None and 0 <= metrics["mae"] <= 4
     assert run.runs[0].config["ordered"] is True
+
+
+def test_a_stratified_sample_keeps_the_data_s_proportions(tiny_model: Path, three: Path, tmp_path: Path) -> None:
+    from sentiq.io.datasets import draw_sample
+
+    data = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(20)],
+            "text": ["t"] * 20,
+            "label": ["neutral"] * 12 + ["negative"] * 2 + ["positive"] * 6,
+        }
+    )
+    drawn = draw_sample(data, 10, 0, LABELS3, "stratified")
+    assert drawn["label"].value_counts().to_dict() == {"neutral": 6, "positive": 3, "negative": 1}
+    assert draw_sample(data, 10, 0, LABELS3, "stratified").equals(drawn)  # seeded
+    skewed = tmp_path / "skewed.csv"
+    data.to_csv(skewed, index=False)
+    with pytest.raises(sentiq.DataError, match="or --sample stratified"):
+        sentiq.evaluate(str(tiny_model), "loglik", prompt=str(three), dataset=str(skewed), n=9)
+    run = sentiq.evaluate(
+        str(tiny_model), "loglik", prompt=str(three), dataset=str(skewed), n=10, sample="stratified", device="cpu"
+    )
+    assert run.runs[0].config["sample"] == "stratified" and len(run.predictions) == 10
+    result = runner.invoke(app, ["evaluate", "--sample", "stratifed"])
+    assert result.exit_code == 2 and "Did you mean 'stratified'?" in result.output
+
+
+def test_k_shot_draws_from_a_pool_of_one_s_own(tiny_model: Path, three: Path, tweets: Path, tmp_path: Path) -> None:
+    demos = tmp_path / "demos.csv"
+    rows = [(f"d{i}", f"example {i}", LABELS3[i % 3]) for i in range(9)]
+    pd.DataFrame(rows, columns=["id", "text", "label"]).to_csv(demos, index=False)
+    clf = _tiny(tiny_model, three, method="k-shot", k=2, demos=str(demos), scoring="loglik")
+    drawn = clf._runner.demos
+    assert len(drawn) == 6 and {label for _, label in drawn} == set(LABELS3)  # k per label
+    assert [label for _, label in drawn[:3]] == [label for _, label in drawn[3:]]  # labels take turns
+    run = sentiq.evaluate(
+        str(tiny_model), "k-shot", prompt=str(three), demos=str(demos), k=1, scoring="loglik", dataset=str(tweets), n=6
+    )
+    config = run.runs[0].config
+    assert config["method_settings"]["demos"] == str(demos) and len(config["demonstrations"]) == 3
+    with pytest.raises(sentiq.OptionError, match="is the --dataset being evaluated"):
+        sentiq.evaluate(str(tiny_model), "k-shot", prompt=str(three), demos=str(tweets), dataset=str(tweets), n=6)
+    out = tmp_path / "out.csv"
+    args = [
+        "classify",
+        "--input",
+        str(tweets),
+        "--output",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--prompt",
+        str(three),
+    ]
+    result = runner.invoke(app, [*args, "--method", "k-shot", "--k", "1", "--demos", str(demos)])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(out)["label"]) <= {*LABELS3, "invalid"}

@@ -37,12 +37,14 @@ class Classifier:
     is kept for later calls, as one run of the command line keeps it."""
 
     def __init__(self, engine: Engine, method: MethodConfig) -> None:
-        from sentiq.io.datasets import load_pool
+        from sentiq.io.datasets import pool_for
         from sentiq.methods.classifier import Classifier as MethodRunner
+        from sentiq.methods.classifier import label_set
+        from sentiq.methods.prompts import load_prompts
 
         self.engine = engine
         self.method = method
-        pool = load_pool() if method.method == "k-shot" else None  # the embedded IMDB demonstrations
+        pool = pool_for(method, label_set(load_prompts(method.prompt)))  # k-shot's demonstrations
         self._runner: MethodRunner = MethodRunner(engine, method, pool=pool)
         self._runner.warm_up()
 

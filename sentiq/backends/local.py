@@ -9,8 +9,10 @@ from typing import Any, Protocol
 import pandas as pd
 
 from sentiq.core.engine import Engine
+from sentiq.io.datasets import pool_for
 from sentiq.methods.calibration import prior_from_record
-from sentiq.methods.classifier import Classifier
+from sentiq.methods.classifier import Classifier, label_set
+from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import Prediction, labelled
 from sentiq.settings import MethodConfig
 from sentiq.text import word_count
@@ -48,7 +50,6 @@ class LocalPredictor:
     """evaluate's texts labelled in this process, each batch's rows kept as soon as it is done."""
 
     engine: Engine
-    pool: pd.DataFrame | None = None  # k-shot demonstrations
     where: dict[str, Any] = field(default_factory=dict)  # nothing to add: describe() is what ran
 
     def describe(self) -> dict[str, Any]:
@@ -67,7 +68,9 @@ class LocalPredictor:
             run.record(calibration=calibration)
             run.log(f"calibration {calibration}")
 
-        clf = Classifier(self.engine, method, pool=self.pool, prior=prior, on_prior=on_prior)
+        prompts = load_prompts(method.prompt)
+        pool = pool_for(method, label_set(prompts))  # k-shot's demonstrations, never the texts labelled here
+        clf = Classifier(self.engine, method, pool=pool, prompts=prompts, prior=prior, on_prior=on_prior)
         clf.warm_up()
         texts, ids = list(todo["text"]), list(todo["id"])
 

@@ -43,8 +43,8 @@ class LabelBatch:
         import torch
 
         from sentiq.core.engine import load_engine
-        from sentiq.io.datasets import load_pool
-        from sentiq.methods.classifier import Classifier
+        from sentiq.io.datasets import pool_for
+        from sentiq.methods.classifier import Classifier, label_set
 
         torch.set_num_threads(threads)
         try:
@@ -53,7 +53,7 @@ class LabelBatch:
             raise
         except Exception as exc:  # safetensors, torch and others: the driver reads this line
             raise ModelError(f"cannot load model {model.model}: {first_line(exc)}") from exc
-        pool = load_pool() if method.method == "k-shot" else None
+        pool = pool_for(method, label_set(prompts))
         self.clf = Classifier(engine, method, pool=pool, prompts=prompts)
         self.clf.warm_up()
         self.where = self.clf.engine.lm.describe()

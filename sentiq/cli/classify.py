@@ -67,6 +67,7 @@ def classify(
     max_tokens: o.MaxTokens = MethodConfig.max_tokens,
     tail: o.Tail = MethodConfig.tail,
     demo_seed: o.DemoSeed = MethodConfig.demo_seed,
+    demos: o.Demos = MethodConfig.demos,
     seed: o.MethodSeed = MethodConfig.seed,
     tuned: o.Tuned = False,
     results_dir: o.TunedIn = Path("results"),

@@ -12,7 +12,7 @@ from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
 from sentiq.errors import OptionError
-from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, method_names
+from sentiq.settings import SAMPLINGS, DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, method_names
 
 
 @guarded
@@ -26,6 +26,14 @@ def evaluate(
     n: Annotated[
         int | None, typer.Option(help="Balanced sample size (half per label).", rich_help_panel=o.DATA_PANEL)
     ] = EvalSettings.n,
+    sample: Annotated[
+        str,
+        typer.Option(
+            **o.choice(SAMPLINGS),
+            help="balanced: as many texts of every label; stratified: the data's own proportions of them.",
+            rich_help_panel=o.DATA_PANEL,
+        ),
+    ] = EvalSettings.sample,
     methods: o.MethodList = [MethodConfig.method],  # noqa: B006 - Typer reads the default from here
     model: o.Model = ModelSettings.model,
     device: o.Device = ModelSettings.device,
@@ -44,6 +52,7 @@ def evaluate(
     max_tokens: o.MaxTokens = MethodConfig.max_tokens,
     tail: o.Tail = MethodConfig.tail,
     demo_seed: o.DemoSeed = MethodConfig.demo_seed,
+    demos: o.Demos = MethodConfig.demos,
     seed: o.Seed = MethodConfig.seed,
     tuned: o.Tuned = False,
     engine: o.Engine = RaySettings.backend,
@@ -79,6 +88,7 @@ def evaluate(
             dataset=DataSpec(dataset, text_column, label_column, label_map, split),
             n=n,
             seed=seed,
+            sample=sample,
             tuned=tuned,
             results_dir=output_dir,
             output_dir=output_dir,

@@ -183,6 +183,16 @@ DemoSeed = Annotated[
         help="k-shot: draw the demonstrations with this seed.",
     ),
 ]
+Demos = Annotated[
+    str | None,
+    _option(
+        "--demos",
+        panel=METHOD_PANEL,
+        default_shown="the embedded IMDB pool",
+        help="k-shot: a labelled .csv/.tsv/.jsonl/.json/.parquet file (text, label) to draw demonstrations from, "
+        "in the prompt's labels; never the texts being classified.",
+    ),
+]
 Tuned = Annotated[
     bool,
     _option(

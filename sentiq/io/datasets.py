@@ -13,7 +13,7 @@ import pandas as pd
 from sentiq.errors import DataError, first_line
 from sentiq.io.formats import TABLES, format_of, suffixes
 from sentiq.io.hub import require_hub
-from sentiq.settings import EMBEDDED, DataSpec
+from sentiq.settings import EMBEDDED, DataSpec, MethodConfig
 from sentiq.text import LABELS
 
 # Source encodings, stated per dataset: the same IMDB reviews come with opposite integer codes.
@@ -59,6 +59,16 @@ def load_labelled(spec: DataSpec, labels: Sequence[str] = LABELS) -> pd.DataFram
 def load_pool() -> pd.DataFrame:
     """Demonstrations: train reviews, disjoint from every evaluation sample we ship."""
     return _embedded_split("pool")
+
+
+def pool_for(method: MethodConfig, labels: Sequence[str] = LABELS) -> pd.DataFrame | None:
+    """k-shot's demonstration pool: the labelled file of --demos (in the prompt's label set), else the
+    embedded IMDB pool; other methods draw none."""
+    if method.method != "k-shot":
+        return None
+    if method.demos is None:
+        return load_pool()
+    return load_labelled(DataSpec(method.demos), labels)
 
 
 def load_tuning() -> pd.DataFrame:
@@ -192,6 +202,24 @@ def _finish(ids: pd.Series, texts: pd.Series, labels: pd.Series, where: str = EM
     return df.reset_index(drop=True)
 
 
+def draw_sample(
+    df: pd.DataFrame, n: int | None, seed: int, labels: Sequence[str] = LABELS, rule: str = "balanced"
+) -> pd.DataFrame:
+    """n texts drawn with `seed`: balanced (as many of every label) or stratified (the data's own
+    proportions of its labels, largest remainders first); None keeps all, shuffled."""
+    if rule == "balanced" or n is None:
+        return balanced_sample(df, n, seed, labels)
+    have = df["label"].value_counts()
+    if n > len(df):
+        raise DataError(f"--n {n} is more than the {len(df)} texts of the dataset (use --n {len(df)} or less)")
+    share = have / have.sum() * n
+    want = share.astype(int)
+    for label in (share - want).sort_values(ascending=False, kind="stable").index[: n - int(want.sum())]:
+        want[label] += 1
+    parts = [df[df["label"] == lab].sample(n=int(k), random_state=seed) for lab, k in want.items() if k]
+    return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
 def balanced_sample(df: pd.DataFrame, n: int | None, seed: int, labels: Sequence[str] = LABELS) -> pd.DataFrame:
     """n texts, as many per label (the remainder to the first labels), drawn with `seed`; None keeps all,
     shuffled."""
@@ -204,7 +232,10 @@ def balanced_sample(df: pd.DataFrame, n: int | None, seed: int, labels: Sequence
     if any(have.get(lab, 0) < want[lab] for lab in labels):
         most = len(labels) * min(have.get(lab, 0) for lab in labels)
         said = lambda counts: _and([f"{counts.get(lab, 0)} {lab}" for lab in labels])  # noqa: E731
-        raise DataError(f"--n {n} needs {said(want)} texts; the dataset has {said(have)} (use --n {most} or less)")
+        stratified = " or --sample stratified" if len(labels) > 2 else ""
+        raise DataError(
+            f"--n {n} needs {said(want)} texts; the dataset has {said(have)} (use --n {most} or less{stratified})"
+        )
     parts = [df[df["label"] == lab].sample(n=want[lab], random_state=seed) for lab in labels]
     return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 

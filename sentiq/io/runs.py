@@ -21,7 +21,7 @@ from sentiq.predictions import RUN_FIELDS
 
 PARTIAL = "predictions.partial.jsonl"  # one JSON object a line: a torn write can only tear the last one
 # Settings that must match for a resumed run to continue the same work.
-SAME_WORK = ("model", "dtype", "method", "method_settings", "dataset", "n", "sample_seed")
+SAME_WORK = ("model", "dtype", "method", "method_settings", "dataset", "n", "sample_seed", "sample")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 log = logging.getLogger("sentiq")
 

@@ -63,7 +63,7 @@ def classify(
 ) -> Summary:
     """Label every non-empty text; rows go to --output and to `emit` as each batch is done. `engine`: a
     model already loaded (as evaluate takes one), else `model` is loaded."""
-    from sentiq.io.datasets import load_pool
+    from sentiq.io.datasets import pool_for
     from sentiq.workflows.tuning.choices import apply_tuned
 
     if tuned_in is not None:
@@ -81,7 +81,7 @@ def classify(
     clf = Classifier(
         engine or load_engine(model),
         method,
-        pool=load_pool() if method.method == "k-shot" else None,
+        pool=pool_for(method, labels),
         **_calibration_kept(settings, method, summary),
     )
     clf.warm_up()

@@ -18,7 +18,7 @@ from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine, resolve_source
 from sentiq.errors import DataError, Interrupted, OptionError
-from sentiq.io.datasets import balanced_sample, load_labelled, load_pool
+from sentiq.io.datasets import draw_sample, load_labelled, pool_for
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
 from sentiq.methods.classifier import label_set
 from sentiq.methods.demonstrations import draw_demonstrations
@@ -86,12 +86,13 @@ def evaluate(
     """Run each method on one balanced sample; with settings.output_dir, each method gets its own run
     folder there. `engine`: a model already loaded."""
     labels = run_labels(settings.methods)
+    _refuse_demos_of_the_data(settings)
     labelled = load_labelled(settings.data, labels)
     empty = labelled["text"].map(lambda t: not clean_text(t))
     if empty.all():
         raise DataError("every text in the dataset is empty")
     # Empty texts have no sentiment to measure: they are left out and counted, never guessed.
-    sample = balanced_sample(labelled[~empty], settings.n, settings.seed, labels)
+    sample = draw_sample(labelled[~empty], settings.n, settings.seed, labels, settings.sample)
     base, run_ids = run_ids_for(settings)
     if settings.output_dir is not None:
         for run_id in run_ids.values():  # before the model loads: a clash should not cost a minute
@@ -113,6 +114,16 @@ def evaluate(
     return results
 
 
+def _refuse_demos_of_the_data(settings: EvalSettings) -> None:
+    """Demonstrations are never the texts being measured: --demos that is the --dataset is refused."""
+    data = Path(settings.data.source).expanduser()
+    for m in settings.methods:
+        if m.demos is not None and data.exists() and Path(m.demos).expanduser().resolve() == data.resolve():
+            raise OptionError(
+                f"--demos {m.demos} is the --dataset being evaluated: draw demonstrations from other texts"
+            )
+
+
 def run_labels(methods: list[MethodConfig]) -> tuple[str, ...]:
     """The label set every method's prompts share (checked before the model loads, as is a broken prompt
     file): one sample is measured in one label set."""
@@ -128,8 +139,7 @@ def _predictor(settings: EvalSettings, engine: Engine | None) -> Predictor:
         from sentiq.backends.ray import RayPredictor
 
         return RayPredictor(settings.model, settings.ray)
-    pool = load_pool() if any(m.method == "k-shot" for m in settings.methods) else None
-    return LocalPredictor(engine or load_engine(settings.model), pool)
+    return LocalPredictor(engine or load_engine(settings.model))
 
 
 def run_ids_for(settings: EvalSettings) -> tuple[str, dict[str, str]]:
@@ -244,6 +254,7 @@ def run_config(
         "dataset": asdict(settings.data),
         "n": len(sample),
         "sample_seed": settings.seed,
+        **({"sample": settings.sample} if settings.sample != "balanced" else {}),  # balanced: as runs have been
         "sample_digest": sample_digest(sample),
         "skipped_empty_texts": skipped_empty,
         "batch_size": settings.model.batch_size,
@@ -267,5 +278,6 @@ def demonstrations(method: MethodConfig) -> dict[str, Any]:
     """k-shot's demonstrations, as shown: which texts were drawn is part of what a run measured."""
     if method.method != "k-shot":
         return {}
-    drawn = draw_demonstrations(load_pool(), method.k, method.demo_draw)
+    labels = run_labels([method])
+    drawn = draw_demonstrations(pool_for(method, labels), method.k, method.demo_draw, labels)
     return {"demonstrations": [{"label": label, "text": text} for text, label in drawn]}
