@@ -249,3 +249,14 @@ def test_k_shot_draws_from_a_pool_of_one_s_own(tiny_model: Path, three: Path, tw
     result = runner.invoke(app, [*args, "--method", "k-shot", "--k", "1", "--demos", str(demos)])
     assert result.exit_code == 0, result.output
     assert set(pd.read_csv(out)["label"]) <= {*LABELS3, "invalid"}
+
+
+def test_confusion_matrices_have_a_row_per_gold_label_and_a_column_for_invalid_answers() -> None:
+    from sentiq.workflows.plots import confusion_counts
+
+    gold = ["negative", "neutral", "positive", "positive"]
+    counts, columns = confusion_counts(gold, ["negative", "positive", "invalid", "positive"], LABELS3)
+    assert columns == [*LABELS3, "invalid"] and counts.shape == (3, 4)  # no row for 'invalid'
+    assert counts.tolist() == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
+    counts, columns = confusion_counts(gold, ["negative", "neutral", "positive", "positive"], LABELS3)
+    assert columns == list(LABELS3) and counts.shape == (3, 3)  # no invalid answer, no column for it

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sentiq.io.files import atomic_path
@@ -15,19 +16,37 @@ from sentiq.io.files import atomic_path
 def plot_confusion(
     path: Path, gold: list[str], predicted: list[str], title: str, labels: Sequence[str] = ("positive", "negative")
 ) -> None:
-    """Confusion matrix PNG; 'invalid' gets its own column when any answer was invalid."""
+    """Confusion matrix PNG: a row per gold label, a column per label and one for 'invalid' answers when
+    there were any (no gold text is invalid, so there is no row for it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
 
-    shown = [*labels, *(["invalid"] if "invalid" in predicted else [])]
-    size = max(4.6, 0.8 * len(shown) + 2.6)
-    fig, ax = plt.subplots(figsize=(size, size - 0.6), dpi=120)
-    ConfusionMatrixDisplay.from_predictions(gold, predicted, labels=shown, ax=ax, colorbar=False, cmap="Blues")
+    counts, columns = confusion_counts(gold, predicted, labels)
+    width, height = max(4.6, 0.8 * len(columns) + 2.6), max(4.0, 0.7 * len(labels) + 2.4)
+    fig, ax = plt.subplots(figsize=(width, height), dpi=120)
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), n in np.ndenumerate(counts):
+        dark = n > counts.max() / 2
+        ax.text(j, i, f"{n:,}", ha="center", va="center", color="white" if dark else "black", fontsize=9)
+    ax.set_xticks(range(len(columns)), columns, rotation=45 if len(columns) > 4 else 0)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("Predicted label")
+    ax.set_ylabel("True label")
     ax.set_title(textwrap.fill(title, 56), fontsize=9)  # long model and method names wrap, never clip
     save_figure(fig, path)
+
+
+def confusion_counts(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> tuple[np.ndarray, list[str]]:
+    """Counts of (gold label, answer): a row per label, a column per label and, when any answer was
+    invalid, one for those."""
+    from sklearn.metrics import confusion_matrix
+
+    columns = [*labels, *(["invalid"] if "invalid" in predicted else [])]
+    return confusion_matrix(gold, predicted, labels=columns)[: len(labels)], columns
 
 
 def save_heatmap(
