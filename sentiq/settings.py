@@ -92,6 +92,7 @@ class MethodConfig:
     seed: int = 0  # demonstrations and sampling
     demo_seed: int | None = None  # k-shot: draw the demonstrations with this seed instead (tune-prompt --draws)
     demos: str | None = None  # k-shot: a labelled file to draw demonstrations from; None: the embedded IMDB pool
+    tuned_from: str | None = None  # what --tuned applied, in words (recorded, not a setting)
 
     def __post_init__(self) -> None:
         checks = [

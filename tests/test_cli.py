@@ -298,3 +298,20 @@ def test_progress_rate_is_words_per_second_of_inference() -> None:
 
     finished_long_ago = SimpleNamespace(fields={"labelled": 10, "words": 1000, "seconds": 2.0}, elapsed=500.0)
     assert str(_Rates().render(finished_long_ago)) == "5.0 texts/s  500 words/s"  # the clock plays no part
+
+
+def test_tuned_says_what_it_applied_and_the_run_records_it(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "tuning" / tiny_model.name / "prompt"
+    folder.mkdir(parents=True)
+    (folder / "best.json").write_text(json.dumps({"prompt": "reply:capital", "calibrate": "contextual"}))
+    said = run("classify", "nice", "--model", str(tiny_model), "--tuned", "--results-dir", str(tmp_path))
+    assert said.exit_code == 0 and "--tuned applied prompt reply:capital, calibration contextual" in said.stderr
+    args = evaluate_args(tiny_model, labelled_csv, tmp_path, "tuned", 4, "--tuned")
+    result = run(*args)
+    assert result.exit_code == 0 and "loglik: --tuned applied prompt reply:capital" in result.stderr
+    config = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert (
+        config["tuned"].startswith("prompt reply:capital, calibration contextual (") and str(folder) in config["tuned"]
+    )

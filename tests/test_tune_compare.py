@@ -45,6 +45,9 @@ def test_tune_sampling_writes_grid_and_evaluate_uses_it(tiny_model: Path, labell
     assert (best["temperature"], best["top_k"]) == (ranked.iloc[0]["temperature"], ranked.iloc[0]["top_k"])
     assert (folder / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert "chosen: temperature" in result.output and best["prompt"] == "one-word"
+    (kept,) = (folder / "searches").iterdir()  # every search kept beside the latest choice
+    assert json.loads((kept / "best.json").read_text()) == best and (kept / "grid.csv").is_file()
+    assert ("answered invalid on" in result.output) == (2 * best["invalid"] > best["n"])
 
     result = runner.invoke(
         app,

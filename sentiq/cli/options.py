@@ -272,7 +272,9 @@ Json = Annotated[bool, _option("--json", help="Print machine-readable JSON only.
 
 def method_settings(method: str, given: dict[str, Any]) -> MethodConfig:
     """The method's settings from a command's parameters, which bear MethodConfig's field names."""
-    return MethodConfig(method=method, **{f.name: given[f.name] for f in fields(MethodConfig) if f.name != "method"})
+    return MethodConfig(
+        method=method, **{f.name: given[f.name] for f in fields(MethodConfig) if f.name in given and f.name != "method"}
+    )
 
 
 def parse_grid(text: str | None, kind: type, default: Sequence[Any], name: str) -> tuple:

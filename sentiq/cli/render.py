@@ -125,6 +125,8 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
         resumed = f", {summary.skipped} of them already there" if summary.skipped else ""
         rate = f", {summary.words / summary.seconds:,.0f} words/s of inference" if summary.seconds else ""
         note(f"saved {summary.texts + summary.skipped} labels in {summary.output}{resumed}{rate}")
+    if summary.tuned:
+        note(f"--tuned applied {summary.tuned}")
     if summary.calibration:
         c = summary.calibration
         note(f"{c['mode']} calibration: prior P(positive) = {prior_text(c['prior'])}, from {c['estimated_on']}")
@@ -147,6 +149,8 @@ def evaluated(results: Sequence[Any], as_json: bool) -> None:
         return
     out.print(metrics_table(results))
     for r in results:
+        if r.config.get("tuned"):
+            note(f"{r.method.method}: --tuned applied {r.config['tuned']}")
         if r.already_complete:
             note(f"{r.run_id} was already complete; nothing changed")
         elif r.truncated:
@@ -199,6 +203,11 @@ def tuned(result: Any, as_json: bool) -> None:
             f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} with prompt {b['prompt']} "
             f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
         )
+        if 2 * b["invalid"] > b["n"]:
+            warn(
+                f"the chosen cell answered invalid on {b['invalid']} of {b['n']} texts: the prompt's label words are "
+                "seldom what this model answers; try another prompt (tune-prompt) before sampling"
+            )
     extra = ", generation.csv" if "generation" in b else ""
     note(f"saved {result.folder} (grid.csv{extra}, heatmap.png, best.json)")
 

@@ -37,6 +37,7 @@ class Summary:
     output: Path | None = None
     already_complete: bool = False  # --resume of a finished output that the input added nothing to
     calibration: dict[str, Any] | None = None  # the prior divided out, and what it was estimated on
+    tuned: str | None = None  # what --tuned applied
 
 
 def make_source(items: list[tuple[str, str]], input_path: Path | None, settings: ClassifySettings) -> TextSource:
@@ -77,7 +78,7 @@ def classify(
     if settings.output is not None:
         refuse_input_as_output(source.origin, settings.output)
         sink = Sink(settings.output, columns, settings.resume, settings.overwrite)
-    summary = Summary(output=settings.output)
+    summary = Summary(output=settings.output, tuned=method.tuned_from)
     clf = Classifier(
         engine or load_engine(model),
         method,

@@ -247,6 +247,7 @@ def run_config(
         "method": method.method,
         "method_title": method.title(),
         "method_settings": method.relevant(),
+        **({"tuned": method.tuned_from} if method.tuned_from else {}),
         "prompts": [p.record() for p in load_prompts(method.prompt)],
         "labels": list(run_labels([method])),
         **({"ordered": True} if load_prompts(method.prompt)[0].ordered else {}),

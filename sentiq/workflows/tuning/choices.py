@@ -55,6 +55,9 @@ def save_search(
     axes: tuple[str, str, str],
     title: str,
 ) -> None:
+    import shutil
+    import time
+
     from sentiq.io.files import write_frame, write_json
     from sentiq.workflows.plots import save_heatmap
 
@@ -62,6 +65,10 @@ def save_search(
     write_frame(folder / "grid.csv", grid)
     write_json(folder / "best.json", best)
     save_heatmap(folder / "heatmap.png", table, cell, axes, title)
+    kept = folder / "searches" / time.strftime("%Y%m%d-%H%M%S")  # every search kept; best.json: the latest
+    kept.mkdir(parents=True, exist_ok=True)
+    for name in ("grid.csv", "best.json", "heatmap.png"):
+        shutil.copy2(folder / name, kept / name)
 
 
 def cell_names(grid: pd.DataFrame) -> list[str]:
@@ -107,12 +114,31 @@ def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Pat
             prompt = prompt["generation"]
         tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
         demo_seed = prompt.get("demo_seed") if m.method == "k-shot" else None  # the demonstrations tuned with
-        tuned.append(replace(m, prompt=prompt["prompt"], calibrate=prompt["calibrate"], tail=tail, demo_seed=demo_seed))
+        where = with_demos if m.method == "k-shot" and with_demos.is_file() else tuning_folder(root, model, "prompt")
+        said = f"prompt {prompt['prompt']}, calibration {prompt['calibrate']}" + (f", ending {tail}" if tail else "")
+        tuned.append(
+            replace(
+                m,
+                prompt=prompt["prompt"],
+                calibrate=prompt["calibrate"],
+                tail=tail,
+                demo_seed=demo_seed,
+                tuned_from=f"{said} ({where.parent if where.name == 'best.json' else where})",
+            )
+        )
     if not any(m.method == "sampling" for m in tuned):
         return tuned
     sampling = _best(root, model, "sampling", "tune-sampling")
+    chosen = f"temperature {sampling['temperature']:g}, top-k {sampling['top_k']}"
     return [
-        replace(m, temperature=sampling["temperature"], top_k=sampling["top_k"]) if m.method == "sampling" else m
+        replace(
+            m,
+            temperature=sampling["temperature"],
+            top_k=sampling["top_k"],
+            tuned_from=f"{m.tuned_from}; {chosen} ({tuning_folder(root, model, 'sampling')})",
+        )
+        if m.method == "sampling"
+        else m
         for m in tuned
     ]
 
