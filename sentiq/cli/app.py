@@ -33,7 +33,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Label texts as positive or negative with Qwen2.5 Instruct models: classify, evaluate, tune, compare."""
+    """Label the sentiment of texts with Qwen2.5 Instruct models (positive/negative, or any label set a prompt declares): classify, evaluate, tune, compare."""
 
 
 app.command()(classify)

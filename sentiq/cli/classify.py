@@ -79,7 +79,7 @@ def classify(
     grow_timeout: o.GrowTimeout = RaySettings.grow_timeout,
     json_out: o.Json = False,
 ) -> None:
-    """Label texts as positive or negative."""
+    """Label texts: positive or negative, or the labels the prompt declares."""
     from sentiq.api import classify_file
 
     settings = ClassifySettings(output, text_column, keep_columns, chunk_size, resume, overwrite)
