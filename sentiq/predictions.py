@@ -81,9 +81,11 @@ def labelled(
 
 
 def run_fields(labels: Sequence[str] = LABELS) -> tuple[str, ...]:
-    """predictions.csv's columns: RUN_FIELDS, then each label's probability for a label set other than
-    the binary one (whose p_positive columns then stay empty)."""
-    return RUN_FIELDS if tuple(labels) == LABELS else (*RUN_FIELDS, *probability_fields(labels))
+    """predictions.csv's columns: RUN_FIELDS for the binary labels; for another set, each label's
+    probability in place of p_positive and p_positive_raw."""
+    if tuple(labels) == LABELS:
+        return RUN_FIELDS
+    return (*(f for f in RUN_FIELDS if f not in ("p_positive", "p_positive_raw")), *probability_fields(labels))
 
 
 def run_row(row: dict[str, Any], gold: str, labels: Sequence[str] = LABELS) -> dict[str, Any]:
@@ -91,13 +93,14 @@ def run_row(row: dict[str, Any], gold: str, labels: Sequence[str] = LABELS) -> d
     import pandas as pd
 
     prob = lambda x: None if x is None or pd.isna(x) else round(float(x), 6)  # noqa: E731
-    extra = {f: prob(row.get(f)) for f in run_fields(labels)[len(RUN_FIELDS) :]}
+    binary = tuple(labels) == LABELS
+    probs = {f: prob(row.get(f)) for f in ("p_positive", "p_positive_raw")} if binary else {}
+    extra = {} if binary else {f: prob(row.get(f)) for f in probability_fields(labels)}
     return {
         "id": str(row["id"]),
         "gold": gold,
         "predicted": row["label"],
-        "p_positive": prob(row["p_positive"]),
-        "p_positive_raw": prob(row["p_positive_raw"]),
+        **probs,
         "answer": row["answer"] or "",
         "words": word_count(row["text"]),
         "tokens": int(row["tokens"]),

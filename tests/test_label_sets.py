@@ -120,7 +120,11 @@ def test_evaluate_measures_a_three_way_sample(tiny_model: Path, three: Path, twe
     folder = tmp_path / "runs" / "three"
     predictions = pd.read_csv(folder / "predictions.csv")
     assert predictions["gold"].value_counts().to_dict() == {"negative": 3, "neutral": 3, "positive": 3}  # balanced
-    assert {"p_negative", "p_neutral", "p_positive"} <= set(predictions.columns)
+    assert list(predictions.columns) == [
+        *("id", "gold", "predicted", "answer", "words", "tokens", "truncated", "latency_ms"),
+        *("p_negative", "p_neutral", "p_positive"),
+    ]  # each label's probability in place of the binary p_positive columns, none twice
+    assert predictions[["p_negative", "p_neutral", "p_positive"]].sum(axis=1).to_numpy() == pytest.approx(1.0, abs=1e-5)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert set(metrics["per_label"]) == set(LABELS3) and 0 <= metrics["macro_recall"] <= 1
     assert "per_label.neutral.recall" in pd.read_csv(folder / "metrics.csv").columns

@@ -312,3 +312,22 @@ def test_actors_of_an_earlier_job_are_given_time_to_free_their_cpus(monkeypatch:
     monkeypatch.setattr(ray_cluster, "_can_grow", lambda: False)
     with pytest.raises(OptionError, match="do not fit"):  # a pool too big for the idle cluster: at once
         ray_cluster._require_room(RaySettings(backend="ray", workers=2), "local", release=60.0)
+
+
+def test_ray_writes_every_label_s_probability_for_a_three_way_prompt(cluster, tiny_model: Path, tmp_path: Path) -> None:
+    from sentiq.workflows.classify import classify_on_ray
+
+    prompt = tmp_path / "three.toml"
+    prompt.write_text('user = "{text}"\n[labels]\nnegative = "negative"\nneutral = "neutral"\npositive = "positive"\n')
+    _texts(12).to_parquet(tmp_path / "in.parquet")
+    method = MethodConfig(prompt=str(prompt))
+    out = tmp_path / "labels.parquet"
+    settings = ClassifySettings(output=out, keep_columns="")
+    assert (
+        classify_on_ray(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), method, SCALE).texts
+        == 12
+    )
+    got = pd.read_parquet(out)
+    assert list(got.columns) == ["id", "label", "p_negative", "p_neutral", "p_positive", "answer"]
+    assert got[["p_negative", "p_neutral", "p_positive"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    assert set(got["label"]) <= {"negative", "neutral", "positive"}

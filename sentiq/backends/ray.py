@@ -69,12 +69,12 @@ class LabelBatch:
 
         table = pa.Table.from_pandas(batch.assign(id=batch["id"].astype(str)), preserve_index=False)
         rows = [labelled(i, t, p, per_text, self.clf.labels) for i, t, p in zip(batch["id"], batch["text"], preds)]
-        for name in LABELLED_FIELDS[2:]:  # typed, so that a block with no probability at all still writes doubles
-            kind, normal = ARROW_TYPES[name]
+        probs = probability_fields(self.clf.labels) if self.clf.labels != LABELS else ()
+        for name in (f for f in LABELLED_FIELDS[2:] if f not in probs):  # typed: a block with no probability
+            kind, normal = ARROW_TYPES[name]  # at all still writes doubles
             table = table.append_column(name, pa.array([normal(r[name]) for r in rows], type=pa.type_for_alias(kind)))
-        if self.clf.labels != LABELS:  # every label's probability: p_<label>, as classify writes them
-            for name in probability_fields(self.clf.labels):
-                table = table.append_column(name, pa.array([r[name] for r in rows], type=pa.float64()))
+        for name in probs:  # every label's probability of a set other than the binary one: p_<label>
+            table = table.append_column(name, pa.array([r[name] for r in rows], type=pa.float64()))
         for name in ("device", "dtype"):
             table = table.append_column(name, pa.array([self.where[name]] * len(rows), type=pa.string()))
         return table
