@@ -147,3 +147,27 @@ def test_classify_file_streams_with_a_loaded_classifier_and_resumes(clf: sentiq.
     assert again.already_complete and again.texts == 0
     with pytest.raises(sentiq.DataError, match="already holds labels"):
         sentiq.classify_file(source, tmp_path / "out.jsonl", clf)
+
+
+def test_bad_input_to_the_other_calls_is_a_sentiq_error_and_loses_nothing(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path
+) -> None:
+    from sentiq.settings import RaySettings
+
+    with pytest.raises(sentiq.OptionError, match="Did you mean 'ensemble'"):
+        sentiq.tune_prompt(str(tiny_model), ensembel=2)  # refused before any model loads
+    with pytest.raises(
+        sentiq.OptionError, match="unknown tune_sampling option 'temperature'. Did you mean 'temperatures'"
+    ):
+        sentiq.tune_sampling(str(tiny_model), temperature=0.5)
+    with pytest.raises(sentiq.OptionError, match="labels an --input file or folder"):
+        sentiq.classify_file([("a", "great")], tmp_path / "out.parquet", scale=RaySettings(backend="ray"))
+    with pytest.raises(sentiq.DataError, match="file not found"):
+        sentiq.load(str(tiny_model), method="k-shot", demos=str(tmp_path / "no-such-demos.csv"))
+    evaluation = sentiq.evaluate(str(tiny_model), "loglik", dataset=str(labelled_csv), n=4, run_id="once")
+    (folder,) = evaluation.save(tmp_path / "results")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    again = sentiq.evaluate(str(tiny_model), "loglik", dataset=str(labelled_csv), n=4, run_id="once")
+    with pytest.raises(sentiq.RunError, match="already exists"):
+        again.save(tmp_path / "results")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the first run untouched

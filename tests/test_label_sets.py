@@ -264,3 +264,8 @@ def test_confusion_matrices_have_a_row_per_gold_label_and_a_column_for_invalid_a
     assert counts.tolist() == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
     counts, columns = confusion_counts(gold, ["negative", "neutral", "positive", "positive"], LABELS3)
     assert columns == list(LABELS3) and counts.shape == (3, 3)  # no invalid answer, no column for it
+
+
+def test_a_stratified_sample_larger_than_the_data_is_refused(tiny_model: Path, three: Path, tweets: Path) -> None:
+    with pytest.raises(sentiq.DataError, match="--n 99 is more than the 15 texts of the dataset"):
+        sentiq.evaluate(str(tiny_model), "loglik", prompt=str(three), dataset=str(tweets), n=99, sample="stratified")

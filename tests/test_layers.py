@@ -10,7 +10,10 @@ import sentiq
 
 PACKAGE = Path(sentiq.__file__).parent
 LAYERS = [  # lowest first; a module belongs to the first prefix it starts with
-    ("leaves", ("sentiq.errors", "sentiq.settings", "sentiq.text", "sentiq.predictions", "sentiq.version")),
+    (
+        "leaves",
+        ("sentiq.errors", "sentiq.settings", "sentiq.text", "sentiq.predictions", "sentiq.progress", "sentiq.version"),
+    ),
     ("io", ("sentiq.io",)),
     ("core", ("sentiq.core",)),
     ("methods", ("sentiq.methods",)),

@@ -12,8 +12,9 @@ from typing import Any
 
 from sentiq.api.classifier import Classifier, Result, load
 from sentiq.api.measuring import Evaluation, compare, evaluate, tune_prompt, tune_sampling
-from sentiq.api.options import StartTask, method_config
+from sentiq.api.options import method_config
 from sentiq.api.streaming import classify_file
+from sentiq.progress import StartTask
 
 __all__ = [
     "Classifier",

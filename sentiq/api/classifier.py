@@ -44,8 +44,9 @@ class Classifier:
 
         self.engine = engine
         self.method = method
-        pool = pool_for(method, label_set(load_prompts(method.prompt)))  # k-shot's demonstrations
-        self._runner: MethodRunner = MethodRunner(engine, method, pool=pool)
+        prompts = load_prompts(method.prompt)
+        pool = pool_for(method, label_set(prompts))  # k-shot's demonstrations
+        self._runner: MethodRunner = MethodRunner(engine, method, pool=pool, prompts=prompts)
         self._runner.warm_up()
 
     def __repr__(self) -> str:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentiq.api.options import StartTask, method_config, model_settings, quiet, tuned_methods
+from sentiq.api.options import check_options, method_config, model_settings, tuned_methods
+from sentiq.progress import StartTask, no_progress
 from sentiq.settings import (
     EMBEDDED,
     DataSpec,
@@ -108,7 +109,7 @@ def evaluate(
     )
     from sentiq.workflows.evaluate import evaluate as run_evaluate
 
-    return Evaluation(run_evaluate(settings, progress or quiet, engine))
+    return Evaluation(run_evaluate(settings, progress or no_progress, engine))
 
 
 def tune_prompt(
@@ -125,8 +126,9 @@ def tune_prompt(
     settings: PromptTuneSettings' fields (prompts, n, ensemble, tail, k, draws, max_tokens, seed)."""
     from sentiq.workflows.tuning.prompts import tune_prompt as search_prompts
 
+    check_options(PromptTuneSettings, settings, "tune_prompt", fixed=("output_dir",))
     chosen = PromptTuneSettings(output_dir=Path(output_dir), **settings)
-    return search_prompts(model_settings(model, device, dtype), chosen, progress or quiet)
+    return search_prompts(model_settings(model, device, dtype), chosen, progress or no_progress)
 
 
 def tune_sampling(
@@ -142,8 +144,9 @@ def tune_sampling(
     settings: TuneSettings' fields (temperatures, top_ks, n, samples, prompt, seed)."""
     from sentiq.workflows.tuning.sampling import tune_sampling as search_sampling
 
+    check_options(TuneSettings, settings, "tune_sampling", fixed=("output_dir",))
     chosen = TuneSettings(output_dir=Path(output_dir), **settings)
-    return search_sampling(model_settings(model, device, dtype), chosen, progress or quiet)
+    return search_sampling(model_settings(model, device, dtype), chosen, progress or no_progress)
 
 
 def compare(

@@ -12,25 +12,23 @@ from typing import Any
 from sentiq.errors import OptionError
 from sentiq.settings import MethodConfig, ModelSettings, method_names
 
-StartTask = Callable[[str, "int | None"], Callable[..., None]]  # (description, total) -> advance(texts, words, seconds)
-
 Rows = Callable[[list[dict[str, Any]]], None]  # classify_file's on_rows: each batch's rows
 
 
-def quiet(description: str, total: int | None) -> Callable[..., None]:
-    """No progress shown: the library's default."""
-    return lambda n, words=0, seconds=0.0: None
-
-
-def method_config(method: str | MethodConfig = "loglik", **options: Any) -> MethodConfig:
-    """A method's settings from its name and keyword options (MethodConfig's fields); a misspelt option
-    is named with the nearest one."""
-    known = [f.name for f in fields(MethodConfig)]
+def check_options(cls: type, options: dict[str, Any], what: str, fixed: tuple[str, ...] = ()) -> None:
+    """Keyword options that are fields of the settings class `cls` (less those the call sets itself); a
+    misspelt one is named with the nearest one."""
+    known = [f.name for f in fields(cls) if f.name not in fixed]
     for name in options:
         if name not in known:
             near = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean '{near[0]}'?" if near else f" Options are: {', '.join(known[1:])}."
-            raise OptionError(f"unknown method option '{name}'.{hint}")
+            hint = f" Did you mean '{near[0]}'?" if near else f" Options are: {', '.join(known)}."
+            raise OptionError(f"unknown {what} option '{name}'.{hint}")
+
+
+def method_config(method: str | MethodConfig = "loglik", **options: Any) -> MethodConfig:
+    """A method's settings from its name and keyword options (MethodConfig's fields)."""
+    check_options(MethodConfig, options, "method", fixed=("method",))
     if isinstance(method, MethodConfig):
         return replace(method, **options)
     (name,) = method_names([method])

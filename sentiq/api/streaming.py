@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sentiq.api.classifier import Classifier
-from sentiq.api.options import Rows, StartTask, method_config, model_settings, quiet
+from sentiq.api.options import Rows, method_config, model_settings
 from sentiq.errors import OptionError
+from sentiq.progress import StartTask, no_progress
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 
 if TYPE_CHECKING:
@@ -60,4 +61,4 @@ def classify_file(
     path = Path(input) if isinstance(input, str | Path) else None
     source = make_source(items, path, settings)
     engine = classifier.engine if classifier is not None else engine
-    return classify(source, settings, models, config, progress or quiet, on_rows, tuned_in, engine)
+    return classify(source, settings, models, config, progress or no_progress, on_rows, tuned_in, engine)

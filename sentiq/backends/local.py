@@ -14,11 +14,11 @@ from sentiq.methods.calibration import prior_from_record
 from sentiq.methods.classifier import Classifier, label_set
 from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import Prediction, labelled
+from sentiq.progress import Advance
 from sentiq.settings import MethodConfig
 from sentiq.text import word_count
 
 Keep = Callable[[list[dict[str, Any]]], None]  # labelled rows (predictions.LABELLED_FIELDS), per batch
-Advance = Callable[..., None]  # advance(texts, words=0, seconds=0.0): seconds of inference
 
 
 class RunRecord(Protocol):

@@ -12,6 +12,7 @@ import typer
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
+from sentiq.progress import silent
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 
 
@@ -82,15 +83,13 @@ def classify(
     """Label texts: positive or negative, or the labels the prompt declares."""
     from sentiq.api import classify_file
 
-    settings = ClassifySettings(output, text_column, keep_columns, chunk_size, resume, overwrite)
     models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
     methods = o.method_settings(method, locals())
     scale = RaySettings(engine, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
-    common = dict(model=models, method=methods, tuned=tuned, results_dir=results_dir)
-    kept = dict(text_column=text_column, keep_columns=keep_columns, chunk_size=chunk_size)
-    kept |= dict(resume=settings.resume, overwrite=settings.overwrite)
+    asked = dict(model=models, method=methods, tuned=tuned, results_dir=results_dir, text_column=text_column)
+    asked |= dict(keep_columns=keep_columns, chunk_size=chunk_size, resume=resume, overwrite=overwrite)
     if scale.backend == "ray":
-        render.classified(classify_file(input, output, **common, **kept, scale=scale), None)
+        render.classified(classify_file(input, output, **asked, scale=scale), None)
         return
     items = gather_texts(texts or [], sys.stdin if input is None else None)
     shown: list[dict[str, Any]] | None = None if json_out or output else []
@@ -99,9 +98,9 @@ def classify(
 
         def start(description: str, total: int | None) -> Any:  # a bar for an output or 20 texts and more
             quick = output is None and total is not None and total < 20
-            return (lambda n, words=0, seconds=0.0: None) if quick else start_task(description, total)
+            return silent if quick else start_task(description, total)
 
-        summary = classify_file(input or items, output, **common, **kept, on_rows=emit, progress=start)
+        summary = classify_file(input or items, output, **asked, on_rows=emit, progress=start)
     render.classified(summary, shown)
 
 

@@ -32,6 +32,7 @@ from sentiq.cli.tables import (
 )
 from sentiq.errors import listed
 from sentiq.methods.calibration import prior_text
+from sentiq.progress import no_progress
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -81,7 +82,7 @@ def progress(enabled: bool = True) -> Iterator[Any]:
     """Yields start_task(description, total) -> advance(texts, words=0, seconds=0.0); a bar on stderr per task
     (total None: the input's size is unknown, so no ETA)."""
     if not enabled:
-        yield lambda description, total: lambda n, words=0, seconds=0.0: None
+        yield no_progress
         return
     bar = Progress(
         TextColumn("{task.description}"),

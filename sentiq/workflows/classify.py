@@ -19,10 +19,10 @@ from sentiq.methods.calibration import prior_from_record
 from sentiq.methods.classifier import Classifier, label_set
 from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import Prediction, output_fields, output_row
+from sentiq.progress import Advance
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 from sentiq.text import clean_text, word_count
 
-Advance = Callable[..., None]  # advance(texts, words=0, seconds=0.0): seconds of inference
 Emit = Callable[[list[dict[str, Any]]], None]
 
 
@@ -69,7 +69,8 @@ def classify(
 
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
-    labels = label_set(load_prompts(method.prompt))  # a broken prompt file fails before the model loads
+    prompts = load_prompts(method.prompt)  # a broken prompt file fails before the model loads
+    labels = label_set(prompts)
     columns = output_columns(source.keep, labels)
     if (settings.resume or settings.overwrite) and settings.output is None:
         flag = "--resume continues" if settings.resume else "--overwrite replaces"
@@ -83,6 +84,7 @@ def classify(
         engine or load_engine(model),
         method,
         pool=pool_for(method, labels),
+        prompts=prompts,
         **_calibration_kept(settings, method, summary),
     )
     clf.warm_up()

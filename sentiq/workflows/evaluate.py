@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,12 @@ from sentiq.methods.classifier import label_set
 from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import RUN_FIELDS, run_fields, run_row
+from sentiq.progress import StartTask, no_progress
 from sentiq.settings import EvalSettings, MethodConfig
 from sentiq.text import LABELS, clean_text
 from sentiq.version import __version__
 from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.workflows.plots import plot_confusion
-
-Advance = Callable[..., None]  # advance(texts, words=0, seconds=0.0): seconds of inference
-StartTask = Callable[[str, int], Advance]  # (description, total) -> advance
-
-
-def no_progress(description: str, total: int | None) -> Advance:
-    """A start_task that shows nothing: the library's default."""
-    return lambda n, words=0, seconds=0.0: None
 
 
 @dataclass
@@ -239,6 +231,7 @@ def run_config(
     import torch
     import transformers
 
+    prompts = load_prompts(method.prompt)
     return {
         "run_id": run_id,
         "sentiq_version": __version__,
@@ -248,9 +241,9 @@ def run_config(
         "method_title": method.title(),
         "method_settings": method.relevant(),
         **({"tuned": method.tuned_from} if method.tuned_from else {}),
-        "prompts": [p.record() for p in load_prompts(method.prompt)],
-        "labels": list(run_labels([method])),
-        **({"ordered": True} if load_prompts(method.prompt)[0].ordered else {}),
+        "prompts": [p.record() for p in prompts],
+        "labels": list(label_set(prompts)),
+        **({"ordered": True} if prompts[0].ordered else {}),
         **demonstrations(method),
         "dataset": asdict(settings.data),
         "n": len(sample),
