@@ -16,6 +16,7 @@ class Quality:
     accuracy: float  # over all n texts; an invalid answer is a wrong answer
     macro_precision: float
     macro_recall: float  # macro-averaged recall: TweetEval's measure of three-way sentiment
+    # (the macro averages are over the labels the gold sample holds)
     macro_f1: float
     invalid: int
     coverage: float  # share of texts that got a valid label
@@ -48,13 +49,16 @@ class Speed:
 def quality(
     gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] = LABELS, ordered: bool = False
 ) -> Quality:
-    """Per-label and macro precision/recall/F1 over the real labels; 'invalid' predictions lower recall
-    of their gold label and accuracy. Ordered labels add the distance measures of ratings."""
+    """Per-label precision/recall/F1 over every label of the set, macro averages over those the sample
+    holds (a label no text has has no recall to average: five-point reviews without a 3-star one); 'invalid'
+    predictions lower recall of their gold label and accuracy. Ordered labels add the distance measures of
+    ratings."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     labels = list(labels)
+    held = [lab for lab in labels if lab in set(gold)] or labels
     p, r, f, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
-    mp, mr, mf, _ = precision_recall_fscore_support(gold, predicted, labels=labels, average="macro", zero_division=0)
+    mp, mr, mf, _ = precision_recall_fscore_support(gold, predicted, labels=held, average="macro", zero_division=0)
     invalid = sum(1 for y in predicted if y not in labels)
     n = len(gold)
     per_label = {
