@@ -30,6 +30,10 @@ class DataError(SentiqError):
     """A dataset, file, column or label that cannot be used."""
 
 
+class UnknownLabels(DataError):
+    """Label values a label set cannot read: a value outside the label map, or a map naming no label."""
+
+
 class ModelError(SentiqError):
     """A model that cannot be found, downloaded or loaded."""
 

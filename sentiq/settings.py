@@ -93,6 +93,7 @@ class MethodConfig:
     demo_seed: int | None = None  # k-shot: draw the demonstrations with this seed instead (tune-prompt --draws)
     demos: str | None = None  # k-shot: a labelled file to draw demonstrations from; None: the embedded IMDB pool
     tuned_from: str | None = None  # what --tuned applied, in words (recorded, not a setting)
+    tuned_on: tuple[str, ...] = ()  # the split.csv files of the searches --tuned applied: evaluation leaves them out
 
     def __post_init__(self) -> None:
         checks = [
@@ -205,33 +206,46 @@ class EvalSettings:
     ray: RaySettings = field(default_factory=RaySettings)
 
     def __post_init__(self) -> None:
-        if self.sample not in SAMPLINGS:
-            raise OptionError(f"unknown sample rule '{self.sample}': choose {' or '.join(SAMPLINGS)}")
+        _check_sample(self.sample)
+
+
+def _check_sample(rule: str) -> None:
+    if rule not in SAMPLINGS:
+        raise OptionError(f"unknown sample rule '{rule}': choose {' or '.join(SAMPLINGS)}")
 
 
 @dataclass(frozen=True)
 class TuneSettings:
     temperatures: tuple[float, ...] = TEMPERATURES
     top_ks: tuple[int, ...] = TOP_KS
-    n: int = 40  # tuning texts, balanced, from the train tuning reviews
+    n: int = 40  # tuning texts, from the embedded train tuning reviews or `data`
     samples: int = 1  # answers per text while tuning: one keeps the grid cheap
-    prompt: str = DEFAULT_PROMPT  # one prompt: the one tune-prompt chose is the one to search with
+    prompt: str | None = None  # one prompt (tune-prompt's choice is a good one); None: the label set's first built-in
+    data: DataSpec = field(default_factory=DataSpec)  # the embedded tuning reviews, or labelled texts of one's own
+    sample: str = "balanced"  # one of SAMPLINGS
     seed: int = 0
     output_dir: Path = Path("results")
+
+    def __post_init__(self) -> None:
+        _check_sample(self.sample)
 
 
 @dataclass(frozen=True)
 class PromptTuneSettings:
     prompts: str | None = None  # comma-separated prompt refs; None: every built-in prompt and label-word variant
-    n: int = 400  # tuning texts, balanced, from the train tuning reviews: 200 cannot tell 2 points apart
+    n: int = 400  # tuning texts, from the embedded train tuning reviews or `data`: 200 cannot tell 2 points apart
     ensemble: int = 3  # also score the mean of the best this many prompts (below 2: no ensembles)
     tail: int = 80  # also try every cell with the texts' last this many words scored beside them; 0: not
     k: int = 0  # score with k demonstrations per class, as k-shot --scoring loglik: a choice for k-shot; 0: none
     draws: int = 1  # with k: demonstration sets tried, drawn with seeds seed, seed + 1, ...
     max_tokens: int = 4096  # per text, as evaluate's --max-tokens
+    data: DataSpec = field(default_factory=DataSpec)  # the embedded tuning reviews, or labelled texts of one's own
+    sample: str = "balanced"  # one of SAMPLINGS
+    demos: str | None = None  # with k: a labelled file to draw demonstrations from, as k-shot's --demos
     seed: int = 0
     output_dir: Path = Path("results")
 
     def __post_init__(self) -> None:
+        _check_sample(self.sample)
         if self.draws > 1 and not self.k:
             raise OptionError("--draws needs --k: without demonstrations there is nothing to draw")

@@ -3,6 +3,7 @@ counted (the unit of throughput)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -25,3 +26,9 @@ def plural(n: int, noun: str) -> str:
 def word_count(text: str) -> int:
     """Words of an input text, the unit of throughput."""
     return len(text.split())
+
+
+def text_digest(text: str) -> str:
+    """A text by its content: the same text in another file, under another id or with other outer
+    whitespace or line-break markup, has the same digest."""
+    return hashlib.sha256(clean_text(text).encode("utf-8")).hexdigest()[:16]

@@ -163,9 +163,12 @@ def test_methods_of_two_label_sets_are_evaluated_apart(tiny_model: Path, three: 
         sentiq.evaluate(str(tiny_model), methods, dataset=str(tweets), n=6)
 
 
-def test_the_tuning_searches_take_binary_prompts(tiny_model: Path, three: Path) -> None:
+def test_the_embedded_tuning_reviews_take_binary_prompts(tiny_model: Path, three: Path) -> None:
     result = runner.invoke(app, ["tune-prompt", "--model", str(tiny_model), "--prompts", str(three), "--n", "4"])
-    assert result.exit_code == 1 and "labelled positive/negative; prompt 'tweets' answers in negative" in result.output
+    assert result.exit_code == 1
+    assert "embedded tuning reviews are labelled positive/negative, and prompt 'tweets' answers in negative" in (
+        result.output
+    )
 
 
 def test_ordered_labels_add_the_distance_measures_of_ratings() -> None:
@@ -179,6 +182,15 @@ def test_ordered_labels_add_the_distance_measures_of_ratings() -> None:
 
     assert q.qwk == pytest.approx(cohen_kappa_score([0, 1, 2, 3, 4], [0, 2, 2, 4, 0], weights="quadratic"))
     assert quality(["positive"], ["positive"]).mae is None  # unordered: none of them
+
+
+def test_macro_averages_are_over_the_labels_the_sample_holds() -> None:
+    from sentiq.workflows.metrics import quality
+
+    stars = ["1", "2", "3", "4", "5"]
+    q = quality(["1", "2", "4", "5"], ["1", "3", "4", "4"], stars, ordered=True)  # no 3-star text
+    assert q.macro_recall == pytest.approx((1 + 0 + 1 + 0) / 4) and q.per_label["3"]["support"] == 0
+    assert q.macro_precision == pytest.approx((1 + 0 + 0.5 + 0) / 4)  # answering 3 still costs the 2's recall
 
 
 def test_the_built_in_rating_prompt_is_ordered_and_evaluates(tiny_model: Path, tmp_path: Path) -> None:

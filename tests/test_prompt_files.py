@@ -483,7 +483,7 @@ def test_tune_prompt_reads_generation_as_generation_decides(
     from sentiq.methods.binding import answer_firsts
     from sentiq.methods.prompts import CONTENT_FREE
     from sentiq.methods.texts import endings
-    from sentiq.workflows.tuning.prompts import answered_positive, first_answer_step, read_views
+    from sentiq.workflows.tuning.prompts import answered_labels, first_answer_step, read_views
 
     texts = ["a fine film", "dull and long and slow", "I loved it, truly a delight to watch", "bad", "so-so really"]
     steps: list[np.ndarray] = []
@@ -503,7 +503,7 @@ def test_tune_prompt_reads_generation_as_generation_decides(
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE)}
     ends = {kind: endings(xs, tail) for kind, xs in inputs.items()} if tail else {}
     _, answers = read_views(Classifier(engine, MethodConfig(prompt="classifier")), inputs, ends)
-    assert answered_positive(calibrate, tail, answers).tolist() == expected
+    assert (answered_labels(calibrate, tail, answers) == 0).tolist() == expected  # 0: positive
     read = first_answer_step(calibrate, tail, answers).numpy()
     np.testing.assert_allclose(read, np.concatenate([step[:, ids] for step in steps]), atol=1e-4)
 

@@ -94,7 +94,7 @@ def evaluate(
     expanded = [m for name in names for m in ([name] if isinstance(name, MethodConfig) else method_names([name]))]
     configs = [method_config(m, **options) for m in expanded]
     models = model_settings(model, device, dtype, batch_size, max_batch_tokens)
-    data = dataset if isinstance(dataset, DataSpec) else DataSpec(dataset, text_column, label_column, label_map)
+    data = _data_spec(dataset, text_column, label_column, label_map)
     settings = EvalSettings(
         model=models,
         data=data,
@@ -115,38 +115,56 @@ def evaluate(
 def tune_prompt(
     model: str | ModelSettings | None = None,
     *,
+    dataset: str | DataSpec = EMBEDDED,
+    text_column: str | None = None,
+    label_column: str = DataSpec.label_column,
+    label_map: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
     output_dir: str | Path = "results",
     progress: StartTask | None = None,
     **settings: Any,
 ) -> TuneResult:
-    """Choose the prompt, label words, calibration and ending for a model by loglik accuracy on the
-    embedded tuning reviews; saved under output_dir/tuning/<model>/, where `tuned=True` finds it.
-    settings: PromptTuneSettings' fields (prompts, n, ensemble, tail, k, draws, max_tokens, seed)."""
+    """Choose the prompt, label words, calibration and ending for a model by loglik accuracy (macro
+    recall on a stratified sample) on tuning texts: the embedded tuning reviews, or a sample of `dataset`
+    (read as evaluate reads it) in its label set. Saved under output_dir/tuning/<model>/ (and the label
+    set's name, for a set other than positive/negative), where `tuned=True` finds it; evaluating with it
+    leaves the tuning texts out. settings: PromptTuneSettings' fields (prompts, n, sample, ensemble,
+    tail, k, draws, demos, max_tokens, seed)."""
     from sentiq.workflows.tuning.prompts import tune_prompt as search_prompts
 
-    check_options(PromptTuneSettings, settings, "tune_prompt", fixed=("output_dir",))
-    chosen = PromptTuneSettings(output_dir=Path(output_dir), **settings)
+    check_options(PromptTuneSettings, settings, "tune_prompt", fixed=("output_dir", "data"))
+    data = _data_spec(dataset, text_column, label_column, label_map)
+    chosen = PromptTuneSettings(output_dir=Path(output_dir), data=data, **settings)
     return search_prompts(model_settings(model, device, dtype), chosen, progress or no_progress)
 
 
 def tune_sampling(
     model: str | ModelSettings | None = None,
     *,
+    dataset: str | DataSpec = EMBEDDED,
+    text_column: str | None = None,
+    label_column: str = DataSpec.label_column,
+    label_map: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
     output_dir: str | Path = "results",
     progress: StartTask | None = None,
     **settings: Any,
 ) -> TuneResult:
-    """Search temperature x top-k for the sampling method; saved where `tuned=True` finds it.
-    settings: TuneSettings' fields (temperatures, top_ks, n, samples, prompt, seed)."""
+    """Search temperature x top-k for the sampling method on tuning texts chosen as tune_prompt's; saved
+    where `tuned=True` finds it. settings: TuneSettings' fields (temperatures, top_ks, n, sample,
+    samples, prompt, seed)."""
     from sentiq.workflows.tuning.sampling import tune_sampling as search_sampling
 
-    check_options(TuneSettings, settings, "tune_sampling", fixed=("output_dir",))
-    chosen = TuneSettings(output_dir=Path(output_dir), **settings)
+    check_options(TuneSettings, settings, "tune_sampling", fixed=("output_dir", "data"))
+    data = _data_spec(dataset, text_column, label_column, label_map)
+    chosen = TuneSettings(output_dir=Path(output_dir), data=data, **settings)
     return search_sampling(model_settings(model, device, dtype), chosen, progress or no_progress)
+
+
+def _data_spec(dataset: str | DataSpec, text_column: str | None, label_column: str, label_map: str | None) -> DataSpec:
+    return dataset if isinstance(dataset, DataSpec) else DataSpec(str(dataset), text_column, label_column, label_map)
 
 
 def compare(

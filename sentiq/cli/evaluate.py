@@ -12,7 +12,7 @@ from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
 from sentiq.errors import OptionError
-from sentiq.settings import SAMPLINGS, DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, method_names
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, method_names
 
 
 @guarded
@@ -26,14 +26,7 @@ def evaluate(
     n: Annotated[
         int | None, typer.Option(help="Balanced sample size (half per label).", rich_help_panel=o.DATA_PANEL)
     ] = EvalSettings.n,
-    sample: Annotated[
-        str,
-        typer.Option(
-            **o.choice(SAMPLINGS),
-            help="balanced: as many texts of every label; stratified: the data's own proportions of them.",
-            rich_help_panel=o.DATA_PANEL,
-        ),
-    ] = EvalSettings.sample,
+    sample: o.Sample = EvalSettings.sample,
     methods: o.MethodList = [MethodConfig.method],  # noqa: B006 - Typer reads the default from here
     model: o.Model = ModelSettings.model,
     device: o.Device = ModelSettings.device,

@@ -22,6 +22,7 @@ from sentiq.settings import (
     DEVICES,
     DTYPES,
     METHODS,
+    SAMPLINGS,
     SCORINGS,
     TEMPERATURES,
     TOKEN_BUDGETS,
@@ -225,6 +226,33 @@ LabelMap = Annotated[
     ),
 ]
 Split = Annotated[str | None, _option(panel=DATA_PANEL, default_shown="test", help="Hub datasets: the split.")]
+Sample = Annotated[
+    str,
+    _option(
+        **choice(SAMPLINGS),
+        panel=DATA_PANEL,
+        help="balanced: as many texts of every label; stratified: the data's own proportions of them.",
+    ),
+]
+TuningTexts = Annotated[
+    int,
+    _option(
+        "--n",
+        min=2,
+        panel=DATA_PANEL,
+        help="Tuning texts, drawn with --seed by --sample from --dataset (the same --seed draws the same texts).",
+    ),
+]
+TuningDataset = Annotated[
+    str,
+    _option(
+        "--dataset",
+        panel=DATA_PANEL,
+        help="The texts to tune on: imdb-sample (its 1,000 embedded tuning reviews), or labelled texts of your own "
+        "(a .csv/.tsv/.jsonl/.json/.parquet file or a hub dataset id) in any label set; evaluate --tuned leaves "
+        "the texts tuned on out.",
+    ),
+]
 
 # -- scale --------------------------------------------------------------------------------------------
 Engine = Annotated[

@@ -33,6 +33,7 @@ from sentiq.cli.tables import (
 from sentiq.errors import listed
 from sentiq.methods.calibration import prior_text
 from sentiq.progress import no_progress
+from sentiq.text import plural
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -152,6 +153,9 @@ def evaluated(results: Sequence[Any], as_json: bool) -> None:
     for r in results:
         if r.config.get("tuned"):
             note(f"{r.method.method}: --tuned applied {r.config['tuned']}")
+        if r.config.get("tuning_texts_left_out"):
+            left = plural(r.config["tuning_texts_left_out"], "text")
+            note(f"{r.method.method}: left out {left} the tuned choice was searched on")
         if r.already_complete:
             note(f"{r.run_id} was already complete; nothing changed")
         elif r.truncated:
@@ -181,20 +185,22 @@ def tuned(result: Any, as_json: bool) -> None:
         grid = result.grid.assign(prompt=cell_names(result.grid))
         chosen = (chosen_name(b, result.grid), b["calibrate"])
         scoring = f"k-shot k={b['k']} loglik" if b.get("k") else "loglik"
-        out.print(grid_table(grid, "prompt", "calibrate", "accuracy", chosen, f"{scoring} accuracy"))
+        c = b.get("criterion", "accuracy")  # searches before 0.4 chose by accuracy
+        said = c.replace("_", " ")
+        out.print(grid_table(grid, "prompt", "calibrate", c, chosen, f"{scoring} {said}"))
         base = b["baseline"]
         out.print(
-            f"chosen: prompt {chosen[0]}, calibration {b['calibrate']} (accuracy {b['accuracy']:.3f}, "
-            f"macro-F1 {b['macro_f1']:.3f}, n={b['n']}; {base['prompt']} uncalibrated: {base['accuracy']:.3f})"
+            f"chosen: prompt {chosen[0]}, calibration {b['calibrate']} ({said} {b[c]:.3f}, "
+            f"macro-F1 {b['macro_f1']:.3f}, n={b['n']}; {base['prompt']} uncalibrated: {base[c]:.3f})"
         )
-        if b["accuracy"] < b["top_accuracy"]:
-            note(f"the simplest cell within one standard error of the top accuracy ({b['top_accuracy']:.3f})")
+        if b[c] < b[f"top_{c}"]:
+            note(f"the simplest cell within one standard error of the top {said} ({b[f'top_{c}']:.3f})")
         g = b.get("generation")  # none when no candidate's label words start apart
         if g:
             out.print(
                 f"for methods that generate (decided by the first answer token): prompt "
-                f"{chosen_name(g, result.grid)}, calibration {g['calibrate']} (accuracy {g['accuracy']:.3f}; "
-                f"top {g['top_accuracy']:.3f})"
+                f"{chosen_name(g, result.grid)}, calibration {g['calibrate']} ({said} {g[c]:.3f}; "
+                f"top {g[f'top_{c}']:.3f})"
             )
     else:
         grid = result.grid.sort_values(["temperature", "top_k"])
@@ -210,7 +216,7 @@ def tuned(result: Any, as_json: bool) -> None:
                 "seldom what this model answers; try another prompt (tune-prompt) before sampling"
             )
     extra = ", generation.csv" if "generation" in b else ""
-    note(f"saved {result.folder} (grid.csv{extra}, heatmap.png, best.json)")
+    note(f"saved {result.folder} (grid.csv{extra}, heatmap.png, best.json, split.csv)")
 
 
 def compared(result: Any, as_json: bool) -> None:

@@ -9,7 +9,7 @@ import typer
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
-from sentiq.settings import ModelSettings, PromptTuneSettings, TuneSettings
+from sentiq.settings import DataSpec, ModelSettings, PromptTuneSettings, TuneSettings
 
 
 @guarded
@@ -20,13 +20,24 @@ def tune_sampling(
     batch_size: o.BatchSize = ModelSettings.batch_size,
     batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
     prompt: Annotated[
-        str, typer.Option("--prompt", "-p", help="The one prompt to search with (tune-prompt's choice is a good one).")
+        str | None,
+        typer.Option(
+            "--prompt",
+            "-p",
+            help="The one prompt to search with (tune-prompt's choice is a good one). \\[default: classifier, or the "
+            "first built-in prompt in the labels of --dataset]",
+            show_default=False,
+        ),
     ] = TuneSettings.prompt,
     temperatures: o.Temperatures = None,
     top_ks: o.TopKs = None,
-    n: Annotated[
-        int, typer.Option(min=2, help="Tuning texts, balanced, from the 1,000 embedded tuning reviews.")
-    ] = TuneSettings.n,
+    dataset: o.TuningDataset = DataSpec.source,
+    text_column: o.TextColumn = DataSpec.text_column,
+    label_column: o.LabelColumn = DataSpec.label_column,
+    label_map: o.LabelMap = DataSpec.label_map,
+    split: o.Split = DataSpec.split,
+    n: o.TuningTexts = TuneSettings.n,
+    sample: o.Sample = TuneSettings.sample,
     samples: Annotated[int, typer.Option(min=1, help="Answers per text, majority vote.")] = TuneSettings.samples,
     seed: o.TuningSeed = TuneSettings.seed,
     output_dir: o.TuningDir = TuneSettings.output_dir,
@@ -42,7 +53,9 @@ def tune_sampling(
             progress=start_task,
             temperatures=o.parse_grid(temperatures, float, TuneSettings.temperatures, "--temperatures"),
             top_ks=o.parse_grid(top_ks, int, TuneSettings.top_ks, "--top-ks"),
+            dataset=DataSpec(dataset, text_column, label_column, label_map, split),
             n=n,
+            sample=sample,
             samples=samples,
             prompt=prompt,
             seed=seed,
@@ -66,9 +79,13 @@ def tune_prompt(
             show_default=False,
         ),
     ] = PromptTuneSettings.prompts,
-    n: Annotated[
-        int, typer.Option(min=2, help="Tuning texts, balanced, from the 1,000 embedded tuning reviews.")
-    ] = PromptTuneSettings.n,
+    dataset: o.TuningDataset = DataSpec.source,
+    text_column: o.TextColumn = DataSpec.text_column,
+    label_column: o.LabelColumn = DataSpec.label_column,
+    label_map: o.LabelMap = DataSpec.label_map,
+    split: o.Split = DataSpec.split,
+    n: o.TuningTexts = PromptTuneSettings.n,
+    sample: o.Sample = PromptTuneSettings.sample,
     ensemble: Annotated[
         int, typer.Option(min=0, help="Also try the mean of the best 2..N prompts.")
     ] = PromptTuneSettings.ensemble,
@@ -93,6 +110,7 @@ def tune_prompt(
             "among them too.",
         ),
     ] = PromptTuneSettings.draws,
+    demos: o.Demos = PromptTuneSettings.demos,
     seed: o.TuningSeed = PromptTuneSettings.seed,
     output_dir: o.TuningDir = PromptTuneSettings.output_dir,
     json_out: o.Json = False,
@@ -101,7 +119,17 @@ def tune_prompt(
     from sentiq.api import tune_prompt as run_tune
 
     chosen = dict(
-        prompts=prompts, n=n, ensemble=ensemble, tail=tail, k=k, draws=draws, max_tokens=max_tokens, seed=seed
+        dataset=DataSpec(dataset, text_column, label_column, label_map, split),
+        prompts=prompts,
+        n=n,
+        sample=sample,
+        ensemble=ensemble,
+        tail=tail,
+        k=k,
+        draws=draws,
+        demos=demos,
+        max_tokens=max_tokens,
+        seed=seed,
     )
     with render.progress(enabled=not json_out) as start_task:
         result = run_tune(

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentiq.errors import DataError, first_line
+from sentiq.errors import DataError, UnknownLabels, first_line
 from sentiq.io.formats import TABLES, format_of, suffixes
 from sentiq.io.hub import require_hub
 from sentiq.settings import EMBEDDED, DataSpec, MethodConfig
-from sentiq.text import LABELS
+from sentiq.text import LABELS, text_digest
 
 # Source encodings, stated per dataset: the same IMDB reviews come with opposite integer codes.
 HUB_DATASETS: dict[str, tuple[str, str, dict[object, str]]] = {
@@ -77,6 +77,22 @@ def load_tuning() -> pd.DataFrame:
     return _embedded_split("tune")
 
 
+def save_texts_used(path: Path, texts: pd.DataFrame) -> None:
+    """Which labelled texts a search scored, by content (ids, labels and text digests; not the texts)."""
+    from sentiq.io.files import write_frame
+
+    used = texts[["id", "label"]].assign(text_digest=texts["text"].map(text_digest))
+    write_frame(path, used)
+
+
+def texts_used(paths: Sequence[str]) -> set[str]:
+    """The text digests the files of save_texts_used hold."""
+    try:
+        return set().union(*(set(pd.read_csv(p, dtype=str)["text_digest"]) for p in paths))
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"cannot read which texts a tuned choice was searched on ({first_line(exc)})") from exc
+
+
 def _embedded_split(name: str) -> pd.DataFrame:
     df = embedded_frame()
     df = df[df["split"] == name]
@@ -123,7 +139,7 @@ def parse_label_map(text: str | None, labels: Sequence[str] = LABELS) -> dict[st
         key, sep, value = part.partition("=")
         label = names.get(value.strip().lower())
         if not sep or not key.strip() or label is None:
-            raise DataError(
+            raise UnknownLabels(
                 f"bad --label-map entry '{part}': write VALUE=LABEL, comma-separated, LABEL one of {', '.join(labels)}"
             )
         mapping[key.strip().lower()] = label
@@ -138,7 +154,7 @@ def map_labels(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
         example = ",".join(f"{i}={name}" for i, name in enumerate(sorted(set(mapping.values()))))
-        raise DataError(f"label values not in the label map: {shown}; pass --label-map, e.g. '{example}'")
+        raise UnknownLabels(f"label values not in the label map: {shown}; pass --label-map, e.g. '{example}'")
     return mapped
 
 

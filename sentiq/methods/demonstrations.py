@@ -29,7 +29,7 @@ def draw_demonstrations(
     if short:
         raise OptionError(
             f"--k {k} needs {k} demonstrations of every label; the pool has {have.get(short[0], 0)} '{short[0]}' "
-            f"({', '.join(f'{lab} {n}' for lab, n in have.items())})"
+            f"({', '.join(f'{lab} {n}' for lab, n in have.items())}): give --demos a file with texts of every label"
         )
     rng = np.random.default_rng(seed)
     first = int(rng.integers(len(labels)))

@@ -17,15 +17,15 @@ from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine, resolve_source
 from sentiq.errors import DataError, Interrupted, OptionError
-from sentiq.io.datasets import draw_sample, load_labelled, pool_for
+from sentiq.io.datasets import draw_sample, load_labelled, pool_for, texts_used
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
 from sentiq.methods.classifier import label_set
 from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import RUN_FIELDS, run_fields, run_row
 from sentiq.progress import StartTask, no_progress
-from sentiq.settings import EvalSettings, MethodConfig
-from sentiq.text import LABELS, clean_text
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig
+from sentiq.text import LABELS, clean_text, text_digest
 from sentiq.version import __version__
 from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.workflows.plots import plot_confusion
@@ -78,8 +78,8 @@ def evaluate(
     """Run each method on one balanced sample; with settings.output_dir, each method gets its own run
     folder there. `engine`: a model already loaded."""
     labels = run_labels(settings.methods)
-    _refuse_demos_of_the_data(settings)
-    labelled = load_labelled(settings.data, labels)
+    refuse_demos_of_the_data(settings.data, settings.methods)
+    labelled, left_out = _leave_out_tuning(load_labelled(settings.data, labels), settings.methods)
     empty = labelled["text"].map(lambda t: not clean_text(t))
     if empty.all():
         raise DataError("every text in the dataset is empty")
@@ -93,6 +93,8 @@ def evaluate(
     results = []
     for method in settings.methods:
         config = run_config(settings, method, predictor.describe(), run_ids[method.method], sample, int(empty.sum()))
+        if method.tuned_on:
+            config["tuning_texts_left_out"] = left_out
         try:
             results.append(_evaluate_one(settings, method, sample, predictor, config, start_task))
         except KeyboardInterrupt:
@@ -106,10 +108,20 @@ def evaluate(
     return results
 
 
-def _refuse_demos_of_the_data(settings: EvalSettings) -> None:
+def _leave_out_tuning(labelled: pd.DataFrame, methods: list[MethodConfig]) -> tuple[pd.DataFrame, int]:
+    """The texts less those a --tuned choice was searched on (none but in the data it was tuned on), and
+    how many that was: a choice is never measured on the texts that chose it."""
+    used = texts_used(sorted({f for m in methods for f in m.tuned_on}))
+    seen = labelled["text"].map(text_digest).isin(used) if used else pd.Series(False, index=labelled.index)
+    if seen.all():
+        raise DataError("every text of the dataset was searched on by the --tuned choice: evaluate on other texts")
+    return labelled[~seen].reset_index(drop=True), int(seen.sum())
+
+
+def refuse_demos_of_the_data(spec: DataSpec, methods: list[MethodConfig]) -> None:
     """Demonstrations are never the texts being measured: --demos that is the --dataset is refused."""
-    data = Path(settings.data.source).expanduser()
-    for m in settings.methods:
+    data = Path(spec.source).expanduser()
+    for m in methods:
         if m.demos is not None and data.exists() and Path(m.demos).expanduser().resolve() == data.resolve():
             raise OptionError(
                 f"--demos {m.demos} is the --dataset being evaluated: draw demonstrations from other texts"

@@ -14,23 +14,11 @@ from sentiq.core.models import resolve_source
 from sentiq.errors import OptionError, first_line
 from sentiq.io.runs import safe_name
 from sentiq.settings import MethodConfig, ending_name
+from sentiq.text import LABELS
 
-SPLIT = "train tuning reviews (disjoint from evaluation and the demonstration pool)"
 PROMPT_CHOICE = ("prompt", "calibrate")  # what --tuned applies from a prompt search
 SAMPLING_CHOICE = ("temperature", "top_k")  # ... and from a sampling search
-
-
-def require_binary(prompts: list[Any], command: str) -> None:
-    """The searches run on the embedded IMDB tuning reviews, labelled positive/negative: their prompts
-    must answer in those labels."""
-    from sentiq.text import LABELS
-
-    other = next((p for p in prompts if p.labels != LABELS), None)
-    if other is not None:
-        raise OptionError(
-            f"{command} searches on the embedded IMDB reviews, labelled positive/negative; prompt '{other.ref}' "
-            f"answers in {', '.join(other.labels)}"
-        )
+SPLIT_FILE = "split.csv"  # which texts a search scored: evaluation with its choice leaves them out
 
 
 @dataclass
@@ -41,13 +29,16 @@ class TuneResult:
     kind: str = "sampling"  # or "prompt"
 
 
-def tuning_folder(root: Path, model: str | None, kind: str) -> Path:
-    """root/tuning/<model label>/<kind>: where a search's grid and choice for a model live."""
-    return root / "tuning" / safe_name(resolve_source(model).label) / kind
+def tuning_folder(root: Path, model: str | None, kind: str, labels: tuple[str, ...] = LABELS) -> Path:
+    """root/tuning/<model label>/<kind>: where a search's grid and choice for a model live; for a label
+    set other than the binary one, root/tuning/<model label>/<its labels>/<kind>."""
+    folder = root / "tuning" / safe_name(resolve_source(model).label)
+    return folder / (kind if labels == LABELS else f"{safe_name('-'.join(labels))}/{kind}")
 
 
 def save_search(
     folder: Path,
+    split: pd.DataFrame,
     grid: pd.DataFrame,
     best: dict[str, Any],
     table: pd.DataFrame,
@@ -58,16 +49,18 @@ def save_search(
     import shutil
     import time
 
+    from sentiq.io.datasets import save_texts_used
     from sentiq.io.files import write_frame, write_json
     from sentiq.workflows.plots import save_heatmap
 
     folder.mkdir(parents=True, exist_ok=True)
+    save_texts_used(folder / SPLIT_FILE, split)
     write_frame(folder / "grid.csv", grid)
     write_json(folder / "best.json", best)
     save_heatmap(folder / "heatmap.png", table, cell, axes, title)
     kept = folder / "searches" / time.strftime("%Y%m%d-%H%M%S")  # every search kept; best.json: the latest
     kept.mkdir(parents=True, exist_ok=True)
-    for name in ("grid.csv", "best.json", "heatmap.png"):
+    for name in (SPLIT_FILE, "grid.csv", "best.json", "heatmap.png"):
         shutil.copy2(folder / name, kept / name)
 
 
@@ -99,55 +92,63 @@ def with_tail(prompt: str, tail: int) -> str:
 
 
 def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
-    """Every method with the prompt, calibration and ending tune-prompt chose for this model (k-shot the
-    choice made with demonstrations, `tune-prompt --k`, where there is one; methods that generate the
-    choice made by their first answer token, where the search made one); sampling also with the
-    temperature and top-k tune-sampling chose."""
+    """Every method with the prompt, calibration and ending tune-prompt chose for this model and the label
+    set of the method's prompt (k-shot the choice made with demonstrations, `tune-prompt --k`, where there
+    is one; methods that generate the choice made by their first answer token, where the search made one);
+    sampling also with the temperature and top-k tune-sampling chose. Each method also names the texts
+    those searches scored, which evaluation leaves out."""
+    from sentiq.methods.classifier import label_set
+    from sentiq.methods.prompts import load_prompts
+
     tuned = []
     for m in methods:
-        with_demos = tuning_folder(root, model, "k-shot-prompt") / "best.json"
-        if m.method == "k-shot" and with_demos.is_file():
-            prompt = _read_choice(with_demos, PROMPT_CHOICE, "tune-prompt --k K")
+        labels = label_set(load_prompts(m.prompt))
+        with_demos = tuning_folder(root, model, "k-shot-prompt", labels)
+        where = with_demos if m.method == "k-shot" and (with_demos / "best.json").is_file() else None
+        if where is not None:
+            prompt = _read_choice(where / "best.json", PROMPT_CHOICE, "tune-prompt --k K")
         else:
-            prompt = _best(root, model, "prompt", "tune-prompt")
+            where = tuning_folder(root, model, "prompt", labels)
+            prompt = _best(where, labels, "tune-prompt")
         if not m.scores_labels and isinstance(prompt.get("generation"), dict):  # before 0.2: one choice for all
             prompt = prompt["generation"]
         tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
-        demo_seed = prompt.get("demo_seed") if m.method == "k-shot" else None  # the demonstrations tuned with
-        where = with_demos if m.method == "k-shot" and with_demos.is_file() else tuning_folder(root, model, "prompt")
         said = f"prompt {prompt['prompt']}, calibration {prompt['calibrate']}" + (f", ending {tail}" if tail else "")
-        tuned.append(
-            replace(
-                m,
-                prompt=prompt["prompt"],
-                calibrate=prompt["calibrate"],
-                tail=tail,
-                demo_seed=demo_seed,
-                tuned_from=f"{said} ({where.parent if where.name == 'best.json' else where})",
-            )
-        )
-    if not any(m.method == "sampling" for m in tuned):
-        return tuned
-    sampling = _best(root, model, "sampling", "tune-sampling")
-    chosen = f"temperature {sampling['temperature']:g}, top-k {sampling['top_k']}"
-    return [
-        replace(
+        m = replace(
             m,
-            temperature=sampling["temperature"],
-            top_k=sampling["top_k"],
-            tuned_from=f"{m.tuned_from}; {chosen} ({tuning_folder(root, model, 'sampling')})",
+            prompt=prompt["prompt"],
+            calibrate=prompt["calibrate"],
+            tail=tail,
+            demo_seed=prompt.get("demo_seed") if m.method == "k-shot" else None,  # the demonstrations tuned with
+            tuned_from=f"{said} ({where})",
+            tuned_on=_split_of(where),
         )
-        if m.method == "sampling"
-        else m
-        for m in tuned
-    ]
+        if m.method == "sampling":
+            where = tuning_folder(root, model, "sampling", labels)
+            sampling = _best(where, labels, "tune-sampling")
+            m = replace(
+                m,
+                temperature=sampling["temperature"],
+                top_k=sampling["top_k"],
+                tuned_from=f"{m.tuned_from}; temperature {sampling['temperature']:g}, top-k {sampling['top_k']} ({where})",
+                tuned_on=m.tuned_on + _split_of(where),
+            )
+        tuned.append(m)
+    return tuned
 
 
-def _best(root: Path, model: str | None, kind: str, command: str) -> dict[str, Any]:
-    path = tuning_folder(root, model, kind) / "best.json"
+def _split_of(folder: Path) -> tuple[str, ...]:
+    """The search's split file, where it kept one (searches before 0.4 did not)."""
+    path = folder / SPLIT_FILE
+    return (str(path),) if path.is_file() else ()
+
+
+def _best(folder: Path, labels: tuple[str, ...], command: str) -> dict[str, Any]:
+    path = folder / "best.json"
     if not path.is_file():
-        raise OptionError(f"no tuned setting at {path}: run 'sentiq {command}' with the same --model first")
-    return _read_choice(path, PROMPT_CHOICE if kind == "prompt" else SAMPLING_CHOICE, command)
+        data = "" if labels == LABELS else f" --dataset FILE (texts labelled {', '.join(labels)})"
+        raise OptionError(f"no tuned setting at {path}: run 'sentiq {command}{data}' with the same --model first")
+    return _read_choice(path, PROMPT_CHOICE if folder.name != "sampling" else SAMPLING_CHOICE, command)
 
 
 def _read_choice(path: Path, needed: tuple[str, ...], command: str) -> dict[str, Any]:

@@ -12,16 +12,10 @@ import pandas as pd
 
 from sentiq.methods.grids import scores_and_answers
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
-from sentiq.text import LABELS
-from sentiq.workflows.tuning.choices import (
-    SPLIT,
-    TuneResult,
-    cell_names,
-    chosen_name,
-    require_binary,
-    save_search,
-    tuning_folder,
-)
+from sentiq.workflows.tuning.choices import TuneResult, cell_names, chosen_name, save_search, tuning_folder
+from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
+
+Gold = tuple[np.ndarray, tuple[str, ...]]  # each text's label index, and the labels
 
 
 def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> TuneResult:
@@ -29,28 +23,33 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
     those same scores (plus the content-free and in-domain inputs each calibration needs), then the
     mean of the best few prompts. Chosen by the one-standard-error rule (see _simplest_within_error)."""
     from sentiq.core.engine import load_engine
-    from sentiq.io.datasets import balanced_sample, load_pool, load_tuning
+    from sentiq.core.models import home_relative
+    from sentiq.io.datasets import pool_for
     from sentiq.io.files import write_frame
     from sentiq.methods.calibration import domain_inputs
-    from sentiq.methods.prompts import CONTENT_FREE, builtin_refs, load_prompt, load_prompts
+    from sentiq.methods.prompts import CONTENT_FREE, load_prompts
     from sentiq.methods.texts import endings, prepare
     from sentiq.settings import DEFAULT_PROMPT
+    from sentiq.workflows.evaluate import refuse_demos_of_the_data
 
-    builtin = [p for p in map(load_prompt, builtin_refs()) if p.labels == LABELS]  # the split's labels
-    prompts = load_prompts(settings.prompts) if settings.prompts else builtin
-    require_binary(prompts, "tune-prompt")
+    given = load_prompts(settings.prompts) if settings.prompts else []
+    drawn = tuning_split(settings.data, given, settings.n, settings.seed, settings.sample)
+    prompts, labels, split = given or builtin_prompts(drawn.labels), drawn.labels, drawn.texts
     specs = {p.ref: p.spec for p in prompts}
-    split = balanced_sample(load_tuning(), settings.n, settings.seed)
-    demos = load_pool()  # as evaluation draws them: with the same seed, the same demonstrations
-    engine = load_engine(model)
     base = MethodConfig(
         method="k-shot" if settings.k else "loglik",
         scoring="loglik",
         k=settings.k or MethodConfig.k,
         max_tokens=settings.max_tokens,
         seed=settings.seed,
+        demos=settings.demos,
     )
+    refuse_demos_of_the_data(settings.data, [base])
+    demos = pool_for(base, labels)  # as evaluation draws them: with the same seed, the same demonstrations
+    engine = load_engine(model)
     texts = [t for t, _ in prepare(engine, list(split["text"]), settings.max_tokens)]
+    if not any(len(t.split()) > settings.tail for t in texts):  # every text its own ending: the same cells twice
+        settings = replace(settings, tail=0)
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
     ends = {kind: endings(xs, settings.tail) for kind, xs in inputs.items()} if settings.tail else {}
     draws = [settings.seed + i for i in range(settings.draws)] if settings.k else [None]
@@ -58,46 +57,53 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
         f"scoring {len(prompts)} prompts" + (f" x {len(draws)} demonstration sets" if len(draws) > 1 else ""),
         (len(texts) + len(ends.get("texts", [[]])[0])) * len(prompts) * len(draws),
     )
-    gold = np.array([lab == "positive" for lab in split["label"]])
+    gold = (np.array([labels.index(lab) for lab in split["label"]]), labels)
     searched = [
         _search(engine, replace(base, demo_seed=draw), demos, prompts, inputs, ends, gold, settings, advance)
         for draw in draws
     ]
     grid = pd.concat([g for g, _ in searched], ignore_index=True)
     answered = pd.concat([a for _, a in searched], ignore_index=True)
-    top = grid.loc[_simplest_within_error(grid, len(texts))]
-    generated = answered.loc[_simplest_within_error(answered, len(texts))] if len(answered) else None
+    # On a balanced split accuracy is macro recall; on a stratified one macro recall does not reward
+    # answering the commonest label.
+    criterion = "accuracy" if settings.sample == "balanced" else "macro_recall"
+    top = grid.loc[_simplest_within_error(grid, len(texts), criterion)]
+    generated = answered.loc[_simplest_within_error(answered, len(texts), criterion)] if len(answered) else None
     baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
     default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none") & (grid["tail"] == 0)].iloc[0]
     best = {
-        "model": engine.lm.source.ref,
-        **_choice(top, specs, settings.k),
+        "model": home_relative(engine.lm.source.ref),
+        **_choice(top, specs, base),
         "k": settings.k,
         **({"draws": settings.draws} if settings.k else {}),
+        "criterion": criterion,
         "macro_f1": float(top["macro_f1"]),
-        "positive_share": float(top["positive_share"]),
-        "top_accuracy": float(grid["accuracy"].max()),
-        "rule": "the simplest cell within one standard error of the top accuracy",
-        "baseline": {"prompt": baseline, "calibrate": "none", "accuracy": float(default["accuracy"])},
+        "answer_shares": {lab: float(top[f"share_{lab}"]) for lab in labels},
+        f"top_{criterion}": float(grid[criterion].max()),
+        "rule": f"the simplest cell within one standard error of the top {criterion.replace('_', ' ')}",
+        "baseline": {"prompt": baseline, "calibrate": "none", criterion: float(default[criterion])},
         "prompts": {p.ref: p.record() for p in prompts},
+        "labels": list(labels),
         "n": len(texts),
         "seed": settings.seed,
         "max_tokens": settings.max_tokens,
-        "split": SPLIT,
+        "split": drawn.record,
     }
     if generated is not None:  # for methods that generate: decided by their first answer token
         best["generation"] = {
-            **_choice(generated, specs, settings.k),
-            "top_accuracy": float(answered["accuracy"].max()),
+            **_choice(generated, specs, base),
+            f"top_{criterion}": float(answered[criterion].max()),
         }
-    folder = tuning_folder(settings.output_dir, model.model, "k-shot-prompt" if settings.k else "prompt")
+    kind = "k-shot-prompt" if settings.k else "prompt"
+    folder = tuning_folder(settings.output_dir, model.model, kind, labels)
     named = grid.assign(prompt=cell_names(grid))
-    table = named.pivot(index="prompt", columns="calibrate", values="accuracy")
+    table = named.pivot(index="prompt", columns="calibrate", values=criterion)
     table = table.loc[list(dict.fromkeys(named["prompt"])), list(CALIBRATIONS)]
     scoring = f"k-shot k={settings.k} loglik" if settings.k else "loglik"
-    title = f"{engine.lm.source.label} · {scoring} accuracy by prompt and calibration · n={best['n']}"
+    measure = criterion.replace("_", " ")
+    title = f"{engine.lm.source.label} · {scoring} {measure} by prompt and calibration · n={best['n']}"
     chosen = (chosen_name(best, grid), best["calibrate"])
-    save_search(folder, grid, best, table, chosen, ("calibration", "prompt", "accuracy"), title)
+    save_search(folder, split, grid, best, table, chosen, ("calibration", "prompt", measure), title)
     if len(answered):
         write_frame(folder / "generation.csv", answered)
     return TuneResult(grid, best, folder, "prompt")
@@ -110,7 +116,7 @@ def _search(
     prompts: list[Any],
     inputs: dict[str, list[str]],
     ends: dict[str, tuple[list[int], list[str]]],
-    gold: np.ndarray,
+    gold: Gold,
     settings: PromptTuneSettings,
     advance: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -163,30 +169,28 @@ def read_views(
     return scores, answers
 
 
-def _simplest_within_error(grid: pd.DataFrame, n: int) -> Any:
-    """The one-standard-error rule: of the cells whose accuracy lies within one binomial standard
+def _simplest_within_error(grid: pd.DataFrame, n: int, criterion: str = "accuracy") -> Any:
+    """The one-standard-error rule: of the cells whose `criterion` lies within one binomial standard
     error of the best, the simplest (one prompt before an ensemble, no calibration before any), then
-    the most accurate, then the cheaper (the whole text alone before text and ending), then macro-F1,
-    then the earlier candidate. A small split cannot tell apart cells a point or two apart, and a
-    calibration or an ensemble chosen on such an edge can cost more on new texts. Scoring the ending
-    too fits nothing to the split, so it only has to be more accurate."""
-    best = grid["accuracy"].max()
-    close = grid[grid["accuracy"] >= best - np.sqrt(best * (1 - best) / n) - 1e-12].assign(
+    the best, then the cheaper (the whole text alone before text and ending), then macro-F1, then the
+    earlier candidate. A small split cannot tell apart cells a point or two apart, and a calibration or
+    an ensemble chosen on such an edge can cost more on new texts. Scoring the ending too fits nothing
+    to the split, so it only has to be better."""
+    best = grid[criterion].max()
+    close = grid[grid[criterion] >= best - np.sqrt(best * (1 - best) / n) - 1e-12].assign(
         members=lambda g: g["prompt"].str.count(",") + 1,
         calibration_rank=lambda g: g["calibrate"].map(CALIBRATIONS.index),
     )
-    order = ["members", "calibration_rank", "accuracy", "tail", "macro_f1"]
+    order = ["members", "calibration_rank", criterion, "tail", "macro_f1"]
     return close.sort_values(order, ascending=[True, True, False, True, False], kind="stable").index[0]
 
 
-def answered_positive(calibrate: str, tail: int, answers: dict[str, Any]) -> np.ndarray:
-    """Which texts a prompt's generation would call positive, read off its scoring pass (read_views):
-    the greedy first answer token among those that start a label word in any casing (an answer that
-    starts elsewhere is not modelled)."""
-    from sentiq.text import LABELS
-
+def answered_labels(calibrate: str, tail: int, answers: dict[str, Any]) -> np.ndarray:
+    """Which label (its index) a prompt's generation would answer for each text, read off its scoring
+    pass (read_views): the greedy first answer token among those that start a label word in any casing
+    (an answer that starts elsewhere is not modelled)."""
     first = first_answer_step(calibrate, tail, answers)
-    return np.array(answers["names"])[first.argmax(dim=1).numpy()] == LABELS.index("positive")
+    return np.array(answers["names"])[first.argmax(dim=1).numpy()]
 
 
 def first_answer_step(calibrate: str, tail: int, answers: dict[str, Any]) -> Any:
@@ -196,9 +200,8 @@ def first_answer_step(calibrate: str, tail: int, answers: dict[str, Any]) -> Any
 
     from sentiq.core.decoding import divide_prior, mix_first
     from sentiq.methods.calibration import log_softmax, softmax
-    from sentiq.text import LABELS
 
-    own = list(range(len(LABELS)))  # the label words' own first tokens lead the columns
+    own = list(range(max(answers["names"]) + 1))  # the label words' own first tokens lead the columns
     views = ("", "@tail") if tail else ("",)
     labelled = lambda kind: [log_softmax(answers[kind + v][:, own]) for v in views]  # noqa: E731
     first = torch.from_numpy(answers["texts"])
@@ -210,11 +213,11 @@ def first_answer_step(calibrate: str, tail: int, answers: dict[str, Any]) -> Any
     return first
 
 
-def _answer_cell(name: str, calibrate: str, tail: int, answers: dict[str, Any], gold: np.ndarray) -> dict[str, Any]:
-    return _row(name, calibrate, tail, answered_positive(calibrate, tail, answers), gold)
+def _answer_cell(name: str, calibrate: str, tail: int, answers: dict[str, Any], gold: Gold) -> dict[str, Any]:
+    return _row(name, calibrate, tail, answered_labels(calibrate, tail, answers), gold)
 
 
-def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict, gold: np.ndarray) -> dict[str, Any]:
+def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict, gold: Gold) -> dict[str, Any]:
     """One grid cell: the members' label log-probabilities averaged (as an ensemble does, over each
     input and, with `tail`, its ending too), the prior of `calibrate` divided out, scored against the
     gold labels."""
@@ -226,24 +229,27 @@ def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict
     if calibrate != "none":
         prior = softmax(logp if calibrate == "batch" else mean(calibrate)).mean(axis=0)
         logp = logp - np.log(prior)
-    return _row(name, calibrate, tail, logp[:, 0] >= logp[:, 1], gold)
+    return _row(name, calibrate, tail, logp.argmax(axis=1), gold)  # a tie goes to the first label, as loglik's
 
 
-def _row(name: str, calibrate: str, tail: int, positive: np.ndarray, gold: np.ndarray) -> dict[str, Any]:
+def _row(name: str, calibrate: str, tail: int, answered: np.ndarray, gold: Gold) -> dict[str, Any]:
     from sentiq.workflows.metrics import quality
 
-    q = quality(["positive" if g else "negative" for g in gold], ["positive" if p else "negative" for p in positive])
+    indices, labels = gold
+    q = quality([labels[g] for g in indices], [labels[a] for a in answered], labels)
+    shares = {f"share_{lab}": float((answered == i).mean()) for i, lab in enumerate(labels)}
     return dict(
         prompt=name,
         calibrate=calibrate,
         tail=tail,
         accuracy=q.accuracy,
+        macro_recall=q.macro_recall,
         macro_f1=q.macro_f1,
-        positive_share=float(positive.mean()),
+        **shares,
     )
 
 
-def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
+def _choice(row: pd.Series, specs: dict[str, str], base: MethodConfig) -> dict[str, Any]:
     """A chosen grid row as --tuned applies it: prompt, calibration, ending and, in a search with
     demonstrations, which set (with its texts, so the choice can be read)."""
     from sentiq.workflows.evaluate import demonstrations
@@ -254,8 +260,9 @@ def _choice(row: pd.Series, specs: dict[str, str], k: int) -> dict[str, Any]:
         "calibrate": str(row["calibrate"]),
         "tail": int(row["tail"]),
         "accuracy": float(row["accuracy"]),
+        "macro_recall": float(row["macro_recall"]),
     }
     if "demo_seed" in row:
         seed = int(row["demo_seed"])
-        choice |= {"demo_seed": seed, **demonstrations(MethodConfig(method="k-shot", k=k, demo_seed=seed))}
+        choice |= {"demo_seed": seed, **demonstrations(replace(base, prompt=choice["prompt"], demo_seed=seed))}
     return choice

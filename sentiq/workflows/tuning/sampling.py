@@ -10,30 +10,33 @@ import pandas as pd
 from sentiq.errors import OptionError
 from sentiq.predictions import INVALID
 from sentiq.settings import MethodConfig, TuneSettings
-from sentiq.workflows.tuning.choices import SPLIT, TuneResult, require_binary, save_search, tuning_folder
+from sentiq.workflows.tuning.choices import TuneResult, save_search, tuning_folder
+from sentiq.workflows.tuning.splits import default_prompt, tuning_split
 
 
 def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
     """Every cell classifies the same tuning texts; the prompt is encoded once for all cells.
     Chosen by macro-F1, then fewer invalid answers, then accuracy."""
     from sentiq.core.engine import load_engine
-    from sentiq.io.datasets import balanced_sample, load_tuning
+    from sentiq.core.models import home_relative
     from sentiq.methods.classifier import Classifier
     from sentiq.methods.grids import predict_grid
     from sentiq.methods.prompts import load_prompts
     from sentiq.workflows.metrics import quality
 
-    prompts = load_prompts(settings.prompt)
-    require_binary(prompts, "tune-sampling")
+    prompts = load_prompts(settings.prompt) if settings.prompt else []
     if len(prompts) > 1:
         raise OptionError("tune-sampling searches with one prompt: give one name or file to --prompt")
-    split = balanced_sample(load_tuning(), settings.n, settings.seed)
+    drawn = tuning_split(settings.data, prompts, settings.n, settings.seed, settings.sample)
+    prompt = settings.prompt or default_prompt(drawn.labels)
+    prompts = prompts or load_prompts(prompt)
+    split = drawn.texts
     engine = load_engine(model)
     cells = [(t, k) for t in settings.temperatures for k in settings.top_ks]
     configs = [
         MethodConfig(
             method="sampling",
-            prompt=settings.prompt,
+            prompt=prompt,
             temperature=t,
             top_k=k,
             samples=settings.samples,
@@ -49,7 +52,7 @@ def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneRe
     rows = []
     for (t, k), preds in zip(cells, predictions):
         labels = [p.label for p in preds]
-        q = quality(gold, labels)
+        q = quality(gold, labels, drawn.labels)
         rows.append(
             dict(temperature=t, top_k=k, macro_f1=q.macro_f1, accuracy=q.accuracy, invalid=labels.count(INVALID))
         )
@@ -57,22 +60,23 @@ def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneRe
     ranked = grid.sort_values(["macro_f1", "invalid", "accuracy"], ascending=[False, True, False], kind="stable")
     top = ranked.iloc[0]
     best = {
-        "model": engine.lm.source.ref,
+        "model": home_relative(engine.lm.source.ref),
         "temperature": float(top["temperature"]),
         "top_k": int(top["top_k"]),
         "samples": settings.samples,
-        "prompt": settings.prompt,
+        "prompt": prompt,
+        "labels": list(drawn.labels),
         "macro_f1": float(top["macro_f1"]),
         "accuracy": float(top["accuracy"]),
         "invalid": int(top["invalid"]),
         "n": len(split),
         "seed": settings.seed,
-        "split": SPLIT,
+        "split": drawn.record,
     }
-    folder = tuning_folder(settings.output_dir, model.model, "sampling")
+    folder = tuning_folder(settings.output_dir, model.model, "sampling", drawn.labels)
     table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
     table = table[sorted(table.columns)]
     cell = (best["temperature"], best["top_k"])
     title = f"{engine.lm.source.label} · sampling macro-F1 · n={best['n']}"
-    save_search(folder, grid, best, table, cell, ("top-k", "temperature", "macro-F1"), title)
+    save_search(folder, split, grid, best, table, cell, ("top-k", "temperature", "macro-F1"), title)
     return TuneResult(grid, best, folder)
