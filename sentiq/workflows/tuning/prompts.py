@@ -29,13 +29,11 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
     from sentiq.methods.calibration import domain_inputs
     from sentiq.methods.prompts import CONTENT_FREE, load_prompts
     from sentiq.methods.texts import endings, prepare
-    from sentiq.settings import DEFAULT_PROMPT
     from sentiq.workflows.evaluate import refuse_demos_of_the_data
 
     given = load_prompts(settings.prompts) if settings.prompts else []
     drawn = tuning_split(settings.data, given, settings.n, settings.seed, settings.sample)
     prompts, labels, split = given or builtin_prompts(drawn.labels), drawn.labels, drawn.texts
-    specs = {p.ref: p.spec for p in prompts}
     base = MethodConfig(
         method="k-shot" if settings.k else "loglik",
         scoring="loglik",
@@ -67,33 +65,10 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
     # On a balanced split accuracy is macro recall; on a stratified one macro recall does not reward
     # answering the commonest label.
     criterion = "accuracy" if settings.sample == "balanced" else "macro_recall"
-    top = grid.loc[_simplest_within_error(grid, len(texts), criterion)]
-    generated = answered.loc[_simplest_within_error(answered, len(texts), criterion)] if len(answered) else None
-    baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
-    default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none") & (grid["tail"] == 0)].iloc[0]
     best = {
         "model": home_relative(engine.lm.source.ref),
-        **_choice(top, specs, base),
-        "k": settings.k,
-        **({"draws": settings.draws} if settings.k else {}),
-        "criterion": criterion,
-        "macro_f1": float(top["macro_f1"]),
-        "answer_shares": {lab: float(top[f"share_{lab}"]) for lab in labels},
-        f"top_{criterion}": float(grid[criterion].max()),
-        "rule": f"the simplest cell within one standard error of the top {criterion.replace('_', ' ')}",
-        "baseline": {"prompt": baseline, "calibrate": "none", criterion: float(default[criterion])},
-        "prompts": {p.ref: p.record() for p in prompts},
-        "labels": list(labels),
-        "n": len(texts),
-        "seed": settings.seed,
-        "max_tokens": settings.max_tokens,
-        "split": drawn.record,
+        **_record(grid, answered, criterion, prompts, base, settings, drawn),
     }
-    if generated is not None:  # for methods that generate: decided by their first answer token
-        best["generation"] = {
-            **_choice(generated, specs, base),
-            f"top_{criterion}": float(answered[criterion].max()),
-        }
     kind = "k-shot-prompt" if settings.k else "prompt"
     folder = tuning_folder(settings.output_dir, model.model, kind, labels)
     named = grid.assign(prompt=cell_names(grid))
@@ -107,6 +82,46 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
     if len(answered):
         write_frame(folder / "generation.csv", answered)
     return TuneResult(grid, best, folder, "prompt")
+
+
+def _record(
+    grid: pd.DataFrame,
+    answered: pd.DataFrame,
+    criterion: str,
+    prompts: list[Any],
+    base: MethodConfig,
+    settings: PromptTuneSettings,
+    drawn: Any,
+) -> dict[str, Any]:
+    """best.json: the chosen cell (and, for methods that generate, the one chosen by first answers),
+    how it was chosen, against what baseline, on which texts."""
+    from sentiq.settings import DEFAULT_PROMPT
+
+    n, specs = len(drawn.texts), {p.ref: p.spec for p in prompts}
+    top = grid.loc[_simplest_within_error(grid, n, criterion)]
+    baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
+    default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none") & (grid["tail"] == 0)].iloc[0]
+    best = {
+        **_choice(top, specs, base),
+        "k": settings.k,
+        **({"draws": settings.draws} if settings.k else {}),
+        "criterion": criterion,
+        "macro_f1": float(top["macro_f1"]),
+        "answer_shares": {lab: float(top[f"share_{lab}"]) for lab in drawn.labels},
+        f"top_{criterion}": float(grid[criterion].max()),
+        "rule": f"the simplest cell within one standard error of the top {criterion.replace('_', ' ')}",
+        "baseline": {"prompt": baseline, "calibrate": "none", criterion: float(default[criterion])},
+        "prompts": {p.ref: p.record() for p in prompts},
+        "labels": list(drawn.labels),
+        "n": n,
+        "seed": settings.seed,
+        "max_tokens": settings.max_tokens,
+        "split": drawn.record,
+    }
+    if len(answered):  # for methods that generate: decided by their first answer token
+        generated = answered.loc[_simplest_within_error(answered, n, criterion)]
+        best["generation"] = {**_choice(generated, specs, base), f"top_{criterion}": float(answered[criterion].max())}
+    return best
 
 
 def _search(
