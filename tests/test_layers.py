@@ -20,6 +20,7 @@ LAYERS = [  # lowest first; a module belongs to the first prefix it starts with
     ("backends", ("sentiq.backends",)),
     ("workflows", ("sentiq.workflows", "sentiq.report")),
     ("api", ("sentiq.api",)),
+    ("serve", ("sentiq.serve",)),
     ("cli", ("sentiq.cli", "sentiq.__main__")),
 ]
 

@@ -9,6 +9,7 @@ import typer
 from sentiq.cli.classify import classify
 from sentiq.cli.compare import compare
 from sentiq.cli.evaluate import evaluate
+from sentiq.cli.serve import serve
 from sentiq.cli.tune import tune_prompt, tune_sampling
 from sentiq.version import __version__
 
@@ -33,7 +34,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Label the sentiment of texts with Qwen2.5 Instruct models (positive/negative, or any label set a prompt declares): classify, evaluate, tune, compare."""
+    """Label the sentiment of texts with Qwen2.5 Instruct models (positive/negative, or any label set a prompt declares): classify, evaluate, tune, compare, serve."""
 
 
 app.command()(classify)
@@ -41,6 +42,7 @@ app.command()(evaluate)
 app.command("tune-sampling")(tune_sampling)
 app.command("tune-prompt")(tune_prompt)
 app.command()(compare)
+app.command()(serve)
 
 
 def main() -> None:

@@ -1,0 +1,80 @@
+"""`sentiq serve`: one model behind an HTTP endpoint that batches concurrent requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sentiq.cli import options as o
+from sentiq.cli.guard import guarded
+from sentiq.settings import MethodConfig, ModelSettings, ServeSettings
+
+PANEL = "Service"
+
+
+def _limit(*names: str, help: str, **kwargs: object) -> typer.models.OptionInfo:  # noqa: A002 - Typer's name
+    return typer.Option(*names, help=help, rich_help_panel=PANEL, **kwargs)
+
+
+@guarded
+def serve(
+    host: Annotated[str, _limit(help="Address to listen on (loopback unless told otherwise).")] = ServeSettings.host,
+    port: Annotated[int, _limit(help="Port to listen on.")] = ServeSettings.port,
+    api_key: Annotated[
+        str | None,
+        _limit(
+            envvar="SENTIQ_API_KEY",
+            show_default=False,
+            help="Require 'Authorization: Bearer KEY' on every endpoint but /health (16 characters or more).",
+        ),
+    ] = ServeSettings.api_key,
+    batching: Annotated[
+        bool, _limit("--batching/--no-batching", help="Join concurrent requests in one pass (off: one request a pass).")
+    ] = ServeSettings.batching,
+    max_batch_texts: Annotated[int, _limit(min=1, help="Texts one pass takes.")] = ServeSettings.max_batch_texts,
+    max_wait_ms: Annotated[
+        float, _limit(min=0, help="How long a pass waits for more requests to join it.")
+    ] = ServeSettings.max_wait_ms,
+    queue_texts: Annotated[
+        int, _limit(min=1, help="Texts waiting at most; past it requests are answered 503 at once.")
+    ] = ServeSettings.queue_texts,
+    max_texts: Annotated[int, _limit(min=1, help="Texts per request.")] = ServeSettings.max_texts,
+    max_chars: Annotated[int, _limit(min=1, help="Characters per text.")] = ServeSettings.max_chars,
+    max_body_bytes: Annotated[int, _limit(min=1024, help="Bytes per request body.")] = ServeSettings.max_body_bytes,
+    timeout: Annotated[
+        float, _limit(min=0.001, help="Seconds before an unanswered request is answered 504.")
+    ] = ServeSettings.timeout_s,
+    method: o.Method = MethodConfig.method,
+    model: o.Model = ModelSettings.model,
+    device: o.Device = ModelSettings.device,
+    dtype: o.Dtype = ModelSettings.dtype,
+    batch_size: o.BatchSize = ModelSettings.batch_size,
+    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
+    k: o.K = MethodConfig.k,
+    scoring: o.Scoring = MethodConfig.scoring,
+    prompt: o.Prompt = MethodConfig.prompt,
+    calibrate: o.Calibrate = MethodConfig.calibrate,
+    temperature: o.Temperature = MethodConfig.temperature,
+    top_k: o.TopK = MethodConfig.top_k,
+    top_p: o.TopP = MethodConfig.top_p,
+    samples: o.Samples = MethodConfig.samples,
+    max_new_tokens: o.MaxNewTokens = MethodConfig.max_new_tokens,
+    max_tokens: o.MaxTokens = MethodConfig.max_tokens,
+    tail: o.Tail = MethodConfig.tail,
+    demo_seed: o.DemoSeed = MethodConfig.demo_seed,
+    demos: o.Demos = MethodConfig.demos,
+    seed: o.MethodSeed = MethodConfig.seed,
+    tuned: o.Tuned = False,
+    results_dir: o.TunedIn = Path("results"),
+) -> None:
+    """Serve a model over HTTP: POST /v1/classify, /health, /ready, /metrics, /docs (pip install 'sentiq\\[serve]')."""
+    from sentiq.serve import serve as run_service
+
+    limits = ServeSettings(
+        host, port, api_key, batching, max_batch_texts, max_wait_ms, queue_texts, max_texts, max_chars,
+        max_body_bytes, timeout,
+    )  # fmt: skip
+    models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
+    run_service(models, o.method_settings(method, locals()), limits, tuned=tuned, results_dir=results_dir)

@@ -1,0 +1,103 @@
+"""`sentiq serve`: one model behind an HTTP endpoint that batches concurrent requests (FastAPI and
+uvicorn, from the `serve` extra). Above the library: it labels through `sentiq.Classifier`."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sentiq.errors import ModelError, OptionError
+from sentiq.settings import MethodConfig, ModelSettings, ServeSettings
+
+
+def serve(
+    model: ModelSettings,
+    method: MethodConfig,
+    settings: ServeSettings,
+    *,
+    tuned: bool = False,
+    results_dir: str | Path = "results",
+    log_level: str = "info",
+) -> None:
+    """Serve until SIGTERM or Ctrl-C: then take no new request, finish those in flight and return. A
+    model that fails to load stops the server and raises its error."""
+    uvicorn = _require_serve_extra()
+    from sentiq.api.options import tuned_methods
+    from sentiq.serve.app import Service, create_app
+
+    (config,) = tuned_methods([method], model.model, tuned, results_dir)
+    _check_method(config)
+    service = Service(settings)
+    app = create_app(lambda: _load(model, config), settings, service)
+    config_ = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level)
+    server = _draining_server()(config_, service)
+    service.on_failure = lambda: setattr(server, "should_exit", True)
+    with _stopped_by_signals_quietly():
+        server.run()
+    if service.state == "failed":
+        raise ModelError(service.error or "the model failed to load")
+
+
+@contextlib.contextmanager
+def _stopped_by_signals_quietly() -> Iterator[None]:
+    """uvicorn drains on SIGTERM and Ctrl-C, then raises the signal again for the handler it found: here,
+    one that does nothing, so a drained service ends as a finished command does (exit 0)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    quiet = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
+
+
+def _load(model: ModelSettings, method: MethodConfig) -> Any:
+    from sentiq.api.classifier import Classifier
+    from sentiq.core.engine import load_engine
+
+    return Classifier(load_engine(model), method)
+
+
+def _check_method(method: MethodConfig) -> None:
+    """Settings the service cannot honour are refused before the model loads."""
+    if method.calibrate in ("batch", "domain"):
+        raise OptionError(
+            f"--calibrate {method.calibrate} estimates its prior from the texts of a run; a service's requests are "
+            "not one sample: use contextual, or none"
+        )
+
+
+def _require_serve_extra() -> Any:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise OptionError(
+            f"sentiq serve needs FastAPI and uvicorn ({exc.name} is missing): pip install 'sentiq[serve]'"
+        ) from None
+    return uvicorn
+
+
+def _draining_server() -> type:
+    """Made on first use: uvicorn is an optional dependency."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn's server, /ready turning false the moment a signal asks it to stop."""
+
+        def __init__(self, config: Any, service: Any) -> None:
+            super().__init__(config)
+            self.service = service
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.service.state == "ready":
+                self.service.state = "draining"
+            super().handle_exit(sig, frame)
+
+    return DrainingServer

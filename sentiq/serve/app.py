@@ -1,0 +1,255 @@
+"""The HTTP service: POST /v1/classify through the dynamic batcher, /health, /ready, /metrics and the
+OpenAPI page. The model loads on a thread after the server starts, so /health answers (and /ready says
+no) while it loads; every error is one JSON object that says what went wrong and, for a limit, which."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+
+from sentiq.errors import SentiqError, first_line
+from sentiq.serve.batcher import Batcher, Overloaded, Stopped
+from sentiq.serve.metrics import ServiceMetrics
+from sentiq.settings import ServeSettings
+
+OPEN = ("/health",)  # answered without the API key: a load balancer's probe
+
+
+class ClassifyRequest(BaseModel):
+    texts: list[str] = Field(description="The texts to label, at most max_texts of at most max_chars characters.")
+
+
+class TextResult(BaseModel):
+    label: str = Field(description="One of the labels, or 'invalid' (an answer that names none, or an empty text).")
+    scores: dict[str, float] | None = Field(
+        description="Every label's probability; null for one generated answer (zero-shot, k-shot generating)."
+    )
+    answer: str | None = Field(description="The generated answer(s), for methods that generate.")
+    truncated: bool = Field(description="The text was longer than max_tokens and lost its middle.")
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    method: str
+    labels: list[str]
+    results: list[TextResult]
+
+
+class ApiError(Exception):
+    """An answer other than 200: its status, a short type, a message and, for a limit, its name and value."""
+
+    def __init__(self, status: int, kind: str, message: str, limit: str | None = None, value: int | None = None):
+        super().__init__(message)
+        self.status, self.kind, self.limit, self.value = status, kind, limit, value
+        self.headers: dict[str, str] = {}
+
+    def response(self) -> JSONResponse:
+        error: dict[str, Any] = {"type": self.kind, "message": str(self)}
+        if self.limit is not None:
+            error |= {"limit": self.limit, "value": self.value}
+        return JSONResponse({"error": error}, status_code=self.status, headers=self.headers)
+
+
+@dataclass
+class Service:
+    """What the endpoints share: the settings, the metrics, and once loaded the classifier and batcher."""
+
+    settings: ServeSettings
+    state: str = "loading"  # loading, ready, draining or failed
+    error: str | None = None
+    classifier: Any = None
+    batcher: Batcher | None = None
+    on_failure: Callable[[], None] = lambda: None
+    metrics: ServiceMetrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = ServiceMetrics(lambda: self.batcher.depth if self.batcher else 0)
+
+    def load(self, make: Callable[[], Any]) -> None:
+        """Load the classifier, answer one text (the first request should not pay for warming up), then
+        take requests."""
+        try:
+            classifier = make()
+            classifier.classify(["warming up"])
+        except Exception as exc:  # shown to the operator; the server stops
+            self.state, self.error = "failed", first_line(exc) if isinstance(exc, SentiqError) else repr(exc)
+            self.on_failure()
+            return
+        s = self.settings
+        self.classifier = classifier
+        self.batcher = Batcher(
+            classifier.classify,
+            batching=s.batching,
+            max_batch_texts=s.max_batch_texts,
+            max_wait_s=s.max_wait_ms / 1000,
+            queue_texts=s.queue_texts,
+            on_pass=self.metrics.on_pass,
+        )
+        if self.state == "loading":
+            self.state = "ready"
+
+    def drain(self) -> None:
+        """Take no new request; those queued are finished."""
+        self.state = "draining" if self.state != "failed" else "failed"
+        if self.batcher is not None:
+            self.batcher.stop()
+
+
+def create_app(make: Callable[[], Any], settings: ServeSettings, service: Service | None = None) -> FastAPI:
+    """The service over the classifier `make` returns (called once, on a thread, when the app starts)."""
+    from contextlib import asynccontextmanager
+
+    service = service or Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan shape
+        threading.Thread(target=service.load, args=(make,), name="sentiq-load", daemon=True).start()
+        yield
+        await asyncio.to_thread(service.drain)
+
+    app = FastAPI(
+        title="sentiq",
+        description="Sentiment of texts with a small instruction-tuned LLM; requests are batched together.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable) -> Response:
+        """The API key where one is set, and every answer counted by endpoint and status."""
+        path = request.url.path
+        if settings.api_key and path not in OPEN and not _authorized(request, settings.api_key):
+            error = ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
+            error.headers["WWW-Authenticate"] = "Bearer"
+            response = error.response()
+        else:
+            response = await call_next(request)
+        endpoint = path if any(path == r.path for r in app.routes) else "other"  # type: ignore[attr-defined]
+        service.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Alive: the process answers (whether or not the model is loaded)."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Ready for requests: the model loaded and warm, and not draining. 503 otherwise."""
+        body: dict[str, Any] = {"ready": service.state == "ready", "state": service.state}
+        if service.classifier is not None:
+            body |= _described(service.classifier)
+        if service.error:
+            body["error"] = service.error
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text format."""
+        content, media_type = service.metrics.exposition()
+        return Response(content, media_type=media_type)
+
+    schema = {"content": {"application/json": {"schema": ClassifyRequest.model_json_schema()}}, "required": True}
+
+    @app.post("/v1/classify", response_model=ClassifyResponse, openapi_extra={"requestBody": schema})
+    async def classify(request: Request) -> dict[str, Any]:
+        """Label each text, in order: its label, every label's probability and, for methods that
+        generate, the answer. Texts of concurrent requests are classified together."""
+        started = time.perf_counter()
+        texts = _texts(await _body(request, settings.max_body_bytes), settings)
+        if service.state != "ready" or service.batcher is None:
+            error = ApiError(503, "not_ready", f"the service is {service.state}: try again shortly")
+            error.headers["Retry-After"] = "1"
+            raise error
+        results = await _submit(service.batcher, texts, settings.timeout_s)
+        service.metrics.latency.observe(time.perf_counter() - started)
+        return {
+            **_described(service.classifier),
+            "results": [
+                {"label": r.label, "scores": r.scores, "answer": r.answer, "truncated": r.truncated} for r in results
+            ],
+        }
+
+    return app
+
+
+async def _submit(batcher: Batcher, texts: list[str], timeout: float) -> list[Any]:
+    try:
+        return await asyncio.wait_for(batcher.submit(texts), timeout)
+    except Overloaded as exc:
+        error = ApiError(503, "overloaded", f"too many texts are waiting ({exc}): retry after a second")
+        error.headers["Retry-After"] = "1"
+        raise error from None
+    except Stopped:
+        raise ApiError(503, "shutting_down", "the service is shutting down") from None
+    except TimeoutError:
+        raise ApiError(504, "timeout", f"no answer within {timeout:g} s", "timeout_s", int(timeout)) from None
+    except SentiqError as exc:
+        raise ApiError(500, "classify_failed", first_line(exc)) from None
+    except Exception as exc:  # the model failed on this request's texts
+        raise ApiError(500, "classify_failed", f"{type(exc).__name__}: {first_line(exc)}") from None
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    too_big = ApiError(413, "body_too_large", f"the request body is over {limit} bytes", "max_body_bytes", limit)
+    if declared.isdigit() and int(declared) > limit:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _texts(body: bytes, settings: ServeSettings) -> list[str]:
+    """The request's texts, checked against the limits: one error naming the first thing wrong."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_utf8", f"the body is not valid UTF-8 (byte {exc.start})") from None
+    except ValueError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not JSON: {first_line(exc)}") from None
+    try:
+        texts = ClassifyRequest.model_validate(data).texts
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(422, "invalid_request", f'{where}: {first["msg"]} (send {{"texts": ["...", ...]}})') from None
+    if not texts:
+        raise ApiError(422, "invalid_request", "texts: the list is empty (send at least one text)")
+    if len(texts) > settings.max_texts:
+        message = f"texts: {len(texts)} texts, more than the limit of {settings.max_texts} per request"
+        raise ApiError(422, "too_many_texts", message, "max_texts", settings.max_texts)
+    long = next((i for i, t in enumerate(texts) if len(t) > settings.max_chars), None)
+    if long is not None:
+        message = f"texts.{long}: {len(texts[long])} characters, more than the limit of {settings.max_chars}"
+        raise ApiError(422, "text_too_long", message, "max_chars", settings.max_chars)
+    return texts
+
+
+def _authorized(request: Request, key: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode())
+
+
+def _described(classifier: Any) -> dict[str, Any]:
+    lm = classifier.engine.lm
+    return {"model": lm.source.label, "method": classifier.method.title(), "labels": list(classifier.labels)}

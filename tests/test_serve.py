@@ -1,0 +1,312 @@
+"""`sentiq serve`: answers equal to the library's, requests batched together, every limit and error path
+as one JSON error, overload refused at once while /health answers, the API key, and a SIGTERM drain."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import sentiq  # noqa: E402
+from sentiq.serve.app import Service, create_app  # noqa: E402
+from sentiq.serve.batcher import Batcher, Overloaded  # noqa: E402
+from sentiq.settings import ServeSettings  # noqa: E402
+
+KEY = "k" * 24
+
+
+@dataclass
+class Answer:
+    label: str
+    scores: dict[str, float] | None
+    answer: str | None = None
+    truncated: bool = False
+
+
+class Stub:
+    """A classifier stand-in whose passes can be held at a gate: what the service does around a model."""
+
+    def __init__(self, gate: threading.Event | None = None, fail_on: str | None = None) -> None:
+        self.gate, self.fail_on, self.calls = gate, fail_on, []
+        self.labels = ("positive", "negative")
+        self.method = SimpleNamespace(title=lambda: "loglik")
+        self.engine = SimpleNamespace(lm=SimpleNamespace(source=SimpleNamespace(label="stub")))
+
+    def classify(self, texts: list[str]) -> list[Answer]:
+        self.calls.append(list(texts))
+        if self.gate is not None and texts != ["warming up"]:
+            self.gate.wait(10)
+        if self.fail_on is not None and self.fail_on in texts:
+            raise RuntimeError("this text breaks the model")
+        return [Answer("positive" if "good" in t else "negative", {"positive": 0.5, "negative": 0.5}) for t in texts]
+
+
+def _client(make: Any, **limits: Any) -> TestClient:
+    return TestClient(create_app(make, ServeSettings(**limits)))
+
+
+def _wait_ready(client: TestClient, headers: dict[str, str] | None = None) -> None:
+    for _ in range(600):
+        if client.get("/ready", headers=headers or {}).status_code == 200:
+            return
+        time.sleep(0.05)
+    raise AssertionError(client.get("/ready", headers=headers or {}).json())
+
+
+def test_answers_equal_the_library_s(tiny_model: Path) -> None:
+    texts = ["a fine film", "dull and long", "I loved it", "bad"]
+    expected = sentiq.load(str(tiny_model), device="cpu", dtype="float32").classify(texts)
+    with _client(lambda: sentiq.load(str(tiny_model), device="cpu", dtype="float32")) as client:
+        _wait_ready(client)
+        got = client.post("/v1/classify", json={"texts": texts})
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["labels"] == ["positive", "negative"] and body["method"] == "loglik"
+        assert [r["label"] for r in body["results"]] == [r.label for r in expected]
+        for mine, theirs in zip(body["results"], expected):
+            assert mine["scores"] == pytest.approx(theirs.scores) and mine["answer"] is None
+        metrics = client.get("/metrics").text
+        assert 'sentiq_requests_total{endpoint="/v1/classify",status="200"} 1.0' in metrics
+        assert "sentiq_texts_total 4.0" in metrics
+
+
+def test_concurrent_requests_join_one_pass(tiny_model: Path) -> None:
+    make = lambda: sentiq.load(str(tiny_model), device="cpu", dtype="float32")  # noqa: E731
+    with _client(make, max_wait_ms=300) as client:
+        _wait_ready(client)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: client.post("/v1/classify", json={"texts": [f"text {i}"]}), range(8)))
+        assert all(a.status_code == 200 for a in answers)
+        metrics = client.get("/metrics").text
+    passes = _sample(metrics, "sentiq_batch_requests_count")
+    assert passes < 8 and _sample(metrics, "sentiq_batch_requests_sum") == 8  # requests merged into fewer passes
+    assert _sample(metrics, 'sentiq_batch_requests_bucket{le="1.0"}') < passes or passes == 1
+
+
+def _sample(metrics: str, name: str) -> float:
+    (line,) = [m for m in metrics.splitlines() if m.startswith(name + " ")]
+    return float(line.split()[-1])
+
+
+def test_the_batcher_merges_in_order_and_fails_only_the_failing_request() -> None:
+    stub = Stub(fail_on="boom")
+
+    async def main() -> list[Any]:
+        batcher = Batcher(stub.classify, max_wait_s=0.2)
+        jobs = [batcher.submit([f"good {i}", f"x {i}"]) for i in range(3)] + [batcher.submit(["boom"])]
+        got = await asyncio.gather(*jobs, return_exceptions=True)
+        batcher.stop()
+        return got
+
+    *fine, failed = asyncio.run(main())
+    assert [[a.label for a in answers] for answers in fine] == [["positive", "negative"]] * 3
+    assert isinstance(failed, RuntimeError)
+    assert stub.calls[0] == ["good 0", "x 0", "good 1", "x 1", "good 2", "x 2", "boom"]  # one pass, then apart
+    assert len(stub.calls) == 1 + 4
+
+
+def test_without_batching_each_request_is_its_own_pass() -> None:
+    stub = Stub()
+
+    async def main() -> None:
+        batcher = Batcher(stub.classify, batching=False, max_wait_s=0.2)
+        await asyncio.gather(*(batcher.submit([f"t{i}"]) for i in range(4)))
+        batcher.stop()
+
+    asyncio.run(main())
+    assert stub.calls == [["t0"], ["t1"], ["t2"], ["t3"]]
+
+
+def test_a_full_queue_refuses_at_once() -> None:
+    gate = threading.Event()
+
+    async def main() -> None:
+        batcher = Batcher(Stub(gate).classify, queue_texts=3, max_wait_s=0)
+        first = asyncio.ensure_future(batcher.submit(["a"]))  # taken by the pass the gate holds
+        await asyncio.sleep(0.1)
+        queued = [asyncio.ensure_future(batcher.submit(["b", "c"])), asyncio.ensure_future(batcher.submit(["d"]))]
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded):
+            await batcher.submit(["e"])
+        gate.set()
+        assert len(await asyncio.gather(first, *queued)) == 3
+        batcher.stop()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        (b'{"texts": ["fine"', 400, "malformed_json"),
+        (b'{"texts": ["\xff\xfe"]}', 400, "invalid_utf8"),
+        (b'{"texts": "one text"}', 422, "invalid_request"),
+        (b'{"texts": [1, 2]}', 422, "invalid_request"),
+        (b'{"text": ["a"]}', 422, "invalid_request"),
+        (b'{"texts": []}', 422, "invalid_request"),
+        (b"[]", 422, "invalid_request"),
+    ],
+)
+def test_a_bad_request_is_one_json_error(body: bytes, status: int, kind: str) -> None:
+    with _client(Stub) as client:
+        _wait_ready(client)
+        got = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
+        assert got.status_code == status and got.json()["error"]["type"] == kind, got.text
+        assert got.json()["error"]["message"]
+
+
+def test_every_limit_names_itself_and_its_value() -> None:
+    with _client(Stub, max_texts=3, max_chars=10, max_body_bytes=4096) as client:
+        _wait_ready(client)
+        many = client.post("/v1/classify", json={"texts": ["a"] * 4}).json()["error"]
+        assert many["type"] == "too_many_texts" and (many["limit"], many["value"]) == ("max_texts", 3)
+        long = client.post("/v1/classify", json={"texts": ["ok", "x" * 11]}).json()["error"]
+        assert long["type"] == "text_too_long" and (long["limit"], long["value"]) == ("max_chars", 10)
+        assert "texts.1" in long["message"]
+        big = client.post("/v1/classify", content=b"x" * (10 * 2**20), headers={"content-type": "application/json"})
+        assert big.status_code == 413 and big.json()["error"]["limit"] == "max_body_bytes"
+        streamed = client.post("/v1/classify", content=iter([b"x" * 3000, b"x" * 3000]))  # no content-length
+        assert streamed.status_code == 413
+        assert client.post("/v1/classify", json={"texts": ["good"]}).status_code == 200  # still serving
+
+
+def test_overload_answers_503_while_health_answers_and_then_serves_again() -> None:
+    gate = threading.Event()
+    stub = Stub(gate)
+    with _client(lambda: stub, queue_texts=2, max_texts=2, max_wait_ms=0) as client:
+        _wait_ready(client)
+        with ThreadPoolExecutor(4) as pool:
+            held = [pool.submit(client.post, "/v1/classify", json={"texts": ["good"]}) for _ in range(3)]
+            time.sleep(0.3)  # one in the held pass, two queued: the queue is full
+            refused = client.post("/v1/classify", json={"texts": ["good"]})
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert refused.json()["error"]["type"] == "overloaded"
+            started = time.perf_counter()
+            assert client.get("/health").status_code == 200 and time.perf_counter() - started < 0.1
+            gate.set()
+            assert [f.result().status_code for f in held] == [200, 200, 200]
+        assert client.post("/v1/classify", json={"texts": ["good"]}).status_code == 200
+
+
+def test_a_request_not_answered_in_time_is_504() -> None:
+    gate = threading.Event()
+    with _client(lambda: Stub(gate), timeout_s=0.2) as client:
+        _wait_ready(client)
+        late = client.post("/v1/classify", json={"texts": ["good"]})
+        gate.set()
+        assert late.status_code == 504 and late.json()["error"]["limit"] == "timeout_s"
+
+
+def test_not_ready_while_loading_and_a_failed_load_says_why() -> None:
+    loaded = threading.Event()
+
+    def slow() -> Stub:
+        loaded.wait(10)
+        return Stub()
+
+    with _client(slow) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/ready").json() == {"ready": False, "state": "loading"}
+        waiting = client.post("/v1/classify", json={"texts": ["good"]})
+        assert waiting.status_code == 503 and waiting.json()["error"]["type"] == "not_ready"
+        loaded.set()
+        _wait_ready(client)
+
+    def broken() -> Stub:
+        raise sentiq.ModelError("model 'nope' not found")
+
+    service = Service(ServeSettings())
+    with TestClient(create_app(broken, ServeSettings(), service)) as client:
+        for _ in range(100):
+            if service.state == "failed":
+                break
+            time.sleep(0.02)
+        assert client.get("/ready").json()["error"] == "model 'nope' not found"
+
+
+def test_the_api_key_guards_every_endpoint_but_health() -> None:
+    with _client(Stub, api_key=KEY) as client:
+        auth = {"Authorization": f"Bearer {KEY}"}
+        _wait_ready(client, auth)
+        assert client.get("/health").status_code == 200
+        for path in ("/ready", "/metrics", "/docs", "/openapi.json"):
+            assert client.get(path).status_code == 401, path
+        denied = client.post("/v1/classify", json={"texts": ["good"]}, headers={"Authorization": "Bearer wrong"})
+        assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+        assert client.post("/v1/classify", json={"texts": ["good"]}, headers=auth).status_code == 200
+        assert client.get("/openapi.json", headers=auth).json()["paths"]["/v1/classify"]["post"]["requestBody"]
+
+
+def test_settings_the_service_cannot_honour_are_refused() -> None:
+    with pytest.raises(sentiq.OptionError, match="--api-key must be at least 16"):
+        ServeSettings(api_key="short")
+    with pytest.raises(sentiq.OptionError, match="--queue-texts must hold"):
+        ServeSettings(queue_texts=10, max_texts=20)
+    from sentiq.serve import serve
+    from sentiq.settings import MethodConfig, ModelSettings
+
+    with pytest.raises(sentiq.OptionError, match="--calibrate batch estimates its prior"):
+        serve(ModelSettings("x"), MethodConfig(calibrate="batch"), ServeSettings())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigterm_finishes_what_is_in_flight_then_exits_0(tiny_model: Path) -> None:
+    import httpx
+
+    port = _free_port()
+    command = [sys.executable, "-m", "sentiq", "serve", "--model", str(tiny_model), "--device", "cpu"]
+    command += ["--dtype", "float32", "--port", str(port), "--max-wait-ms", "1500"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(httpx.post, f"{url}/v1/classify", json={"texts": ["a fine film"]}, timeout=30)
+            time.sleep(0.5)  # the request waits in the batcher for more to join it
+            os.kill(server.pid, signal.SIGTERM)
+            answered = pending.result()
+        assert answered.status_code == 200 and answered.json()["results"][0]["label"] in ("positive", "negative")
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+    output = server.stdout.read() if server.stdout else ""
+    assert "Traceback" not in output, output
+
+
+def test_a_stop_signal_turns_ready_false_at_once() -> None:
+    import uvicorn
+
+    from sentiq.serve import _draining_server
+
+    service = Service(ServeSettings())
+    service.state = "ready"
+    server = _draining_server()(uvicorn.Config(create_app(Stub, ServeSettings(), service)), service)
+    server.handle_exit(signal.SIGTERM, None)
+    assert service.state == "draining" and server.should_exit
