@@ -1,7 +1,7 @@
 """`sentiq serve` under load, on the loopback interface only: the server with dynamic batching and with
 batching off (one request a pass), at each concurrency, a fixed number of one-text requests within a time
-limit: requests/s, texts/s, p50/p95/p99 latency, errors. Then an overload run (many more clients than the
-server can answer, a small queue): the share answered 503, the latency of the rest, /health's slowest
+limit: requests/s, texts/s, p50/p95/p99 latency, errors. Then an overload run (ten times the top
+concurrency's clients, each resending at once, a small queue): the share answered 503, the latency of the rest, /health's slowest
 answer throughout, the server's memory before, at its peak and after, and whether anything was left
 hanging.
 
@@ -35,6 +35,44 @@ TEXTS = [
     "dull, slow and far too long",
     "the staff were kind and quick",
 ]
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection written by hand: a load generator sharing the server's cores
+    should cost far less per request than the server (httpx costs about as much)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> int:
+        """The status of one request; 0 when the connection failed (it is opened again next time)."""
+        try:
+            if self.streams is None:
+                self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+            reader, writer = self.streams
+            head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            return status
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            self.close()
+            return 0
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+            self.streams = None
+
+
+def body(i: int) -> bytes:
+    return json.dumps({"texts": [TEXTS[i % len(TEXTS)]]}).encode()
 
 
 def tiny_model() -> str:
@@ -76,28 +114,25 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def load(url: str, requests: int, concurrency: int, limit_s: float) -> dict[str, Any]:
+async def load(port: int, requests: int, concurrency: int, limit_s: float) -> dict[str, Any]:
     """`requests` one-text requests from `concurrency` clients, or as many as `limit_s` allows."""
     latencies: dict[int, list[float]] = {}
     left = iter(range(requests))
     deadline = time.perf_counter() + limit_s
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client() -> None:
+        connection = Connection(port)
         for i in left:
             if time.perf_counter() > deadline:
-                return
+                break
             sent = time.perf_counter()
-            try:
-                status = (await http.post(f"{url}/v1/classify", json={"texts": [TEXTS[i % len(TEXTS)]]})).status_code
-            except httpx.HTTPError:
-                status = 0
+            status = await connection.request("POST", "/v1/classify", body(i))
             latencies.setdefault(status, []).append(time.perf_counter() - sent)
+        connection.close()
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=120) as http:
-        began = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(concurrency)))
-        seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    seconds = time.perf_counter() - began
     ok = np.array(latencies.get(200, [np.nan])) * 1000
     answered = sum(map(len, latencies.values()))
     return {
@@ -114,33 +149,35 @@ async def load(url: str, requests: int, concurrency: int, limit_s: float) -> dic
     }
 
 
-async def overload(url: str, pid: int, clients: int, limit_s: float) -> dict[str, Any]:
-    """Many more clients than the server answers, for `limit_s`: /health probed every 50 ms meanwhile,
-    the server's memory sampled."""
+async def overload(port: int, pid: int, clients: int, limit_s: float) -> dict[str, Any]:
+    """`clients` clients each sending its next request as soon as the last is answered, for `limit_s`
+    (a refused request comes back at once, so they offer far more than the server answers), /health
+    probed every 50 ms meanwhile and the server's memory sampled."""
     health: list[float] = []
     memory = [rss_mib(pid)]
     done = asyncio.Event()
 
     async def probe() -> None:
-        async with httpx.AsyncClient(timeout=10) as http:
-            while not done.is_set():
-                sent = time.perf_counter()
-                await http.get(f"{url}/health")
-                health.append(time.perf_counter() - sent)
-                memory.append(rss_mib(pid))
-                await asyncio.sleep(0.05)
+        connection = Connection(port)
+        while not done.is_set():
+            sent = time.perf_counter()
+            ok = await connection.request("GET", "/health") == 200
+            health.append(time.perf_counter() - sent if ok else float("inf"))
+            memory.append(rss_mib(pid))
+            await asyncio.sleep(0.05)
+        connection.close()
 
     prober = asyncio.create_task(probe())
-    result = await load(url, 10**9, clients, limit_s)
+    result = await load(port, 10**9, clients, limit_s)
     done.set()
     await prober
     await asyncio.sleep(1)
-    metrics = httpx.get(f"{url}/metrics").text
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     queue = next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("sentiq_queue_texts "))
-    answered = result["requests"]
     return {
         **result,
-        "share_503": round(result["refused_503"] / answered, 3) if answered else None,
+        "share_503": round(result["refused_503"] / result["requests"], 3),
+        "health_p50_ms": round(float(np.percentile(health, 50)) * 1000, 1),
         "health_max_ms": round(max(health) * 1000, 1),
         "rss_mib_start_peak_end": [round(memory[0]), round(max(memory)), round(rss_mib(pid))],
         "queue_after": queue,
@@ -159,7 +196,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1000, help="requests per concurrency and mode")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--time-limit", type=float, default=60, help="seconds per concurrency and mode at most")
-    ap.add_argument("--overload-clients", type=int, default=320, help="0: no overload run")
+    ap.add_argument("--overload", type=int, default=10, help="clients, as times the top --concurrency; 0: none")
     ap.add_argument("--overload-seconds", type=float, default=20)
     ap.add_argument("--serve-args", default="--device cpu", help="more options for sentiq serve")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -170,19 +207,22 @@ def main() -> None:
     for mode, flags in (("batching", ["--batching"]), ("off", ["--no-batching"])):
         port = free_port()
         server = start(model, port, *flags, *extra)
-        for c in map(int, args.concurrency.split(",")):
-            rows.append(
-                {"mode": mode, **asyncio.run(load(f"http://127.0.0.1:{port}", args.requests, c, args.time_limit))}
-            )
-            print(json.dumps(rows[-1]), flush=True)
-        rows[-1]["exit"] = stop(server)
+        try:
+            for c in map(int, args.concurrency.split(",")):
+                rows.append({"mode": mode, **asyncio.run(load(port, args.requests, c, args.time_limit))})
+                print(json.dumps(rows[-1]), flush=True)
+        finally:
+            exits = stop(server)
+        rows[-1]["exit"] = exits
     report: dict[str, Any] = {"model": args.model, "cpu": os.cpu_count(), "rows": rows}
-    if args.overload_clients:
+    if args.overload:
+        clients = args.overload * max(map(int, args.concurrency.split(",")))
         port = free_port()
-        server = start(model, port, "--queue-texts", "256", *extra)
-        url = f"http://127.0.0.1:{port}"
-        report["overload"] = asyncio.run(overload(url, server.pid, args.overload_clients, args.overload_seconds))
-        report["overload"]["exit"] = stop(server)
+        server = start(model, port, "--queue-texts", "64", "--max-texts", "64", *extra)
+        try:
+            report["overload"] = asyncio.run(overload(port, server.pid, clients, args.overload_seconds))
+        finally:
+            report["overload"]["exit"] = stop(server)
         print(json.dumps(report["overload"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -188,11 +188,15 @@ def test_every_limit_names_itself_and_its_value() -> None:
 def test_overload_answers_503_while_health_answers_and_then_serves_again() -> None:
     gate = threading.Event()
     stub = Stub(gate)
-    with _client(lambda: stub, queue_texts=2, max_texts=2, max_wait_ms=0) as client:
+    with _client(lambda: stub, queue_texts=2, max_texts=2, max_batch_texts=1) as client:
         _wait_ready(client)
         with ThreadPoolExecutor(4) as pool:
             held = [pool.submit(client.post, "/v1/classify", json={"texts": ["good"]}) for _ in range(3)]
-            time.sleep(0.3)  # one in the held pass, two queued: the queue is full
+            batcher = client.app.state.service.batcher
+            for _ in range(500):  # one in the held pass, two queued: the queue is full
+                if batcher.depth == 2:
+                    break
+                time.sleep(0.02)
             refused = client.post("/v1/classify", json={"texts": ["good"]})
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             assert refused.json()["error"]["type"] == "overloaded"
@@ -310,3 +314,14 @@ def test_a_stop_signal_turns_ready_false_at_once() -> None:
     server = _draining_server()(uvicorn.Config(create_app(Stub, ServeSettings(), service)), service)
     server.handle_exit(signal.SIGTERM, None)
     assert service.state == "draining" and server.should_exit
+
+
+def test_a_lone_request_does_not_wait_for_others() -> None:
+    async def main() -> float:
+        batcher = Batcher(Stub().classify, max_wait_s=30, arriving=lambda: 0)
+        began = time.perf_counter()
+        await batcher.submit(["good"])
+        batcher.stop()
+        return time.perf_counter() - began
+
+    assert asyncio.run(main()) < 10  # not the 30 s a pass may wait while others are arriving

@@ -66,6 +66,7 @@ class Service:
 
     settings: ServeSettings
     state: str = "loading"  # loading, ready, draining or failed
+    arriving: int = 0  # classify requests read but not yet queued: worth a pass's wait
     error: str | None = None
     classifier: Any = None
     batcher: Batcher | None = None
@@ -94,6 +95,7 @@ class Service:
             max_wait_s=s.max_wait_ms / 1000,
             queue_texts=s.queue_texts,
             on_pass=self.metrics.on_pass,
+            arriving=lambda: self.arriving,
         )
         if self.state == "loading":
             self.state = "ready"
@@ -170,11 +172,17 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
         """Label each text, in order: its label, every label's probability and, for methods that
         generate, the answer. Texts of concurrent requests are classified together."""
         started = time.perf_counter()
-        texts = _texts(await _body(request, settings.max_body_bytes), settings)
-        if service.state != "ready" or service.batcher is None:
-            error = ApiError(503, "not_ready", f"the service is {service.state}: try again shortly")
-            error.headers["Retry-After"] = "1"
-            raise error
+        if service.batcher is not None and service.batcher.depth >= settings.queue_texts:  # before reading it
+            raise _overloaded(f"the queue holds its {settings.queue_texts} texts")
+        service.arriving += 1
+        try:
+            texts = _texts(await _body(request, settings.max_body_bytes), settings)
+            if service.state != "ready" or service.batcher is None:
+                error = ApiError(503, "not_ready", f"the service is {service.state}: try again shortly")
+                error.headers["Retry-After"] = "1"
+                raise error
+        finally:
+            service.arriving -= 1
         results = await _submit(service.batcher, texts, settings.timeout_s)
         service.metrics.latency.observe(time.perf_counter() - started)
         return {
@@ -191,9 +199,7 @@ async def _submit(batcher: Batcher, texts: list[str], timeout: float) -> list[An
     try:
         return await asyncio.wait_for(batcher.submit(texts), timeout)
     except Overloaded as exc:
-        error = ApiError(503, "overloaded", f"too many texts are waiting ({exc}): retry after a second")
-        error.headers["Retry-After"] = "1"
-        raise error from None
+        raise _overloaded(str(exc)) from None
     except Stopped:
         raise ApiError(503, "shutting_down", "the service is shutting down") from None
     except TimeoutError:
@@ -202,6 +208,12 @@ async def _submit(batcher: Batcher, texts: list[str], timeout: float) -> list[An
         raise ApiError(500, "classify_failed", first_line(exc)) from None
     except Exception as exc:  # the model failed on this request's texts
         raise ApiError(500, "classify_failed", f"{type(exc).__name__}: {first_line(exc)}") from None
+
+
+def _overloaded(why: str) -> ApiError:
+    error = ApiError(503, "overloaded", f"too many texts are waiting ({why}): retry after a second")
+    error.headers["Retry-After"] = "1"
+    return error
 
 
 async def _body(request: Request, limit: int) -> bytes:

@@ -41,9 +41,9 @@ class Pass:
 
 class Batcher:
     """Requests in, one worker thread out: each pass takes the queued requests in order, up to
-    `max_batch_texts` texts, waiting up to `max_wait_s` after the first for more to join (with batching
-    off, one request a pass). A pass that fails is retried one request at a time, so a request's own
-    failure fails that request only."""
+    `max_batch_texts` texts, waiting up to `max_wait_s` after the first for more to join while
+    `arriving()` says requests are on their way (with batching off, one request a pass). A pass that fails
+    is retried one request at a time, so a request's own failure fails that request only."""
 
     def __init__(
         self,
@@ -54,11 +54,13 @@ class Batcher:
         max_wait_s: float = 0.005,
         queue_texts: int = 1024,
         on_pass: Callable[[Pass], None] | None = None,
+        arriving: Callable[[], int] | None = None,
     ) -> None:
         self._classify = classify
         self.batching, self.max_batch_texts, self.max_wait_s = batching, max_batch_texts, max_wait_s
         self.queue_texts = queue_texts
         self._on_pass = on_pass or (lambda p: None)
+        self._arriving = arriving or (lambda: 1)  # unknown: always worth the wait
         self._jobs: deque[_Job] = deque()
         self._queued = 0  # texts waiting, not yet taken by a pass
         self._busy = 0  # texts in the pass being made
@@ -123,7 +125,7 @@ class Batcher:
                     size += len(batch[-1].texts)
                     continue
                 left = deadline - time.monotonic()
-                if left <= 0 or self._stopping:
+                if left <= 0 or self._stopping or not self._arriving():  # a lone client does not wait
                     break
                 self._ready.wait(left)
             self._queued -= size
