@@ -185,7 +185,7 @@ def tuned(result: Any, as_json: bool) -> None:
         grid = result.grid.assign(prompt=cell_names(result.grid))
         chosen = (chosen_name(b, result.grid), b["calibrate"])
         scoring = f"k-shot k={b['k']} loglik" if b.get("k") else "loglik"
-        c = b.get("criterion", "accuracy")  # searches before 0.4 chose by accuracy
+        c = b.get("criterion", "accuracy")  # searches of 0.3 and earlier chose by accuracy
         said = c.replace("_", " ")
         out.print(grid_table(grid, "prompt", "calibrate", c, chosen, f"{scoring} {said}"))
         base = b["baseline"]

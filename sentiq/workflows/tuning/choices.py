@@ -138,7 +138,7 @@ def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Pat
 
 
 def _split_of(folder: Path) -> tuple[str, ...]:
-    """The search's split file, where it kept one (searches before 0.4 did not)."""
+    """The search's split file, where it kept one (searches of 0.3 and earlier did not)."""
     path = folder / SPLIT_FILE
     return (str(path),) if path.is_file() else ()
 
