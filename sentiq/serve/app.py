@@ -112,6 +112,7 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
     from contextlib import asynccontextmanager
 
     service = service or Service(settings)
+    settings = service.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan shape
@@ -126,19 +127,7 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
     )
     app.state.service = service
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable) -> Response:
-        """The API key where one is set, and every answer counted by endpoint and status."""
-        path = request.url.path
-        if settings.api_key and path not in OPEN and not _authorized(request, settings.api_key):
-            error = ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
-            error.headers["WWW-Authenticate"] = "Bearer"
-            response = error.response()
-        else:
-            response = await call_next(request)
-        endpoint = path if any(path == r.path for r in app.routes) else "other"  # type: ignore[attr-defined]
-        service.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        return response
+    app.add_middleware(Guard, service=service, routes=lambda: {r.path for r in app.routes})  # type: ignore[attr-defined]
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -172,8 +161,6 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
         """Label each text, in order: its label, every label's probability and, for methods that
         generate, the answer. Texts of concurrent requests are classified together."""
         started = time.perf_counter()
-        if service.batcher is not None and service.batcher.depth >= settings.queue_texts:  # before reading it
-            raise _overloaded(f"the queue holds its {settings.queue_texts} texts")
         service.arriving += 1
         try:
             texts = _texts(await _body(request, settings.max_body_bytes), settings)
@@ -193,6 +180,48 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
         }
 
     return app
+
+
+class Guard:
+    """Before any routing (plain ASGI: a refusal under overload should cost little): the API key where one
+    is set, a classify request refused while the queue is full, and every answer counted by endpoint and
+    status."""
+
+    def __init__(self, app: Any, service: Service, routes: Callable[[], set[str]]) -> None:
+        self.app, self.service, self.routes = app, service, routes
+        self.known: set[str] | None = None
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+
+        async def counted(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal.response()(scope, receive, counted)
+        else:
+            await self.app(scope, receive, counted)
+        self.known = self.known or self.routes()
+        endpoint = scope["path"] if scope["path"] in self.known else "other"
+        self.service.metrics.requests.labels(endpoint, str(status["code"])).inc()
+
+    def _refusal(self, scope: dict) -> ApiError | None:
+        from starlette.datastructures import Headers
+
+        settings, batcher, path = self.service.settings, self.service.batcher, scope["path"]
+        if settings.api_key and path not in OPEN and not _authorized(Headers(scope=scope), settings.api_key):
+            error = ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
+            error.headers["WWW-Authenticate"] = "Bearer"
+            return error
+        if path == "/v1/classify" and batcher is not None and batcher.depth >= settings.queue_texts:
+            return _overloaded(f"the queue holds its {settings.queue_texts} texts")
+        return None
 
 
 async def _submit(batcher: Batcher, texts: list[str], timeout: float) -> list[Any]:
@@ -257,8 +286,8 @@ def _texts(body: bytes, settings: ServeSettings) -> list[str]:
     return texts
 
 
-def _authorized(request: Request, key: str) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+def _authorized(headers: Any, key: str) -> bool:
+    scheme, _, given = headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode())
 
 
