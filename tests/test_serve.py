@@ -325,3 +325,21 @@ def test_a_lone_request_does_not_wait_for_others() -> None:
         return time.perf_counter() - began
 
     assert asyncio.run(main()) < 10  # not the 30 s a pass may wait while others are arriving
+
+
+def test_the_command_ends_in_one_line_on_a_model_that_does_not_load(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "sentiq",
+        "serve",
+        "--model",
+        str(tmp_path / "no-model"),
+        "--port",
+        str(_free_port()),
+    ]
+    ended = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert ended.returncode == 1 and "Traceback" not in ended.stderr
+    assert ended.stderr.strip().splitlines()[-1].startswith("error:"), ended.stderr
+    short = subprocess.run([*command[:4], "--api-key", "short"], capture_output=True, text=True, timeout=60)
+    assert short.returncode == 1 and "--api-key must be at least 16" in short.stderr

@@ -161,3 +161,12 @@ def test_k_shot_search_on_one_s_own_data_draws_from_demos(tiny_model: Path, twee
     shown = result.best["demonstrations"]
     assert sorted(d["label"] for d in shown) == sorted(LABELS3) and all(d["text"].startswith("pool") for d in shown)
     assert result.folder == tmp_path / "tuning" / tiny_model.name / "negative-neutral-positive" / "k-shot-prompt"
+
+
+def test_a_search_given_bad_data_says_so_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    missing = runner.invoke(app, ["tune-prompt", "--dataset", str(tmp_path / "none.csv"), "-o", str(out)])
+    assert missing.exit_code == 1 and missing.output.count("\n") == 1 and "file not found" in missing.output
+    wrong = runner.invoke(app, ["tune-sampling", "--sample", "random", "-o", str(out)])
+    assert wrong.exit_code == 2
+    assert not out.exists()

@@ -33,8 +33,8 @@ def serve(
     _check_method(config)
     service = Service(settings)
     app = create_app(lambda: _load(model, config), settings, service)
-    config_ = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level)
-    server = _draining_server()(config_, service)
+    listening = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level)
+    server = _draining_server()(listening, service)
     service.on_failure = lambda: setattr(server, "should_exit", True)
     with _stopped_by_signals_quietly():
         server.run()

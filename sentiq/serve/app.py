@@ -102,7 +102,8 @@ class Service:
 
     def drain(self) -> None:
         """Take no new request; those queued are finished."""
-        self.state = "draining" if self.state != "failed" else "failed"
+        if self.state != "failed":
+            self.state = "draining"
         if self.batcher is not None:
             self.batcher.stop()
 
