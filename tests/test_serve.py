@@ -191,12 +191,11 @@ def test_overload_answers_503_while_health_answers_and_then_serves_again() -> No
     with _client(lambda: stub, queue_texts=2, max_texts=2, max_batch_texts=1) as client:
         _wait_ready(client)
         with ThreadPoolExecutor(4) as pool:
-            held = [pool.submit(client.post, "/v1/classify", json={"texts": ["good"]}) for _ in range(3)]
             batcher = client.app.state.service.batcher
-            for _ in range(500):  # one in the held pass, two queued: the queue is full
-                if batcher.depth == 2:
-                    break
-                time.sleep(0.02)
+            held = [pool.submit(client.post, "/v1/classify", json={"texts": ["good"]})]
+            _until(lambda: len(stub.calls) == 2)  # the warm-up, then this request's pass, held at the gate
+            held += [pool.submit(client.post, "/v1/classify", json={"texts": ["good"]}) for _ in range(2)]
+            _until(lambda: batcher.depth == 2)  # two queued behind it: the queue is full
             refused = client.post("/v1/classify", json={"texts": ["good"]})
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             assert refused.json()["error"]["type"] == "overloaded"
@@ -205,6 +204,14 @@ def test_overload_answers_503_while_health_answers_and_then_serves_again() -> No
             gate.set()
             assert [f.result().status_code for f in held] == [200, 200, 200]
         assert client.post("/v1/classify", json={"texts": ["good"]}).status_code == 200
+
+
+def _until(ready: Any) -> None:
+    for _ in range(500):
+        if ready():
+            return
+        time.sleep(0.02)
+    raise AssertionError("the service did not reach the state the test waits for")
 
 
 def test_a_request_not_answered_in_time_is_504() -> None:
