@@ -1,9 +1,9 @@
 """`sentiq serve` under load, on the loopback interface only: the server with dynamic batching and with
 batching off (one request a pass), at each concurrency, a fixed number of one-text requests within a time
 limit: requests/s, texts/s, p50/p95/p99 latency, errors. Then an overload run (ten times the top
-concurrency's clients, each resending at once, a small queue): the share answered 503, the latency of the rest, /health's slowest
-answer throughout, the server's memory before, at its peak and after, and whether anything was left
-hanging.
+concurrency's clients, each resending at once, a small queue): the share answered 503, the latency of
+the rest, /health's answers throughout on the service's port and on --health-port, timed from a process of
+their own, the server's memory before, at its peak and after, and whether anything was left hanging.
 
     python benchmarks/serve.py --model tiny                      # the test suite's tiny random Qwen2
     python benchmarks/serve.py --model ~/.cache/sentiq-standin/qwen2.5-coder-0.5b-instruct --requests 200
@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import http.client
 import json
+import multiprocessing
 import os
 import signal
 import socket
@@ -149,45 +152,65 @@ async def load(port: int, requests: int, concurrency: int, limit_s: float) -> di
     }
 
 
-async def overload(port: int, pid: int, clients: int, limit_s: float) -> dict[str, Any]:
+def probe(ports: dict[str, int], pid: int, stop: Any, results: Any) -> None:
+    """/health on each port every 50 ms, and the server's memory, from a process of its own: a probe on
+    the load generator's event loop would time that loop's backlog too."""
+    connections = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=30) for name, port in ports.items()}
+    health: dict[str, list[float]] = {name: [] for name in ports}
+    memory = [rss_mib(pid)]
+    while not stop.is_set():
+        for name, connection in connections.items():
+            sent = time.perf_counter()
+            try:
+                connection.request("GET", "/health")
+                response = connection.getresponse()
+                response.read()
+                health[name].append(time.perf_counter() - sent if response.status == 200 else float("inf"))
+            except OSError:
+                health[name].append(float("inf"))
+                connection.close()
+        memory.append(rss_mib(pid))
+        time.sleep(0.05)
+    results.send((health, memory))
+
+
+def overload(ports: dict[str, int], pid: int, clients: int, limit_s: float) -> dict[str, Any]:
     """`clients` clients each sending its next request as soon as the last is answered, for `limit_s`
     (a refused request comes back at once, so they offer far more than the server answers), /health
-    probed every 50 ms meanwhile and the server's memory sampled."""
-    health: list[float] = []
-    memory = [rss_mib(pid)]
-    done = asyncio.Event()
-
-    async def probe() -> None:
-        connection = Connection(port)
-        while not done.is_set():
-            sent = time.perf_counter()
-            ok = await connection.request("GET", "/health") == 200
-            health.append(time.perf_counter() - sent if ok else float("inf"))
-            memory.append(rss_mib(pid))
-            await asyncio.sleep(0.05)
-        connection.close()
-
-    prober = asyncio.create_task(probe())
-    result = await load(port, 10**9, clients, limit_s)
-    done.set()
-    await prober
-    await asyncio.sleep(1)
-    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    probed meanwhile on the service's port and on --health-port, and the server's memory sampled."""
+    context = multiprocessing.get_context("spawn")
+    stop, (received, sent) = context.Event(), context.Pipe(duplex=False)
+    prober = context.Process(target=probe, args=(ports, pid, stop, sent))
+    prober.start()
+    result = asyncio.run(load(ports["service"], 10**9, clients, limit_s))
+    stop.set()
+    health, memory = received.recv()
+    prober.join()
+    time.sleep(1)
+    metrics = httpx.get(f"http://127.0.0.1:{ports['service']}/metrics").text
     queue = next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("sentiq_queue_texts "))
     return {
         **result,
         "share_503": round(result["refused_503"] / result["requests"], 3),
-        "health_p50_ms": round(float(np.percentile(health, 50)) * 1000, 1),
-        "health_max_ms": round(max(health) * 1000, 1),
+        **{
+            f"health_on_{name}_port_p50_p99_max_ms": [
+                round(float(np.percentile(times, q)) * 1000, 1) for q in (50, 99, 100)
+            ]
+            for name, times in health.items()
+        },
+        "health_probes": len(health["service"]),
         "rss_mib_start_peak_end": [round(memory[0]), round(max(memory)), round(rss_mib(pid))],
         "queue_after": queue,
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """`n` distinct ports free on the loopback interface."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(n)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def main() -> None:
@@ -205,7 +228,7 @@ def main() -> None:
     extra = args.serve_args.split()
     rows: list[dict[str, Any]] = []
     for mode, flags in (("batching", ["--batching"]), ("off", ["--no-batching"])):
-        port = free_port()
+        (port,) = free_ports(1)
         server = start(model, port, *flags, *extra)
         try:
             for c in map(int, args.concurrency.split(",")):
@@ -217,10 +240,11 @@ def main() -> None:
     report: dict[str, Any] = {"model": args.model, "cpu": os.cpu_count(), "rows": rows}
     if args.overload:
         clients = args.overload * max(map(int, args.concurrency.split(",")))
-        port = free_port()
-        server = start(model, port, "--queue-texts", "64", "--max-texts", "64", *extra)
+        ports = dict(zip(("service", "probe"), free_ports(2), strict=True))
+        flags = ["--queue-texts", "64", "--max-texts", "64", "--health-port", str(ports["probe"])]
+        server = start(model, ports["service"], *flags, *extra)
         try:
-            report["overload"] = asyncio.run(overload(port, server.pid, clients, args.overload_seconds))
+            report["overload"] = overload(ports, server.pid, clients, args.overload_seconds)
         finally:
             report["overload"]["exit"] = stop(server)
         print(json.dumps(report["overload"]), flush=True)

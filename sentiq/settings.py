@@ -180,6 +180,7 @@ class ServeSettings:
 
     host: str = "127.0.0.1"  # loopback unless told otherwise
     port: int = 8000
+    health_port: int | None = None  # /health and /ready also answered here, on threads of their own
     api_key: str | None = None  # when set, every endpoint but /health asks for `Authorization: Bearer KEY`
     batching: bool = True  # False: one request per pass, for comparison
     max_batch_texts: int = 64  # texts one pass takes from the queue (the engine's token budget splits further)
@@ -189,10 +190,13 @@ class ServeSettings:
     max_chars: int = 20_000  # characters per text
     max_body_bytes: int = 1_048_576  # request body
     timeout_s: float = 60.0  # a request not answered by then is answered 504
+    access_log: bool = False  # a line per request: under overload, a share of the event loop's time
 
     def __post_init__(self) -> None:
         checks = [
             (1 <= self.port <= 65535, "--port must be between 1 and 65535"),
+            (self.health_port is None or 1 <= self.health_port <= 65535, "--health-port must be between 1 and 65535"),
+            (self.health_port != self.port, "--health-port must differ from --port"),
             (self.max_batch_texts >= 1, "--max-batch-texts must be at least 1"),
             (self.max_wait_ms >= 0, "--max-wait-ms must be 0 or more"),
             (self.queue_texts >= self.max_texts, "--queue-texts must hold at least one request's --max-texts"),

@@ -268,6 +268,8 @@ def test_settings_the_service_cannot_honour_are_refused() -> None:
         ServeSettings(api_key="short")
     with pytest.raises(sentiq.OptionError, match="--queue-texts must hold"):
         ServeSettings(queue_texts=10, max_texts=20)
+    with pytest.raises(sentiq.OptionError, match="--health-port must differ"):
+        ServeSettings(port=8000, health_port=8000)
     from sentiq.serve import serve
     from sentiq.settings import MethodConfig, ModelSettings
 
@@ -275,18 +277,45 @@ def test_settings_the_service_cannot_honour_are_refused() -> None:
         serve(ModelSettings("x"), MethodConfig(calibrate="batch"), ServeSettings())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
+def _free_port(n: int = 1) -> Any:
+    """A free loopback port, or a list of `n` distinct ones."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports[0] if n == 1 else ports
+
+
+def test_the_probe_port_answers_health_and_ready_on_threads_of_its_own() -> None:
+    import httpx
+
+    from sentiq.serve.probes import ProbeServer
+
+    service = Service(ServeSettings(api_key=KEY))
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with ProbeServer(service, "127.0.0.1", 0) as probes, httpx.Client(base_url=f"http://127.0.0.1:{probes.port}") as c:
+        assert c.get("/health").json() == {"status": "ok"}  # no key asked for
+        assert c.get("/ready").status_code == 401
+        assert c.get("/ready", headers=auth).json() == {"ready": False, "state": "loading"}
+        service.classifier, service.state = Stub(), "ready"
+        ready = c.get("/ready", headers=auth)
+        assert ready.status_code == 200 and ready.json()["model"] == "stub"
+        assert c.get("/v1/classify", headers=auth).status_code == 404  # probes only: no work on this port
+        with pytest.raises(sentiq.OptionError, match=f"--health-port {probes.port}: cannot listen"):
+            ProbeServer(service, "127.0.0.1", probes.port)
+    with pytest.raises(httpx.TransportError):  # closed with the service
+        httpx.get(f"http://127.0.0.1:{probes.port}/health")
 
 
 def test_sigterm_finishes_what_is_in_flight_then_exits_0(tiny_model: Path) -> None:
     import httpx
 
-    port = _free_port()
+    port, probes = _free_port(2)
     command = [sys.executable, "-m", "sentiq", "serve", "--model", str(tiny_model), "--device", "cpu"]
-    command += ["--dtype", "float32", "--port", str(port), "--max-wait-ms", "1500"]
+    command += ["--dtype", "float32", "--port", str(port), "--max-wait-ms", "1500", "--health-port", str(probes)]
+    command += ["--access-log"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -297,6 +326,7 @@ def test_sigterm_finishes_what_is_in_flight_then_exits_0(tiny_model: Path) -> No
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{probes}/ready").json()["ready"] is True
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(httpx.post, f"{url}/v1/classify", json={"texts": ["a fine film"]}, timeout=30)
             time.sleep(0.5)  # the request waits in the batcher for more to join it
@@ -309,6 +339,7 @@ def test_sigterm_finishes_what_is_in_flight_then_exits_0(tiny_model: Path) -> No
             server.kill()
     output = server.stdout.read() if server.stdout else ""
     assert "Traceback" not in output, output
+    assert '"POST /v1/classify HTTP/1.1" 200' in output  # --access-log: a line per request
 
 
 def test_a_stop_signal_turns_ready_false_at_once() -> None:

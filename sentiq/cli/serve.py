@@ -22,6 +22,13 @@ def _limit(*names: str, help: str, **kwargs: object) -> typer.models.OptionInfo:
 def serve(
     host: Annotated[str, _limit(help="Address to listen on (loopback unless told otherwise).")] = ServeSettings.host,
     port: Annotated[int, _limit(help="Port to listen on.")] = ServeSettings.port,
+    health_port: Annotated[
+        int | None,
+        _limit(
+            show_default=False,
+            help="Also answer /health and /ready on this port, on threads of their own: probes stay quick under overload.",
+        ),
+    ] = ServeSettings.health_port,
     api_key: Annotated[
         str | None,
         _limit(
@@ -46,6 +53,9 @@ def serve(
     timeout: Annotated[
         float, _limit(min=0.001, help="Seconds before an unanswered request is answered 504.")
     ] = ServeSettings.timeout_s,
+    access_log: Annotated[
+        bool, _limit("--access-log/--no-access-log", help="Log a line per request (/metrics counts them either way).")
+    ] = ServeSettings.access_log,
     method: o.Method = MethodConfig.method,
     model: o.Model = ModelSettings.model,
     device: o.Device = ModelSettings.device,
@@ -73,8 +83,8 @@ def serve(
     from sentiq.serve import serve as run_service
 
     limits = ServeSettings(
-        host, port, api_key, batching, max_batch_texts, max_wait_ms, queue_texts, max_texts, max_chars,
-        max_body_bytes, timeout,
+        host, port, health_port, api_key, batching, max_batch_texts, max_wait_ms, queue_texts, max_texts, max_chars,
+        max_body_bytes, timeout, access_log,
     )  # fmt: skip
     models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
     run_service(models, o.method_settings(method, locals()), limits, tuned=tuned, results_dir=results_dir)

@@ -33,10 +33,12 @@ def serve(
     _check_method(config)
     service = Service(settings)
     app = create_app(lambda: _load(model, config), settings, service)
-    listening = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level)
+    listening = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=log_level, access_log=settings.access_log
+    )
     server = _draining_server()(listening, service)
     service.on_failure = lambda: setattr(server, "should_exit", True)
-    with _stopped_by_signals_quietly():
+    with _stopped_by_signals_quietly(), _probes(service, settings):
         server.run()
     if service.state == "failed":
         raise ModelError(service.error or "the model failed to load")
@@ -55,6 +57,15 @@ def _stopped_by_signals_quietly() -> Iterator[None]:
     finally:
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
+
+
+def _probes(service: Any, settings: ServeSettings) -> contextlib.AbstractContextManager:
+    """The probe port's server, where one is asked for."""
+    if settings.health_port is None:
+        return contextlib.nullcontext()
+    from sentiq.serve.probes import ProbeServer
+
+    return ProbeServer(service, settings.host, settings.health_port)
 
 
 def _load(model: ModelSettings, method: MethodConfig) -> Any:

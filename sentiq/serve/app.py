@@ -142,12 +142,8 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
     @app.get("/ready")
     async def ready() -> JSONResponse:
         """Ready for requests: the model loaded and warm, and not draining. 503 otherwise."""
-        body: dict[str, Any] = {"ready": service.state == "ready", "state": service.state}
-        if service.classifier is not None:
-            body |= _described(service.classifier)
-        if service.error:
-            body["error"] = service.error
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+        status, body = readiness(service)
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -216,7 +212,7 @@ class Guard:
         from starlette.datastructures import Headers
 
         settings, batcher, path = self.service.settings, self.service.batcher, scope["path"]
-        if settings.api_key and path not in OPEN and not _authorized(Headers(scope=scope), settings.api_key):
+        if settings.api_key and path not in OPEN and not authorized(Headers(scope=scope), settings.api_key):
             error = ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
             error.headers["WWW-Authenticate"] = "Bearer"
             return error
@@ -287,7 +283,17 @@ def _texts(body: bytes, settings: ServeSettings) -> list[str]:
     return texts
 
 
-def _authorized(headers: Any, key: str) -> bool:
+def readiness(service: Service) -> tuple[int, dict[str, Any]]:
+    """/ready's status and body: 200 once the model is loaded and warm and the service not draining."""
+    body: dict[str, Any] = {"ready": service.state == "ready", "state": service.state}
+    if service.classifier is not None:
+        body |= _described(service.classifier)
+    if service.error:
+        body["error"] = service.error
+    return (200 if body["ready"] else 503), body
+
+
+def authorized(headers: Any, key: str) -> bool:
     scheme, _, given = headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode())
 
