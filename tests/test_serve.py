@@ -43,6 +43,7 @@ class Stub:
 
     def __init__(self, gate: threading.Event | None = None, fail_on: str | None = None) -> None:
         self.gate, self.fail_on, self.calls = gate, fail_on, []
+        self.calibration = None
         self.labels = ("positive", "negative")
         self.method = SimpleNamespace(title=lambda: "loglik")
         self.engine = SimpleNamespace(lm=SimpleNamespace(source=SimpleNamespace(label="stub")))
@@ -273,8 +274,43 @@ def test_settings_the_service_cannot_honour_are_refused() -> None:
     from sentiq.serve import serve
     from sentiq.settings import MethodConfig, ModelSettings
 
-    with pytest.raises(sentiq.OptionError, match="--calibrate batch estimates its prior"):
+    with pytest.raises(sentiq.OptionError, match="--calibrate batch estimates its prior .* --calibration-texts"):
         serve(ModelSettings("x"), MethodConfig(calibrate="batch"), ServeSettings())
+
+
+def test_calibration_texts_are_read_before_the_model_loads(tmp_path: Path) -> None:
+    from sentiq.serve import _warm_up_texts
+    from sentiq.settings import MethodConfig
+
+    (tmp_path / "calib.txt").write_text("a fine film\n\nbad\n")
+    batch, domain = MethodConfig(calibrate="batch"), MethodConfig(calibrate="domain")
+    assert _warm_up_texts(batch, ServeSettings(calibration_texts=tmp_path / "calib.txt")) == ["a fine film", "bad"]
+    assert _warm_up_texts(MethodConfig(), ServeSettings()) == ["warming up"]
+    with pytest.raises(sentiq.DataError, match="file not found"):
+        _warm_up_texts(domain, ServeSettings(calibration_texts=tmp_path / "none.txt"))
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    with pytest.raises(sentiq.OptionError, match="no text to estimate the prior on"):
+        _warm_up_texts(domain, ServeSettings(calibration_texts=tmp_path / "blank.txt"))
+    with pytest.raises(sentiq.OptionError, match="--calibration-texts is for --calibrate batch or domain"):
+        _warm_up_texts(MethodConfig(calibrate="contextual"), ServeSettings(calibration_texts=tmp_path / "calib.txt"))
+
+
+def test_a_batch_prior_is_estimated_on_the_calibration_texts_and_kept(tiny_model: Path) -> None:
+    sample = ["a fine film", "dull and long", "I loved it", "bad", "it was fine", "never again"]
+    texts = ["what a day", "so slow"]
+    library = sentiq.load(str(tiny_model), device="cpu", dtype="float32", calibrate="batch")
+    library.classify(sample)  # the prior: these texts' mean
+    expected = library.classify(texts)
+    make = lambda: sentiq.load(str(tiny_model), device="cpu", dtype="float32", calibrate="batch")  # noqa: E731
+    service = Service(ServeSettings(), warm_up=sample)
+    with TestClient(create_app(make, service.settings, service)) as client:
+        _wait_ready(client)
+        calibration = client.get("/ready").json()["calibration"]
+        assert calibration["mode"] == "batch" and calibration["estimated_on"] == "the first 6 texts classified"
+        assert calibration["prior"] == pytest.approx(library.calibration["prior"])
+        for _ in range(2):  # the same answers each time: the prior is not re-estimated on requests
+            got = client.post("/v1/classify", json={"texts": texts}).json()["results"]
+            assert [r["scores"] for r in got] == [pytest.approx(r.scores) for r in expected]
 
 
 def _free_port(n: int = 1) -> Any:
@@ -381,3 +417,8 @@ def test_the_command_ends_in_one_line_on_a_model_that_does_not_load(tmp_path: Pa
     assert ended.stderr.strip().splitlines()[-1].startswith("error:"), ended.stderr
     short = subprocess.run([*command[:4], "--api-key", "short"], capture_output=True, text=True, timeout=60)
     assert short.returncode == 1 and "--api-key must be at least 16" in short.stderr
+    missing = [*command[:4], "--calibrate", "domain", "--calibration-texts", str(tmp_path / "none.txt")]
+    unread = subprocess.run(missing, capture_output=True, text=True, timeout=60)
+    assert unread.returncode == 1 and unread.stderr.strip().splitlines() == [
+        f"error: file not found: {tmp_path}/none.txt"
+    ]

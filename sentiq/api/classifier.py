@@ -44,9 +44,11 @@ class Classifier:
 
         self.engine = engine
         self.method = method
+        self.calibration: dict[str, Any] | None = None  # once estimated: the prior divided out, and on what
         prompts = load_prompts(method.prompt)
         pool = pool_for(method, label_set(prompts))  # k-shot's demonstrations
         self._runner: MethodRunner = MethodRunner(engine, method, pool=pool, prompts=prompts)
+        self._runner.on_prior = lambda record: setattr(self, "calibration", record)
         self._runner.warm_up()
 
     def __repr__(self) -> str:

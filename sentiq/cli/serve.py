@@ -56,6 +56,14 @@ def serve(
     access_log: Annotated[
         bool, _limit("--access-log/--no-access-log", help="Log a line per request (/metrics counts them either way).")
     ] = ServeSettings.access_log,
+    calibration_texts: Annotated[
+        Path | None,
+        _limit(
+            show_default=False,
+            help="For --calibrate batch or domain: in-domain texts (any file classify reads) the prior is "
+            "estimated on at start, then kept.",
+        ),
+    ] = ServeSettings.calibration_texts,
     method: o.Method = MethodConfig.method,
     model: o.Model = ModelSettings.model,
     device: o.Device = ModelSettings.device,
@@ -84,7 +92,7 @@ def serve(
 
     limits = ServeSettings(
         host, port, health_port, api_key, batching, max_batch_texts, max_wait_ms, queue_texts, max_texts, max_chars,
-        max_body_bytes, timeout, access_log,
+        max_body_bytes, timeout, access_log, calibration_texts,
     )  # fmt: skip
     models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
     run_service(models, o.method_settings(method, locals()), limits, tuned=tuned, results_dir=results_dir)

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from sentiq.errors import ModelError, OptionError
-from sentiq.settings import MethodConfig, ModelSettings, ServeSettings
+from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, ServeSettings
+
+CALIBRATION_TEXTS = ClassifySettings.chunk_size  # read at most: classify estimates its prior on a first chunk
 
 
 def serve(
@@ -30,8 +32,7 @@ def serve(
     from sentiq.serve.app import Service, create_app
 
     (config,) = tuned_methods([method], model.model, tuned, results_dir)
-    _check_method(config)
-    service = Service(settings)
+    service = Service(settings, warm_up=_warm_up_texts(config, settings))
     app = create_app(lambda: _load(model, config), settings, service)
     listening = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level, access_log=settings.access_log
@@ -75,13 +76,28 @@ def _load(model: ModelSettings, method: MethodConfig) -> Any:
     return Classifier(load_engine(model), method)
 
 
-def _check_method(method: MethodConfig) -> None:
-    """Settings the service cannot honour are refused before the model loads."""
-    if method.calibrate in ("batch", "domain"):
-        raise OptionError(
-            f"--calibrate {method.calibrate} estimates its prior from the texts of a run; a service's requests are "
-            "not one sample: use contextual, or none"
-        )
+def _warm_up_texts(method: MethodConfig, settings: ServeSettings) -> list[str]:
+    """What the model answers before the first request: for batch or domain calibration, the texts of
+    --calibration-texts (the prior is estimated on them and kept, as a run of `classify` keeps the prior
+    of its first texts); checked before the model loads."""
+    sampled = method.calibrate in ("batch", "domain")
+    if settings.calibration_texts is None:
+        if sampled:
+            raise OptionError(
+                f"--calibrate {method.calibrate} estimates its prior from a sample of texts, and a service's "
+                "requests are not one: give --calibration-texts FILE (in-domain texts, read at start)"
+            )
+        return ["warming up"]
+    if not sampled:
+        raise OptionError("--calibration-texts is for --calibrate batch or domain")
+    from sentiq.io.sources import open_source
+    from sentiq.text import clean_text
+
+    source = open_source(settings.calibration_texts)
+    texts = [t for t in next(source.chunks(CALIBRATION_TEXTS), {"text": []})["text"] if clean_text(t)]
+    if not texts:
+        raise OptionError(f"--calibration-texts {settings.calibration_texts}: no text to estimate the prior on")
+    return texts
 
 
 def _require_serve_extra() -> Any:

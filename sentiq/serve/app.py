@@ -71,17 +71,18 @@ class Service:
     classifier: Any = None
     batcher: Batcher | None = None
     on_failure: Callable[[], None] = lambda: None
+    warm_up: list[str] = field(default_factory=lambda: ["warming up"])  # answered before the first request
     metrics: ServiceMetrics = field(init=False)
 
     def __post_init__(self) -> None:
         self.metrics = ServiceMetrics(lambda: self.batcher.depth if self.batcher else 0)
 
     def load(self, make: Callable[[], Any]) -> None:
-        """Load the classifier, answer one text (the first request should not pay for warming up), then
-        take requests."""
+        """Load the classifier, answer the warm-up texts (the first request should not pay for warming up;
+        a sampled calibration prior is estimated on them), then take requests."""
         try:
             classifier = make()
-            classifier.classify(["warming up"])
+            classifier.classify(self.warm_up)
         except Exception as exc:  # shown to the operator; the server stops
             self.state, self.error = "failed", first_line(exc) if isinstance(exc, SentiqError) else repr(exc)
             self.on_failure()
@@ -288,6 +289,8 @@ def readiness(service: Service) -> tuple[int, dict[str, Any]]:
     body: dict[str, Any] = {"ready": service.state == "ready", "state": service.state}
     if service.classifier is not None:
         body |= _described(service.classifier)
+        if service.classifier.calibration is not None:
+            body["calibration"] = service.classifier.calibration
     if service.error:
         body["error"] = service.error
     return (200 if body["ready"] else 503), body
