@@ -7,6 +7,7 @@ their own, the server's memory before, at its peak and after, and whether anythi
 
     python benchmarks/serve.py --model tiny                      # the test suite's tiny random Qwen2
     python benchmarks/serve.py --model ~/.cache/sentiq-standin/qwen2.5-coder-0.5b-instruct --requests 200
+    python benchmarks/serve.py --random-weights qwen2.5-0.5b --tokenizer DIR --serve-args "--device cuda"
 """
 
 from __future__ import annotations
@@ -87,6 +88,18 @@ def tiny_model() -> str:
     folder = Path(tempfile.mkdtemp(prefix="sentiq-tiny-"))
     build_tokenizer(folder)
     build_model(folder, vocab_size=len(AutoTokenizer.from_pretrained(folder)))
+    return str(folder)
+
+
+def random_model(shape: str, tokenizer: str) -> str:
+    """The exact Qwen2.5 shape with random weights (speed does not depend on their values), saved in a
+    temporary folder for the server to load: where the hub cannot be reached."""
+    from throughput import random_model as build
+
+    folder = Path(tempfile.mkdtemp(prefix=f"sentiq-{shape}-"))
+    lm = build(shape, tokenizer, "cpu", "bfloat16")
+    lm.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
     return str(folder)
 
 
@@ -216,6 +229,8 @@ def free_ports(n: int) -> list[int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="'tiny' (the test suite's), or any model sentiq serve takes")
+    ap.add_argument("--random-weights", choices=("qwen2.5-0.5b", "qwen2.5-1.5b"), help="instead of --model")
+    ap.add_argument("--tokenizer", help="the Qwen2.5 tokenizer folder, for --random-weights")
     ap.add_argument("--requests", type=int, default=1000, help="requests per concurrency and mode")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--time-limit", type=float, default=60, help="seconds per concurrency and mode at most")
@@ -224,7 +239,12 @@ def main() -> None:
     ap.add_argument("--serve-args", default="--device cpu", help="more options for sentiq serve")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
-    model = tiny_model() if args.model == "tiny" else args.model
+    if args.random_weights and not args.tokenizer:
+        ap.error("--random-weights needs --tokenizer DIR")
+    if args.random_weights:
+        model = random_model(args.random_weights, args.tokenizer)
+    else:
+        model = tiny_model() if args.model == "tiny" else args.model
     extra = args.serve_args.split()
     rows: list[dict[str, Any]] = []
     for mode, flags in (("batching", ["--batching"]), ("off", ["--no-batching"])):
@@ -237,7 +257,7 @@ def main() -> None:
         finally:
             exits = stop(server)
         rows[-1]["exit"] = exits
-    report: dict[str, Any] = {"model": args.model, "cpu": os.cpu_count(), "rows": rows}
+    report: dict[str, Any] = {"model": args.random_weights or args.model, "cpu": os.cpu_count(), "rows": rows}
     if args.overload:
         clients = args.overload * max(map(int, args.concurrency.split(",")))
         ports = dict(zip(("service", "probe"), free_ports(2), strict=True))
