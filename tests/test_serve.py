@@ -86,6 +86,28 @@ def test_answers_equal_the_library_s(tiny_model: Path) -> None:
         assert "sentiq_texts_total 4.0" in metrics
 
 
+@pytest.mark.parametrize(
+    ("options", "labels"),
+    [
+        ({"method": "zero-shot", "prompt": "three-way"}, ["negative", "neutral", "positive"]),
+        ({"method": "sampling", "prompt": "stars", "samples": 3, "temperature": 0.7}, ["1", "2", "3", "4", "5"]),
+    ],
+)
+def test_generating_methods_and_other_label_sets_answer_as_the_library(
+    tiny_model: Path, options: dict[str, Any], labels: list[str]
+) -> None:
+    texts = ["a fine film", "dull and long", "I loved it"]
+    make = lambda: sentiq.load(str(tiny_model), device="cpu", dtype="float32", max_new_tokens=4, **options)  # noqa: E731
+    expected = make().classify(texts)
+    with _client(make) as client:
+        _wait_ready(client)
+        body = client.post("/v1/classify", json={"texts": texts}).json()
+    assert sorted(body["labels"]) == labels and body["method"].startswith(options["method"])
+    assert [(r["label"], r["answer"]) for r in body["results"]] == [(r.label, r.answer) for r in expected]
+    assert all(r["answer"] is not None for r in body["results"])
+    assert [r["scores"] for r in body["results"]] == [r.scores for r in expected]  # votes for sampling, else None
+
+
 def test_concurrent_requests_join_one_pass(tiny_model: Path) -> None:
     make = lambda: sentiq.load(str(tiny_model), device="cpu", dtype="float32")  # noqa: E731
     with _client(make, max_wait_ms=300) as client:
