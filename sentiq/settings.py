@@ -192,6 +192,7 @@ class ServeSettings:
     timeout_s: float = 60.0  # a request not answered by then is answered 504
     access_log: bool = False  # a line per request: under overload, a share of the event loop's time
     calibration_texts: Path | None = None  # batch or domain calibration: the prior is estimated on these at start
+    text_column: str | None = None  # calibration_texts' column; None: 'text'
 
     def __post_init__(self) -> None:
         checks = [

@@ -308,6 +308,13 @@ def test_calibration_texts_are_read_before_the_model_loads(tmp_path: Path) -> No
     batch, domain = MethodConfig(calibrate="batch"), MethodConfig(calibrate="domain")
     assert _warm_up_texts(batch, ServeSettings(calibration_texts=tmp_path / "calib.txt")) == ["a fine film", "bad"]
     assert _warm_up_texts(MethodConfig(), ServeSettings()) == ["warming up"]
+    with pytest.raises(sentiq.OptionError, match="--text-column names the column of --calibration-texts"):
+        _warm_up_texts(MethodConfig(), ServeSettings(text_column="review"))
+    (tmp_path / "calib.csv").write_text("id,review\n1,a fine film\n2,bad\n")
+    csv = ServeSettings(calibration_texts=tmp_path / "calib.csv", text_column="review")
+    assert _warm_up_texts(batch, csv) == ["a fine film", "bad"]
+    with pytest.raises(sentiq.DataError, match="no column 'text'; columns are: id, review"):
+        _warm_up_texts(batch, ServeSettings(calibration_texts=tmp_path / "calib.csv"))
     with pytest.raises(sentiq.DataError, match="file not found"):
         _warm_up_texts(domain, ServeSettings(calibration_texts=tmp_path / "none.txt"))
     (tmp_path / "blank.txt").write_text("\n  \n")

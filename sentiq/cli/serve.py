@@ -64,6 +64,7 @@ def serve(
             "estimated on at start, then kept.",
         ),
     ] = ServeSettings.calibration_texts,
+    text_column: o.TextColumn = ServeSettings.text_column,
     method: o.Method = MethodConfig.method,
     model: o.Model = ModelSettings.model,
     device: o.Device = ModelSettings.device,
@@ -92,7 +93,7 @@ def serve(
 
     limits = ServeSettings(
         host, port, health_port, api_key, batching, max_batch_texts, max_wait_ms, queue_texts, max_texts, max_chars,
-        max_body_bytes, timeout, access_log, calibration_texts,
+        max_body_bytes, timeout, access_log, calibration_texts, text_column,
     )  # fmt: skip
     models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
     run_service(models, o.method_settings(method, locals()), limits, tuned=tuned, results_dir=results_dir)

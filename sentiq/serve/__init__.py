@@ -87,14 +87,16 @@ def _warm_up_texts(method: MethodConfig, settings: ServeSettings) -> list[str]:
                 f"--calibrate {method.calibrate} estimates its prior from a sample of texts, and a service's "
                 "requests are not one: give --calibration-texts FILE (in-domain texts, read at start)"
             )
+        if settings.text_column is not None:
+            raise OptionError("--text-column names the column of --calibration-texts: give both, or neither")
         return ["warming up"]
     if not sampled:
         raise OptionError("--calibration-texts is for --calibrate batch or domain")
     from sentiq.io.sources import open_source
     from sentiq.text import clean_text
 
-    source = open_source(settings.calibration_texts)
-    texts = [t for t in next(source.chunks(CALIBRATION_TEXTS), {"text": []})["text"] if clean_text(t)]
+    first = next(open_source(settings.calibration_texts, settings.text_column).chunks(CALIBRATION_TEXTS), None)
+    texts = [] if first is None else [t for t in first["text"] if clean_text(t)]
     if not texts:
         raise OptionError(f"--calibration-texts {settings.calibration_texts}: no text to estimate the prior on")
     return texts
