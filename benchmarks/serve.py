@@ -79,24 +79,22 @@ def body(i: int) -> bytes:
     return json.dumps({"texts": [TEXTS[i % len(TEXTS)]]}).encode()
 
 
-def tiny_model() -> str:
-    """The test suite's tiny random Qwen2 and tokenizer, built once in a temporary folder."""
+def tiny_model(folder: Path) -> str:
+    """The test suite's tiny random Qwen2 and tokenizer, saved in `folder`."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import build_model, build_tokenizer
     from transformers import AutoTokenizer
 
-    folder = Path(tempfile.mkdtemp(prefix="sentiq-tiny-"))
     build_tokenizer(folder)
     build_model(folder, vocab_size=len(AutoTokenizer.from_pretrained(folder)))
     return str(folder)
 
 
-def random_model(shape: str, tokenizer: str) -> str:
-    """The exact Qwen2.5 shape with random weights (speed does not depend on their values), saved in a
-    temporary folder for the server to load: where the hub cannot be reached."""
+def random_model(shape: str, tokenizer: str, folder: Path) -> str:
+    """The exact Qwen2.5 shape with random weights (speed does not depend on their values), saved in
+    `folder` for the server to load: where the hub cannot be reached."""
     from throughput import random_model as build
 
-    folder = Path(tempfile.mkdtemp(prefix=f"sentiq-{shape}-"))
     lm = build(shape, tokenizer, "cpu", "bfloat16")
     lm.model.save_pretrained(folder)
     lm.tokenizer.save_pretrained(folder)
@@ -241,10 +239,18 @@ def main() -> None:
     args = ap.parse_args()
     if args.random_weights and not args.tokenizer:
         ap.error("--random-weights needs --tokenizer DIR")
-    if args.random_weights:
-        model = random_model(args.random_weights, args.tokenizer)
-    else:
-        model = tiny_model() if args.model == "tiny" else args.model
+    with tempfile.TemporaryDirectory(prefix="sentiq-serve-bench-") as scratch:
+        if args.random_weights:
+            model = random_model(args.random_weights, args.tokenizer, Path(scratch))
+        else:
+            model = tiny_model(Path(scratch)) if args.model == "tiny" else args.model
+        report = run(args, model)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def run(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    """Every cell against a server started for it, then the overload run; each printed as it ends."""
     extra = args.serve_args.split()
     rows: list[dict[str, Any]] = []
     for mode, flags in (("batching", ["--batching"]), ("off", ["--no-batching"])):
@@ -264,12 +270,12 @@ def main() -> None:
         flags = ["--queue-texts", "64", "--max-texts", "64", "--health-port", str(ports["probe"])]
         server = start(model, ports["service"], *flags, *extra)
         try:
-            report["overload"] = overload(ports, server.pid, clients, args.overload_seconds)
+            result = overload(ports, server.pid, clients, args.overload_seconds)
         finally:
-            report["overload"]["exit"] = stop(server)
+            exits = stop(server)
+        report["overload"] = {**result, "exit": exits}
         print(json.dumps(report["overload"]), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return report
 
 
 if __name__ == "__main__":
