@@ -189,7 +189,7 @@ class ServeSettings:
     max_texts: int = 256  # texts per request
     max_chars: int = 20_000  # characters per text
     max_body_bytes: int = 1_048_576  # request body
-    timeout_s: float = 60.0  # a request not answered by then is answered 504
+    timeout_s: float = 60.0  # a request's body and answer within it, else 408 (body) or 504 (answer)
     access_log: bool = False  # a line per request: under overload, a share of the event loop's time
     calibration_texts: Path | None = None  # batch or domain calibration: the prior is estimated on these at start
     text_column: str | None = None  # calibration_texts' column; None: 'text'

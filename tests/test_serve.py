@@ -243,7 +243,37 @@ def test_a_request_not_answered_in_time_is_504() -> None:
         _wait_ready(client)
         late = client.post("/v1/classify", json={"texts": ["good"]})
         gate.set()
-        assert late.status_code == 504 and late.json()["error"]["limit"] == "timeout_s"
+        assert late.status_code == 504 and late.json()["error"] | {"message": ""} == {
+            "type": "timeout",
+            "message": "",
+            "limit": "timeout_s",
+            "value": 0.2,
+        }
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408() -> None:
+    import uvicorn
+
+    port = _free_port()
+    service = Service(ServeSettings(timeout_s=0.3))
+    server = uvicorn.Server(uvicorn.Config(create_app(Stub, service.settings, service), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        _until(lambda: server.started and service.state == "ready")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            head = (
+                "POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 19\r\n\r\n"
+            )
+            client.sendall(head.encode() + b'{"texts": ')  # and the rest never comes
+            answer = b""
+            while chunk := client.recv(65536):  # read until the server closes the connection
+                answer += chunk
+        status, _, rest = answer.partition(b"\r\n")
+        assert status == b"HTTP/1.1 408 Request Timeout" and b'"type":"body_timeout"' in rest
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_not_ready_while_loading_and_a_failed_load_says_why() -> None:

@@ -51,7 +51,11 @@ def serve(
     max_chars: Annotated[int, _limit(min=1, help="Characters per text.")] = ServeSettings.max_chars,
     max_body_bytes: Annotated[int, _limit(min=1024, help="Bytes per request body.")] = ServeSettings.max_body_bytes,
     timeout: Annotated[
-        float, _limit(min=0.001, help="Seconds before an unanswered request is answered 504.")
+        float,
+        _limit(
+            min=0.001,
+            help="Seconds a request may take, its body and its answer (408 while the body arrives, 504 after).",
+        ),
     ] = ServeSettings.timeout_s,
     access_log: Annotated[
         bool, _limit("--access-log/--no-access-log", help="Log a line per request (/metrics counts them either way).")

@@ -48,7 +48,7 @@ class ClassifyResponse(BaseModel):
 class ApiError(Exception):
     """An answer other than 200: its status, a short type, a message and, for a limit, its name and value."""
 
-    def __init__(self, status: int, kind: str, message: str, limit: str | None = None, value: int | None = None):
+    def __init__(self, status: int, kind: str, message: str, limit: str | None = None, value: float | None = None):
         super().__init__(message)
         self.status, self.kind, self.limit, self.value = status, kind, limit, value
         self.headers: dict[str, str] = {}
@@ -161,14 +161,14 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
         started = time.perf_counter()
         service.arriving += 1
         try:
-            texts = _texts(await _body(request, settings.max_body_bytes), settings)
+            texts = _texts(await _body(request, settings.max_body_bytes, settings.timeout_s), settings)
             if service.state != "ready" or service.batcher is None:
                 error = ApiError(503, "not_ready", f"the service is {service.state}: try again shortly")
                 error.headers["Retry-After"] = "1"
                 raise error
         finally:
             service.arriving -= 1
-        results = await _submit(service.batcher, texts, settings.timeout_s)
+        results = await _submit(service.batcher, texts, settings.timeout_s, started)
         service.metrics.latency.observe(time.perf_counter() - started)
         return JSONResponse(  # built here: response_model's validation of our own answer costs the event loop
             {
@@ -225,15 +225,16 @@ class Guard:
         return None
 
 
-async def _submit(batcher: Batcher, texts: list[str], timeout: float) -> list[Any]:
+async def _submit(batcher: Batcher, texts: list[str], timeout: float, started: float) -> list[Any]:
+    """The texts' results, within what is left of the request's `timeout` since `started`."""
     try:
-        return await asyncio.wait_for(batcher.submit(texts), timeout)
+        return await asyncio.wait_for(batcher.submit(texts), timeout - (time.perf_counter() - started))
     except Overloaded as exc:
         raise _overloaded(str(exc)) from None
     except Stopped:
         raise ApiError(503, "shutting_down", "the service is shutting down") from None
     except TimeoutError:
-        raise ApiError(504, "timeout", f"no answer within {timeout:g} s", "timeout_s", int(timeout)) from None
+        raise ApiError(504, "timeout", f"no answer within {timeout:g} s", "timeout_s", timeout) from None
     except SentiqError as exc:
         raise ApiError(500, "classify_failed", first_line(exc)) from None
     except Exception as exc:  # the model failed on this request's texts
@@ -246,8 +247,20 @@ def _overloaded(why: str) -> ApiError:
     return error
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it passes `limit` bytes (declared or streamed)."""
+async def _body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refused as soon as it passes `limit` bytes (declared or streamed) or takes longer
+    than `timeout` to arrive (a client trickling its body would hold a connection for ever)."""
+    try:
+        return await asyncio.wait_for(_read(request, limit), timeout)
+    except TimeoutError:
+        error = ApiError(
+            408, "body_timeout", f"the body did not arrive within {timeout:g} s", "timeout_s", int(timeout)
+        )
+        error.headers["Connection"] = "close"
+        raise error from None
+
+
+async def _read(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     too_big = ApiError(413, "body_too_large", f"the request body is over {limit} bytes", "max_body_bytes", limit)
     if declared.isdigit() and int(declared) > limit:
