@@ -435,6 +435,7 @@ def test_sigterm_finishes_what_is_in_flight_then_exits_0(tiny_model: Path) -> No
     output = server.stdout.read() if server.stdout else ""
     assert "Traceback" not in output, output
     assert '"POST /v1/classify HTTP/1.1" 200' in output  # --access-log: a line per request
+    assert "Ready: <sentiq.Classifier " in output and "loaded and warm in" in output
 
 
 def test_a_stop_signal_turns_ready_false_at_once() -> None:

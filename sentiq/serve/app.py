@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from sentiq.serve.metrics import ServiceMetrics
 from sentiq.settings import ServeSettings
 
 OPEN = ("/health",)  # answered without the API key: a load balancer's probe
+LOG = logging.getLogger("uvicorn.error")  # the server's own log: its lines read as uvicorn's do
 
 
 class ClassifyRequest(BaseModel):
@@ -80,6 +82,7 @@ class Service:
     def load(self, make: Callable[[], Any]) -> None:
         """Load the classifier, answer the warm-up texts (the first request should not pay for warming up;
         a sampled calibration prior is estimated on them), then take requests."""
+        began = time.perf_counter()
         try:
             classifier = make()
             classifier.classify(self.warm_up)
@@ -100,6 +103,7 @@ class Service:
         )
         if self.state == "loading":
             self.state = "ready"
+            LOG.info("Ready: %r, loaded and warm in %.1f s", classifier, time.perf_counter() - began)
 
     def drain(self) -> None:
         """Take no new request; those queued are finished."""
