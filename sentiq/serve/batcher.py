@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sentiq.text import word_count
+
 
 class Overloaded(Exception):
     """The queue holds as many texts as it may: the request is refused now rather than left waiting."""
@@ -153,7 +155,7 @@ class Batcher:
             return
         finally:
             self._busy = 0
-        words = sum(len(t.split()) for t in texts)
+        words = sum(map(word_count, texts))
         self._on_pass(Pass(len(texts), len(batch), words, time.perf_counter() - start))
         at = 0
         for job in batch:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from sentiq.methods.grids import scores_and_answers
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
+from sentiq.text import word_count
 from sentiq.workflows.tuning.choices import TuneResult, cell_names, chosen_name, save_search, tuning_folder
 from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
 
@@ -46,7 +47,7 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
     demos = pool_for(base, labels)  # as evaluation draws them: with the same seed, the same demonstrations
     engine = load_engine(model)
     texts = [t for t, _ in prepare(engine, list(split["text"]), settings.max_tokens)]
-    if not any(len(t.split()) > settings.tail for t in texts):  # every text its own ending: the same cells twice
+    if not any(word_count(t) > settings.tail for t in texts):  # every text its own ending: the same cells twice
         settings = replace(settings, tail=0)
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE), "domain": domain_inputs(texts, settings.seed)}
     ends = {kind: endings(xs, settings.tail) for kind, xs in inputs.items()} if settings.tail else {}
