@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import Headers
 
 from sentiq.errors import SentiqError, first_line
 from sentiq.serve.batcher import Batcher, Overloaded, Stopped
@@ -55,11 +56,14 @@ class ApiError(Exception):
         self.status, self.kind, self.limit, self.value = status, kind, limit, value
         self.headers: dict[str, str] = {}
 
-    def response(self) -> JSONResponse:
+    def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.kind, "message": str(self)}
         if self.limit is not None:
             error |= {"limit": self.limit, "value": self.value}
-        return JSONResponse({"error": error}, status_code=self.status, headers=self.headers)
+        return {"error": error}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 @dataclass
@@ -217,13 +221,9 @@ class Guard:
         self.service.metrics.requests.labels(endpoint, str(status["code"])).inc()
 
     def _refusal(self, scope: dict) -> ApiError | None:
-        from starlette.datastructures import Headers
-
         settings, batcher, path = self.service.settings, self.service.batcher, scope["path"]
-        if settings.api_key and path not in OPEN and not authorized(Headers(scope=scope), settings.api_key):
-            error = ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
-            error.headers["WWW-Authenticate"] = "Bearer"
-            return error
+        if settings.api_key and (key_refusal := unauthorized(settings, path, Headers(scope=scope))):
+            return key_refusal
         if path == "/v1/classify" and batcher is not None and batcher.depth >= settings.queue_texts:
             return _overloaded(f"the queue holds its {settings.queue_texts} texts")
         return None
@@ -316,7 +316,16 @@ def readiness(service: Service) -> tuple[int, dict[str, Any]]:
     return (200 if body["ready"] else 503), body
 
 
-def authorized(headers: Any, key: str) -> bool:
+def unauthorized(settings: ServeSettings, path: str, headers: Any) -> ApiError | None:
+    """The 401 for a request to `path` without the API key, where one is set (/health never asks)."""
+    if not settings.api_key or path in OPEN or _authorized(headers, settings.api_key):
+        return None
+    error = ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
+    error.headers["WWW-Authenticate"] = "Bearer"
+    return error
+
+
+def _authorized(headers: Any, key: str) -> bool:
     scheme, _, given = headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode())
 

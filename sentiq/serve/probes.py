@@ -37,28 +37,28 @@ class ProbeServer:
 
 
 def _handler(service: Any) -> type[BaseHTTPRequestHandler]:
-    from sentiq.serve.app import OPEN, authorized, readiness
+    from sentiq.serve.app import ApiError, readiness, unauthorized
 
     class Probe(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: a prober may reuse its connection
 
         def do_GET(self) -> None:  # noqa: N802 - the standard library's name
             path = self.path.split("?")[0]
-            key = service.settings.api_key
+            refusal = unauthorized(service.settings, path, self.headers)
             if path not in ("/health", "/ready"):
-                self._send(404, {"error": {"type": "not_found", "message": "this port answers /health and /ready"}})
-            elif key and path not in OPEN and not authorized(self.headers, key):
-                message = "send the API key as 'Authorization: Bearer KEY'"
-                self._send(401, {"error": {"type": "unauthorized", "message": message}})
+                refusal = ApiError(404, "not_found", "this port answers /health and /ready")
+            if refusal is not None:
+                self._send(refusal.status, refusal.body(), refusal.headers)
             elif path == "/health":
                 self._send(200, {"status": "ok"})
             else:
                 self._send(*readiness(service))
 
-        def _send(self, status: int, body: dict[str, Any]) -> None:
+        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             content = json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(content)))
             self.end_headers()
             self.wfile.write(content)
