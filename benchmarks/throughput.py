@@ -240,7 +240,8 @@ def plain_loop(lm: LoadedModel, prompts: list[str], label_ids: list[int], rows: 
 def measure(lm: LoadedModel, name: str, run: Callable[[Probe], Any], words: int, engine: Engine | None) -> dict:
     """One path over every text: wall time, stages, passes and device time."""
     probe = Probe(lm.device)
-    first = len(engine.batcher.stats) if engine is not None else 0
+    if engine is not None:
+        engine.batcher.stats.clear()
     if lm.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(lm.device)
     sync(lm.device)
@@ -252,7 +253,7 @@ def measure(lm: LoadedModel, name: str, run: Callable[[Probe], Any], words: int,
     stages = {s: probe.seconds.get(s, 0.0) for s in STAGES[:-1]}
     stages["other"] = max(0.0, wall - sum(stages.values()))
     row: dict[str, Any] = {"path": name, "seconds": wall, "words_per_s": words / wall, "stages": stages}
-    stats = engine.batcher.stats[first:] if engine is not None else []
+    stats = list(engine.batcher.stats) if engine is not None else []
     passes = len(stats) or probe.passes
     padded = sum(b.padded for b in stats) if stats else probe.padded
     real = sum(b.tokens for b in stats) if stats else probe.real

@@ -39,6 +39,16 @@ class Prediction:
         return {f: getattr(self, f) for f in PREDICTION_FIELDS}
 
 
+def top_label(probs: Sequence[float], labels: Sequence[str]) -> tuple[str, str | None]:
+    """The most probable label, and None; when several labels share the top probability exactly, no
+    label wins by its position: INVALID, and an answer naming the tied labels."""
+    best = max(probs)
+    tied = [label for label, p in zip(labels, probs) if p == best]
+    if len(tied) == 1:
+        return tied[0], None
+    return INVALID, f"tie: {' = '.join(tied)}"
+
+
 PREDICTION_FIELDS = tuple(f for f in Prediction.__dataclass_fields__ if f != "scores")
 # A labelled row as a backend hands it back: the text's id and text, the prediction, its share of the
 # batch's time.

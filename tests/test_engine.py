@@ -228,3 +228,50 @@ def test_plan_shapes_cpu_buckets_against_accelerator_fill() -> None:
 
 def test_engine_plans_by_device(tiny_lm) -> None:
     assert Engine(tiny_lm).batcher.fill == 0  # tiny_lm runs on the CPU: tight buckets only
+
+
+def test_head_computes_label_scores_in_float32_from_half_precision_weights(tiny_lm) -> None:
+    """A bfloat16 product keeps ~3 significant digits of each logit, so close labels would tie."""
+    import copy
+
+    from sentiq.core import engine as engine_module
+
+    lm = copy.copy(tiny_lm)
+    lm.model = copy.deepcopy(tiny_lm.model).to(torch.bfloat16)
+    eng = Engine(lm)
+    torch.manual_seed(3)
+    hidden = (torch.randn(4, lm.model.config.hidden_size) * 40).to(torch.bfloat16)
+    weight = lm.model.lm_head.weight
+    exact = torch.nn.functional.linear(hidden.float(), weight.float()).log_softmax(-1)
+    old = engine_module.HEAD_BLOCK_ROWS
+    try:
+        engine_module.HEAD_BLOCK_ROWS = 7  # several blocks, the last one short
+        got = eng._head(hidden)
+    finally:
+        engine_module.HEAD_BLOCK_ROWS = old
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, exact, rtol=0, atol=1e-5)
+    rounded = lm.model.lm_head(hidden).float().log_softmax(-1)  # what a bfloat16 head gives
+    assert (rounded - exact).abs().max() > 1e-3
+
+
+def test_prefix_cache_keeps_the_latest_prefixes_only(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentiq.core import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "PREFIXES_KEPT", 2)
+    prefixes = [engine.encode(f"Review number {i}:") for i in range(4)]
+    for p in prefixes:
+        engine._prefix_kv(p)
+    engine._prefix_kv(prefixes[2])  # used again: kept over the older ones
+    engine._prefix_kv(engine.encode("Review number 9:"))
+    assert list(engine._prefixes) == [tuple(prefixes[2]), tuple(engine.encode("Review number 9:"))]
+
+
+def test_batch_stats_are_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import deque
+
+    prefix, bodies = _bodies(engine)
+    engine.batcher.stats = deque(maxlen=3)
+    engine.batcher.max_tokens = 20
+    engine.score(prefix, bodies * 2, [[3]])
+    assert len(engine.batcher.stats) == 3

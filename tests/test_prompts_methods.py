@@ -273,3 +273,24 @@ def test_tokenizer_that_merges_across_the_prefix_gets_whole_prompts(
 
 def test_qwen_like_tokenizer_splits_exactly(engine) -> None:
     assert Classifier(engine, MethodConfig(method="loglik")).bound[0].cached
+
+
+def test_an_exact_tie_of_label_scores_is_invalid_not_the_first_label(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentiq.predictions import top_label
+
+    assert top_label([0.5, 0.5], ["positive", "negative"]) == ("invalid", "tie: positive = negative")
+    assert top_label([0.2, 0.4, 0.4], ["a", "b", "c"]) == ("invalid", "tie: b = c")
+    assert top_label([0.3, 0.7], ["positive", "negative"]) == ("negative", None)
+    clf = Classifier(engine, MethodConfig(method="loglik"))
+    monkeypatch.setattr(
+        engine, "score", lambda prefix, bodies, labels, on_batch=None, firsts=(): _equal(bodies, on_batch)
+    )
+    (tie,) = clf.predict(["a great film"])
+    assert (tie.label, tie.answer, tie.p_positive) == ("invalid", "tie: positive = negative", 0.5)
+
+
+def _equal(bodies, on_batch):
+    scores = np.full((len(bodies), 2), -0.7)
+    if on_batch is not None:
+        on_batch(list(range(len(bodies))), scores, 0.0)
+    return scores

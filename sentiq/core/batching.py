@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from sentiq.settings import TOKEN_BUDGETS
 log = logging.getLogger(__name__)
 OnBatch = Callable[[list[int], Any, float], None]  # (input indices done, their results, seconds) -> None
 SLACK = 0.1  # a full batch takes only texts within 10% of its longest
+STATS_KEPT = 10_000  # the latest batches' costs kept for benchmarks; a service runs for weeks
 
 
 @dataclass
@@ -81,7 +83,7 @@ class Batcher:
     fill: int = 0  # see default_fill
     sync: Callable[[], None] = lambda: None  # wait for the device, so clocks measure finished work
     free_memory: Callable[[], None] = lambda: None
-    stats: list[BatchStat] = field(default_factory=list)
+    stats: deque[BatchStat] = field(default_factory=lambda: deque(maxlen=STATS_KEPT))  # the latest batches
 
     def run(
         self,

@@ -12,6 +12,7 @@ datasets, labels or files.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ from sentiq.errors import ResourceError
 from sentiq.settings import ModelSettings
 
 log = logging.getLogger(__name__)
+PREFIXES_KEPT = 16  # encoded prompt prefixes kept, least recently used dropped first (a search tries many)
+HEAD_BLOCK_ROWS = 16_384  # vocabulary rows widened to float32 at a time by the head
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape (1, kv_heads, seq, head_dim)
 
 
@@ -43,7 +46,7 @@ class Engine:
     lm: LoadedModel
     max_batch_tokens: int | None = None  # None: default_token_budget(device)
     max_batch_rows: int | None = None  # None: bounded by tokens only
-    _prefixes: dict[tuple[int, ...], KV] = field(default_factory=dict)
+    _prefixes: OrderedDict[tuple[int, ...], KV] = field(default_factory=OrderedDict)  # the latest used last
 
     def __post_init__(self) -> None:
         self.model = self.lm.model
@@ -164,11 +167,17 @@ class Engine:
     @torch.inference_mode()
     def _prefix_kv(self, prefix: Sequence[int]) -> KV:
         key = tuple(prefix)
-        if key not in self._prefixes and key:
-            ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
-            cache = self.model.model(input_ids=ids, use_cache=True).cache
-            self._prefixes[key] = [(layer.keys, layer.values) for layer in cache.layers]
-        return self._prefixes.get(key, [])
+        if not key:
+            return []
+        if key in self._prefixes:
+            self._prefixes.move_to_end(key)
+            return self._prefixes[key]
+        ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
+        cache = self.model.model(input_ids=ids, use_cache=True).cache
+        self._prefixes[key] = [(layer.keys, layer.values) for layer in cache.layers]
+        while len(self._prefixes) > PREFIXES_KEPT:
+            self._prefixes.popitem(last=False)
+        return self._prefixes[key]
 
     def _cache_for(self, prefix: Sequence[int], batch: int) -> Any:
         """A fresh cache holding the prefix for `batch` rows (expanded views; no copy until appended to)."""
@@ -185,8 +194,20 @@ class Engine:
         return out.last_hidden_state  # (batch, seq, hidden)
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Vocabulary log-probabilities in float32 for the given hidden states only."""
-        return self.model.lm_head(hidden).float().log_softmax(dim=-1)
+        """Vocabulary log-probabilities for the given hidden states only, the head's product computed in
+        float32: in bfloat16 each logit keeps about three significant digits, so close label scores
+        would round to one value. A half-precision weight is widened a block of rows at a time, so no
+        float32 copy of the whole matrix is held."""
+        head = self.model.lm_head
+        x = hidden.float()
+        if head.weight.dtype == torch.float32:
+            logits = torch.nn.functional.linear(x, head.weight)
+        else:
+            blocks = head.weight.split(HEAD_BLOCK_ROWS)
+            logits = torch.cat([torch.nn.functional.linear(x, w.float()) for w in blocks], dim=-1)
+        if head.bias is not None:
+            logits = logits + head.bias.float()
+        return logits.log_softmax(dim=-1)  # (rows, vocab), float32
 
     @torch.inference_mode()
     def _score_batch(

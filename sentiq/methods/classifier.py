@@ -20,7 +20,7 @@ from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.generation import decoding, vote
 from sentiq.methods.prompts import Prompt, load_prompts
 from sentiq.methods.texts import endings, prepare
-from sentiq.predictions import Prediction
+from sentiq.predictions import Prediction, top_label
 from sentiq.settings import MethodConfig
 
 OnDone = Callable[[list[int], list[Prediction], float], None]  # (indices, their predictions, seconds)
@@ -125,10 +125,11 @@ class Classifier:
         raw = softmax(logp)
         calibrated = self.prior is not None and self.config.calibrated
         probs = softmax(logp - np.log(self.prior)) if calibrated else raw
-        return [
-            Prediction.of(self.labels[int(np.argmax(p))], p, self.labels, r if calibrated else None)
-            for p, r in zip(probs, raw)
-        ]
+        predictions = []
+        for p, r in zip(probs, raw):
+            label, tie = top_label(p, self.labels)
+            predictions.append(Prediction.of(label, p, self.labels, r if calibrated else None, answer=tie))
+        return predictions
 
     def _set_prior(self, prior: np.ndarray, where: str) -> None:
         self.prior = prior

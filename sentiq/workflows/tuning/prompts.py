@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sentiq.methods.grids import scores_and_answers
+from sentiq.predictions import INVALID
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
 from sentiq.text import word_count
 from sentiq.workflows.tuning.choices import TuneResult, cell_names, chosen_name, save_search, tuning_folder
@@ -245,14 +246,21 @@ def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict
     if calibrate != "none":
         prior = softmax(logp if calibrate == "batch" else mean(calibrate)).mean(axis=0)
         logp = logp - np.log(prior)
-    return _row(name, calibrate, tail, logp.argmax(axis=1), gold)  # a tie goes to the first label, as loglik's
+    return _row(name, calibrate, tail, _top(logp), gold)
+
+
+def _top(logp: np.ndarray) -> np.ndarray:
+    """Each row's top label (its index), or -1 where several labels share the top exactly: invalid, as
+    loglik answers a tie."""
+    tied = (logp == logp.max(axis=1, keepdims=True)).sum(axis=1) > 1
+    return np.where(tied, -1, logp.argmax(axis=1))
 
 
 def _row(name: str, calibrate: str, tail: int, answered: np.ndarray, gold: Gold) -> dict[str, Any]:
     from sentiq.workflows.metrics import quality
 
     indices, labels = gold
-    q = quality([labels[g] for g in indices], [labels[a] for a in answered], labels)
+    q = quality([labels[g] for g in indices], [labels[a] if a >= 0 else INVALID for a in answered], labels)
     shares = {f"share_{lab}": float((answered == i).mean()) for i, lab in enumerate(labels)}
     return dict(
         prompt=name,
