@@ -133,3 +133,10 @@ def test_n_above_available_says_how_many(labelled_csv: Path) -> None:
     df = load_labelled(DataSpec(str(labelled_csv)))
     with pytest.raises(DataError, match=r"has 6 positive and 6 negative \(use --n 12 or less\)"):
         balanced_sample(df, 20, 0)
+
+
+def test_a_labelled_table_with_a_row_longer_than_its_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("text,label\ngood film,1\nGreat blender, very quiet.,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"data.csv line 3: 3 fields where the header has 2; put a text"):
+        load_labelled(DataSpec(str(path)))

@@ -331,3 +331,12 @@ def test_ray_writes_every_label_s_probability_for_a_three_way_prompt(cluster, ti
     assert list(got.columns) == ["id", "label", "p_negative", "p_neutral", "p_positive", "answer"]
     assert got[["p_negative", "p_neutral", "p_positive"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
     assert set(got["label"]) <= {"negative", "neutral", "positive"}
+
+
+def test_a_local_csv_is_read_strictly_before_ray_reads_it(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,text\n1,fine\n", encoding="utf-8")
+    (folder / "b.csv").write_text("id,text\n2,Great blender, very quiet.\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"b.csv line 2: 3 fields where the header has 2"):
+        ray_backend.read(str(folder), None, ())

@@ -191,3 +191,35 @@ def test_resume_needs_an_output_and_a_kept_column_may_not_clash(tiny_model: Path
     assert result.exit_code == 1 and "--resume continues an --output file" in result.output
     result = runner.invoke(app, [*base, "--keep-columns", "label", "--output", str(tmp_path / "o.csv")])
     assert result.exit_code == 1 and "--keep-columns label: sentiq writes a column of that name" in result.output
+
+
+@pytest.mark.parametrize("sep,suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_a_row_longer_than_its_header_is_refused_before_anything_is_labelled(
+    tmp_path: Path, tiny_model: Path, sep: str, suffix: str
+) -> None:
+    """An unquoted separator in a one-column file: pandas alone takes the first field as a row index."""
+    path = tmp_path / f"reviews{suffix}"
+    rows = [f"fine {i}" for i in range(5)] + [f"Great blender{sep} very quiet.", "Broke after two days."]
+    path.write_text("review\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "labels.csv"
+    args = ["classify", "--model", str(tiny_model), "--input", str(path), "--text-column", "review"]
+    result = runner.invoke(app, [*args, "--output", str(out), "--chunk-size", "2"])
+    assert result.exit_code == 1
+    assert f"{path} line 7: 2 fields where the header has 1; put a text that holds a " in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists()  # the fault lies past the first chunks: found before any is labelled
+
+
+def test_quoted_separators_and_line_breaks_read_as_one_field(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text('review,stars\n"Great, quiet.",5\n"two\nlines",1\nshort\n', encoding="utf-8")
+    (chunk,) = open_source(path, "review", ["stars"]).chunks(10)
+    assert list(chunk["text"]) == ["Great, quiet.", "two\nlines", "short"]
+    assert list(chunk["stars"]) == ["5", "1", ""]  # a short row is filled, never shifted
+
+
+def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("text,text\na,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match="names column 'text' twice"):
+        open_source(path)

@@ -19,6 +19,7 @@ import pandas as pd
 from sentiq.backends.ray_cluster import connect
 from sentiq.errors import DataError, ModelError, OptionError, SentiqError, debugging, first_line
 from sentiq.io.formats import RAY_READS, RAY_WRITES, format_of, suffixes
+from sentiq.io.tables import SEPARATORS, count_delimited
 from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import LABELLED_FIELDS, labelled, probability_fields
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
@@ -124,6 +125,8 @@ def read(path: str, text_column: str | None, keep: tuple[str, ...]) -> Any:
         raise DataError(f"--input {path}: --engine ray reads {suffixes(RAY_READS)}")
     if kind not in RAY_READS:
         raise DataError("--engine ray needs an 'id' column to join labels back: use .csv, .jsonl or .parquet input")
+    if kind in SEPARATORS:
+        _check_delimited(Path(path), kind)
     reader = {
         "parquet": lambda: ray.data.read_parquet(path),
         "csv": lambda: ray.data.read_csv(path),
@@ -210,6 +213,14 @@ def _tab() -> Any:
     import pyarrow.csv as pacsv
 
     return pacsv.ParseOptions(delimiter="\t")
+
+
+def _check_delimited(path: Path, kind: str) -> None:
+    """Local .csv/.tsv input read strictly (sentiq.io.tables) before Ray reads it: Ray's reader refuses
+    a row longer than the header too, but only in a worker, once labelling has begun."""
+    files = [p for p in path.iterdir() if format_of(p) == kind] if path.is_dir() else [path] if path.is_file() else []
+    for f in files:
+        count_delimited(f, kind)
 
 
 def _format_inside(path: str) -> str | None:

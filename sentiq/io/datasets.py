@@ -13,6 +13,7 @@ import pandas as pd
 from sentiq.errors import DataError, UnknownLabels, first_line
 from sentiq.io.formats import TABLES, format_of, suffixes
 from sentiq.io.hub import require_hub
+from sentiq.io.tables import read_delimited
 from sentiq.settings import EMBEDDED, DataSpec, MethodConfig
 from sentiq.text import LABELS, text_digest
 
@@ -114,11 +115,13 @@ def read_table(path: Path) -> pd.DataFrame:
         if kind == "parquet":
             df = pd.read_parquet(path)
         elif kind in ("csv", "tsv"):
-            df = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False)
+            df = read_delimited(path, kind)
         else:
             df = pd.read_json(path, lines=kind == "jsonl", dtype=False)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not valid UTF-8 (byte {exc.start}); re-save it as UTF-8") from exc
+    except DataError:
+        raise
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
         first = first_line(exc)
         raise DataError(f"{path} is not a readable {kind} file: {first}") from exc

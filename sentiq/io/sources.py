@@ -12,6 +12,7 @@ import pandas as pd
 
 from sentiq.errors import DataError, first_line
 from sentiq.io.formats import TEXTS, format_of, suffixes
+from sentiq.io.tables import SEPARATORS, count_delimited, delimited_chunks, delimited_header
 
 
 @dataclass
@@ -99,8 +100,8 @@ def _columns(path: Path, kind: str) -> list[str]:
         return ["text"]
     if kind == "parquet":
         return list(pq.ParquetFile(path).schema_arrow.names)
-    if kind in ("csv", "tsv"):
-        return list(pd.read_csv(path, sep="\t" if kind == "tsv" else ",", nrows=0).columns)
+    if kind in SEPARATORS:
+        return delimited_header(path, kind)
     first = next(iter(_read(path, 1, None, ())), None)
     return [] if first is None else list(first.columns)
 
@@ -126,7 +127,8 @@ def _check(path: Path, text_column: str, keep: list[str]) -> None:
 
 def _count(path: Path) -> int | None:
     """Rows in a file without holding it: parquet from its footer, line formats by counting lines,
-    csv/tsv by a parse of one column (quoted fields may span lines)."""
+    csv/tsv by a strict parse (quoted fields may span lines; a row longer than the header is refused
+    here, before any text is labelled)."""
     kind = _kind(path)
     if kind == "parquet":
         import pyarrow.parquet as pq
@@ -139,9 +141,8 @@ def _count(path: Path) -> int | None:
                 lines += block.count(b"\n")
                 last = block[-1:]
         return lines + (last != b"\n")
-    if kind in ("csv", "tsv"):
-        sep = "\t" if kind == "tsv" else ","
-        return sum(len(c) for c in pd.read_csv(path, sep=sep, usecols=[0], dtype=str, chunksize=200_000))
+    if kind in SEPARATORS:
+        return count_delimited(path, kind)
     return None
 
 
@@ -158,10 +159,9 @@ def _read(path: Path, size: int, text_column: str | None, keep: Sequence[str]) -
         columns = None if wanted is None else [c for c in wanted if c in file.schema_arrow.names]
         for batch in file.iter_batches(batch_size=size, columns=columns):
             yield batch.to_pandas()
-    elif kind in ("csv", "tsv"):
-        use = None if wanted is None else (lambda c: c in wanted)
-        sep = "\t" if kind == "tsv" else ","
-        yield from pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, usecols=use, chunksize=size)
+    elif kind in SEPARATORS:
+        for chunk in delimited_chunks(path, kind, size):
+            yield chunk if wanted is None else chunk[[c for c in wanted if c in chunk.columns]]
     elif kind == "jsonl":
         yield from pd.read_json(path, lines=True, dtype=False, chunksize=size)
     else:  # a JSON array cannot be read in parts
