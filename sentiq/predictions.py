@@ -76,6 +76,8 @@ RUN_FIELDS = (  # a run's predictions.csv
     *("id", "gold", "predicted", "p_positive", "p_positive_raw", "answer"),
     *("words", "tokens", "truncated", "latency_ms"),
 )
+# Names no label may take (in any case): the answer that names no label, and the columns sentiq writes.
+RESERVED_LABELS = frozenset({INVALID, *LABELLED_FIELDS, *RUN_FIELDS})
 
 
 def labelled(

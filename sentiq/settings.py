@@ -56,6 +56,26 @@ class ModelSettings:
     batch_size: int | None = None  # texts per forward pass; None: as many as the token budget holds
     max_batch_tokens: int | None = None  # None: the device's default budget
 
+    def __post_init__(self) -> None:
+        """The same rules for the command line and the library."""
+        if self.model is not None and not isinstance(self.model, str):
+            raise TypeError(f"model must be a string (an alias, hub id or path), not {type(self.model).__name__}")
+        if self.device not in DEVICES:
+            raise OptionError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.dtype not in DTYPES:
+            raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        limits = (
+            ("batch_size", "--batch-size", self.batch_size),
+            ("max_batch_tokens", "--batch-tokens", self.max_batch_tokens),
+        )
+        for keyword, option, value in limits:
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{keyword} must be an int, not {type(value).__name__}")
+            if value < 1:
+                raise OptionError(f"{option} must be at least 1")
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -245,6 +265,18 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         _check_sample(self.sample)
+        if not self.methods:
+            raise OptionError("no method to evaluate: name at least one with --method")
+        _check_n(self.n, allow_all=True)
+
+
+def _check_n(n: object, allow_all: bool = False) -> None:
+    if n is None and allow_all:
+        return
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"n must be an int{' or None' if allow_all else ''}, not {type(n).__name__}")
+    if n < 1:
+        raise OptionError("--n must be at least 1")
 
 
 def _check_sample(rule: str) -> None:
@@ -266,6 +298,7 @@ class TuneSettings:
 
     def __post_init__(self) -> None:
         _check_sample(self.sample)
+        _check_n(self.n)
 
 
 @dataclass(frozen=True)
@@ -285,5 +318,6 @@ class PromptTuneSettings:
 
     def __post_init__(self) -> None:
         _check_sample(self.sample)
+        _check_n(self.n)
         if self.draws > 1 and not self.k:
             raise OptionError("--draws needs --k: without demonstrations there is nothing to draw")

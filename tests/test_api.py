@@ -160,7 +160,7 @@ def test_bad_input_to_the_other_calls_is_a_sentiq_error_and_loses_nothing(
         sentiq.OptionError, match="unknown tune_sampling option 'temperature'. Did you mean 'temperatures'"
     ):
         sentiq.tune_sampling(str(tiny_model), temperature=0.5)
-    with pytest.raises(sentiq.OptionError, match="labels an --input file or folder"):
+    with pytest.raises(sentiq.OptionError, match="labels an input file or folder"):
         sentiq.classify_file([("a", "great")], tmp_path / "out.parquet", scale=RaySettings(backend="ray"))
     with pytest.raises(sentiq.DataError, match="file not found"):
         sentiq.load(str(tiny_model), method="k-shot", demos=str(tmp_path / "no-such-demos.csv"))
@@ -171,3 +171,70 @@ def test_bad_input_to_the_other_calls_is_a_sentiq_error_and_loses_nothing(
     with pytest.raises(sentiq.RunError, match="already exists"):
         again.save(tmp_path / "results")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the first run untouched
+
+
+def test_missing_texts_are_invalid_and_other_types_are_refused_naming_their_place(clf: sentiq.Classifier) -> None:
+    import numpy as np
+
+    great = clf.classify("great film")[0]
+    got = clf.classify(pd.Series(["great film", np.nan, None, pd.NA]))
+    assert got[0] == great and all((r.label, r.p_positive) == ("invalid", None) for r in got[1:])
+    assert clf.classify([None])[0].label == "invalid"  # not the word "None"
+    for bad, message in [
+        ([b"great film"], "text 0 is a bytes, not a string"),
+        (["fine", 7], "text 1 is a int, not a string"),
+        (["fine", "ok", 3.5], "text 2 is a float, not a string"),
+        (["fine", {"a": 1}], "text 1 is a dict, not a string"),
+        ({"great film": 1}, "texts must be a string or an iterable of strings, not dict"),
+        (b"great film", "not bytes"),
+        (7, "not int"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            clf.classify(bad)
+
+
+def test_classify_frame_refuses_what_is_not_a_frame_and_keeps_the_users_columns(clf: sentiq.Classifier) -> None:
+    with pytest.raises(TypeError, match="classify_frame takes a pandas DataFrame, not list"):
+        clf.classify_frame(["a", "b"])
+    gold = pd.DataFrame({"text": ["great film", "boring", None], "label": ["positive", "negative", "positive"]})
+    out = clf.classify_frame(gold)
+    assert list(out["label"]) == ["positive", "negative", "positive"]  # the user's gold labels, untouched
+    assert list(out.columns) == ["text", "label", "sentiq_label", "sentiq_p_positive", "sentiq_answer"]
+    assert list(out["sentiq_label"])[:2] == [r.label for r in clf.classify(["great film", "boring"])]
+    assert out["sentiq_label"].iloc[2] == "invalid"
+    with pytest.raises(TypeError, match="row 'b' is a int, not a string"):
+        clf.classify_frame(pd.DataFrame({"text": ["fine", 3]}, index=["a", "b"]))
+    with pytest.raises(sentiq.DataError, match="columns 'label' and 'sentiq_label': rename one"):
+        clf.classify_frame(gold.assign(sentiq_label="x"))
+
+
+def test_bad_keyword_arguments_are_refused_in_python_terms(tiny_model: Path, labelled_csv: Path) -> None:
+    with pytest.raises(sentiq.OptionError, match="^batch_size must be at least 1$"):
+        sentiq.load(str(tiny_model), batch_size=0)
+    with pytest.raises(sentiq.OptionError, match="^max_batch_tokens must be at least 1$"):
+        sentiq.load(str(tiny_model), max_batch_tokens=0)
+    with pytest.raises(TypeError, match="batch_size must be an int, not str"):
+        sentiq.load(str(tiny_model), batch_size="8")
+    with pytest.raises(sentiq.OptionError, match="no method to evaluate: name at least one with method"):
+        sentiq.evaluate(str(tiny_model), [], n=4)
+    with pytest.raises(sentiq.OptionError, match="^n must be at least 1$"):
+        sentiq.evaluate(str(tiny_model), dataset=str(labelled_csv), n=0)
+    with pytest.raises(sentiq.DataError, match=r"n=40 needs 20 positive and 20 negative texts; .*\(use n=12 or less\)"):
+        sentiq.evaluate(str(tiny_model), dataset=str(labelled_csv), n=40)
+    with pytest.raises(TypeError, match="label_map must be a dict"):
+        sentiq.evaluate(str(tiny_model), dataset=str(labelled_csv), n=4, label_map=[("1", "positive")])
+
+
+def test_a_label_map_is_a_dict_or_a_string_and_gives_each_value_once(tiny_model: Path, labelled_csv: Path) -> None:
+    run = lambda label_map: sentiq.evaluate(  # noqa: E731
+        str(tiny_model), dataset=str(labelled_csv), n=4, seed=1, label_map=label_map
+    )
+    as_dict, as_text = run({1: "negative", 0: "positive"}), run("1=negative,0=positive")
+    assert list(as_dict.predictions["gold"]) == list(as_text.predictions["gold"])
+    assert (
+        as_dict.predictions.set_index("id")["gold"].to_dict() != run(None).predictions.set_index("id")["gold"].to_dict()
+    )
+    with pytest.raises(sentiq.DataError, match="label_map gives the value 'c' twice"):
+        run("1=positive,0=negative,c=positive,c=negative")
+    with pytest.raises(sentiq.DataError, match="label_map gives the value 'a' twice"):
+        run({"A": "positive", "a": "negative"})

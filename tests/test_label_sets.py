@@ -225,7 +225,7 @@ def test_a_stratified_sample_keeps_the_data_s_proportions(tiny_model: Path, thre
     assert draw_sample(data, 10, 0, LABELS3, "stratified").equals(drawn)  # seeded
     skewed = tmp_path / "skewed.csv"
     data.to_csv(skewed, index=False)
-    with pytest.raises(sentiq.DataError, match="or --sample stratified"):
+    with pytest.raises(sentiq.DataError, match="or sample stratified"):
         sentiq.evaluate(str(tiny_model), "loglik", prompt=str(three), dataset=str(skewed), n=9)
     run = sentiq.evaluate(
         str(tiny_model), "loglik", prompt=str(three), dataset=str(skewed), n=10, sample="stratified", device="cpu"
@@ -248,7 +248,7 @@ def test_k_shot_draws_from_a_pool_of_one_s_own(tiny_model: Path, three: Path, tw
     )
     config = run.runs[0].config
     assert config["method_settings"]["demos"] == str(demos) and len(config["demonstrations"]) == 3
-    with pytest.raises(sentiq.OptionError, match="is the --dataset being evaluated"):
+    with pytest.raises(sentiq.OptionError, match="is the dataset being evaluated"):
         sentiq.evaluate(str(tiny_model), "k-shot", prompt=str(three), demos=str(tweets), dataset=str(tweets), n=6)
     out = tmp_path / "out.csv"
     args = [
@@ -279,5 +279,55 @@ def test_confusion_matrices_have_a_row_per_gold_label_and_a_column_for_invalid_a
 
 
 def test_a_stratified_sample_larger_than_the_data_is_refused(tiny_model: Path, three: Path, tweets: Path) -> None:
-    with pytest.raises(sentiq.DataError, match="--n 99 is more than the 15 texts of the dataset"):
+    with pytest.raises(sentiq.DataError, match="n=99 is more than the 15 texts of the dataset"):
         sentiq.evaluate(str(tiny_model), "loglik", prompt=str(three), dataset=str(tweets), n=99, sample="stratified")
+
+
+def test_a_sample_of_one_label_is_said_and_no_search_is_run_on_it(tiny_model: Path, tmp_path: Path) -> None:
+    data = tmp_path / "one.csv"
+    pd.DataFrame({"text": [f"review {i} of a film" for i in range(8)], "label": ["positive"] * 8}).to_csv(
+        data, index=False
+    )
+    args = ["evaluate", "--model", str(tiny_model), "--dataset", str(data), "--n", "6", "--sample", "stratified"]
+    result = runner.invoke(
+        app, [*args, "--output-dir", str(tmp_path / "runs"), "--run-id", "one"], env={"COLUMNS": "100"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "The sample holds texts of one label" in result.stdout
+    assert "macro F1" in result.stdout and "one label" in result.stdout.split("macro F1")[1].splitlines()[0]
+    assert json.loads((tmp_path / "runs" / "one" / "metrics.json").read_text())["labels_in_sample"] == 1
+    for command in (["tune-prompt", "--n", "6"], ["tune-sampling", "--n", "6"]):
+        tuned = runner.invoke(
+            app,
+            [*command, "--model", str(tiny_model), "--dataset", str(data), "--sample", "stratified"]
+            + ["--output-dir", str(tmp_path / "tuning")],
+        )
+        assert tuned.exit_code == 1, tuned.output
+        assert "the tuning texts are all labelled positive: a search needs texts of at least two labels" in tuned.output
+    assert not (tmp_path / "tuning").exists() or not any((tmp_path / "tuning").rglob("best.json"))
+
+
+def test_demonstrations_from_a_link_to_the_texts_measured_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    import os
+
+    data = tmp_path / "data.csv"
+    pd.DataFrame(
+        {"id": [f"r{i}" for i in range(8)], "text": [f"film {i}" for i in range(8)], "label": [0, 1] * 4}
+    ).to_csv(data, index=False)
+    linked = tmp_path / "demos.csv"
+    os.link(data, linked)
+    args = ["--model", str(tiny_model), "--method", "k-shot", "--k", "1", "--demos", str(linked)]
+    result = runner.invoke(app, ["evaluate", *args, "--dataset", str(data), "--n", "4"])
+    assert result.exit_code == 1 and "is the --dataset being evaluated" in result.output
+    result = runner.invoke(app, ["classify", *args, "--input", str(data), "--output", str(tmp_path / "out.csv")])
+    assert result.exit_code == 1 and "holds texts being classified (--input" in result.output
+    assert not (tmp_path / "out.csv").exists()
+    result = runner.invoke(app, ["classify", *args[:-1], str(data), "--input", str(tmp_path)])
+    assert result.exit_code == 1 and "holds texts being classified" in result.output  # a file of the input folder
+
+
+def test_a_label_map_value_given_twice_is_refused(tiny_model: Path, labelled_csv: Path) -> None:
+    args = ["evaluate", "--model", str(tiny_model), "--dataset", str(labelled_csv), "--n", "4"]
+    result = runner.invoke(app, [*args, "--label-map", "1=positive,0=negative,c=positive,c=negative"])
+    assert result.exit_code == 1
+    assert "--label-map gives the value 'c' twice" in result.output

@@ -120,6 +120,11 @@ def test_a_prompt_declares_any_label_set(tmp_path: Path) -> None:
         ('user = "{text}"\nlabel = 1\n[labels]\npositive = "yes"\nnegative = "no"', "unknown key 'label'"),
         ('user = "{text}"\n[labels]\npositive = "y"\nnegative = "n"\n[variants.v]\npositive = "x"', "same labels"),
         ('user = "{text}', "not valid TOML"),
+        ('user = "{text}"\n[labels]\ninvalid = "bad"\ngood = "good"', "label name 'invalid' is reserved: sentiq "),
+        ('user = "{text}"\n[labels]\nInvalid = "bad"\ngood = "good"', "'Invalid' is reserved"),
+        ('user = "{text}"\n[labels]\ntext = "bad"\ngood = "good"', "'text' is reserved: sentiq writes 'text' as"),
+        ('user = "{text}"\n[labels]\nanswer = "bad"\ngood = "good"', "'answer' is reserved"),
+        ('user = "{text}"\n[labels]\nGood = "fine"\ngood = "great"', "'good' and 'Good' differ only in case"),
     ],
 )
 def test_prompt_rules_refused_in_one_line(tmp_path: Path, text: str, rule: str) -> None:

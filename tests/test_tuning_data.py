@@ -153,9 +153,9 @@ def test_k_shot_search_on_one_s_own_data_draws_from_demos(tiny_model: Path, twee
     pool = tmp_path / "pool.csv"
     pd.DataFrame({"text": [f"pool {lab} {i}" for i, lab in enumerate(LABELS3 * 2)], "label": LABELS3 * 2}).to_csv(pool)
     options = dict(dataset=str(tweets), prompts="three-way", n=3, tail=0, ensemble=0, k=1, output_dir=tmp_path)
-    with pytest.raises(sentiq.OptionError, match="is the --dataset being evaluated"):
+    with pytest.raises(sentiq.OptionError, match="is the dataset being evaluated"):
         sentiq.tune_prompt(str(tiny_model), demos=str(tweets), **options)
-    with pytest.raises(sentiq.OptionError, match="0 'neutral' .* give --demos a file with texts of every label"):
+    with pytest.raises(sentiq.OptionError, match="0 'neutral' .* give demos a file with texts of every label"):
         sentiq.tune_prompt(str(tiny_model), **options)
     result = sentiq.tune_prompt(str(tiny_model), demos=str(pool), device="cpu", dtype="float32", **options)
     shown = result.best["demonstrations"]

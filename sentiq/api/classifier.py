@@ -3,12 +3,13 @@ labelled in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentiq.api.options import method_config, tuned_methods
+from sentiq.errors import speaks_python
 from sentiq.settings import DEFAULT_PROMPT, MethodConfig, ModelSettings
 
 if TYPE_CHECKING:
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 
     from sentiq.core.engine import Engine
     from sentiq.methods.classifier import Classifier as MethodRunner
+
+
+ADDED_PREFIX = "sentiq_"  # classify_frame's columns where the frame has columns of their names
 
 
 @dataclass
@@ -56,15 +60,19 @@ class Classifier:
         dtype = str(lm.dtype).removeprefix("torch.")
         return f"<sentiq.Classifier {lm.source.label} · {self.method.title()} on {lm.device} {dtype}>"
 
-    def classify(self, texts: str | Iterable[str]) -> list[Result]:
-        """Label each text (a single string is one text). Empty texts are 'invalid': they have no
-        sentiment to find."""
+    @speaks_python
+    def classify(self, texts: str | Iterable[str | None]) -> list[Result]:
+        """Label each text (a single string is one text). Empty and missing texts (None, NaN) are
+        'invalid': they have no sentiment to find. Anything else that is not a string (bytes, a
+        number, a mapping) is a TypeError naming its position: sentiq does not guess how to read it."""
+        return self._classify(_texts(texts))
+
+    def _classify(self, items: list[str | None]) -> list[Result]:
         from sentiq.text import clean_text
 
-        items = [texts] if isinstance(texts, str) else list(texts)
-        filled = [i for i, t in enumerate(items) if clean_text(str(t))]
+        filled = [i for i, t in enumerate(items) if t is not None and clean_text(t)]
         results = [Result("invalid", None, None, False) for _ in items]
-        for i, p in zip(filled, self._runner.predict([str(items[i]) for i in filled])):
+        for i, p in zip(filled, self._runner.predict([items[i] for i in filled])):
             results[i] = Result(p.label, p.p_positive, p.answer, p.truncated, p.scores)
         return results
 
@@ -73,24 +81,61 @@ class Classifier:
         """The label set of the classifier's prompt(s), in the order of its scores."""
         return self._runner.labels
 
+    @speaks_python
     def classify_frame(self, df: pd.DataFrame, text_column: str = "text") -> pd.DataFrame:
-        """`df` with columns label, the probabilities (p_positive for the binary labels, p_<label> for each
-        label of another set) and answer added (its index kept)."""
-        from sentiq.errors import DataError
+        """A copy of `df` (its index and columns kept) with the labels added: label, the probabilities
+        (p_positive for the binary labels, p_<label> for each label of another set) and answer. Where
+        `df` already has a column of one of those names (a gold `label`, say), every added column is
+        named with the prefix `sentiq_` instead, and the frame's own columns stay as they are.
+        Missing texts are 'invalid'; a text that is not a string is a TypeError naming its row."""
+        import pandas as pd
 
+        from sentiq.errors import DataError
+        from sentiq.predictions import output_fields
+
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"classify_frame takes a pandas DataFrame, not {type(df).__name__} (use classify)")
         if text_column not in df.columns:
             columns = ", ".join(map(str, df.columns))
             raise DataError(f"no column '{text_column}'; columns are: {columns} (choose with text_column=)")
-        from sentiq.predictions import output_fields
-
-        results = self.classify(df[text_column].fillna("").astype(str))
-        probs = output_fields(self.labels)[1:-1]
+        results = self._classify(_texts(df[text_column], rows=df.index))
+        fields = output_fields(self.labels)
         scores = {
-            f: [r.p_positive if f == "p_positive" else (r.scores or {}).get(f[2:]) for r in results] for f in probs
+            f: [r.p_positive if f == "p_positive" else (r.scores or {}).get(f[2:]) for r in results]
+            for f in fields[1:-1]
         }
-        return df.assign(label=[r.label for r in results], **scores, answer=[r.answer for r in results])
+        added = {"label": [r.label for r in results], **scores, "answer": [r.answer for r in results]}
+        if any(name in df.columns for name in added):
+            added = {f"{ADDED_PREFIX}{name}": values for name, values in added.items()}
+            taken = next((name for name in added if name in df.columns), None)
+            if taken is not None:
+                raise DataError(f"the frame has columns '{taken[len(ADDED_PREFIX) :]}' and '{taken}': rename one")
+        return df.assign(**added)
 
 
+def _texts(texts: object, rows: Iterable[object] | None = None) -> list[str | None]:
+    """The texts of a call, None where one is missing; `rows` name them in a message (positions else)."""
+    import pandas as pd
+
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, Mapping)) or not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a string or an iterable of strings, not {type(texts).__name__}")
+    items = list(texts)
+    names = list(rows) if rows is not None else range(len(items))
+    out: list[str | None] = []
+    for name, item in zip(names, items):
+        if isinstance(item, str):
+            out.append(item)
+        elif item is None or (pd.api.types.is_scalar(item) and pd.isna(item)):
+            out.append(None)
+        else:
+            where = f"row {name!r}" if rows is not None else f"text {name}"
+            raise TypeError(f"{where} is a {type(item).__name__}, not a string: convert it yourself (decode bytes)")
+    return out
+
+
+@speaks_python
 def load(
     model: str | None = None,
     method: str = "loglik",

@@ -3,12 +3,13 @@ searches, and `sentiq.compare` over saved runs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentiq.api.options import check_options, method_config, model_settings, tuned_methods
+from sentiq.errors import OptionError, speaks_python
 from sentiq.progress import StartTask, no_progress
 from sentiq.settings import (
     EMBEDDED,
@@ -21,6 +22,8 @@ from sentiq.settings import (
     TuneSettings,
     method_names,
 )
+
+LabelMap = str | Mapping[str | int, str] | None  # '1=positive,0=negative', or {1: "positive", 0: "negative"}
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,12 +54,14 @@ class Evaluation:
         frames = [r.predictions.assign(method=r.method.title(), run_id=r.run_id) for r in self.runs]
         return pd.concat(frames, ignore_index=True)
 
+    @speaks_python
     def save(self, folder: str | Path = "results") -> list[Path]:
         """Write each run as a run folder under `folder` (config.json, predictions.csv, metrics, the
         confusion matrix), as `sentiq evaluate` leaves them; their paths."""
         return [r.save(Path(folder)) for r in self.runs]
 
 
+@speaks_python
 def evaluate(
     model: str | ModelSettings | None = None,
     methods: str | MethodConfig | Sequence[str | MethodConfig] = "loglik",
@@ -67,7 +72,7 @@ def evaluate(
     sample: str = EvalSettings.sample,
     text_column: str | None = None,
     label_column: str = DataSpec.label_column,
-    label_map: str | None = None,
+    label_map: LabelMap = None,
     tuned: bool = False,
     results_dir: str | Path = "results",
     output_dir: str | Path | None = None,
@@ -112,13 +117,14 @@ def evaluate(
     return Evaluation(run_evaluate(settings, progress or no_progress, engine))
 
 
+@speaks_python
 def tune_prompt(
     model: str | ModelSettings | None = None,
     *,
     dataset: str | DataSpec = EMBEDDED,
     text_column: str | None = None,
     label_column: str = DataSpec.label_column,
-    label_map: str | None = None,
+    label_map: LabelMap = None,
     device: str = "auto",
     dtype: str = "auto",
     output_dir: str | Path = "results",
@@ -139,13 +145,14 @@ def tune_prompt(
     return search_prompts(model_settings(model, device, dtype), chosen, progress or no_progress)
 
 
+@speaks_python
 def tune_sampling(
     model: str | ModelSettings | None = None,
     *,
     dataset: str | DataSpec = EMBEDDED,
     text_column: str | None = None,
     label_column: str = DataSpec.label_column,
-    label_map: str | None = None,
+    label_map: LabelMap = None,
     device: str = "auto",
     dtype: str = "auto",
     output_dir: str | Path = "results",
@@ -163,10 +170,31 @@ def tune_sampling(
     return search_sampling(model_settings(model, device, dtype), chosen, progress or no_progress)
 
 
-def _data_spec(dataset: str | DataSpec, text_column: str | None, label_column: str, label_map: str | None) -> DataSpec:
-    return dataset if isinstance(dataset, DataSpec) else DataSpec(str(dataset), text_column, label_column, label_map)
+def _data_spec(
+    dataset: str | Path | DataSpec, text_column: str | None, label_column: str, label_map: LabelMap
+) -> DataSpec:
+    if isinstance(dataset, DataSpec):
+        return dataset
+    if not isinstance(dataset, (str, Path)):
+        raise TypeError(f"dataset must be a file path, a hub id or a DataSpec, not {type(dataset).__name__}")
+    return DataSpec(str(dataset), text_column, label_column, label_map_text(label_map))
 
 
+def label_map_text(label_map: LabelMap) -> str | None:
+    """A label map as the command line writes it: a dict {source value: label} becomes 'value=label,...'."""
+    if label_map is None or isinstance(label_map, str):
+        return label_map
+    if not isinstance(label_map, Mapping):
+        raise TypeError(f"label_map must be a dict or a 'value=label,...' string, not {type(label_map).__name__}")
+    for key, label in label_map.items():
+        if not isinstance(key, (str, int)) or isinstance(key, bool) or not isinstance(label, str):
+            raise TypeError(f"label_map maps source values (str or int) to label names (str), not {key!r}: {label!r}")
+        if any(c in str(key) for c in ",="):
+            raise OptionError(f"label_map value {str(key)!r} holds ',' or '=': such a value cannot be mapped")
+    return ",".join(f"{key}={label}" for key, label in label_map.items())
+
+
+@speaks_python
 def compare(
     results_dir: str | Path = "results",
     metric: str = "macro_f1",

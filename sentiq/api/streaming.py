@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sentiq.api.classifier import Classifier
 from sentiq.api.options import Rows, method_config, model_settings
-from sentiq.errors import OptionError
+from sentiq.errors import OptionError, speaks_python
 from sentiq.progress import StartTask, no_progress
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sentiq.workflows.classify import Summary
 
 
+@speaks_python
 def classify_file(
     input: str | Path | Sequence[tuple[str, str]],
     output: str | Path | None = None,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import typer
 
 from sentiq.cli import render
-from sentiq.errors import Interrupted, OutputClosed, SentiqError, debugging
+from sentiq.errors import Interrupted, OutputClosed, SentiqError, command_line, debugging
 
 F = TypeVar("F", bound=Callable[..., Any])
 INTERRUPTED = 130
@@ -33,7 +33,8 @@ def guarded(func: F) -> F:
         warnings = render.WarningHandler()
         logging.getLogger("sentiq").addHandler(warnings)
         try:
-            return func(*args, **kwargs)
+            with command_line():
+                return func(*args, **kwargs)
         except typer.Exit:
             raise
         except (OutputClosed, BrokenPipeError) as exc:  # `| head`: stop quietly, as Unix tools do

@@ -36,8 +36,8 @@ def metrics_table(results: Sequence[Any]) -> Table:
         ("n", lambda q, s: str(q.n)),
         ("accuracy", lambda q, s: _pct(q.accuracy)),
         *per_label,
-        ("macro P / R", lambda q, s: f"{_pct(q.macro_precision)} / {_pct(q.macro_recall)}"),
-        ("macro F1", lambda q, s: _pct(q.macro_f1)),
+        ("macro P / R", _macro(lambda q: f"{_pct(q.macro_precision)} / {_pct(q.macro_recall)}")),
+        ("macro F1", _macro(lambda q: _pct(q.macro_f1))),
         *(
             [
                 ("MAE (steps)", lambda q, s: _pct(q.mae) if q.mae is not None else "-"),
@@ -57,7 +57,15 @@ def metrics_table(results: Sequence[Any]) -> Table:
     table.add_row("prompt", *[escape(prompt_name(r.config)) for r in results])
     for name, cell in rows:
         table.add_row(name, *[cell(r.quality, r.speed) for r in results])
+    if any(r.quality.labels_in_sample == 1 for r in results):
+        table.caption = "The sample holds texts of one label: no macro average over labels can be taken."
+        table.caption_justify = "left"
     return table
+
+
+def _macro(cell: Any) -> Any:
+    """A macro average's cell; a sample of one label has none to show."""
+    return lambda q, s: "one label" if q.labels_in_sample == 1 else cell(q)
 
 
 def _label_cell(label: str) -> Any:

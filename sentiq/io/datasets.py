@@ -145,6 +145,8 @@ def parse_label_map(text: str | None, labels: Sequence[str] = LABELS) -> dict[st
             raise UnknownLabels(
                 f"bad --label-map entry '{part}': write VALUE=LABEL, comma-separated, LABEL one of {', '.join(labels)}"
             )
+        if key.strip().lower() in mapping:
+            raise UnknownLabels(f"--label-map gives the value '{key.strip()}' twice (values are compared in any case)")
         mapping[key.strip().lower()] = label
     return mapping
 

@@ -49,3 +49,12 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_frame(path: Path, df: pd.DataFrame) -> None:
     atomic_write(path, df.to_csv(index=False))
+
+
+def same_or_inside(path: Path, other: Path) -> bool:
+    """True when `path` is `other` (by name, or by identity, device and inode: a hard or symbolic link),
+    or lies inside the folder `other`."""
+    a, b = path.expanduser().resolve(), other.expanduser().resolve()
+    if a == b or a.is_relative_to(b):
+        return True
+    return a.exists() and b.exists() and a.samefile(b)

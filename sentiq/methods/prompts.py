@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiq.errors import OptionError
+from sentiq.predictions import INVALID, RESERVED_LABELS
 from sentiq.settings import DEFAULT_PROMPT
 from sentiq.text import LABELS
 
@@ -210,6 +211,14 @@ def _label_words(table: Any, refuse: Any) -> tuple[tuple[str, ...], tuple[str, .
     bad = [name for name in table if not _NAME.fullmatch(name)]
     if bad:
         raise refuse(f"label name '{bad[0]}' must be letters, digits and _ (it is also a {{placeholder}})")
+    reserved = next((name for name in table if name.lower() in RESERVED_LABELS), None)
+    if reserved is not None:
+        why = "for an answer that names no label" if reserved.lower() == INVALID else "as an output column"
+        raise refuse(f"label name '{reserved}' is reserved: sentiq writes '{reserved.lower()}' {why}")
+    folded = [name.lower() for name in table]
+    twice = next((name for i, name in enumerate(table) if folded[i] in folded[:i]), None)
+    if twice is not None:
+        raise refuse(f"label names '{twice}' and '{list(table)[folded.index(twice.lower())]}' differ only in case")
     names, words = tuple(table), tuple(table.values())
     if not all(isinstance(w, str) and w.strip() == w and w for w in words):
         raise refuse("label words must be non-empty strings without outer spaces")

@@ -13,6 +13,7 @@ from typing import Any
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import resolve_source
 from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
+from sentiq.io.files import same_or_inside
 from sentiq.io.sinks import Sink
 from sentiq.io.sources import TextSource, in_memory, open_source
 from sentiq.methods.calibration import prior_from_record
@@ -71,6 +72,11 @@ def classify(
         (method,) = apply_tuned([method], model.model, tuned_in)
     prompts = load_prompts(method.prompt)  # a broken prompt file fails before the model loads
     labels = label_set(prompts)
+    if method.demos is not None and source.origin is not None and same_or_inside(Path(method.demos), source.origin):
+        raise OptionError(
+            f"--demos {method.demos} holds texts being classified (--input {source.origin}): "
+            "draw demonstrations from other texts"
+        )
     columns = output_columns(source.keep, labels)
     if (settings.resume or settings.overwrite) and settings.output is None:
         flag = "--resume continues" if settings.resume else "--overwrite replaces"
@@ -121,9 +127,7 @@ def refuse_input_as_output(origin: Path | None, output: Path) -> None:
     through a link) would destroy the texts it labels: refused before anything is opened for writing."""
     if origin is None:
         return
-    given, out = origin.expanduser().resolve(), output.expanduser().resolve()
-    same = out == given or (out.exists() and given.exists() and out.samefile(given))
-    if same or out.is_relative_to(given) or given.is_relative_to(out):
+    if same_or_inside(output, origin) or same_or_inside(origin, output):
         raise OptionError(f"--output {output} would overwrite the input {origin}: write the labels elsewhere")
 
 

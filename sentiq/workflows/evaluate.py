@@ -18,6 +18,7 @@ from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine, resolve_source
 from sentiq.errors import DataError, Interrupted, OptionError
 from sentiq.io.datasets import draw_sample, load_labelled, pool_for, texts_used
+from sentiq.io.files import same_or_inside
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
 from sentiq.methods.classifier import label_set
 from sentiq.methods.demonstrations import draw_demonstrations
@@ -120,9 +121,9 @@ def _leave_out_tuning(labelled: pd.DataFrame, methods: list[MethodConfig]) -> tu
 
 def refuse_demos_of_the_data(spec: DataSpec, methods: list[MethodConfig]) -> None:
     """Demonstrations are never the texts being measured: --demos that is the --dataset is refused."""
-    data = Path(spec.source).expanduser()
+    data = Path(spec.source)
     for m in methods:
-        if m.demos is not None and data.exists() and Path(m.demos).expanduser().resolve() == data.resolve():
+        if m.demos is not None and data.expanduser().exists() and same_or_inside(Path(m.demos), data):
             raise OptionError(
                 f"--demos {m.demos} is the --dataset being evaluated: draw demonstrations from other texts"
             )

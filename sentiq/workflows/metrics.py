@@ -20,6 +20,7 @@ class Quality:
     macro_f1: float
     invalid: int
     coverage: float  # share of texts that got a valid label
+    labels_in_sample: int = 0  # labels the gold sample holds: with one, a macro average is that label's alone
     per_label: dict[str, dict[str, float]] | None = None  # label -> precision, recall, f1, support
     # ordered labels (ratings): mean absolute error in steps and quadratic weighted kappa over the texts
     # with a valid answer; within one step over all texts (an invalid answer is not within one)
@@ -56,7 +57,8 @@ def quality(
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
     labels = list(labels)
-    held = [lab for lab in labels if lab in set(gold)] or labels
+    present = [lab for lab in labels if lab in set(gold)]
+    held = present or labels
     p, r, f, support = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
     mp, mr, mf, _ = precision_recall_fscore_support(gold, predicted, labels=held, average="macro", zero_division=0)
     invalid = sum(1 for y in predicted if y not in labels)
@@ -76,6 +78,7 @@ def quality(
         macro_f1=float(mf),
         invalid=invalid,
         coverage=(n - invalid) / n if n else 0.0,
+        labels_in_sample=len(present),
         per_label=per_label,
         **binary,
         **(_ordered(gold, predicted, labels) if ordered else {}),

@@ -41,6 +41,12 @@ def tuning_split(data: DataSpec, prompts: list[Any], n: int, seed: int, rule: st
     else:
         labelled = load_labelled(data, labels)
     texts = draw_sample(labelled[labelled["text"].map(lambda t: bool(clean_text(t)))], n, seed, labels, rule)
+    held = sorted(set(texts["label"]))
+    if len(held) < 2:
+        raise DataError(
+            f"the tuning texts are all labelled {held[0]}: a search needs texts of at least two labels to tell "
+            "a prompt that reads them from one that answers the same label every time"
+        )
     from sentiq.workflows.evaluate import sample_digest
 
     record = {"dataset": asdict(data), "sample": rule, "seed": seed, "sample_digest": sample_digest(texts)}
