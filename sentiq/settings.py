@@ -226,6 +226,10 @@ class ServeSettings:
             (self.max_body_bytes >= 1024, "--max-body-bytes must be at least 1024"),
             (self.timeout_s > 0, "--timeout must be above 0"),
             (self.api_key is None or len(self.api_key) >= 16, "--api-key must be at least 16 characters"),
+            (
+                self.api_key is None or all("!" <= c <= "~" for c in self.api_key),
+                "--api-key must be printable ASCII without spaces: an HTTP header cannot carry other characters",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -9,6 +9,7 @@ import unicodedata
 
 LABELS = ("positive", "negative")  # internal label names; index order of every score array
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ue000-\uf8ff]")
 
 
@@ -16,6 +17,13 @@ def clean_text(text: str) -> str:
     """HTML line breaks to newlines, control characters dropped, NFC, outer whitespace stripped."""
     text = _BREAK.sub("\n", unicodedata.normalize("NFC", text))
     return _CONTROL.sub("", text).strip()
+
+
+def lone_surrogate(text: str) -> int | None:
+    """Where `text` holds half of a UTF-16 surrogate pair on its own (JSON's "\\ud800" decodes to one):
+    not a character, so no tokenizer can encode it; None when it holds none."""
+    found = _SURROGATE.search(text)
+    return found.start() if found else None
 
 
 def plural(n: int, noun: str) -> str:

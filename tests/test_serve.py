@@ -183,6 +183,8 @@ def test_a_full_queue_refuses_at_once() -> None:
         (b'{"text": ["a"]}', 422, "invalid_request"),
         (b'{"texts": []}', 422, "invalid_request"),
         (b"[]", 422, "invalid_request"),
+        (b'{"texts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "malformed_json"),  # not a RecursionError
+        (b'{"texts": ["bad \\ud800 film"]}', 400, "invalid_text"),  # a lone surrogate: no tokenizer takes it
     ],
 )
 def test_a_bad_request_is_one_json_error(body: bytes, status: int, kind: str) -> None:
@@ -191,6 +193,69 @@ def test_a_bad_request_is_one_json_error(body: bytes, status: int, kind: str) ->
         got = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
         assert got.status_code == status and got.json()["error"]["type"] == kind, got.text
         assert got.json()["error"]["message"]
+
+
+def test_fields_the_service_does_not_read_are_refused_by_name() -> None:
+    with _client(Stub) as client:
+        _wait_ready(client)
+        body = {"texts": ["fine"], "method": "zero-shot", "prompt": "three-way", "labels": ["a"], "model": "x"}
+        got = client.post("/v1/classify", json=body)
+        assert got.status_code == 422 and got.json()["error"] == {
+            "type": "invalid_request",
+            "message": 'unknown fields method, prompt, labels, model: the request takes only texts (send {"texts": ["...", ...]})',
+        }
+
+
+def test_a_lone_surrogate_is_refused_and_the_service_goes_on_in_one_pass() -> None:
+    stub = Stub()
+    with _client(lambda: stub, max_wait_ms=0) as client:
+        _wait_ready(client)
+        got = client.post("/v1/classify", content=b'{"texts": ["good", "bad \\udfff film"]}')
+        assert got.status_code == 400 and got.json()["error"]["message"].startswith(
+            "texts.1: a lone surrogate (\\udfff)"
+        )
+        assert stub.calls == [["warming up"]]  # refused before any pass
+        assert client.post("/v1/classify", json={"texts": ["good"]}).json()["results"][0]["label"] == "positive"
+
+
+def test_unknown_paths_and_methods_answer_the_documented_error_body() -> None:
+    with _client(Stub) as client:
+        missing = client.get("/v2/classify")
+        assert missing.status_code == 404
+        assert missing.json() == {"error": {"type": "not_found", "message": "no endpoint /v2/classify: see /docs"}}
+        wrong = client.get("/v1/classify")
+        assert wrong.status_code == 405 and wrong.json()["error"]["type"] == "method_not_allowed"
+        assert wrong.json()["error"]["message"] == "/v1/classify does not take GET: see /docs"
+        assert wrong.headers["allow"] == "POST"
+
+
+def test_a_client_that_closes_mid_body_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    from starlette.requests import ClientDisconnect
+
+    from sentiq.serve.app import ApiError, _read
+
+    class Closing:
+        headers: dict[str, str] = {}
+
+        async def stream(self) -> Any:
+            yield b'{"texts": ["a'
+            raise ClientDisconnect
+
+    import logging
+
+    log = logging.getLogger("uvicorn.error")
+    log.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    try:
+        with pytest.raises(ApiError) as refused:
+            asyncio.run(_read(Closing(), 1 << 20))  # type: ignore[arg-type]
+    finally:
+        log.removeHandler(caplog.handler)
+    assert refused.value.kind == "client_disconnected"
+    lines = {
+        id(r): r for r in caplog.records if "closed its connection" in r.getMessage()
+    }  # one record, however caught
+    assert len(lines) == 1 and next(iter(lines.values())).exc_info is None
 
 
 def test_every_limit_names_itself_and_its_value() -> None:
@@ -323,6 +388,9 @@ def test_settings_the_service_cannot_honour_are_refused() -> None:
         ServeSettings(queue_texts=10, max_texts=20)
     with pytest.raises(sentiq.OptionError, match="--health-port must differ"):
         ServeSettings(port=8000, health_port=8000)
+    for key in ("clé-secrète-très-longue", "a key with spaces inside"):
+        with pytest.raises(sentiq.OptionError, match="--api-key must be printable ASCII without spaces"):
+            ServeSettings(api_key=key)
     from sentiq.serve import serve
     from sentiq.settings import MethodConfig, ModelSettings
 
@@ -473,8 +541,10 @@ def test_the_command_ends_in_one_line_on_a_model_that_does_not_load(tmp_path: Pa
         str(_free_port()),
     ]
     ended = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert ended.returncode == 1 and "Traceback" not in ended.stderr
-    assert ended.stderr.strip().splitlines()[-1].startswith("error:"), ended.stderr
+    assert ended.returncode == 1 and ended.stderr.strip().splitlines() == [
+        f"error: model not found: '{tmp_path / 'no-model'}' is neither an alias, a hub id nor an existing path. "
+        "Use 0.5b, 1.5b, a hub id (owner/name) or a local folder."
+    ]  # before the server says it runs
     short = subprocess.run([*command[:4], "--api-key", "short"], capture_output=True, text=True, timeout=60)
     assert short.returncode == 1 and "--api-key must be at least 16" in short.stderr
     missing = [*command[:4], "--calibrate", "domain", "--calibration-texts", str(tmp_path / "none.txt")]
@@ -482,3 +552,21 @@ def test_the_command_ends_in_one_line_on_a_model_that_does_not_load(tmp_path: Pa
     assert unread.returncode == 1 and unread.stderr.strip().splitlines() == [
         f"error: file not found: {tmp_path}/none.txt"
     ]
+
+
+def test_an_address_that_cannot_be_listened_on_is_one_line(tiny_model: Path) -> None:
+    from sentiq.serve import serve
+    from sentiq.settings import MethodConfig, ModelSettings
+
+    model = ModelSettings(str(tiny_model), "cpu", "float32")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(sentiq.OptionError, match=f"--port {port}: cannot listen on 127.0.0.1:{port} \\(Address"):
+            serve(model, MethodConfig(), ServeSettings(host="127.0.0.1", port=port))
+    with pytest.raises(sentiq.OptionError, match="--host 256.0.0.1: not an address to listen on"):
+        serve(model, MethodConfig(), ServeSettings(host="256.0.0.1", port=_free_port()))
+    command = [sys.executable, "-m", "sentiq", "serve", "--model", str(tiny_model), "--host", "256.0.0.1"]
+    ended = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert ended.returncode == 1 and len(ended.stderr.strip().splitlines()) == 1, ended.stderr

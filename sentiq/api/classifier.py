@@ -117,6 +117,9 @@ def _texts(texts: object, rows: Iterable[object] | None = None) -> list[str | No
     """The texts of a call, None where one is missing; `rows` name them in a message (positions else)."""
     import pandas as pd
 
+    from sentiq.errors import DataError
+    from sentiq.text import lone_surrogate
+
     if isinstance(texts, str):
         return [texts]
     if isinstance(texts, (bytes, Mapping)) or not isinstance(texts, Iterable):
@@ -126,6 +129,11 @@ def _texts(texts: object, rows: Iterable[object] | None = None) -> list[str | No
     out: list[str | None] = []
     for name, item in zip(names, items):
         if isinstance(item, str):
+            if (at := lone_surrogate(item)) is not None:
+                where = f"row {name!r}" if rows is not None else f"text {name}"
+                raise DataError(
+                    f"{where} holds a lone surrogate (\\u{ord(item[at]):04x}) at character {at}: not a character"
+                )
             out.append(item)
         elif item is None or (pd.api.types.is_scalar(item) and pd.isna(item)):
             out.append(None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,18 +30,20 @@ def serve(
     model that fails to load stops the server and raises its error."""
     uvicorn = _require_serve_extra()
     from sentiq.api.options import tuned_methods
+    from sentiq.core.models import resolve_source
     from sentiq.serve.app import Service, create_app
 
     (config,) = tuned_methods([method], model.model, tuned, results_dir)
     service = Service(settings, warm_up=_warm_up_texts(config, settings))
+    resolve_source(model.model)  # a model that is nowhere fails before the server says it is running
     app = create_app(lambda: _load(model, config), settings, service)
     listening = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level, access_log=settings.access_log
     )
     server = _draining_server()(listening, service)
     service.on_failure = lambda: setattr(server, "should_exit", True)
-    with _stopped_by_signals_quietly(), _probes(service, settings):
-        server.run()
+    with _listening(settings.host, settings.port) as sock, _stopped_by_signals_quietly(), _probes(service, settings):
+        server.run(sockets=[sock])
     if service.state == "failed":
         raise ModelError(service.error or "the model failed to load")
 
@@ -58,6 +61,28 @@ def _stopped_by_signals_quietly() -> Iterator[None]:
     finally:
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _listening(host: str, port: int) -> Iterator[socket.socket]:
+    """The service's socket, bound here so that an address in use or a host that is none ends in one line
+    (uvicorn would log six and exit 3)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise OptionError(f"--host {host}: not an address to listen on ({_reason(exc)})") from None
+    with sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise OptionError(f"--port {port}: cannot listen on {host}:{port} ({_reason(exc)})") from None
+        yield sock
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _probes(service: Any, settings: ServeSettings) -> contextlib.AbstractContextManager:

@@ -12,23 +12,29 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from sentiq.errors import SentiqError, first_line
 from sentiq.serve.batcher import Batcher, Overloaded, Stopped
 from sentiq.serve.metrics import ServiceMetrics
 from sentiq.settings import ServeSettings
+from sentiq.text import lone_surrogate
 
 OPEN = ("/health",)  # answered without the API key: a load balancer's probe
 LOG = logging.getLogger("uvicorn.error")  # the server's own log: its lines read as uvicorn's do
 
 
 class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a field the service does not read is refused, never ignored
+
     texts: list[str] = Field(description="The texts to label, at most max_texts of at most max_chars characters.")
 
 
@@ -142,6 +148,13 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Routing's own answers (404, 405) in the body every other error has."""
+        error = ApiError(exc.status_code, *_routing_error(exc.status_code, request))
+        error.headers.update(exc.headers or {})
+        return error.response()
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -270,11 +283,15 @@ async def _read(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise too_big
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_big
+            chunks.append(chunk)
+    except ClientDisconnect:
+        LOG.info("a client closed its connection before its request body arrived (%d bytes read)", size)
+        raise ApiError(400, "client_disconnected", "the connection closed before the body arrived") from None
     return b"".join(chunks)
 
 
@@ -286,12 +303,12 @@ def _texts(body: bytes, settings: ServeSettings) -> list[str]:
         raise ApiError(400, "invalid_utf8", f"the body is not valid UTF-8 (byte {exc.start})") from None
     except ValueError as exc:
         raise ApiError(400, "malformed_json", f"the body is not JSON: {first_line(exc)}") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the body nests arrays or objects too deeply to read") from None
     try:
         texts = ClassifyRequest.model_validate(data).texts
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ApiError(422, "invalid_request", f'{where}: {first["msg"]} (send {{"texts": ["...", ...]}})') from None
+        raise ApiError(422, "invalid_request", f'{_invalid(exc)} (send {{"texts": ["...", ...]}})') from None
     if not texts:
         raise ApiError(422, "invalid_request", "texts: the list is empty (send at least one text)")
     if len(texts) > settings.max_texts:
@@ -301,7 +318,29 @@ def _texts(body: bytes, settings: ServeSettings) -> list[str]:
     if long is not None:
         message = f"texts.{long}: {len(texts[long])} characters, more than the limit of {settings.max_chars}"
         raise ApiError(422, "text_too_long", message, "max_chars", settings.max_chars)
+    broken = next(((i, at) for i, t in enumerate(texts) if (at := lone_surrogate(t)) is not None), None)
+    if broken is not None:
+        i, at = broken
+        message = f"texts.{i}: a lone surrogate (\\u{ord(texts[i][at]):04x}) at character {at} is not a character"
+        raise ApiError(400, "invalid_text", message)
     return texts
+
+
+def _invalid(exc: ValidationError) -> str:
+    """The first thing wrong with a request, or every field it has that the service does not read."""
+    unknown = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "extra_forbidden"]
+    if unknown:
+        return f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: the request takes only texts"
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}"
+
+
+def _routing_error(status: int, request: Request) -> tuple[str, str]:
+    if status == 404:
+        return "not_found", f"no endpoint {request.url.path}: see /docs"
+    if status == 405:
+        return "method_not_allowed", f"{request.url.path} does not take {request.method}: see /docs"
+    return "http_error", HTTPStatus(status).phrase
 
 
 def readiness(service: Service) -> tuple[int, dict[str, Any]]:
