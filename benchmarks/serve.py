@@ -8,6 +8,10 @@ their own, the server's memory before, at its peak and after, and whether anythi
     python benchmarks/serve.py --model tiny                      # the test suite's tiny random Qwen2
     python benchmarks/serve.py --model ~/.cache/sentiq-standin/qwen2.5-coder-0.5b-instruct --requests 200
     python benchmarks/serve.py --random-weights qwen2.5-0.5b --tokenizer DIR --serve-args "--device cuda"
+    python benchmarks/serve.py --soak 100000 --concurrency 32 --overload 0 --requests 0   # memory over time
+
+--soak N sends N one-text requests to one server in rounds of --soak-step and samples its resident memory
+after each round: the growth after warm-up (the first round) is what a service running for weeks gains.
 """
 
 from __future__ import annotations
@@ -215,6 +219,33 @@ def overload(ports: dict[str, int], pid: int, clients: int, limit_s: float) -> d
     }
 
 
+def soak(model: str, args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
+    """--soak requests through one batching server from the top --concurrency's clients, its resident
+    memory sampled after every --soak-step of them; bounded by --soak-seconds."""
+    clients = max(map(int, args.concurrency.split(",")))
+    (port,) = free_ports(1)
+    server = start(model, port, "--batching", *extra)
+    samples, sent, errors = [rss_mib(server.pid)], 0, 0
+    deadline = time.perf_counter() + args.soak_seconds
+    try:
+        while sent < args.soak and time.perf_counter() < deadline:
+            step = min(args.soak_step, args.soak - sent)
+            result = asyncio.run(load(port, step, clients, deadline - time.perf_counter()))
+            sent, errors = sent + result["requests"], errors + result["errors"] + result["refused_503"]
+            samples.append(rss_mib(server.pid))
+            print(f"  {sent:>8,} requests  RSS {samples[-1]:7.1f} MiB", file=sys.stderr, flush=True)
+    finally:
+        exits = stop(server)
+    warm = samples[1] if len(samples) > 2 else samples[0]
+    return {
+        "requests": sent,
+        "errors": errors,
+        "rss_mib": [round(m, 1) for m in samples],
+        "growth_after_warm_up": round(samples[-1] / warm - 1, 4),
+        "exit": exits,
+    }
+
+
 def free_ports(n: int) -> list[int]:
     """`n` distinct ports free on the loopback interface."""
     with contextlib.ExitStack() as held:
@@ -235,6 +266,9 @@ def main() -> None:
     ap.add_argument("--overload", type=int, default=10, help="clients, as times the top --concurrency; 0: none")
     ap.add_argument("--overload-seconds", type=float, default=20)
     ap.add_argument("--serve-args", default="--device cpu", help="more options for sentiq serve")
+    ap.add_argument("--soak", type=int, default=0, help="requests of the memory run (0: none)")
+    ap.add_argument("--soak-step", type=int, default=10_000, help="requests between memory samples")
+    ap.add_argument("--soak-seconds", type=float, default=1800, help="the memory run's time limit")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     if args.random_weights and not args.tokenizer:
@@ -253,7 +287,7 @@ def run(args: argparse.Namespace, model: str) -> dict[str, Any]:
     """Every cell against a server started for it, then the overload run; each printed as it ends."""
     extra = args.serve_args.split()
     rows: list[dict[str, Any]] = []
-    for mode, flags in (("batching", ["--batching"]), ("off", ["--no-batching"])):
+    for mode, flags in (("batching", ["--batching"]), ("off", ["--no-batching"])) if args.requests else ():
         (port,) = free_ports(1)
         server = start(model, port, *flags, *extra)
         try:
@@ -264,6 +298,9 @@ def run(args: argparse.Namespace, model: str) -> dict[str, Any]:
             exits = stop(server)
         rows[-1]["exit"] = exits
     report: dict[str, Any] = {"model": args.random_weights or args.model, "cpu": os.cpu_count(), "rows": rows}
+    if args.soak:
+        report["soak"] = soak(model, args, extra)
+        print(json.dumps(report["soak"]), flush=True)
     if args.overload:
         clients = args.overload * max(map(int, args.concurrency.split(",")))
         ports = dict(zip(("service", "probe"), free_ports(2), strict=True))
