@@ -223,3 +223,20 @@ def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     path.write_text("text,text\na,b\n", encoding="utf-8")
     with pytest.raises(DataError, match="names column 'text' twice"):
         open_source(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_outputs_follow_the_input_order_within_and_across_chunks(tmp_path: Path, tiny_model: Path, suffix: str) -> None:
+    """Batches run longest first; rows, --json lines and the table still come in the input's order."""
+    words = [3, 40, 1, 25, 7, 60, 2, 18, 33]  # lengths that a longest-first plan would reorder
+    texts = [" ".join(["film"] * n) for n in words]
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": [f"r{i:02d}" for i in range(len(texts))], "text": texts}).to_csv(source, index=False)
+    out = tmp_path / f"labels{suffix}"
+    args = ["classify", "--model", str(tiny_model), "--input", str(source), "--chunk-size", "4", "--batch-size", "1"]
+    result = runner.invoke(app, [*args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    written = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out, dtype=str)
+    assert list(written["id"]) == [f"r{i:02d}" for i in range(len(texts))]
+    streamed = runner.invoke(app, [*args, "--json"])
+    assert [json.loads(line)["id"] for line in streamed.stdout.splitlines()] == list(written["id"])

@@ -153,13 +153,11 @@ def _classify_chunk(
     chunk = chunk[~empty]
     records = chunk[["id", *source.keep]].to_dict("records")
     texts = list(chunk["text"])
+    labelled: list[dict[str, Any] | None] = [None] * len(texts)
 
     def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
-        rows = [{**records[i], **output_row(p, clf.labels)} for i, p in zip(idx, preds)]
-        if sink is not None:
-            sink.write(rows)
-        if emit is not None:
-            emit(rows)
+        for i, p in zip(idx, preds):
+            labelled[i] = {**records[i], **output_row(p, clf.labels)}
         words = sum(word_count(texts[i]) for i in idx)
         summary.texts += len(idx)
         summary.words += words
@@ -167,8 +165,15 @@ def _classify_chunk(
         summary.truncated += sum(p.truncated for p in preds)
         advance(len(idx), words, seconds)
 
-    if texts:
-        clf.predict(texts, on_done)
+    try:
+        if texts:
+            clf.predict(texts, on_done)
+    finally:  # the chunk's rows in input order (batches run longest first); an interrupted chunk keeps its done rows
+        rows = [row for row in labelled if row is not None]
+        if sink is not None:
+            sink.write(rows)
+        if emit is not None and rows:
+            emit(rows)
 
 
 def _calibration_kept(settings: ClassifySettings, method: MethodConfig, summary: Summary) -> dict[str, Any]:
