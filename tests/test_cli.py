@@ -67,9 +67,10 @@ def test_blank_lines_are_reported_by_line_number_and_skipped(tiny_model: Path, t
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["text"] for r in rows] == ["good film", "bad film"]
-    assert "skipped 2 empty texts: line 2, line 4" in result.stderr
-    piped = run("classify", "--model", str(tiny_model), input="fine\n \n")
-    assert piped.exit_code == 0 and "skipped 1 empty text: stdin line 2" in piped.stderr
+    assert "skipped 2 empty texts: id 1 at line 2, id 3 at line 4" in result.stderr  # the id the output would name
+    piped = run("classify", "--model", str(tiny_model), "--json", input="a\nb\n\nc\n")
+    assert piped.exit_code == 0 and "skipped 1 empty text: id stdin:2 at line 3" in piped.stderr
+    assert [json.loads(line)["id"] for line in piped.stdout.splitlines()] == ["stdin:0", "stdin:1", "stdin:3"]
 
 
 def test_nothing_but_empty_texts_is_an_error(tiny_model: Path, tmp_path: Path) -> None:
@@ -77,9 +78,9 @@ def test_nothing_but_empty_texts_is_an_error(tiny_model: Path, tmp_path: Path) -
     path.write_text("\n  \n\t\n")
     result = run("classify", "--input", str(path), "--model", str(tiny_model))
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: nothing to classify: every text is empty (line 1, line 2, line 3)"
+    assert result.stderr.strip() == "error: nothing to classify: every text is empty (id 0 at line 1, id 1 at line 2, id 2 at line 3)"
     arguments = run("classify", "", "--model", str(tiny_model))
-    assert arguments.exit_code == 1 and "every text is empty (argument 1)" in arguments.stderr
+    assert arguments.exit_code == 1 and "every text is empty (id 0 at argument 1)" in arguments.stderr
 
 
 @pytest.mark.parametrize(
@@ -248,7 +249,7 @@ def test_stdin_dash_and_piped_stdin_follow_one_rule(tiny_model: Path) -> None:
     dash = run("classify", "-", "--model", str(tiny_model), "--json", input=lines)
     piped = run("classify", "--model", str(tiny_model), "--json", input=lines)
     for result in (dash, piped):
-        assert result.exit_code == 0 and "skipped 1 empty text: stdin line 2" in result.stderr
+        assert result.exit_code == 0 and "skipped 1 empty text: id stdin:1 at line 2" in result.stderr
     rows = [[json.loads(line)["id"] for line in r.stdout.splitlines()] for r in (dash, piped)]
     assert rows[0] == rows[1] == ["stdin:0", "stdin:2"]
 

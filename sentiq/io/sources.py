@@ -27,13 +27,16 @@ class TextSource:
     origin: Path | None = None  # the file or folder given, which no output may overwrite
 
     def position(self, text_id: str) -> str:
-        """Where a text sits, for a message: a line (from 1) for line input, an argument, or its id."""
+        """Where a text sits, for a message: its id, as the output names it, and for line input the
+        line (counted from 1, as editors count) or the argument it came from."""
         head, _, row = text_id.rpartition(":")
+        if not row.isdigit():
+            return f"id {text_id}"
         if self.items is not None:
-            return f"stdin line {int(row) + 1}" if head == "stdin" else f"argument {int(row) + 1}"
+            return f"id {text_id} at {'line' if head == 'stdin' else 'argument'} {int(row) + 1}"
         path = next((f for f in self.files if f.name == head), None) if head else self.files[0]
-        if path is not None and path.suffix.lower() == ".txt" and row.isdigit():
-            return f"{head} line {int(row) + 1}" if head else f"line {int(row) + 1}"
+        if path is not None and path.suffix.lower() == ".txt":
+            return f"id {text_id} at line {int(row) + 1}"
         return f"id {text_id}"
 
     def chunks(self, size: int) -> Iterator[pd.DataFrame]:
