@@ -78,7 +78,10 @@ def test_nothing_but_empty_texts_is_an_error(tiny_model: Path, tmp_path: Path) -
     path.write_text("\n  \n\t\n")
     result = run("classify", "--input", str(path), "--model", str(tiny_model))
     assert result.exit_code == 1
-    assert result.stderr.strip() == "error: nothing to classify: every text is empty (id 0 at line 1, id 1 at line 2, id 2 at line 3)"
+    assert (
+        result.stderr.strip()
+        == "error: nothing to classify: every text is empty (id 0 at line 1, id 1 at line 2, id 2 at line 3)"
+    )
     arguments = run("classify", "", "--model", str(tiny_model))
     assert arguments.exit_code == 1 and "every text is empty (id 0 at argument 1)" in arguments.stderr
 

@@ -184,13 +184,32 @@ def test_classify_json_streams_rows_from_a_file(tiny_model: Path, tmp_path: Path
     assert set(rows[0]) == {"id", "label", "p_positive", "answer"}
 
 
-def test_resume_needs_an_output_and_a_kept_column_may_not_clash(tiny_model: Path, tmp_path: Path) -> None:
+def test_resume_needs_an_output(tiny_model: Path, tmp_path: Path) -> None:
     path = _write(_frame(3).assign(label=1), tmp_path / "in.csv")
     base = ["classify", "-i", str(path), "--text-column", "review", "--model", str(tiny_model)]
     result = runner.invoke(app, [*base, "--resume"])
     assert result.exit_code == 1 and "--resume continues an --output file" in result.output
-    result = runner.invoke(app, [*base, "--keep-columns", "label", "--output", str(tmp_path / "o.csv")])
-    assert result.exit_code == 1 and "--keep-columns label: sentiq writes a column of that name" in result.output
+
+
+def test_kept_columns_keep_their_names_and_a_clashing_one_is_prefixed(tiny_model: Path, tmp_path: Path) -> None:
+    """A labelled file keeps its gold labels beside sentiq's; the text column keeps its name."""
+    path = _write(_frame(3).assign(label=["positive", "negative", "positive"]), tmp_path / "in.csv")
+    out = tmp_path / "o.csv"
+    base = ["classify", "-i", str(path), "--text-column", "review", "--model", str(tiny_model), "--output", str(out)]
+    result = runner.invoke(app, [*base, "--keep-columns", "review,label,stars"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("--keep-columns label: written as 'input_label' (sentiq writes a 'label' column)") == 1
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(written.columns) == ["id", "review", "input_label", "stars", "label", "p_positive", "answer"]
+    assert list(written["input_label"]) == ["positive", "negative", "positive"]
+    assert list(written["review"]) == list(_frame(3)["review"])
+    default = runner.invoke(app, [*base[:-1], str(tmp_path / "d.csv")])  # --keep-columns text: the text, by its name
+    assert default.exit_code == 0 and list(pd.read_csv(tmp_path / "d.csv").columns)[:2] == ["id", "review"]
+    twice = _write(_frame(2).assign(label="x", input_label="y"), tmp_path / "twice.csv")
+    refused = runner.invoke(
+        app, [*base[:2], str(twice), *base[3:-1], str(tmp_path / "t.csv"), "--keep-columns", "label,input_label"]
+    )
+    assert refused.exit_code == 1 and "two columns would be written as 'input_label'" in refused.output
 
 
 @pytest.mark.parametrize("sep,suffix", [(",", ".csv"), ("\t", ".tsv")])

@@ -115,9 +115,10 @@ def label(
     )
 
 
-def read(path: str, text_column: str | None, keep: tuple[str, ...]) -> Any:
-    """Any path Ray Data reads (a file, a folder, s3://...), as rows of id, text and the kept columns.
-    Row numbers are not stable across workers, so the input needs an `id` column to join back on."""
+def read(path: str, text_column: str | None, keep: tuple[str, ...], names: dict[str, str] | None = None) -> Any:
+    """Any path Ray Data reads (a file, a folder, s3://...), as rows of id, text and the kept columns,
+    under their `names` in the output (the text stays `text` until written). Row numbers are not stable
+    across workers, so the input needs an `id` column to join back on."""
     import ray.data
 
     kind = format_of(path) if Path(path).suffix else _format_inside(path)
@@ -148,7 +149,9 @@ def read(path: str, text_column: str | None, keep: tuple[str, ...]) -> Any:
             f"columns are: {', '.join(columns)}"
         )
     selected = ds.select_columns(list(dict.fromkeys(needed)))
-    return selected.rename_columns({column: "text"}) if column != "text" else selected
+    renames = {column: "text"} if column != "text" else {}
+    renames |= {k: n for k, n in (names or {}).items() if k != "text" and n != k}
+    return selected.rename_columns(renames) if renames else selected
 
 
 def write(ds: Any, output: Path, columns: list[str], overwrite: bool = False) -> int:

@@ -82,7 +82,8 @@ def open_source(path: Path, text_column: str | None = None, keep: Sequence[str] 
         _check(f, column, [c for c in keep if c not in ("id", "text", column)])  # 'text': the text itself
     counts = [_count(f) for f in files]
     total = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
-    return TextSource(files, None, column, tuple(c for c in keep if c != "id"), total, origin=path)
+    kept = tuple(dict.fromkeys("text" if c == column else c for c in keep if c != "id"))  # the text by either name
+    return TextSource(files, None, column, kept, total, origin=path)
 
 
 def _kind(path: Path) -> str:

@@ -5,6 +5,7 @@ appear within seconds, and an interrupted run resumes without redoing or repeati
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ from sentiq.predictions import Prediction, output_fields, output_row
 from sentiq.progress import Advance
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 from sentiq.text import clean_text, word_count
+
+log = logging.getLogger(__name__)
+INPUT_PREFIX = "input_"  # a kept input column named like one sentiq writes
 
 Emit = Callable[[list[dict[str, Any]]], None]
 
@@ -77,7 +81,8 @@ def classify(
             f"--demos {method.demos} holds texts being classified (--input {source.origin}): "
             "draw demonstrations from other texts"
         )
-    columns = output_columns(source.keep, labels)
+    names = kept_names(source.keep, source.text_column, labels)
+    columns = output_columns(names, labels)
     if (settings.resume or settings.overwrite) and settings.output is None:
         flag = "--resume continues" if settings.resume else "--overwrite replaces"
         raise OptionError(f"{flag} an --output file: give --output")
@@ -98,7 +103,7 @@ def classify(
     try:
         with _heap_frozen():
             for chunk in source.chunks(settings.chunk_size):
-                _classify_chunk(chunk, source, clf, sink, emit, advance, summary)
+                _classify_chunk(chunk, source, names, clf, sink, emit, advance, summary)
                 _release_memory()
     except KeyboardInterrupt:
         raise Interrupted(
@@ -134,6 +139,7 @@ def refuse_input_as_output(origin: Path | None, output: Path) -> None:
 def _classify_chunk(
     chunk: Any,
     source: TextSource,
+    names: dict[str, str],
     clf: Classifier,
     sink: Sink | None,
     emit: Emit | None,
@@ -151,7 +157,7 @@ def _classify_chunk(
     summary.empty += [source.position(i) for i in chunk.loc[empty, "id"]]
     advance(int(empty.sum()))
     chunk = chunk[~empty]
-    records = chunk[["id", *source.keep]].to_dict("records")
+    records = chunk[["id", *names]].rename(columns=names).to_dict("records")
     texts = list(chunk["text"])
     labelled: list[dict[str, Any] | None] = [None] * len(texts)
 
@@ -223,12 +229,26 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def output_columns(keep: tuple[str, ...], labels: tuple[str, ...]) -> list[str]:
-    fields = output_fields(labels)
-    clash = [c for c in keep if c in fields]
-    if clash:
-        raise OptionError(f"--keep-columns {clash[0]}: sentiq writes a column of that name; rename the input column")
-    return ["id", *keep, *fields]
+def kept_names(keep: tuple[str, ...], text_name: str, labels: tuple[str, ...]) -> dict[str, str]:
+    """The input columns an output keeps (`text`: the classified text), each to its name there: the
+    text under its own column's name, any other under its own unless sentiq writes a column of that
+    name (`label`, `answer`, ...): then under `input_<name>`, said once."""
+    written = {"id", *output_fields(labels)}
+    names: dict[str, str] = {}
+    for column in keep:
+        own = text_name if column == "text" else column
+        names[column] = f"{INPUT_PREFIX}{own}" if own in written else own
+        if names[column] != own:
+            log.warning(f"--keep-columns {own}: written as '{names[column]}' (sentiq writes a '{own}' column)")
+    twice = next((n for i, n in enumerate(names.values()) if n in list(names.values())[:i] or n in written), None)
+    if twice is not None:
+        raise OptionError(f"--keep-columns: two columns would be written as '{twice}'; keep one of them")
+    return names
+
+
+def output_columns(names: dict[str, str], labels: tuple[str, ...]) -> list[str]:
+    """An output's columns: the id, the kept columns under their names there, then the labels'."""
+    return ["id", *names.values(), *output_fields(labels)]
 
 
 def classify_on_ray(
@@ -254,12 +274,17 @@ def classify_on_ray(
         raise DataError(f"{output} already holds labels: add --overwrite to replace them")
     if tuned_in is not None:
         (method,) = apply_tuned([method], model.model, tuned_in)
-    keep = settings.keep()
-    columns = output_columns(keep, label_set(load_prompts(method.prompt)))
+    text_name = settings.text_column or "text"
+    keep = tuple(dict.fromkeys("text" if c == text_name else c for c in settings.keep() if c != "id"))
+    labels = label_set(load_prompts(method.prompt))
+    names = kept_names(keep, text_name, labels)
     resolve_source(model.model)  # a model that is nowhere fails here, not on every worker
     ray_backend.connect(scale)
-    ds = ray_backend.read(str(input_path), settings.text_column, keep)
+    ds = ray_backend.read(str(input_path), settings.text_column, keep, names)
     labelled = ray_backend.label(ds, model, method, scale)
+    if "text" in names and names["text"] != "text":
+        labelled = labelled.rename_columns({"text": names["text"]})
+    columns = output_columns(names, labels)
     try:
         written = ray_backend.run(lambda: ray_backend.write(labelled, output, columns, settings.overwrite))
     except KeyboardInterrupt:
