@@ -9,6 +9,7 @@ from typing import Any
 
 from sentiq.text import LABELS, word_count
 
+PROBABILITY_DIGITS = 6  # what a float32 score holds, and what outputs write
 INVALID = "invalid"  # a generated answer that names no label, or several
 
 
@@ -61,15 +62,22 @@ def probability_fields(labels: Sequence[str] = LABELS) -> tuple[str, ...]:
     return ("p_positive",) if tuple(labels) == LABELS else tuple(f"p_{label}" for label in labels)
 
 
-def output_fields(labels: Sequence[str] = LABELS) -> tuple[str, ...]:
-    """What classify writes beside the id and the kept columns."""
-    return ("label", *probability_fields(labels), "answer")
+def output_fields(labels: Sequence[str] = LABELS, answers: bool = True) -> tuple[str, ...]:
+    """What classify writes beside the id and the kept columns: the label, the probabilities and, for
+    a method that generates (`answers`), the answer (a scoring method would leave it empty)."""
+    return ("label", *probability_fields(labels), *(("answer",) if answers else ()))
 
 
-def output_row(prediction: Prediction, labels: Sequence[str] = LABELS) -> dict[str, Any]:
+def output_row(prediction: Prediction, labels: Sequence[str] = LABELS, answers: bool = True) -> dict[str, Any]:
+    """An output's fields for one prediction, probabilities to PROBABILITY_DIGITS."""
     scores = prediction.scores or {}
     probs = [prediction.p_positive] if tuple(labels) == LABELS else [scores.get(label) for label in labels]
-    return {"label": prediction.label, **dict(zip(probability_fields(labels), probs)), "answer": prediction.answer}
+    row = {"label": prediction.label, **{f: _rounded(p) for f, p in zip(probability_fields(labels), probs)}}
+    return row | {"answer": prediction.answer} if answers else row
+
+
+def _rounded(p: float | None) -> float | None:
+    return None if p is None else round(float(p), PROBABILITY_DIGITS)
 
 
 RUN_FIELDS = (  # a run's predictions.csv
@@ -104,7 +112,7 @@ def run_row(row: dict[str, Any], gold: str, labels: Sequence[str] = LABELS) -> d
     """A labelled row as predictions.csv holds it."""
     import pandas as pd
 
-    prob = lambda x: None if x is None or pd.isna(x) else round(float(x), 6)  # noqa: E731
+    prob = lambda x: None if x is None or pd.isna(x) else round(float(x), PROBABILITY_DIGITS)  # noqa: E731
     binary = tuple(labels) == LABELS
     probs = {f: prob(row.get(f)) for f in ("p_positive", "p_positive_raw")} if binary else {}
     extra = {} if binary else {f: prob(row.get(f)) for f in probability_fields(labels)}

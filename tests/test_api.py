@@ -65,8 +65,7 @@ def test_classify_frame_keeps_the_index_and_the_columns(clf: sentiq.Classifier) 
         "stars",
         "label",
         "p_positive",
-        "answer",
-    ]
+    ]  # loglik leaves no answer
     assert list(out["label"]) == [r.label for r in clf.classify(TEXTS)]
     assert list(df.columns) == ["review", "stars"]  # the caller's frame is left as it was
     with pytest.raises(sentiq.DataError, match="no column 'text'"):
@@ -141,7 +140,7 @@ def test_classify_file_streams_with_a_loaded_classifier_and_resumes(clf: sentiq.
     summary = sentiq.classify_file(source, tmp_path / "out.jsonl", clf, on_rows=seen.extend)
     assert summary.texts == 6 and len(seen) == 6
     rows = pd.read_json(tmp_path / "out.jsonl", lines=True, dtype={"id": str})
-    assert list(rows.columns) == ["id", "text", "label", "p_positive", "answer"]
+    assert list(rows.columns) == ["id", "text", "label", "p_positive"]
     assert list(rows.sort_values("id")["label"]) == [r.label for r in clf.classify(TEXTS + ["fine", "awful"])]
     again = sentiq.classify_file(source, tmp_path / "out.jsonl", clf, resume=True)
     assert again.already_complete and again.texts == 0
@@ -199,7 +198,7 @@ def test_classify_frame_refuses_what_is_not_a_frame_and_keeps_the_users_columns(
     gold = pd.DataFrame({"text": ["great film", "boring", None], "label": ["positive", "negative", "positive"]})
     out = clf.classify_frame(gold)
     assert list(out["label"]) == ["positive", "negative", "positive"]  # the user's gold labels, untouched
-    assert list(out.columns) == ["text", "label", "sentiq_label", "sentiq_p_positive", "sentiq_answer"]
+    assert list(out.columns) == ["text", "label", "sentiq_label", "sentiq_p_positive"]
     assert list(out["sentiq_label"])[:2] == [r.label for r in clf.classify(["great film", "boring"])]
     assert out["sentiq_label"].iloc[2] == "invalid"
     with pytest.raises(TypeError, match="row 'b' is a int, not a string"):

@@ -136,7 +136,7 @@ def test_long_texts_are_truncated_with_a_warning_and_a_count(tiny_model: Path, t
         evaluate_args(tiny_model, path, tmp_path, "long", 4, "--max-tokens", "32"),
     )
     assert result.exit_code == 0, result.output
-    assert "2 texts were longer than --max-tokens" in result.output
+    assert "2 texts longer than --max-tokens lost their middle" in result.output
     assert json.loads((tmp_path / "long" / "metrics.json").read_text())["truncated"] == 2
     assert "truncated 2 texts" in (tmp_path / "long" / "run.log").read_text()
 

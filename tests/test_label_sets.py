@@ -55,7 +55,7 @@ def test_loglik_scores_every_label_of_the_set(tiny_model: Path, three: Path) -> 
         assert r.label in LABELS3 and set(r.scores) == set(LABELS3) and r.p_positive is None
         assert sum(r.scores.values()) == pytest.approx(1.0) and r.label == max(r.scores, key=r.scores.get)
     frame = clf.classify_frame(pd.DataFrame({"text": TEXTS}))
-    assert list(frame.columns) == ["text", "label", "p_negative", "p_neutral", "p_positive", "answer"]
+    assert list(frame.columns) == ["text", "label", "p_negative", "p_neutral", "p_positive"]
     assert list(frame["p_neutral"]) == pytest.approx([r.scores["neutral"] for r in results])
 
 
@@ -104,12 +104,12 @@ def test_classify_writes_a_probability_column_per_label(tiny_model: Path, three:
     ]
     assert runner.invoke(app, args).exit_code == 0
     rows = pd.read_parquet(out)
-    assert list(rows.columns) == ["id", "text", "label", "p_negative", "p_neutral", "p_positive", "answer"]
+    assert list(rows.columns) == ["id", "text", "label", "p_negative", "p_neutral", "p_positive"]
     assert rows[["p_negative", "p_neutral", "p_positive"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
     shown = runner.invoke(app, ["classify", *TEXTS[:2], "--model", str(tiny_model), "--prompt", str(three)])
     assert shown.exit_code == 0 and "P(label)" in shown.stdout
     as_json = runner.invoke(app, ["classify", "meh", "--model", str(tiny_model), "--prompt", str(three), "--json"])
-    assert set(json.loads(as_json.stdout)) == {"id", "text", "label", "p_negative", "p_neutral", "p_positive", "answer"}
+    assert set(json.loads(as_json.stdout)) == {"id", "text", "label", "p_negative", "p_neutral", "p_positive"}
 
 
 def test_evaluate_measures_a_three_way_sample(tiny_model: Path, three: Path, tweets: Path, tmp_path: Path) -> None:

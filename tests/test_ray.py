@@ -328,7 +328,7 @@ def test_ray_writes_every_label_s_probability_for_a_three_way_prompt(cluster, ti
         == 12
     )
     got = pd.read_parquet(out)
-    assert list(got.columns) == ["id", "label", "p_negative", "p_neutral", "p_positive", "answer"]
+    assert list(got.columns) == ["id", "label", "p_negative", "p_neutral", "p_positive"]
     assert got[["p_negative", "p_neutral", "p_positive"]].sum(axis=1).to_numpy() == pytest.approx(1.0)
     assert set(got["label"]) <= {"negative", "neutral", "positive"}
 

@@ -150,7 +150,7 @@ def test_classify_streams_a_file_and_matches_the_texts_classified_at_once(tiny_m
     result = runner.invoke(app, [*args, "--output", str(out), "--keep-columns", "stars", "--chunk-size", "4"])
     assert result.exit_code == 0, result.output
     labels = pd.read_parquet(out)
-    assert list(labels.columns) == ["id", "stars", "label", "p_positive", "answer"]
+    assert list(labels.columns) == ["id", "stars", "label", "p_positive"]
     assert sorted(labels["id"], key=int) == [str(i) for i in range(9)] and labels["id"].is_unique
     at_once = runner.invoke(app, ["classify", *frame["review"], "--model", str(tiny_model), "--json"])
     expected = {r["id"]: r for r in map(json.loads, at_once.stdout.splitlines())}
@@ -181,7 +181,7 @@ def test_classify_json_streams_rows_from_a_file(tiny_model: Path, tmp_path: Path
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(r["id"] for r in rows) == [str(i) for i in range(5)]
-    assert set(rows[0]) == {"id", "label", "p_positive", "answer"}
+    assert set(rows[0]) == {"id", "label", "p_positive"}
 
 
 def test_resume_needs_an_output(tiny_model: Path, tmp_path: Path) -> None:
@@ -200,7 +200,7 @@ def test_kept_columns_keep_their_names_and_a_clashing_one_is_prefixed(tiny_model
     assert result.exit_code == 0, result.output
     assert result.stderr.count("--keep-columns label: written as 'input_label' (sentiq writes a 'label' column)") == 1
     written = pd.read_csv(out, dtype=str, keep_default_na=False)
-    assert list(written.columns) == ["id", "review", "input_label", "stars", "label", "p_positive", "answer"]
+    assert list(written.columns) == ["id", "review", "input_label", "stars", "label", "p_positive"]
     assert list(written["input_label"]) == ["positive", "negative", "positive"]
     assert list(written["review"]) == list(_frame(3)["review"])
     default = runner.invoke(app, [*base[:-1], str(tmp_path / "d.csv")])  # --keep-columns text: the text, by its name
@@ -259,3 +259,16 @@ def test_outputs_follow_the_input_order_within_and_across_chunks(tmp_path: Path,
     assert list(written["id"]) == [f"r{i:02d}" for i in range(len(texts))]
     streamed = runner.invoke(app, [*args, "--json"])
     assert [json.loads(line)["id"] for line in streamed.stdout.splitlines()] == list(written["id"])
+
+
+def test_outputs_hold_what_the_method_fills_to_six_digits(tmp_path: Path, tiny_model: Path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("great film\n", encoding="utf-8")
+    args = ["classify", "--model", str(tiny_model), "--input", str(source)]
+    scored = runner.invoke(app, [*args, "--output", str(tmp_path / "s.csv")])
+    assert scored.exit_code == 0 and "saved 1 label in" in scored.output
+    row = pd.read_csv(tmp_path / "s.csv", dtype=str).iloc[0]
+    assert list(row.index) == ["id", "text", "label", "p_positive"]  # loglik writes no answer
+    assert len(row["p_positive"].partition(".")[2]) <= 6
+    generated = runner.invoke(app, [*args, "--method", "zero-shot", "--max-new-tokens", "2", "--json"])
+    assert set(json.loads(generated.stdout)) == {"id", "text", "label", "p_positive", "answer"}

@@ -84,14 +84,15 @@ class Classifier:
     @speaks_python
     def classify_frame(self, df: pd.DataFrame, text_column: str = "text") -> pd.DataFrame:
         """A copy of `df` (its index and columns kept) with the labels added: label, the probabilities
-        (p_positive for the binary labels, p_<label> for each label of another set) and answer. Where
+        (p_positive for the binary labels, p_<label> for each label of another set) and, for a method
+        that generates, answer. Where
         `df` already has a column of one of those names (a gold `label`, say), every added column is
         named with the prefix `sentiq_` instead, and the frame's own columns stay as they are.
         Missing texts are 'invalid'; a text that is not a string is a TypeError naming its row."""
         import pandas as pd
 
         from sentiq.errors import DataError
-        from sentiq.predictions import output_fields
+        from sentiq.predictions import probability_fields
 
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"classify_frame takes a pandas DataFrame, not {type(df).__name__} (use classify)")
@@ -99,12 +100,14 @@ class Classifier:
             columns = ", ".join(map(str, df.columns))
             raise DataError(f"no column '{text_column}'; columns are: {columns} (choose with text_column=)")
         results = self._classify(_texts(df[text_column], rows=df.index))
-        fields = output_fields(self.labels)
+        probabilities = probability_fields(self.labels)
         scores = {
             f: [r.p_positive if f == "p_positive" else (r.scores or {}).get(f[2:]) for r in results]
-            for f in fields[1:-1]
+            for f in probabilities
         }
-        added = {"label": [r.label for r in results], **scores, "answer": [r.answer for r in results]}
+        added = {"label": [r.label for r in results], **scores}
+        if not self.method.scores_labels:  # a scoring method leaves no answer
+            added["answer"] = [r.answer for r in results]
         if any(name in df.columns for name in added):
             added = {f"{ADDED_PREFIX}{name}": values for name, values in added.items()}
             taken = next((name for name in added if name in df.columns), None)

@@ -126,17 +126,17 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
     elif summary.output is not None:
         resumed = f", {summary.skipped} of them already there" if summary.skipped else ""
         rate = f", {summary.words / summary.seconds:,.0f} words/s of inference" if summary.seconds else ""
-        note(f"saved {summary.texts + summary.skipped} labels in {summary.output}{resumed}{rate}")
+        note(f"saved {plural(summary.texts + summary.skipped, 'label')} in {summary.output}{resumed}{rate}")
     if summary.tuned:
         note(f"--tuned applied {summary.tuned}")
     if summary.calibration:
         c = summary.calibration
         note(f"{c['mode']} calibration: prior P(positive) = {prior_text(c['prior'])}, from {c['estimated_on']}")
     if summary.truncated:
-        warn(f"{summary.truncated} texts were longer than --max-tokens and lost their middle")
+        warn(f"{plural(summary.truncated, 'text')} longer than --max-tokens lost their middle")
     if summary.empty:
         count = len(summary.empty)
-        warn(f"skipped {count} empty {'text' if count == 1 else 'texts'}: {listed(summary.empty)}")
+        warn(f"skipped {plural(count, 'empty text')}: {listed(summary.empty)}")
 
 
 def _natural(text_id: str) -> tuple[str, int, str]:
@@ -159,7 +159,7 @@ def evaluated(results: Sequence[Any], as_json: bool) -> None:
         if r.already_complete:
             note(f"{r.run_id} was already complete; nothing changed")
         elif r.truncated:
-            warn(f"{r.method.method}: {r.truncated} texts were longer than --max-tokens and lost their middle")
+            warn(f"{r.method.method}: {plural(r.truncated, 'text')} longer than --max-tokens lost their middle")
         note(f"saved {r.folder}")
 
 

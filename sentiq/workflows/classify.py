@@ -82,7 +82,7 @@ def classify(
             "draw demonstrations from other texts"
         )
     names = kept_names(source.keep, source.text_column, labels)
-    columns = output_columns(names, labels)
+    columns = output_columns(names, labels, method)
     if (settings.resume or settings.overwrite) and settings.output is None:
         flag = "--resume continues" if settings.resume else "--overwrite replaces"
         raise OptionError(f"{flag} an --output file: give --output")
@@ -160,10 +160,11 @@ def _classify_chunk(
     records = chunk[["id", *names]].rename(columns=names).to_dict("records")
     texts = list(chunk["text"])
     labelled: list[dict[str, Any] | None] = [None] * len(texts)
+    answers = not clf.config.scores_labels
 
     def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
         for i, p in zip(idx, preds):
-            labelled[i] = {**records[i], **output_row(p, clf.labels)}
+            labelled[i] = {**records[i], **output_row(p, clf.labels, answers)}
         words = sum(word_count(texts[i]) for i in idx)
         summary.texts += len(idx)
         summary.words += words
@@ -246,9 +247,9 @@ def kept_names(keep: tuple[str, ...], text_name: str, labels: tuple[str, ...]) -
     return names
 
 
-def output_columns(names: dict[str, str], labels: tuple[str, ...]) -> list[str]:
-    """An output's columns: the id, the kept columns under their names there, then the labels'."""
-    return ["id", *names.values(), *output_fields(labels)]
+def output_columns(names: dict[str, str], labels: tuple[str, ...], method: MethodConfig) -> list[str]:
+    """An output's columns: the id, the kept columns under their names there, then the method's."""
+    return ["id", *names.values(), *output_fields(labels, answers=not method.scores_labels)]
 
 
 def classify_on_ray(
@@ -284,7 +285,7 @@ def classify_on_ray(
     labelled = ray_backend.label(ds, model, method, scale)
     if "text" in names and names["text"] != "text":
         labelled = labelled.rename_columns({"text": names["text"]})
-    columns = output_columns(names, labels)
+    columns = output_columns(names, labels, method)
     try:
         written = ray_backend.run(lambda: ray_backend.write(labelled, output, columns, settings.overwrite))
     except KeyboardInterrupt:
