@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pandas as pd
 import pytest
+import typer
 from helpers import evaluate_args
 from typer.testing import CliRunner
 
@@ -319,3 +321,20 @@ def test_tuned_says_what_it_applied_and_the_run_records_it(
     assert (
         config["tuned"].startswith("prompt reply:capital, calibration contextual (") and str(folder) in config["tuned"]
     )
+
+
+@pytest.mark.parametrize("command", ["classify", "evaluate", "tune-prompt", "tune-sampling", "compare", "serve"])
+def test_help_reads_whole_at_80_columns(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert "…" not in result.output and "<bool>" not in result.output
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    names = [name for p in click_command.params for name in [*p.opts, *p.secondary_opts] if name.startswith("--")]
+    cells = [cell.strip() for line in lines for cell in line.strip("│ ").split("  ") if cell.strip()]
+    for name in names:  # each option's name whole in a cell of its own
+        assert any(cell == name or cell.startswith(name + " ") for cell in cells), name
+    for word in ("float32", "contextual", "zero-shot"):  # choices wrap between words, never inside one
+        if word in click_command.get_help(click.Context(click_command)):
+            assert word in result.output

@@ -9,10 +9,12 @@ import typer
 from sentiq.cli.classify import classify
 from sentiq.cli.compare import compare
 from sentiq.cli.evaluate import evaluate
+from sentiq.cli.help import compact_types
 from sentiq.cli.serve import serve
 from sentiq.cli.tune import tune_prompt, tune_sampling
 from sentiq.version import __version__
 
+compact_types()
 app = typer.Typer(
     name="sentiq",
     help="Sentiment classification with small instruction-tuned LLMs (Qwen2.5), no training.",

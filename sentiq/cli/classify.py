@@ -26,29 +26,42 @@ def classify(
         typer.Option(
             "--input",
             "-i",
+            rich_help_panel=o.IO_PANEL,
             help="A .txt (one text per line), .csv, .tsv, .jsonl, .json or .parquet file, or a folder of them.",
         ),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", help="Write the labels to this .csv, .tsv, .jsonl or .parquet file as they are made."),
+        typer.Option(
+            "--output",
+            rich_help_panel=o.IO_PANEL,
+            help="Write the labels to this .csv, .tsv, .jsonl or .parquet file as they are made.",
+        ),
     ] = ClassifySettings.output,
     text_column: o.TextColumn = ClassifySettings.text_column,
     keep_columns: Annotated[
-        str, typer.Option(help="Input columns to copy into the output, comma-separated (id always).")
+        str,
+        typer.Option(
+            rich_help_panel=o.IO_PANEL, help="Input columns to copy into the output, comma-separated (id always)."
+        ),
     ] = ClassifySettings.keep_columns,
     chunk_size: Annotated[
-        int, typer.Option(min=1, help="Texts read, sorted and batched at a time (memory grows with it).")
+        int,
+        typer.Option(
+            min=1, rich_help_panel=o.IO_PANEL, help="Texts read, sorted and batched at a time (memory grows with it)."
+        ),
     ] = ClassifySettings.chunk_size,
     resume: Annotated[
         bool,
         typer.Option(
             "--resume",
+            rich_help_panel=o.IO_PANEL,
             help="Continue an interrupted --output: skip the ids it holds (a finished one is left as it is).",
         ),
     ] = ClassifySettings.resume,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an --output that already holds labels.")
+        bool,
+        typer.Option("--overwrite", rich_help_panel=o.IO_PANEL, help="Replace an --output that already holds labels."),
     ] = ClassifySettings.overwrite,
     method: o.Method = MethodConfig.method,
     model: o.Model = ModelSettings.model,

@@ -34,6 +34,7 @@ MODEL_PANEL = "Model"
 METHOD_PANEL = "Method"
 DATA_PANEL = "Data"
 SCALE_PANEL = "Scale (Ray)"
+IO_PANEL = "Input and output"
 
 
 def choice(values: Sequence[str]) -> Any:
@@ -190,7 +191,7 @@ Demos = Annotated[
         "--demos",
         panel=METHOD_PANEL,
         default_shown="the embedded IMDB pool",
-        help="k-shot: a labelled .csv/.tsv/.jsonl/.json/.parquet file (text, label) to draw demonstrations from, "
+        help="k-shot: a labelled table (.csv, .tsv, .jsonl, .json or .parquet) (text, label) to draw demonstrations from, "
         "in the prompt's labels; never the texts being classified.",
     ),
 ]
@@ -210,7 +211,7 @@ Dataset = Annotated[
     _option(
         "--dataset",
         panel=DATA_PANEL,
-        help="imdb-sample (embedded), a .csv/.tsv/.jsonl/.json/.parquet file, or a hub dataset id.",
+        help="imdb-sample (embedded), a table (.csv, .tsv, .jsonl, .json or .parquet), or a hub dataset id.",
     ),
 ]
 TextColumn = Annotated[
@@ -249,7 +250,7 @@ TuningDataset = Annotated[
         "--dataset",
         panel=DATA_PANEL,
         help="The texts to tune on: imdb-sample (its 1,000 embedded tuning reviews), or labelled texts of your own "
-        "(a .csv/.tsv/.jsonl/.json/.parquet file or a hub dataset id) in any label set; evaluate --tuned leaves "
+        "(a table (.csv, .tsv, .jsonl, .json or .parquet) or a hub dataset id) in any label set; evaluate --tuned leaves "
         "the texts tuned on out.",
     ),
 ]
@@ -287,15 +288,15 @@ GrowTimeout = Annotated[
 
 # -- runs and output ----------------------------------------------------------------------------------
 Seed = Annotated[int, _option(help="Seed for the sample, demonstrations and sampling.")]
-MethodSeed = Annotated[int, _option("--seed", help="Seed for the demonstrations and sampling.")]
+MethodSeed = Annotated[int, _option("--seed", panel=METHOD_PANEL, help="Seed for the demonstrations and sampling.")]
 TuningSeed = Annotated[int, _option("--seed", help="Seed for the tuning sample (and demonstrations, sampling).")]
 OutputDir = Annotated[
     Path, _option("--output-dir", "-o", help="Where run folders are written (and --tuned finds tuning choices).")
 ]
 TuningDir = Annotated[Path, _option("--output-dir", "-o", help="Where the choice is saved, for --tuned to find.")]
-TunedIn = Annotated[Path, _option("--results-dir", help="Where --tuned finds the tuning choices.")]
+TunedIn = Annotated[Path, _option("--results-dir", panel=METHOD_PANEL, help="Where --tuned finds the tuning choices.")]
 ResultsDir = Annotated[Path, _option("--results-dir", help="Where the saved runs are.")]
-Json = Annotated[bool, _option("--json", help="Print machine-readable JSON only.")]
+Json = Annotated[bool, _option("--json", panel=IO_PANEL, help="Print machine-readable JSON only.")]
 
 
 def method_settings(method: str, given: dict[str, Any]) -> MethodConfig:
