@@ -338,3 +338,21 @@ def test_help_reads_whole_at_80_columns(command: str) -> None:
     for word in ("float32", "contextual", "zero-shot"):  # choices wrap between words, never inside one
         if word in click_command.get_help(click.Context(click_command)):
             assert word in result.output
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_progress_bar_is_one_line_at_any_width(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from sentiq.cli import render
+
+    shown = io.StringIO()
+    monkeypatch.setattr(render, "err", Console(file=shown, width=width, color_system=None))
+    with render.progress() as start_task:
+        advance = start_task("evaluate · qwen2.5-coder-1.5b-instruct · loglik", 30_000)
+        advance(12_000, 2_345_678, 3.0)
+    (line,) = shown.getvalue().splitlines()
+    assert len(line) <= width and "12000/30000" in line and "781,893 words/s" in line
+    assert ("texts/s" in line) == (width >= render.WIDE_BAR)

@@ -20,6 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from sentiq.cli.tables import (
@@ -70,12 +71,36 @@ class _Rates(ProgressColumn):
     """Texts and words labelled per second of inference, as every table and summary counts them (texts
     skipped on a resume, reading and writing do not count): a finished bar keeps its figure."""
 
+    def __init__(self, texts: bool = True) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
+        self.texts = texts  # texts/s too (words/s, the unit of throughput, always)
+
     def render(self, task: Any) -> Text:
         seconds = task.fields.get("seconds", 0.0)
         if seconds <= 0 or not task.fields.get("labelled"):
             return Text("")
         texts, words = task.fields["labelled"] / seconds, task.fields["words"] / seconds
-        return Text(f"{texts:,.1f} texts/s  {words:,.0f} words/s", style="cyan")
+        shown = f"{texts:,.1f} texts/s  {words:,.0f} words/s" if self.texts else f"{words:,.0f} words/s"
+        return Text(shown, style="cyan")
+
+
+WIDE_BAR = 100  # columns from which the bar shows texts/s and the elapsed time too
+
+
+def _columns(width: int) -> list[ProgressColumn]:
+    """The bar's columns for a terminal `width` wide, on one line: at 80 columns the description is cut
+    with '…', texts/s and the elapsed time are left out, and the bar takes what is left."""
+    wide = width >= WIDE_BAR
+    description = Column(no_wrap=True, overflow="ellipsis", max_width=None if wide else 24)
+    columns: list[ProgressColumn] = [
+        TextColumn("{task.description}", table_column=description),
+        BarColumn(bar_width=None if not wide else 40, table_column=Column(ratio=1, min_width=8)),
+        MofNCompleteColumn(table_column=Column(no_wrap=True)),
+        _Rates(texts=wide),
+    ]
+    if wide:
+        columns.append(TimeElapsedColumn(table_column=Column(no_wrap=True)))
+    return [*columns, TimeRemainingColumn(table_column=Column(no_wrap=True))]
 
 
 @contextmanager
@@ -85,16 +110,7 @@ def progress(enabled: bool = True) -> Iterator[Any]:
     if not enabled:
         yield no_progress
         return
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rates(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
+    bar = Progress(*_columns(err.width), console=err, transient=False, expand=err.width < WIDE_BAR)
 
     def start_task(description: str, total: int | None) -> Any:
         if not bar.live.is_started:  # shown from the first task on: errors before it stay one line
@@ -120,7 +136,7 @@ def progress(enabled: bool = True) -> Iterator[Any]:
 def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
     """classify's labels as a table (when they were not streamed elsewhere), then what went wrong."""
     if rows is not None:
-        out.print(predictions_table(sorted(rows, key=lambda r: _natural(str(r["id"]))), out.width))
+        out.print(predictions_table(rows, out.width))  # in the input's order, as every output
     if summary.already_complete:
         note(f"{summary.output} was already complete ({summary.skipped} labels); nothing changed")
     elif summary.output is not None:
@@ -137,12 +153,6 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
     if summary.empty:
         count = len(summary.empty)
         warn(f"skipped {plural(count, 'empty text')}: {listed(summary.empty)}")
-
-
-def _natural(text_id: str) -> tuple[str, int, str]:
-    """Input order for the ids sentiq makes ('3', 'stdin:12', 'file.csv:7'); others by name."""
-    head, _, tail = text_id.rpartition(":")
-    return (head, int(tail), "") if tail.isdigit() else (text_id, -1, text_id)
 
 
 def evaluated(results: Sequence[Any], as_json: bool) -> None:
