@@ -379,6 +379,7 @@ def _cpu_name() -> str:
 
 def print_tables(reports: list[dict[str, Any]]) -> None:
     """Per model: what each path reached, then where its host time went."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -388,13 +389,17 @@ def print_tables(reports: list[dict[str, Any]]) -> None:
             f"{rep['model']} · {rep['device_name']} · {rep['dtype']} · n={rep['n']} · GEMM {rep['gemm_tflops']:.3g} "
             f"TFLOP/s · floor {rep['floor_words_per_s']:,.0f} words/s · anchor {rep['anchor']}"
         )
-        speed = Table(title=title, title_justify="left")
-        heads = ["path", "words/s", "vs anchor", "of floor", "passes", "padded/pass", "padding", "busy", "peak GiB"]
+        # Headers on two lines and no column rules: both tables fit 80 columns with every header whole.
+        narrow: dict[str, Any] = dict(title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        speed = Table(title=title, **narrow)
+        busy = any(r["device_busy"] is not None for r in rep["paths"])  # CUDA events only
+        heads = ["path", "words/s", "vs\nanchor", "of\nfloor", "passes", "padded\n/pass", "padding"]
+        heads += [*(["busy"] if busy else []), "peak\nGiB"]
         for col in heads:
-            speed.add_column(col, justify="left" if col == "path" else "right")
-        stages = Table(title="host seconds per stage", title_justify="left")
-        for col in ["path", "wall", *STAGES]:
-            stages.add_column(col, justify="left" if col == "path" else "right")
+            speed.add_column(col, justify="left" if col == "path" else "right", no_wrap=True)
+        stages = Table(title="host seconds per stage", **narrow)
+        for col in ["path", "wall", *(s.replace("-", "-\n") for s in STAGES)]:
+            stages.add_column(col, justify="left" if col == "path" else "right", no_wrap=True)
         for r in rep["paths"]:
             speed.add_row(
                 r["path"],
@@ -404,7 +409,7 @@ def print_tables(reports: list[dict[str, Any]]) -> None:
                 f"{r['passes']:,}",
                 f"{r['padded_per_pass']:,.0f}",
                 f"{r['padding']:.0%}",
-                _fmt(r["device_busy"], "{:.0%}"),
+                *([_fmt(r["device_busy"], "{:.0%}")] if busy else []),
                 f"{r['peak_memory_gib']:.2f}",
             )
             stages.add_row(r["path"], f"{r['seconds']:.2f}", *[f"{r['stages'][s]:.2f}" for s in STAGES])

@@ -34,3 +34,17 @@ def test_throughput_reports_every_path_and_stage(tiny_model: Path, tmp_path: Pat
     assert paths["plain-4"]["passes"] == 3 and paths["plain-8"]["passes"] == 2
     assert paths["stream"]["stages"]["write"] > 0 and paths["stream"]["stages"]["read"] > 0
     assert paths["loglik"]["stages"]["write"] == 0
+
+
+def test_throughput_tables_keep_their_headers_whole_at_80_columns(
+    tiny_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import throughput
+
+    monkeypatch.setenv("COLUMNS", "80")
+    args = ["--model", str(tiny_model), "--n", "4", "--rows", "4", "--reference", "0", "--device", "cpu"]
+    throughput.main(args)
+    shown = capsys.readouterr().out
+    assert "…" not in shown.split("host seconds per stage")[0].split("\n", 2)[2]  # the title may wrap, no header is cut
+    for header in ("words/s", "anchor", "floor", "passes", "padded", "/pass", "padding", "peak", "tokenize", "process"):
+        assert header in shown

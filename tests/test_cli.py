@@ -356,3 +356,41 @@ def test_the_progress_bar_is_one_line_at_any_width(width: int, monkeypatch: pyte
     (line,) = shown.getvalue().splitlines()
     assert len(line) <= width and "12000/30000" in line and "781,893 words/s" in line
     assert ("texts/s" in line) == (width >= render.WIDE_BAR)
+
+
+def _rendered(table: object, width: int = 80) -> str:
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(table)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_tables_keep_names_whole_at_80_columns() -> None:
+    from sentiq.cli.tables import comparison_table, grid_table
+
+    ranked = pd.DataFrame(
+        {
+            "model": ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct"],
+            **{"method": ["loglik", "k-shot (k=4, generate)"], "method_name": ["loglik", "k-shot"], "rank": [1, 1]},
+            **{"prompt": ["p", "p"], "dataset": ["d", "d"], "n": [300, 300], "accuracy": [0.9, 0.8]},
+            **{"acc_low": [0.8, 0.7], "acc_high": [0.95, 0.9], "macro_f1": [0.9, 0.8], "invalid": [0, 0]},
+            **{"words_per_s": [135.0, 12.0], "run_id": ["a", "b"]},
+        }
+    )
+    one_model = _rendered(comparison_table(ranked, 80))
+    assert "sentiq compare · qwen2.5-coder-0.5b" in one_model and "words/s" in one_model
+    two = ranked.assign(model=["qwen2.5-coder-0.5b-instruct", "other-family-model-1.5b-instruct"])
+    shown = _rendered(comparison_table(two, 80))
+    assert "qwen2.5-coder-0.5b" in shown and "other-family-model-1.5b" in shown  # whole, not folded
+    for text in (one_model, shown):
+        assert max(map(len, text.splitlines())) <= 80
+    ensembles = ["three-way-last:capital,three-way:capital", "three-way-last:capital,three-way", "tweet"]
+    grid = pd.DataFrame({"prompt": ensembles * 2, "calibrate": ["none"] * 3 + ["batch"] * 3, "accuracy": range(6)})
+    text = _rendered(grid_table(grid, "prompt", "calibrate", "accuracy", ("tweet", "none"), "loglik accuracy"))
+    assert "three-way-last:capital, three-way:capital" in text and "three-way-last:capital, three-way " in text
+    sampling = pd.DataFrame({"temperature": [0.2, 0.2, 0.7, 0.7], "top_k": [5, 50, 5, 50], "macro_f1": [0.1] * 4})
+    text = _rendered(grid_table(sampling, "temperature", "top_k", "macro_f1", (0.2, 5), "sampling", "top-k"))
+    assert "top-k 5" in text and "top-k 50" in text

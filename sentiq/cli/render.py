@@ -215,7 +215,7 @@ def tuned(result: Any, as_json: bool) -> None:
     else:
         grid = result.grid.sort_values(["temperature", "top_k"])
         chosen = (b["temperature"], b["top_k"])
-        out.print(grid_table(grid, "temperature", "top_k", "macro_f1", chosen, "sampling macro-F1"))
+        out.print(grid_table(grid, "temperature", "top_k", "macro_f1", chosen, "sampling macro-F1", "top-k"))
         out.print(
             f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} with prompt {b['prompt']} "
             f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"

@@ -100,25 +100,35 @@ def predictions_table(rows: Sequence[dict[str, Any]], width: int) -> Table:
     return table
 
 
-def grid_table(grid: Any, rows: str, columns: str, value: str, chosen: tuple[Any, Any], title: str) -> Table:
-    """A tuning grid, `value` per rows x columns cell in the grid's own order; the chosen cell marked."""
+def grid_table(
+    grid: Any, rows: str, columns: str, value: str, chosen: tuple[Any, Any], title: str, column_title: str = ""
+) -> Table:
+    """A tuning grid, `value` per rows x columns cell in the grid's own order; the chosen cell marked.
+    Each column is headed `column_title` and its value ('top-k 5'); an ensemble's row name wraps between
+    its members, never inside one."""
     table = Table(title=f"{title} (* chosen)", title_justify="left")
-    table.add_column(rows)
+    names = {r: _cell_name(r).replace(",", ", ") for r in dict.fromkeys(grid[rows])}
+    table.add_column(rows, overflow="fold", min_width=_longest_word(names.values()))
     column_values = list(dict.fromkeys(grid[columns]))
     for c in column_values:
-        table.add_column(_cell_name(c), justify="right")
-    for r in dict.fromkeys(grid[rows]):
+        table.add_column(f"{column_title} {_cell_name(c)}".strip(), justify="right", no_wrap=True)
+    for r, name in names.items():
         cells = []
         for c in column_values:
             cell = grid[(grid[rows] == r) & (grid[columns] == c)].iloc[0]
             text = f"{cell[value]:.3f}" + ("*" if (r, c) == chosen else "")
             cells.append(f"[bold green]{text}[/]" if (r, c) == chosen else text)
-        table.add_row(escape(_cell_name(r)), *cells)
+        table.add_row(escape(name), *cells)
     return table
 
 
 def _cell_name(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _longest_word(values: Any) -> int:
+    """The longest word among `values`: a column at least that wide wraps between words, never inside one."""
+    return max((len(word) for v in values for word in str(v).split()), default=0)
 
 
 WIDE = 160  # columns a terminal needs for compare's every column and whole run ids
@@ -131,14 +141,19 @@ def comparison_table(rows: Any, width: int) -> Table:
     wide = width >= WIDE
     family, shorts = short_models(list(rows["model"].astype(str)))
     names = dict(zip(rows["model"].astype(str), shorts))
-    title = "sentiq compare" + (f" (models {family}…)" if family and not wide else "")
+    one_model = len(set(rows["model"].astype(str))) == 1 and not wide  # named once, in the title
+    title = "sentiq compare" + (f" (models {family}…)" if family and not wide and not one_model else "")
+    title += f" · {names[str(rows['model'].iloc[0])]}" if one_model else ""
     table = Table(title=title, title_justify="left")
     table.caption = "accuracy with its Wilson 95% interval; runs whose intervals overlap share a rank"
-    columns = ["#", "rank", "model", "method", *(["prompt", "dataset", "n"] if wide else []), "accuracy"]
+    columns = ["#", "rank", *([] if one_model else ["model"]), "method", *(["prompt", "dataset", "n"] if wide else []), "accuracy"]
     columns += ["macro F1", *(["invalid"] if wide else []), "words/s", *(["run id"] if wide else [])]
+    model_names = [str(m) if wide else names[str(m)] for m in rows["model"].astype(str)]
+    words = {"model": _longest_word(model_names), "method": _longest_word(rows["method" if wide else "method_name"])}
     for col in columns:
         text = col in ("model", "method", "prompt", "dataset")
-        table.add_column(col, justify="left" if text or col == "run id" else "right", overflow="fold", no_wrap=not text)
+        justify = "left" if text or col == "run id" else "right"
+        table.add_column(col, justify=justify, overflow="fold", no_wrap=not text, min_width=words.get(col))
     for i, r in enumerate(rows.itertuples(), start=1):
         cells = {
             "#": str(i),
