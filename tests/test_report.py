@@ -197,7 +197,7 @@ def test_the_ranking_fits_1280_pixels_with_long_names(results: Path, tmp_path: P
 def test_log_axis_labels_do_not_run_together() -> None:
     from sentiq.workflows.plots import accuracy_speed_figure
 
-    for speeds in ([700, 950, 7_200, 9_100], [120, 135, 303, 400], [30, 45_000]):
+    for speeds in ([700, 950, 7_200, 9_100], [120, 135, 303, 400], [30, 45_000], [17.8, 20.0], [18.2, 18.9, 19.4]):
         table = pd.DataFrame(
             {
                 "model": ["a", "a", "b", "b"][: len(speeds)],
@@ -222,3 +222,5 @@ def test_log_axis_labels_do_not_run_together() -> None:
         )
         assert boxes
         assert all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:])), boxes
+        names = [text for _, _, text in boxes]
+        assert len(names) == len(set(names)), names  # each speed named once ('18 18 18 19 20 20' was not)

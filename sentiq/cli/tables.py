@@ -146,7 +146,14 @@ def comparison_table(rows: Any, width: int) -> Table:
     title += f" · {names[str(rows['model'].iloc[0])]}" if one_model else ""
     table = Table(title=title, title_justify="left")
     table.caption = "accuracy with its Wilson 95% interval; runs whose intervals overlap share a rank"
-    columns = ["#", "rank", *([] if one_model else ["model"]), "method", *(["prompt", "dataset", "n"] if wide else []), "accuracy"]
+    columns = [
+        "#",
+        "rank",
+        *([] if one_model else ["model"]),
+        "method",
+        *(["prompt", "dataset", "n"] if wide else []),
+        "accuracy",
+    ]
     columns += ["macro F1", *(["invalid"] if wide else []), "words/s", *(["run id"] if wide else [])]
     model_names = [str(m) if wide else names[str(m)] for m in rows["model"].astype(str)]
     words = {"model": _longest_word(model_names), "method": _longest_word(rows["method" if wide else "method_name"])}

@@ -144,23 +144,45 @@ def accuracy_speed_figure(table: pd.DataFrame) -> Any:
     by_method.append(Line2D([], [], color="0.55", linestyle="--", label="Pareto front"))
     outside = dict(fontsize=7, title_fontsize=7, alignment="left", frameon=False)
     ax.legend(handles=[*by_model, *by_method], loc="upper left", bbox_to_anchor=(1.01, 1.0), **outside)
-    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: _minor_label(v, *ax.get_xlim())))
-    ax.tick_params(axis="x", which="minor", labelsize=7)
+    low, high = ax.get_xlim()
+    if high / max(low, 1e-12) < 10:  # within a decade: a few round values, each named once
+        from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter, NullLocator
+
+        ticks = [t for t in MaxNLocator(nbins=5).tick_values(low, high) if low <= t <= high]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, i: _distinct(ticks)[i] if i is not None else ""))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _number(v)))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: _minor_label(v, low, high)))
+        ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_title("Accuracy against speed: up and to the right is better", fontsize=10)
     return fig
 
 
+def _number(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}" if value >= 1 else f"{value:g}"
+
+
+def _distinct(values: list[float]) -> list[str]:
+    """Labels for `values` with as few decimals as tell them apart."""
+    for digits in range(4):
+        labels = [_number(v, digits) for v in values]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{v:g}" for v in values]
+
+
 def _minor_label(value: float, low: float, high: float) -> str:
-    """Labels between a log axis's powers of ten: only 2x and 5x, and none when the axis spans more than
-    two decades (every minor tick labelled ran together: '800900')."""
+    """Labels between a log axis's powers of ten: only 2x and 5x exactly, and none when the axis spans
+    more than two decades (every minor tick labelled ran together: '800900')."""
     import math
 
     if value <= 0 or high / max(low, 1e-12) > 100:
         return ""
     lead = value / 10 ** math.floor(math.log10(value) + 1e-9)
-    return (f"{value:,.0f}" if value >= 1 else f"{value:g}") if round(lead) in (2, 5) else ""
+    return _number(value) if any(abs(lead - m) < 1e-6 for m in (2, 5)) else ""
 
 
 def latency_figure(latencies_ms: Any, title: str) -> Any:
