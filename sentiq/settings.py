@@ -260,6 +260,7 @@ class EvalSettings:
     data: DataSpec = field(default_factory=DataSpec)
     methods: list[MethodConfig] = field(default_factory=lambda: [MethodConfig()])
     n: int | None = 200  # sample size; None: every text
+    n_given: bool = True  # False: n is the default, and a dataset too small for it gives the largest sample it allows
     seed: int = 0  # the sample (methods carry their own)
     sample: str = "balanced"  # one of SAMPLINGS
     output_dir: Path | None = Path("results")  # None: in memory, nothing written

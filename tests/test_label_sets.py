@@ -331,3 +331,27 @@ def test_a_label_map_value_given_twice_is_refused(tiny_model: Path, labelled_csv
     result = runner.invoke(app, [*args, "--label-map", "1=positive,0=negative,c=positive,c=negative"])
     assert result.exit_code == 1
     assert "--label-map gives the value 'c' twice" in result.output
+
+
+def test_without_n_a_small_dataset_gives_the_largest_sample_it_allows(tiny_model: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small.csv"
+    pd.DataFrame({"text": [f"film {i}" for i in range(12)], "label": [1, 0] * 6}).to_csv(small, index=False)
+    base = ["evaluate", "--model", str(tiny_model), "--dataset", str(small), "--output-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, [*base, "--run-id", "fit"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "no --n given: the dataset allows a balanced sample of 12 (6 positive and 6 negative), taken" in result.stderr
+    )
+    assert json.loads((tmp_path / "runs" / "fit" / "metrics.json").read_text())["n"] == 12
+    strict = runner.invoke(app, [*base, "--run-id", "strict", "--n", "200"])  # given: refused as ever
+    assert strict.exit_code == 1 and "--n 200 needs 100 positive and 100 negative texts" in strict.output
+    three = tmp_path / "three.csv"
+    pd.DataFrame({"text": [f"t {i}" for i in range(9)], "label": ["negative", "positive", "positive"] * 3}).to_csv(
+        three, index=False
+    )
+    args = ["evaluate", "--model", str(tiny_model), "--dataset", str(three), "--prompt", "three-way"]
+    missing = runner.invoke(app, [*args, "--output-dir", str(tmp_path / "runs"), "--run-id", "three"])
+    assert missing.exit_code == 0, missing.output
+    assert "the dataset has no neutral text; all its 9 texts taken" in missing.stderr
+    config = json.loads((tmp_path / "runs" / "three" / "config.json").read_text())
+    assert config["n"] == 9 and config["sample"] == "stratified"

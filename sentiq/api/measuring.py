@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sentiq.api.options import check_options, method_config, model_settings, tuned_methods
 from sentiq.errors import OptionError, speaks_python
@@ -67,7 +67,7 @@ def evaluate(
     methods: str | MethodConfig | Sequence[str | MethodConfig] = "loglik",
     *,
     dataset: str | DataSpec = EMBEDDED,
-    n: int | None = EvalSettings.n,
+    n: int | None | Literal["auto"] = "auto",
     seed: int = 0,
     sample: str = EvalSettings.sample,
     text_column: str | None = None,
@@ -87,7 +87,8 @@ def evaluate(
     engine: Engine | None = None,
     **options: Any,
 ) -> Evaluation:
-    """Measure methods on one balanced labelled sample of `n` texts (None: all).
+    """Measure methods on one balanced labelled sample of `n` texts (None: all; "auto": 200, or the
+    largest sample a smaller dataset allows, said as a warning).
 
     dataset: 'imdb-sample' (embedded), a .csv/.tsv/.jsonl/.json/.parquet file, or a hub dataset id;
     text_column, label_column and label_map say how to read it ('1=positive,0=negative'). methods: names
@@ -104,7 +105,8 @@ def evaluate(
         model=models,
         data=data,
         methods=tuned_methods(configs, models.model, tuned, results_dir),
-        n=n,
+        n=EvalSettings.n if n == "auto" else n,
+        n_given=n != "auto",
         seed=seed,
         sample=sample,
         output_dir=Path(output_dir) if output_dir is not None else None,

@@ -24,8 +24,15 @@ def evaluate(
     label_map: o.LabelMap = DataSpec.label_map,
     split: o.Split = DataSpec.split,
     n: Annotated[
-        int | None, typer.Option(help="Balanced sample size (half per label).", rich_help_panel=o.DATA_PANEL)
-    ] = EvalSettings.n,
+        int | None,
+        typer.Option(
+            min=1,
+            show_default=False,
+            rich_help_panel=o.DATA_PANEL,
+            help="Sample size, as many texts of every label (--sample balanced) or in the data's proportions. "
+            f"\\[default: {EvalSettings.n}, or the largest sample a smaller dataset allows]",
+        ),
+    ] = None,
     sample: o.Sample = EvalSettings.sample,
     methods: o.MethodList = [MethodConfig.method],  # noqa: B006 - Typer reads the default from here
     model: o.Model = ModelSettings.model,
@@ -79,7 +86,7 @@ def evaluate(
             ModelSettings(model, device, dtype, batch_size, batch_tokens),
             [replace(base, method=name) for name in names],
             dataset=DataSpec(dataset, text_column, label_column, label_map, split),
-            n=n,
+            n="auto" if n is None else n,
             seed=seed,
             sample=sample,
             tuned=tuned,

@@ -223,6 +223,31 @@ def _finish(ids: pd.Series, texts: pd.Series, labels: pd.Series, where: str = EM
     return df.reset_index(drop=True)
 
 
+def fitted_sample(
+    df: pd.DataFrame, n: int | None, labels: Sequence[str] = LABELS, rule: str = "balanced"
+) -> tuple[int | None, str, str | None]:
+    """The default sample size `n` and `rule` as the data allows them: n when it can, else the largest
+    sample it allows (stratified when some label has no text at all), with a sentence saying so."""
+    have = df["label"].value_counts()
+    if n is None:
+        return n, rule, None
+    if rule == "balanced":
+        most = len(labels) * min(int(have.get(lab, 0)) for lab in labels)
+        if most >= n:
+            return n, rule, None
+        if most >= len(labels):
+            counts = _and([f"{most // len(labels)} {lab}" for lab in labels])
+            return most, rule, f"no --n given: the dataset allows a balanced sample of {most} ({counts}), taken"
+        missing = _and([lab for lab in labels if not have.get(lab, 0)])
+        rule = "stratified"
+        if len(df) >= n:
+            return n, rule, f"no --n given: the dataset has no {missing} text, so a stratified sample of {n} is taken"
+        return len(df), rule, f"no --n given: the dataset has no {missing} text; all its {len(df)} texts taken"
+    if len(df) >= n:
+        return n, rule, None
+    return len(df), rule, f"no --n given: all the dataset's {len(df)} texts taken"
+
+
 def draw_sample(
     df: pd.DataFrame, n: int | None, seed: int, labels: Sequence[str] = LABELS, rule: str = "balanced"
 ) -> pd.DataFrame:

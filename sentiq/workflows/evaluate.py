@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine, resolve_source
 from sentiq.errors import DataError, Interrupted, OptionError
-from sentiq.io.datasets import draw_sample, load_labelled, pool_for, texts_used
+from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, pool_for, texts_used
 from sentiq.io.files import same_or_inside
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
 from sentiq.methods.classifier import label_set
@@ -30,6 +31,8 @@ from sentiq.text import LABELS, clean_text, text_digest
 from sentiq.version import __version__
 from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
 from sentiq.workflows.plots import plot_confusion
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +88,11 @@ def evaluate(
     if empty.all():
         raise DataError("every text in the dataset is empty")
     # Empty texts have no sentiment to measure: they are left out and counted, never guessed.
+    if not settings.n_given:  # the default n, fitted to what the data allows
+        n, rule, why = fitted_sample(labelled[~empty], settings.n, labels, settings.sample)
+        settings = replace(settings, n=n, sample=rule)
+        if why:
+            log.warning(why)
     sample = draw_sample(labelled[~empty], settings.n, settings.seed, labels, settings.sample)
     base, run_ids = run_ids_for(settings)
     if settings.output_dir is not None:
