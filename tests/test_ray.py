@@ -113,7 +113,7 @@ def test_evaluate_on_ray_writes_the_same_run_folder(
 @pytest.mark.parametrize(
     "scale,fragment",
     [
-        (dict(workers=2, cpus_per_worker=1), "2 workers of 1 CPUs each, and 1 CPU to read the data, do not fit"),
+        (dict(workers=2, cpus_per_worker=1), "2 workers of 1 CPU each, and 1 CPU to read the data, do not fit"),
         (dict(workers=64, cpus_per_worker=1), "it has 2 free CPUs and 0 free GPUs on 1 node, room for 1 such worker;"),
         (dict(workers=1, cpus_per_worker=0.5, gpus_per_worker=1), "0 free GPUs on 1 node, room for 0 such workers"),
     ],
@@ -164,7 +164,7 @@ def test_a_local_cluster_has_this_machines_cores_and_refuses_more_workers(tiny_m
     cpus = (os.cpu_count() or 1) + 1
     assert out.returncode == 1 and time.monotonic() - start < 60
     assert out.stderr.strip() == (
-        "error: 64 workers of 1 CPUs each, and 1 CPU to read the data, do not fit the Ray cluster at local: "
+        "error: 64 workers of 1 CPU each, and 1 CPU to read the data, do not fit the Ray cluster at local: "
         f"it has {cpus} free CPUs and 0 free GPUs on 1 node, room for {cpus - 1} such workers; use fewer "
         "--workers or smaller --cpus-per-worker/--gpus-per-worker"
     )
@@ -340,3 +340,10 @@ def test_a_local_csv_is_read_strictly_before_ray_reads_it(tmp_path: Path) -> Non
     (folder / "b.csv").write_text("id,text\n2,Great blender, very quiet.\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"b.csv line 2: 3 fields where the header has 2"):
         ray_backend.read(str(folder), None, ())
+
+
+def test_a_folder_of_several_formats_is_said_to_be_mixed(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("id,text\n1,fine\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"id": "2", "text": "bad"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"holds \.csv and \.jsonl files: --engine ray reads a folder of one format"):
+        ray_backend.read(str(tmp_path), None, ())

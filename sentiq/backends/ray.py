@@ -123,7 +123,7 @@ def read(path: str, text_column: str | None, keep: tuple[str, ...], names: dict[
 
     kind = format_of(path) if Path(path).suffix else _format_inside(path)
     if kind is None:
-        raise DataError(f"--input {path}: --engine ray reads {suffixes(RAY_READS)}")
+        raise DataError(_unreadable(path))
     if kind not in RAY_READS:
         raise DataError("--engine ray needs an 'id' column to join labels back: use .csv, .jsonl or .parquet input")
     if kind in SEPARATORS:
@@ -224,6 +224,15 @@ def _check_delimited(path: Path, kind: str) -> None:
     files = [p for p in path.iterdir() if format_of(p) == kind] if path.is_dir() else [path] if path.is_file() else []
     for f in files:
         count_delimited(f, kind)
+
+
+def _unreadable(path: str) -> str:
+    """Why Ray cannot read `path`: not a format it reads, or a local folder of several formats or none."""
+    folder = Path(path)
+    found = sorted({p.suffix.lower() for p in folder.iterdir() if format_of(p)}) if folder.is_dir() else []
+    if len(found) > 1:
+        return f"--input {path} holds {' and '.join(found)} files: --engine ray reads a folder of one format"
+    return f"--input {path}: --engine ray reads {suffixes(RAY_READS)}"
 
 
 def _format_inside(path: str) -> str | None:

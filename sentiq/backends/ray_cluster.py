@@ -178,7 +178,7 @@ def _room(settings: RaySettings) -> tuple[int, str]:
     cpus = sum(node.get("CPU", 0.0) for node in nodes)
     gpus = sum(node.get("GPU", 0.0) for node in nodes)
     reading = max(0, int((cpus - 1) / settings.cpus_per_worker + 1e-9))  # one CPU kept for reading
-    there = f"{cpus:g} free CPUs and {gpus:g} free GPUs on {len(nodes)} {'node' if len(nodes) == 1 else 'nodes'}"
+    there = f"{_amount(cpus, 'free CPU')} and {_amount(gpus, 'free GPU')} on {_amount(len(nodes), 'node')}"
     return min(placed, reading), there
 
 
@@ -205,17 +205,27 @@ def _can_grow() -> bool:
 
 
 def _no_room(settings: RaySettings, address: str, fits: int, there: str) -> str:
-    gpus = f" and {settings.gpus_per_worker:g} GPUs" if settings.gpus_per_worker else ""
+    gpus = f" and {_amount(settings.gpus_per_worker, 'GPU')}" if settings.gpus_per_worker else ""
+    workers = _amount(settings.workers, "worker")
     return (
-        f"{settings.workers} workers of {settings.cpus_per_worker:g} CPUs{gpus} each, and 1 CPU to read the data, "
-        f"do not fit the Ray cluster at {address}: it has {there}, room for {fits} such "
-        f"{'worker' if fits == 1 else 'workers'}; use fewer --workers or smaller --cpus-per-worker/--gpus-per-worker"
+        f"{workers} of {_amount(settings.cpus_per_worker, 'CPU')}{gpus} each, and 1 CPU to read the data, "
+        f"{'does' if settings.workers == 1 else 'do'} not fit the Ray cluster at {address}: it has {there}, room for "
+        f"{fits} such {'worker' if fits == 1 else 'workers'}; use fewer --workers or smaller "
+        "--cpus-per-worker/--gpus-per-worker"
     )
 
 
+def _amount(x: float, noun: str) -> str:
+    """'1 CPU', '0.5 CPUs', '2 CPUs': a quantity and its noun."""
+    return f"{x:g} {noun}{'' if x == 1 else 's'}"
+
+
 def _quiet() -> dict[str, Any]:
-    """Workers' own output stays in Ray's logs (sentiq reports their failures in one line)."""
+    """Workers' own output stays in Ray's logs (sentiq reports their failures in one line), and so do
+    the core's notes to the driver ('Actor with class name ... max_restarts')."""
     debug = debugging()
+    if not debug:
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     return {"logging_level": logging.INFO if debug else logging.WARNING, "log_to_driver": debug}
 
 
