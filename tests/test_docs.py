@@ -74,3 +74,15 @@ def test_the_link_check_sees_a_broken_link(tmp_path: Path) -> None:
     page.write_text("[ok](page.md) [gone](nowhere.md#x) [web](https://example.com)")
     targets = [t.split("#")[0] for t in LINK.findall(page.read_text()) if "://" not in t]
     assert [t for t in targets if not (page.parent / t).exists()] == ["nowhere.md"]
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in (ROOT / "results").glob("*/comparison.csv")))
+def test_committed_rankings_rank_the_runs_beside_them(folder: str) -> None:
+    """scripts/compare_results.sh re-makes them; a run added or changed without it fails here."""
+    import sentiq
+
+    committed = pd.read_csv(ROOT / "results" / folder / "comparison.csv", dtype={"run_id": str})
+    now = sentiq.compare(ROOT / "results" / folder).table
+    assert list(committed["run_id"]) == list(now["run_id"])
+    for column in ("rank", "accuracy", "macro_f1", "n"):
+        assert list(committed[column]) == pytest.approx(list(now[column]))

@@ -81,7 +81,7 @@ def results(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def report(results: Path) -> Path:
     path = results.parent / "report.html"
-    result = runner.invoke(app, ["compare", "--results-dir", str(results), "--html", str(path)])
+    result = runner.invoke(app, ["compare", "--results-dir", str(results), "--html", str(path), "--write"])
     assert result.exit_code == 0, result.output
     return path
 

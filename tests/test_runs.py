@@ -123,7 +123,9 @@ def test_resume_with_other_settings_is_refused(tiny_model: Path, labelled_csv: P
     result = _evaluate(
         tiny_model, labelled_csv, tmp_path, "r", "--resume", "--calibrate", "contextual", "--max-tokens", "64"
     )
-    assert result.exit_code == 1 and "cannot resume r with other settings" in result.output
+    assert result.exit_code == 1 and "cannot resume r with other settings: " in result.output
+    for difference in ("calibrate was 'none', now 'contextual'", "max_tokens was 4096, now 64"):  # every one named
+        assert difference in " ".join(result.output.split())
 
 
 def test_resume_of_missing_run(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:

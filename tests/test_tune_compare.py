@@ -172,6 +172,9 @@ def test_compare_ranks_warns_and_measures_agreement(tmp_path: Path) -> None:
     assert set(agreement) == {f"run{i}" for i in range(8)}  # keyed by run id, every run though all share rank 1
     assert all(v == 1.0 for row in agreement.values() for v in row.values())
     assert any("incomplete: incomplete, not complete" in w for w in data["warnings"])  # said, not skipped
+    assert not (tmp_path / "comparison.csv").exists()  # printed; written only when asked
+    written = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--write"])
+    assert written.exit_code == 0 and f"saved {tmp_path / 'comparison.csv'}" in " ".join(written.output.split())
     assert (tmp_path / "comparison.csv").exists() and (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     human = runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--metric", "accuracy"])
     assert human.exit_code == 0 and "warning:" in human.output and "run5" in human.output

@@ -24,10 +24,16 @@ def compare(
             help="Also write a self-contained HTML report (table, accuracy-vs-speed chart, every run) to this file.",
         ),
     ] = None,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="Also save comparison.csv and comparison.png (accuracy against speed) in --results-dir."
+        ),
+    ] = False,
     json_out: o.Json = False,
 ) -> None:
-    """Rank saved runs (models x methods) in one table."""
+    """Rank saved runs (models x methods) in one table; nothing is written unless asked (--write, --html)."""
     from sentiq.api import compare as run_compare
 
-    result = run_compare(results_dir, metric, write=True, html=html)
+    result = run_compare(results_dir, metric, write=write, html=html)
     render.compared(result, json_out)

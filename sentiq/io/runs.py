@@ -252,10 +252,23 @@ def _same_work(name: str, before: dict[str, Any], now: dict[str, Any]) -> None:
     same = lambda k: value(before, k) == value(now, k)  # noqa: E731
     changed = [k for k in SAME_WORK if not same(k)]
     if changed:
-        first = changed[0]
+        said = "; ".join(_differences(before, now, changed))
         raise RunError(
-            f"cannot resume {name} with other settings: {first} was {before.get(first)!r}, now {now.get(first)!r}"
+            f"cannot resume {name} with other settings: {said} (give the options the run began with; "
+            f"its config.json holds them)"
         )
+
+
+def _differences(before: dict[str, Any], now: dict[str, Any], keys: list[str]) -> list[str]:
+    """'calibrate was 'none', now 'contextual'' for each setting that differs, within a settings table too."""
+    said = []
+    for key in keys:
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            said += [f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in {**old, **new} if old.get(k) != new.get(k)]
+        else:
+            said.append(f"{key} was {old!r}, now {new!r}")
+    return said
 
 
 def _read(path: Path) -> tuple[list[dict[str, Any]], bytes, int]:
