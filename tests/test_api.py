@@ -179,6 +179,8 @@ def test_missing_texts_are_invalid_and_other_types_are_refused_naming_their_plac
     got = clf.classify(pd.Series(["great film", np.nan, None, pd.NA]))
     assert got[0] == great and all((r.label, r.p_positive) == ("invalid", None) for r in got[1:])
     assert clf.classify([None])[0].label == "invalid"  # not the word "None"
+    with pytest.raises(sentiq.DataError, match=r"text 1 holds a lone surrogate \(\\ud800\) at character 4"):
+        clf.classify(["fine", "bad \ud800 film"])  # no tokenizer encodes half a surrogate pair
     for bad, message in [
         ([b"great film"], "text 0 is a bytes, not a string"),
         (["fine", 7], "text 1 is a int, not a string"),

@@ -85,10 +85,10 @@ class Classifier:
     def classify_frame(self, df: pd.DataFrame, text_column: str = "text") -> pd.DataFrame:
         """A copy of `df` (its index and columns kept) with the labels added: label, the probabilities
         (p_positive for the binary labels, p_<label> for each label of another set) and, for a method
-        that generates, answer. Where
-        `df` already has a column of one of those names (a gold `label`, say), every added column is
-        named with the prefix `sentiq_` instead, and the frame's own columns stay as they are.
-        Missing texts are 'invalid'; a text that is not a string is a TypeError naming its row."""
+        that generates, answer. Where `df` already has a column of one of those names (a gold `label`,
+        say), every added column is named with the prefix `sentiq_` instead, and the frame's own columns
+        stay as they are. Missing texts are 'invalid'; a text that is not a string is a TypeError naming
+        its row."""
         import pandas as pd
 
         from sentiq.errors import DataError
@@ -131,9 +131,9 @@ def _texts(texts: object, rows: Iterable[object] | None = None) -> list[str | No
     names = list(rows) if rows is not None else range(len(items))
     out: list[str | None] = []
     for name, item in zip(names, items):
+        where = f"row {name!r}" if rows is not None else f"text {name}"
         if isinstance(item, str):
             if (at := lone_surrogate(item)) is not None:
-                where = f"row {name!r}" if rows is not None else f"text {name}"
                 raise DataError(
                     f"{where} holds a lone surrogate (\\u{ord(item[at]):04x}) at character {at}: not a character"
                 )
@@ -141,7 +141,6 @@ def _texts(texts: object, rows: Iterable[object] | None = None) -> list[str | No
         elif item is None or (pd.api.types.is_scalar(item) and pd.isna(item)):
             out.append(None)
         else:
-            where = f"row {name!r}" if rows is not None else f"text {name}"
             raise TypeError(f"{where} is a {type(item).__name__}, not a string: convert it yourself (decode bytes)")
     return out
 
