@@ -206,7 +206,7 @@ def test_command_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPa
     seen = _captured(monkeypatch, "sentiq.workflows.evaluate", "evaluate")
     assert run("evaluate").exit_code == 130
     settings = seen["args"][0]
-    assert settings == EvalSettings()
+    assert settings == EvalSettings(n_given=False)  # no --n: the default n, fitted to what the data allows
     assert settings.methods == [MethodConfig()] and settings.model == ModelSettings() and settings.data == DataSpec()
 
 

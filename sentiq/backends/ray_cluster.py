@@ -221,11 +221,8 @@ def _amount(x: float, noun: str) -> str:
 
 
 def _quiet() -> dict[str, Any]:
-    """Workers' own output stays in Ray's logs (sentiq reports their failures in one line), and so do
-    the core's notes to the driver ('Actor with class name ... max_restarts')."""
+    """Workers' own output stays in Ray's logs (sentiq reports their failures in one line)."""
     debug = debugging()
-    if not debug:
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     return {"logging_level": logging.INFO if debug else logging.WARNING, "log_to_driver": debug}
 
 
