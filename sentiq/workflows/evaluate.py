@@ -185,7 +185,7 @@ def _evaluate_one(
         done = {r["id"] for r in run.done}
         todo = sample[~sample["id"].isin(done)]
         gold = dict(zip(sample["id"], sample["label"]))
-        advance = start_task(f"{config['model_label']} · {method.method}", len(sample))
+        advance = start_task(f"{method.method} · {config['model_label']}", len(sample))  # cut from the right
         advance(len(sample) - len(todo))
 
         labels = tuple(config["labels"])
