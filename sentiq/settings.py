@@ -4,6 +4,7 @@ Light to import (no torch, no pandas): the command line takes every option's def
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ class ModelSettings:
         for keyword, option, value in limits:
             if value is None:
                 continue
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not isinstance(value, Integral) or isinstance(value, bool):  # numpy integers too
                 raise TypeError(f"{keyword} must be an int, not {type(value).__name__}")
             if value < 1:
                 raise OptionError(f"{option} must be at least 1")
@@ -278,7 +279,7 @@ class EvalSettings:
 def _check_n(n: object, allow_all: bool = False) -> None:
     if n is None and allow_all:
         return
-    if not isinstance(n, int) or isinstance(n, bool):
+    if not isinstance(n, Integral) or isinstance(n, bool):
         raise TypeError(f"n must be an int{' or None' if allow_all else ''}, not {type(n).__name__}")
     if n < 1:
         raise OptionError("--n must be at least 1")
