@@ -1,6 +1,6 @@
 """What `classify` does: texts from arguments, stdin, a file or a folder of files, labelled chunk by
-chunk and written as each batch is done, so memory stays flat whatever the input's size, the first rows
-appear within seconds, and an interrupted run resumes without redoing or repeating a text."""
+chunk and written a chunk at a time in the input's order, so memory stays flat whatever the input's size
+and an interrupted run resumes without redoing or repeating a text."""
 
 from __future__ import annotations
 
