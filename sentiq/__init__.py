@@ -21,6 +21,7 @@ from sentiq.api import (
     compare,
     evaluate,
     load,
+    resume_run,
     tune_prompt,
     tune_sampling,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "compare",
     "evaluate",
     "load",
+    "resume_run",
     "tune_prompt",
     "tune_sampling",
     "SentiqError",

@@ -238,3 +238,34 @@ def test_a_model_under_home_is_recorded_as_home_relative(monkeypatch: pytest.Mon
     runs._same_work("r", before, {**before, "model": "~/m"})  # the same folder, written two ways
     with pytest.raises(runs.RunError, match="model was"):
         runs._same_work("r", before, {**before, "model": "~/other"})
+
+
+def test_resume_by_run_id_alone_reads_the_run_s_settings_back(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path, whole: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_after(monkeypatch, 2)
+    assert _evaluate(tiny_model, labelled_csv, tmp_path, "cut").exit_code == 130
+    monkeypatch.undo()
+    alone = runner.invoke(app, ["evaluate", "--resume", "cut", "--output-dir", str(tmp_path)])  # no other option
+    assert alone.exit_code == 0, alone.output
+    _same_as(tmp_path / "cut", whole)
+    again = runner.invoke(app, ["evaluate", "--resume", "cut", "--output-dir", str(tmp_path)])
+    assert again.exit_code == 0 and "cut was already complete; nothing changed" in again.output
+    ghost = runner.invoke(app, ["evaluate", "--resume", "ghost", "--output-dir", str(tmp_path)])
+    assert ghost.exit_code == 1 and f"no run ghost under {tmp_path}: nothing to resume" in ghost.output
+    given = ["--model", str(tiny_model), "--dataset", str(labelled_csv), "--n", "4"]  # options given: they must match
+    other = runner.invoke(app, ["evaluate", "--resume", "cut", "--output-dir", str(tmp_path), *given])
+    assert other.exit_code == 1 and "cannot resume cut with other settings: " in other.output
+    assert "n was 12, now 4" in " ".join(other.output.split())
+
+
+def test_resume_by_run_id_alone_finds_every_method_s_run(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
+    two = _evaluate(tiny_model, labelled_csv, tmp_path, "two", "--method", "loglik", "--method", "zero-shot")
+    assert two.exit_code == 0, two.output
+    (tmp_path / "two-zero-shot" / "metrics.json").unlink()  # as if stopped before its end
+    config = json.loads((tmp_path / "two-zero-shot" / "config.json").read_text())
+    (tmp_path / "two-zero-shot" / "config.json").write_text(json.dumps({**config, "status": "interrupted"}))
+    alone = runner.invoke(app, ["evaluate", "--resume", "two", "--output-dir", str(tmp_path), "--json"])
+    assert alone.exit_code == 0, alone.output
+    assert json.loads((tmp_path / "two-zero-shot" / "config.json").read_text())["status"] == "complete"
+    assert (tmp_path / "two-zero-shot" / "metrics.json").is_file()

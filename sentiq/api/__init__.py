@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sentiq.api.classifier import Classifier, Result, load
-from sentiq.api.measuring import Evaluation, compare, evaluate, tune_prompt, tune_sampling
+from sentiq.api.measuring import Evaluation, compare, evaluate, resume_run, tune_prompt, tune_sampling
 from sentiq.api.options import method_config
 from sentiq.api.streaming import classify_file
 from sentiq.progress import StartTask
@@ -26,6 +26,7 @@ __all__ = [
     "evaluate",
     "load",
     "method_config",
+    "resume_run",
     "tune_prompt",
     "tune_sampling",
 ]

@@ -120,6 +120,27 @@ def evaluate(
 
 
 @speaks_python
+def resume_run(
+    run_id: str,
+    output_dir: str | Path = "results",
+    *,
+    device: str = "auto",
+    progress: StartTask | None = None,
+    engine: Engine | None = None,
+) -> Evaluation:
+    """Continue a saved run (or the runs that share `run_id`, one per method) under `output_dir` with
+    the settings it began with, read back from its config.json; a finished one is left as it is."""
+    from dataclasses import replace
+
+    from sentiq.workflows.evaluate import evaluate as run_evaluate
+    from sentiq.workflows.evaluate import recorded_settings
+
+    settings = recorded_settings(Path(output_dir), run_id)
+    settings = replace(settings, model=replace(settings.model, device=device))
+    return Evaluation(run_evaluate(settings, progress or no_progress, engine))
+
+
+@speaks_python
 def tune_prompt(
     model: str | ModelSettings | None = None,
     *,

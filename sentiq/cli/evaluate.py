@@ -17,6 +17,7 @@ from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings,
 
 @guarded
 def evaluate(
+    ctx: typer.Context,
     resume_id: Annotated[str | None, typer.Argument(metavar="RUN_ID", hidden=True, show_default=False)] = None,
     dataset: o.Dataset = DataSpec.source,
     text_column: o.TextColumn = DataSpec.text_column,
@@ -69,14 +70,21 @@ def evaluate(
         bool,
         typer.Option(
             "--resume",
-            help="Continue an interrupted run: --resume RUN_ID (or --run-id RUN_ID --resume), with the same options.",
+            help="Continue an interrupted run: --resume RUN_ID alone reads its settings back (options given must match).",
         ),
     ] = EvalSettings.resume,
     json_out: o.Json = False,
 ) -> None:
     """Measure methods on a balanced labelled sample and save the run under results/."""
     from sentiq.api import evaluate as run_evaluate
+    from sentiq.api import resume_run
 
+    target = _resume_target(run_id, resume, resume_id)
+    if resume and target is not None and not _settings_given(ctx):  # the run's own settings, read back
+        with render.progress(enabled=not json_out) as start_task:
+            evaluation = resume_run(target, output_dir, device=device, progress=start_task)
+        render.evaluated(evaluation.runs, json_out)
+        return
     names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
     method = names[0]
     base = o.method_settings(method, locals())
@@ -92,12 +100,21 @@ def evaluate(
             tuned=tuned,
             results_dir=output_dir,
             output_dir=output_dir,
-            run_id=_resume_target(run_id, resume, resume_id),
+            run_id=target,
             resume=resume,
             scale=scale,
             progress=start_task,
         )
     render.evaluated(evaluation.runs, json_out)
+
+
+RESUME_OPTIONS = {"resume_id", "run_id", "resume", "output_dir", "json_out", "device"}  # name a run, not its work
+
+
+def _settings_given(ctx: typer.Context) -> bool:
+    """Whether the command line gave any option that decides a run's work (beyond naming the run)."""
+    given = (n for n in ctx.params if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE")
+    return any(n not in RESUME_OPTIONS for n in given)
 
 
 def _resume_target(run_id: str | None, resume: bool, resume_id: str | None) -> str | None:

@@ -17,7 +17,7 @@ import pandas as pd
 from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine, resolve_source
-from sentiq.errors import DataError, Interrupted, OptionError
+from sentiq.errors import DataError, Interrupted, OptionError, RunError
 from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, pool_for, texts_used
 from sentiq.io.files import same_or_inside
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
@@ -26,7 +26,7 @@ from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.prompts import load_prompts
 from sentiq.predictions import RUN_FIELDS, run_fields, run_row
 from sentiq.progress import StartTask, no_progress
-from sentiq.settings import DataSpec, EvalSettings, MethodConfig
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings
 from sentiq.text import LABELS, clean_text, text_digest
 from sentiq.version import __version__
 from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
@@ -153,6 +153,43 @@ def _predictor(settings: EvalSettings, engine: Engine | None) -> Predictor:
 
         return RayPredictor(settings.model, settings.ray)
     return LocalPredictor(engine or load_engine(settings.model))
+
+
+def recorded_settings(output_dir: Path, run_id: str) -> EvalSettings:
+    """The settings a saved run began with, read back from its config.json (or those of the runs that
+    share RUN_ID, one per method), so that `--resume RUN_ID` alone continues it."""
+    folder = output_dir / run_id
+    if (folder / "config.json").is_file():
+        paths = [folder / "config.json"]
+    else:  # several methods: RUN_ID-<method>
+        paths = sorted(p for p in output_dir.glob("*/config.json") if p.parent.name.startswith(f"{run_id}-"))
+    try:
+        records = [json.loads(p.read_text()) for p in paths]
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot read the settings of run {run_id}: {exc}") from exc
+    records = [r for r in records if r.get("run_id") in (run_id, f"{run_id}-{r.get('method')}")]
+    if not records:
+        raise RunError(f"no run {run_id} under {output_dir}: nothing to resume")
+    first = records[0]
+    if any("tuned" in r for r in records) or first.get("engine", {}).get("name") == "ray":
+        raise OptionError(
+            f"run {run_id} used --tuned choices or --engine ray: resume it with the options it began with and --resume"
+        )
+    try:
+        methods = [MethodConfig(**r["method_settings"]) for r in records]
+        return EvalSettings(
+            model=ModelSettings(first["model"], dtype=first["dtype"], batch_size=first.get("batch_size")),
+            data=DataSpec(**first["dataset"]),
+            methods=methods,
+            n=first["n"],
+            seed=first["sample_seed"],
+            sample=first.get("sample", "balanced"),
+            output_dir=output_dir,
+            run_id=run_id if len(records) > 1 or first["run_id"] == run_id else first["run_id"],
+            resume=True,
+        )
+    except (KeyError, TypeError) as exc:
+        raise RunError(f"run {run_id}'s config.json lacks its settings ({exc}): resume it with its options") from None
 
 
 def run_ids_for(settings: EvalSettings) -> tuple[str, dict[str, str]]:
