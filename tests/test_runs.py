@@ -253,6 +253,10 @@ def test_resume_by_run_id_alone_reads_the_run_s_settings_back(
     assert again.exit_code == 0 and "cut was already complete; nothing changed" in again.output
     ghost = runner.invoke(app, ["evaluate", "--resume", "ghost", "--output-dir", str(tmp_path)])
     assert ghost.exit_code == 1 and f"no run ghost under {tmp_path}: nothing to resume" in ghost.output
+    missing = runner.invoke(app, ["evaluate", "--resume", "cut", "--output-dir", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "nothing to resume" in missing.output
+    outside = runner.invoke(app, ["evaluate", "--resume", "..", "--output-dir", str(tmp_path / "cut")])
+    assert outside.exit_code == 1 and "no usable characters" in outside.output  # never a folder above
     given = ["--model", str(tiny_model), "--dataset", str(labelled_csv), "--n", "4"]  # options given: they must match
     other = runner.invoke(app, ["evaluate", "--resume", "cut", "--output-dir", str(tmp_path), *given])
     assert other.exit_code == 1 and "cannot resume cut with other settings: " in other.output

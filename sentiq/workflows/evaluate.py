@@ -20,7 +20,7 @@ from sentiq.core.models import describe_machine, resolve_source
 from sentiq.errors import DataError, Interrupted, OptionError, RunError
 from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, pool_for, texts_used
 from sentiq.io.files import same_or_inside
-from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
+from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, recorded_config, run_path, safe_name
 from sentiq.methods.classifier import label_set
 from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.prompts import load_prompts
@@ -158,16 +158,14 @@ def _predictor(settings: EvalSettings, engine: Engine | None) -> Predictor:
 def recorded_settings(output_dir: Path, run_id: str) -> EvalSettings:
     """The settings a saved run began with, read back from its config.json (or those of the runs that
     share RUN_ID, one per method), so that `--resume RUN_ID` alone continues it."""
-    folder = output_dir / run_id
-    if (folder / "config.json").is_file():
-        paths = [folder / "config.json"]
+    only = recorded_config(run_path(output_dir, run_id))
+    if only is not None:
+        records = [only]
     else:  # several methods: RUN_ID-<method>
-        paths = sorted(p for p in output_dir.glob("*/config.json") if p.parent.name.startswith(f"{run_id}-"))
-    try:
-        records = [json.loads(p.read_text()) for p in paths]
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot read the settings of run {run_id}: {exc}") from exc
-    records = [r for r in records if r.get("run_id") in (run_id, f"{run_id}-{r.get('method')}")]
+        listed = sorted(output_dir.iterdir()) if output_dir.is_dir() else []
+        others = [p for p in listed if p.name.startswith(f"{safe_name(run_id)}-")]
+        found = (recorded_config(run_path(output_dir, p.name)) for p in others if p.is_dir())
+        records = [r for r in found if r is not None and r.get("run_id") == f"{safe_name(run_id)}-{r.get('method')}"]
     if not records:
         raise RunError(f"no run {run_id} under {output_dir}: nothing to resume")
     first = records[0]
