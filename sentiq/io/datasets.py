@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -232,7 +233,7 @@ def fitted_sample(
     if n is None:
         return n, rule, None
     if rule == "balanced":
-        most = len(labels) * min(int(have.get(lab, 0)) for lab in labels)
+        most = _largest_balanced(have, labels)
         if most >= n:
             return n, rule, None
         if most >= len(labels):
@@ -276,7 +277,7 @@ def balanced_sample(df: pd.DataFrame, n: int | None, seed: int, labels: Sequence
     want = {lab: n // len(labels) + (i < n % len(labels)) for i, lab in enumerate(labels)}
     have = df["label"].value_counts().to_dict()
     if any(have.get(lab, 0) < want[lab] for lab in labels):
-        most = len(labels) * min(have.get(lab, 0) for lab in labels)
+        most = _largest_balanced(have, labels)
         said = lambda counts: _and([f"{counts.get(lab, 0)} {lab}" for lab in labels])  # noqa: E731
         stratified = " or --sample stratified" if len(labels) > 2 else ""
         raise DataError(
@@ -284,6 +285,11 @@ def balanced_sample(df: pd.DataFrame, n: int | None, seed: int, labels: Sequence
         )
     parts = [df[df["label"] == lab].sample(n=want[lab], random_state=seed) for lab in labels]
     return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def _largest_balanced(have: Any, labels: Sequence[str]) -> int:
+    """The largest balanced sample label counts `have` allow: as many of every label as the rarest has."""
+    return len(labels) * min(int(have.get(lab, 0)) for lab in labels)
 
 
 def _and(items: list[str]) -> str:
