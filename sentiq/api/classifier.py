@@ -129,19 +129,21 @@ def _texts(texts: object, rows: Iterable[object] | None = None) -> list[str | No
         raise TypeError(f"texts must be a string or an iterable of strings, not {type(texts).__name__}")
     items = list(texts)
     names = list(rows) if rows is not None else range(len(items))
+    where = (lambda name: f"row {name!r}") if rows is not None else (lambda name: f"text {name}")  # for errors
     out: list[str | None] = []
     for name, item in zip(names, items):
-        where = f"row {name!r}" if rows is not None else f"text {name}"
         if isinstance(item, str):
             if (at := lone_surrogate(item)) is not None:
                 raise DataError(
-                    f"{where} holds a lone surrogate (\\u{ord(item[at]):04x}) at character {at}: not a character"
+                    f"{where(name)} holds a lone surrogate (\\u{ord(item[at]):04x}) at character {at}: not a character"
                 )
             out.append(item)
         elif item is None or (pd.api.types.is_scalar(item) and pd.isna(item)):
             out.append(None)
         else:
-            raise TypeError(f"{where} is a {type(item).__name__}, not a string: convert it yourself (decode bytes)")
+            raise TypeError(
+                f"{where(name)} is a {type(item).__name__}, not a string: convert it yourself (decode bytes)"
+            )
     return out
 
 
