@@ -26,9 +26,10 @@ def lone_surrogate(text: str) -> int | None:
     return found.start() if found else None
 
 
-def plural(n: int, noun: str) -> str:
-    """'1 run', '2 runs': a count and its noun (regular plurals only)."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+def plural(n: float, noun: str) -> str:
+    """'1 run', '2 runs', '0.5 CPUs': a quantity and its noun (regular plurals only)."""
+    shown = f"{int(n):,}" if float(n).is_integer() else f"{n:g}"
+    return f"{shown} {noun}{'' if n == 1 else 's'}"
 
 
 def word_count(text: str) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sentiq.errors import OptionError, SentiqError, debugging, first_line
 from sentiq.settings import RaySettings
+from sentiq.text import plural
 
 logger = logging.getLogger("sentiq")
 GROW_POLL_S = 5.0  # how often a growing cluster is looked at again
@@ -178,7 +179,7 @@ def _room(settings: RaySettings) -> tuple[int, str]:
     cpus = sum(node.get("CPU", 0.0) for node in nodes)
     gpus = sum(node.get("GPU", 0.0) for node in nodes)
     reading = max(0, int((cpus - 1) / settings.cpus_per_worker + 1e-9))  # one CPU kept for reading
-    there = f"{_amount(cpus, 'free CPU')} and {_amount(gpus, 'free GPU')} on {_amount(len(nodes), 'node')}"
+    there = f"{plural(cpus, 'free CPU')} and {plural(gpus, 'free GPU')} on {plural(len(nodes), 'node')}"
     return min(placed, reading), there
 
 
@@ -205,19 +206,13 @@ def _can_grow() -> bool:
 
 
 def _no_room(settings: RaySettings, address: str, fits: int, there: str) -> str:
-    gpus = f" and {_amount(settings.gpus_per_worker, 'GPU')}" if settings.gpus_per_worker else ""
-    workers = _amount(settings.workers, "worker")
+    gpus = f" and {plural(settings.gpus_per_worker, 'GPU')}" if settings.gpus_per_worker else ""
     return (
-        f"{workers} of {_amount(settings.cpus_per_worker, 'CPU')}{gpus} each, and 1 CPU to read the data, "
-        f"{'does' if settings.workers == 1 else 'do'} not fit the Ray cluster at {address}: it has {there}, room for "
-        f"{fits} such {'worker' if fits == 1 else 'workers'}; use fewer --workers or smaller "
+        f"{plural(settings.workers, 'worker')} of {plural(settings.cpus_per_worker, 'CPU')}{gpus} each, and 1 CPU "
+        f"to read the data, {'does' if settings.workers == 1 else 'do'} not fit the Ray cluster at {address}: it has "
+        f"{there}, room for {plural(fits, 'such worker')}; use fewer --workers or smaller "
         "--cpus-per-worker/--gpus-per-worker"
     )
-
-
-def _amount(x: float, noun: str) -> str:
-    """'1 CPU', '0.5 CPUs', '2 CPUs': a quantity and its noun."""
-    return f"{x:g} {noun}{'' if x == 1 else 's'}"
 
 
 def _quiet() -> dict[str, Any]:
