@@ -48,6 +48,15 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, batches: int) -> None:
     monkeypatch.setattr(runs.Run, "append", append_then_interrupt)
 
 
+def _stopped_after_two_batches(
+    tiny_model: Path, data: Path, out: Path, run_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run interrupted (exit 130) after its second batch was saved."""
+    _interrupt_after(monkeypatch, 2)
+    assert _evaluate(tiny_model, data, out, run_id).exit_code == 130
+    monkeypatch.undo()
+
+
 def _same_as(folder: Path, reference: Path) -> None:
     """Every id once, and the predictions and metrics of an uninterrupted run."""
     a = pd.read_csv(reference / "predictions.csv", dtype={"id": str})
@@ -94,9 +103,7 @@ def test_interrupted_run_keeps_work_and_resume_matches_uninterrupted(
 def test_torn_last_line_is_cut_before_resuming(
     tiny_model: Path, labelled_csv: Path, tmp_path: Path, whole: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _interrupt_after(monkeypatch, 2)
-    assert _evaluate(tiny_model, labelled_csv, tmp_path, "torn").exit_code == 130
-    monkeypatch.undo()
+    _stopped_after_two_batches(tiny_model, labelled_csv, tmp_path, "torn", monkeypatch)
     partial = tmp_path / "torn" / runs.PARTIAL
     lines = partial.read_text().splitlines(keepends=True)
     with open(partial, "a") as f:
@@ -243,9 +250,7 @@ def test_a_model_under_home_is_recorded_as_home_relative(monkeypatch: pytest.Mon
 def test_resume_by_run_id_alone_reads_the_run_s_settings_back(
     tiny_model: Path, labelled_csv: Path, tmp_path: Path, whole: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _interrupt_after(monkeypatch, 2)
-    assert _evaluate(tiny_model, labelled_csv, tmp_path, "cut").exit_code == 130
-    monkeypatch.undo()
+    _stopped_after_two_batches(tiny_model, labelled_csv, tmp_path, "cut", monkeypatch)
     alone = runner.invoke(app, ["evaluate", "--resume", "cut", "--output-dir", str(tmp_path)])  # no other option
     assert alone.exit_code == 0, alone.output
     _same_as(tmp_path / "cut", whole)
