@@ -222,6 +222,12 @@ def test_bad_keyword_arguments_are_refused_in_python_terms(tiny_model: Path, lab
         sentiq.evaluate(str(tiny_model), dataset=str(labelled_csv), n=0)
     with pytest.raises(sentiq.DataError, match=r"n=40 needs 20 positive and 20 negative texts; .*\(use n=12 or less\)"):
         sentiq.evaluate(str(tiny_model), dataset=str(labelled_csv), n=40)
+    with pytest.raises(TypeError, match="n must be an int, None \\(every text\\) or 'auto', not 'all'"):
+        sentiq.evaluate(str(tiny_model), dataset=str(labelled_csv), n="all")
+    with pytest.raises(TypeError, match="run_id must be a run folder's name"):
+        sentiq.resume_run(7)  # type: ignore[arg-type]
+    with pytest.raises(sentiq.RunError, match="no run ghost under"):
+        sentiq.resume_run("ghost", output_dir=labelled_csv.parent)
     with pytest.raises(TypeError, match="label_map must be a dict"):
         sentiq.evaluate(str(tiny_model), dataset=str(labelled_csv), n=4, label_map=[("1", "positive")])
 

@@ -96,6 +96,8 @@ def evaluate(
     calibrate, k, ...) apply to every method named. Kept in memory unless output_dir is given: then each
     method's run folder is written there as predictions arrive, and `resume=True` with the same `run_id`
     continues an interrupted one."""
+    if isinstance(n, str) and n != "auto":
+        raise TypeError(f"n must be an int, None (every text) or 'auto', not {n!r}")
     names = [methods] if isinstance(methods, str | MethodConfig) else list(methods)
     expanded = [m for name in names for m in ([name] if isinstance(name, MethodConfig) else method_names([name]))]
     configs = [method_config(m, **options) for m in expanded]
@@ -135,6 +137,8 @@ def resume_run(
     from sentiq.workflows.evaluate import evaluate as run_evaluate
     from sentiq.workflows.evaluate import recorded_settings
 
+    if not isinstance(run_id, str):
+        raise TypeError(f"run_id must be a run folder's name (a string), not {type(run_id).__name__}")
     settings = recorded_settings(Path(output_dir), run_id)
     settings = replace(settings, model=replace(settings.model, device=device))
     return Evaluation(run_evaluate(settings, progress or no_progress, engine))
