@@ -30,8 +30,9 @@ from throughput import chosen_models, load_lm, model_arguments, sync  # noqa: E4
 from sentiq.core.engine import Engine
 from sentiq.core.models import LoadedModel
 from sentiq.io.datasets import embedded_frame
-from sentiq.methods.classifier import Classifier
+from sentiq.methods.plan import plan_method
 from sentiq.methods.prompts import DEFAULT_PROMPT, load_prompt
+from sentiq.methods.runner import MethodRunner, make_runner
 from sentiq.methods.texts import prepare
 from sentiq.settings import MethodConfig
 from sentiq.text import clean_text, word_count
@@ -58,7 +59,7 @@ def reference_loop(lm: LoadedModel, texts: list[str]) -> None:
             lm.model.generate(**enc, max_new_tokens=1, do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
 
 
-def full_kshot(engine: Engine, clf: Classifier, texts: list[str]) -> None:
+def full_kshot(engine: Engine, clf: MethodRunner, texts: list[str]) -> None:
     """k-shot prompts scored with no prefix cache: every review pays for the demonstrations."""
     (b,) = clf.bound
     bodies = [engine.encode(b.template.full(t)) for t, _ in prepare(engine, texts, clf.config.max_tokens)]
@@ -101,9 +102,11 @@ def main() -> None:
     )
     demos_pool = pool[["id", "text", "label"]]
     methods = {
-        "loglik": Classifier(engine, MethodConfig(method="loglik")),
-        "zero-shot": Classifier(engine, MethodConfig(method="zero-shot")),
-        "k-shot": Classifier(engine, MethodConfig(method="k-shot", k=args.k, scoring="loglik"), pool=demos_pool),
+        "loglik": make_runner(engine, plan_method(MethodConfig(method="loglik"))),
+        "zero-shot": make_runner(engine, plan_method(MethodConfig(method="zero-shot"))),
+        "k-shot": make_runner(
+            engine, plan_method(MethodConfig(method="k-shot", k=args.k, scoring="loglik"), pool=demos_pool)
+        ),
     }
     prompt_tokens = sum(len(engine.encode(methods["loglik"].bound[0].template.full(t))) for t in texts)
     kshot_tokens = sum(len(engine.encode(methods["k-shot"].bound[0].template.full(t))) for t in texts)
@@ -127,9 +130,9 @@ def main() -> None:
         run(warm)
         if lm.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(lm.device)
-        engine.batcher.stats.clear()
+        engine.planner.stats.clear()
         seconds = timed(lm.device, lambda r=run: r(texts))
-        batches = list(engine.batcher.stats)
+        batches = list(engine.planner.stats)
         row = {
             "seconds": seconds,
             "words_per_s": words / seconds,
@@ -161,8 +164,8 @@ def main() -> None:
         "n": len(texts),
         "words": words,
         "k": args.k,
-        "max_batch_tokens": engine.batcher.max_tokens,
-        "batch_fill_tokens": engine.batcher.fill,
+        "max_batch_tokens": engine.planner.max_tokens,
+        "batch_fill_tokens": engine.planner.fill,
         "matmul_peak_tflops": peak,
         "non_embedding_params": non_embedding,
         **results,

@@ -7,7 +7,7 @@ Every path labels the same texts in this one process, each after a warm-up:
   plain-R    the plain loop: prompts tokenized in one call, length-sorted, left-padded batches of R rows,
              attention mask, logits_to_keep=1, the label words' log-probabilities read off (tokenization
              included); the fastest R is the anchor
-  loglik, zero-shot, k-shot   Classifier.predict, the call `classify` and `evaluate` make per chunk, from
+  loglik, zero-shot, k-shot   MethodRunner.predict, the call `classify` and `evaluate` make per chunk, from
              the raw texts (cleaning, truncation and tokenization included; k-shot's demonstrations cached)
   stream     sentiq.workflows.classify.classify: a parquet file in, a parquet file out, as `classify --input --output`
 For each: words/s, the ratio to the anchor, the share of the compute floor (2 x non-embedding parameters x
@@ -21,7 +21,6 @@ last, the JSON beside it. On a CPU with the tests' tiny model it runs in seconds
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import functools
 import json
@@ -29,25 +28,21 @@ import resource
 import sys
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import pandas as pd
 import torch
 
-import sentiq.core.batching
 from sentiq.api import classify_file
-from sentiq.core.batching import Batcher
 from sentiq.core.engine import Engine
 from sentiq.core.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
+from sentiq.core.stages import StageClock
 from sentiq.io.datasets import embedded_frame, load_pool
-from sentiq.io.sinks import Sink
-from sentiq.io.sources import TextSource
-from sentiq.methods.classifier import Classifier
+from sentiq.methods.plan import plan_method
+from sentiq.methods.runner import make_runner
 from sentiq.methods.texts import prepare
 from sentiq.settings import MethodConfig, ModelSettings
 from sentiq.text import clean_text, word_count
@@ -108,39 +103,19 @@ def gemm_rate(device: torch.device, dtype: torch.dtype) -> float:
 
 
 class Probe:
-    """Host seconds per stage (exclusive: a stage entered inside another pauses it), forward passes and
-    the CUDA-event time of each, gathered by wrapping the engine's functions for one path's run."""
+    """The plain loop's own measurements: host seconds per stage, its forward passes and tokens, and the
+    CUDA-event time of each pass. sentiq's paths need none: their engine keeps the same per stage
+    (`Engine.clock`) and per batch (`BatchPlanner.stats`)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.seconds: dict[str, float] = defaultdict(float)
+        self.clock = StageClock()
         self.events: list[tuple[Any, Any]] = []
         self.passes = 0
-        self.padded = self.real = 0  # tokens of the plain loop's passes (sentiq's are in its BatchStats)
-        self._stack: list[list[Any]] = []
+        self.padded = self.real = 0
 
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        now = time.perf_counter()
-        if self._stack:
-            self.seconds[self._stack[-1][0]] += now - self._stack[-1][1]
-        self._stack.append([name, now])
-        try:
-            yield
-        finally:
-            end = time.perf_counter()
-            stage, since = self._stack.pop()
-            self.seconds[stage] += end - since
-            if self._stack:
-                self._stack[-1][1] = end
-
-    def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            with self.stage(name):
-                return fn(*args, **kwargs)
-
-        return inner
+    def stage(self, name: str) -> Any:
+        return self.clock.stage(name)
 
     def forward(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """A forward pass: timed on the host and, on CUDA, between two events on the device."""
@@ -165,44 +140,6 @@ class Probe:
             return None
         sync(self.device)
         return sum(s.elapsed_time(e) for s, e in self.events) / 1000
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[None]:
-        """Every stage of sentiq's paths wrapped for the duration."""
-        original_run = Batcher.run
-
-        def run(batcher: Batcher, lengths: list[int], work: Any, on_batch: Any = None, *a: Any, **k: Any) -> None:
-            done = self.timed("post-process", on_batch) if on_batch is not None else None
-            return original_run(batcher, lengths, self.timed("forward", work), done, *a, **k)
-
-        original_chunks = TextSource.chunks
-
-        def chunks(source: TextSource, size: int) -> Iterator[pd.DataFrame]:
-            reading = original_chunks(source, size)
-            while True:
-                with self.stage("read"):
-                    chunk = next(reading, None)
-                if chunk is None:
-                    return
-                yield chunk
-
-        patches = [
-            mock.patch.object(Engine, "encode", self.timed("tokenize", Engine.encode)),
-            mock.patch.object(Engine, "encode_many", self.timed("tokenize", Engine.encode_many)),
-            mock.patch.object(Engine, "decode", self.timed("tokenize", Engine.decode)),
-            mock.patch.object(Engine, "_score_batch", self.forward(Engine._score_batch)),
-            mock.patch.object(Engine, "_generate_batch", self.forward(Engine._generate_batch)),
-            mock.patch.object(
-                sentiq.core.batching, "plan_batches", self.timed("plan", sentiq.core.batching.plan_batches)
-            ),
-            mock.patch.object(Batcher, "run", run),
-            mock.patch.object(TextSource, "chunks", chunks),
-            *[mock.patch.object(Sink, m, self.timed("write", getattr(Sink, m))) for m in ("write", "finish", "close")],
-        ]
-        with contextlib.ExitStack() as stack:
-            for p in patches:
-                stack.enter_context(p)
-            yield
 
 
 def plain_loop(lm: LoadedModel, prompts: list[str], label_ids: list[int], rows: int, probe: Probe) -> np.ndarray:
@@ -238,27 +175,36 @@ def plain_loop(lm: LoadedModel, prompts: list[str], label_ids: list[int], rows: 
 
 
 def measure(lm: LoadedModel, name: str, run: Callable[[Probe], Any], words: int, engine: Engine | None) -> dict:
-    """One path over every text: wall time, stages, passes and device time."""
+    """One path over every text: wall time, stages, passes and device time, as the engine (or, for the
+    plain loop, the probe) measured them."""
     probe = Probe(lm.device)
     if engine is not None:
-        engine.batcher.stats.clear()
+        engine.planner.stats.clear()
+        engine.clock.clear()
     if lm.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(lm.device)
     sync(lm.device)
     start = time.perf_counter()
-    with probe.watching():
-        result = run(probe)
+    result = run(probe)
     sync(lm.device)
     wall = time.perf_counter() - start
-    stages = {s: probe.seconds.get(s, 0.0) for s in STAGES[:-1]}
+    clock = engine.clock if engine is not None else probe.clock
+    stages = {s: clock.seconds.get(s, 0.0) for s in STAGES[:-1]}
     stages["other"] = max(0.0, wall - sum(stages.values()))
     row: dict[str, Any] = {"path": name, "seconds": wall, "words_per_s": words / wall, "stages": stages}
-    stats = list(engine.batcher.stats) if engine is not None else []
+    stats = list(engine.planner.stats) if engine is not None else []
     passes = len(stats) or probe.passes
     padded = sum(b.padded for b in stats) if stats else probe.padded
     real = sum(b.tokens for b in stats) if stats else probe.real
     row |= {"passes": passes, "padded_per_pass": padded / max(1, passes), "padding": 1 - real / max(1, padded)}
-    busy = probe.device_seconds()
+    # sentiq's passes are timed synchronized, so a pass's host time is the device's from launch to finish
+    busy = (
+        probe.device_seconds()
+        if engine is None
+        else sum(b.seconds for b in stats)
+        if lm.device.type == "cuda"
+        else None
+    )
     row["device_busy"] = None if busy is None else busy / wall
     row["peak_memory_gib"] = (
         torch.cuda.max_memory_allocated(lm.device) / 2**30
@@ -275,9 +221,7 @@ def bench_model(lm: LoadedModel, texts: list[str], args: argparse.Namespace, wor
     engine = Engine(lm, max_batch_tokens=args.batch_tokens)
     words = sum(word_count(t) for t in texts)
     pool = load_pool()
-    clfs = {
-        name: Classifier(engine, cfg, pool=pool if cfg.method == "k-shot" else None) for name, cfg in METHODS.items()
-    }
+    clfs = {name: make_runner(engine, plan_method(cfg, pool=pool)) for name, cfg in METHODS.items()}
     bound = clfs["loglik"].bound[0]
     prompts = [bound.template.full(t) for t, _ in prepare(engine, texts, clfs["loglik"].config.max_tokens)]
     label_ids = [ids[0] for ids in bound.label_ids]
@@ -348,7 +292,7 @@ def _report(
         "non_embedding_params": non_embedding,
         "gemm_tflops": rate / 1e12,
         "floor_words_per_s": floor_words_per_s,
-        "max_batch_tokens": engine.batcher.max_tokens,
+        "max_batch_tokens": engine.planner.max_tokens,
         "anchor": anchor["path"] if anchor else None,
         "anchor_agreement": agreement,  # share of texts where the plain loop and loglik name the same label
         "max_delta_vs_float32": float32_delta(lm, engine, texts[: args.reference]) if args.reference else None,
@@ -358,15 +302,16 @@ def _report(
 
 def float32_delta(lm: LoadedModel, engine: Engine, texts: list[str]) -> float:
     """The largest |delta| of loglik's label log-probabilities against the same weights in float32."""
-    ours = Classifier(engine, METHODS["loglik"]).label_logprobs([clean_text(t) for t in texts])
+    ours = make_runner(engine, plan_method(METHODS["loglik"])).label_logprobs([clean_text(t) for t in texts])
     if lm.dtype == torch.float32:
         reference_engine = engine
     else:
         reference = LoadedModel(
             copy.deepcopy(lm.model).float(), lm.tokenizer, lm.source, lm.device, torch.float32, None
         )
-        reference_engine = Engine(reference, max_batch_tokens=engine.batcher.max_tokens)
-    theirs = Classifier(reference_engine, METHODS["loglik"]).label_logprobs([clean_text(t) for t in texts])
+        reference_engine = Engine(reference, max_batch_tokens=engine.planner.max_tokens)
+    loglik = make_runner(reference_engine, plan_method(METHODS["loglik"]))
+    theirs = loglik.label_logprobs([clean_text(t) for t in texts])
     return float(np.abs(ours - theirs).max())
 
 

@@ -242,9 +242,9 @@ def test_classify_tuned_reads_the_results_dir(
     ]:
         (folder / kind).mkdir(parents=True)
         (folder / kind / "best.json").write_text(json.dumps(best))
-    seen = _captured(monkeypatch, "sentiq.workflows.classify", "Classifier")
+    seen = _captured(monkeypatch, "sentiq.workflows.classify", "classify")
     assert run(*args, "--results-dir", str(tmp_path)).exit_code == 130
-    method = seen["args"][1]
+    method = seen["args"][3]  # --tuned applied by the library, before the workflow
     assert (method.temperature, method.top_k, method.prompt, method.calibrate) == (0.3, 7, "reply:capital", "batch")
     assert method.tail == 0  # a choice saved before endings were a candidate
 

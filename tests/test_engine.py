@@ -157,13 +157,15 @@ def test_a_grid_of_settings_equals_each_setting_alone(engine: Engine) -> None:
         assert answers == engine.generate(prefix, bodies, [setting], seeds=[5, 6, 7, 8, 9])[0]
 
 
-def test_on_batch_reports_every_text_once(engine: Engine) -> None:
+def test_score_batches_yields_every_text_once_with_its_rows(engine: Engine) -> None:
     prefix, bodies = _bodies(engine)
-    seen: list[int] = []
-    engine.batcher.max_tokens = 40
-    engine.score(prefix, bodies, [[3]], on_batch=lambda idx, res, s: seen.extend(idx))
-    assert sorted(seen) == list(range(len(bodies)))
-    assert len(engine.batcher.stats) >= 2
+    engine.planner.max_tokens = 40
+    done = list(engine.score_batches(prefix, bodies, [[3]]))
+    assert len(done) >= 2 and len(engine.planner.stats) >= 2
+    assert sorted(i for d in done for i in d.indices) == list(range(len(bodies)))
+    whole = engine.score(prefix, bodies, [[3]])
+    for d in done:
+        assert np.array_equal(d.result, whole[d.indices])
 
 
 def test_out_of_memory_halves_the_budget_for_that_call_only(
@@ -171,7 +173,7 @@ def test_out_of_memory_halves_the_budget_for_that_call_only(
 ) -> None:
     prefix, bodies = _bodies(engine)
     bodies = [bodies[2], *bodies[2:3] * 4, bodies[1]]  # equal lengths: one batch until memory runs out
-    engine.batcher.max_tokens = 100_000
+    engine.planner.max_tokens = 100_000
     real = engine._score_batch
     sizes: list[int] = []
     freed = {"n": 0}
@@ -183,7 +185,7 @@ def test_out_of_memory_halves_the_budget_for_that_call_only(
         return real(prefix, rows, labels, single)
 
     monkeypatch.setattr(engine, "_score_batch", flaky)
-    monkeypatch.setattr(engine.batcher, "free_memory", lambda: freed.__setitem__("n", freed["n"] + 1))
+    monkeypatch.setattr(engine.planner, "free_memory", lambda: freed.__setitem__("n", freed["n"] + 1))
     labels = [[engine.encode("Positive")[0]]]
     with caplog.at_level("WARNING", logger="sentiq"):
         scores = engine.score(prefix, bodies, labels)
@@ -191,7 +193,7 @@ def test_out_of_memory_halves_the_budget_for_that_call_only(
         assert scores[i, 0] == pytest.approx(_direct(engine.model, prefix + bodies[i], labels[0]), abs=1e-4)
     halvings = [r for r in caplog.records if "token budget halved" in r.getMessage()]
     assert halvings and freed["n"] == len(halvings)  # every halving is logged and frees memory
-    assert engine.batcher.max_tokens == 100_000  # the engine's budget is untouched
+    assert engine.planner.max_tokens == 100_000  # the engine's budget is untouched
     sizes.clear()
     engine.score(prefix, bodies, labels)
     assert sizes[0] == 5  # the next call tries the full budget again
@@ -227,7 +229,7 @@ def test_plan_shapes_cpu_buckets_against_accelerator_fill() -> None:
 
 
 def test_engine_plans_by_device(tiny_lm) -> None:
-    assert Engine(tiny_lm).batcher.fill == 0  # tiny_lm runs on the CPU: tight buckets only
+    assert Engine(tiny_lm).planner.fill == 0  # tiny_lm runs on the CPU: tight buckets only
 
 
 def test_head_computes_label_scores_in_float32_from_half_precision_weights(tiny_lm) -> None:
@@ -271,7 +273,7 @@ def test_batch_stats_are_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch
     from collections import deque
 
     prefix, bodies = _bodies(engine)
-    engine.batcher.stats = deque(maxlen=3)
-    engine.batcher.max_tokens = 20
+    engine.planner.stats = deque(maxlen=3)
+    engine.planner.max_tokens = 20
     engine.score(prefix, bodies * 2, [[3]])
-    assert len(engine.batcher.stats) == 3
+    assert len(engine.planner.stats) == 3

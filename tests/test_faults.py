@@ -81,7 +81,7 @@ def test_gguf_without_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_interrupted_classify_output_resumes(tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentiq.methods import classifier as methods
+    from sentiq.methods import runner as methods
 
     real = methods.vote
     calls = {"n": 0}
@@ -116,11 +116,12 @@ def test_interrupted_classify_output_resumes(tiny_model: Path, tmp_path: Path, m
 @given(st.text(max_size=60))
 def test_any_text_gets_a_label_or_a_clear_refusal(tiny_lm, text: str) -> None:
     from sentiq.core.engine import Engine
-    from sentiq.methods.classifier import Classifier
+    from sentiq.methods.plan import plan_method
+    from sentiq.methods.runner import make_runner
     from sentiq.settings import MethodConfig
     from sentiq.text import clean_text
 
-    clf = Classifier(Engine(tiny_lm), MethodConfig(method="loglik", max_tokens=32))
+    clf = make_runner(Engine(tiny_lm), plan_method(MethodConfig(method="loglik", max_tokens=32)))
     if not clean_text(text):
         return  # classify reports empty texts instead of labelling them
     (pred,) = clf.predict([text])

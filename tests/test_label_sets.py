@@ -240,7 +240,7 @@ def test_k_shot_draws_from_a_pool_of_one_s_own(tiny_model: Path, three: Path, tw
     rows = [(f"d{i}", f"example {i}", LABELS3[i % 3]) for i in range(9)]
     pd.DataFrame(rows, columns=["id", "text", "label"]).to_csv(demos, index=False)
     clf = _tiny(tiny_model, three, method="k-shot", k=2, demos=str(demos), scoring="loglik")
-    drawn = clf._runner.demos
+    drawn = list(clf._runner.plan.demos)
     assert len(drawn) == 6 and {label for _, label in drawn} == set(LABELS3)  # k per label
     assert [label for _, label in drawn[:3]] == [label for _, label in drawn[3:]]  # labels take turns
     run = sentiq.evaluate(

@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 from sentiq.cli import app
 from sentiq.errors import OptionError
 from sentiq.methods.calibration import domain_inputs, log_softmax, prior_from_record, softmax
-from sentiq.methods.classifier import Classifier
 from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.generation import vote
+from sentiq.methods.plan import plan_method
 from sentiq.methods.prompts import build_template, builtin_names, builtin_refs, load_prompt, load_prompts
+from sentiq.methods.runner import make_runner
 from sentiq.settings import MethodConfig
 
 runner = CliRunner()
@@ -147,40 +148,44 @@ def test_generation_needs_label_words_that_differ_in_their_first_token(engine, t
     words = ("zzqa", "zzqb")
     assert engine.encode(words[0])[0] == engine.encode(words[1])[0]  # the tiny tokenizer never saw them
     path = _file(tmp_path, f'user = "{{text}}"\n[labels]\npositive = "{words[0]}"\nnegative = "{words[1]}"')
-    Classifier(engine, MethodConfig(method="loglik", prompt=str(path)))  # scoring compares whole words: fine
+    make_runner(
+        engine, plan_method(MethodConfig(method="loglik", prompt=str(path)))
+    )  # scoring compares whole words: fine
     with pytest.raises(OptionError, match="start with the same token"):
-        Classifier(engine, MethodConfig(method="zero-shot", prompt=str(path)))
+        make_runner(engine, plan_method(MethodConfig(method="zero-shot", prompt=str(path))))
 
 
 def test_scoring_ensemble_averages_label_logprobs(engine) -> None:
     texts = ["a great film", "dull boring mess", "fine"]
-    singles = [Classifier(engine, MethodConfig(prompt=r)).label_logprobs(texts) for r in ("classifier", "reply")]
-    preds = Classifier(engine, MethodConfig(prompt="classifier,reply")).predict(texts)
+    singles = [
+        make_runner(engine, plan_method(MethodConfig(prompt=r))).label_logprobs(texts) for r in ("classifier", "reply")
+    ]
+    preds = make_runner(engine, plan_method(MethodConfig(prompt="classifier,reply"))).predict(texts)
     expected = softmax(np.mean([log_softmax(s) for s in singles], axis=0))
     assert [p.p_positive for p in preds] == pytest.approx(list(expected[:, 0]))
-    single_tokens = [p.tokens for p in Classifier(engine, MethodConfig(prompt="reply")).predict(texts)]
+    single_tokens = [p.tokens for p in make_runner(engine, plan_method(MethodConfig(prompt="reply"))).predict(texts)]
     assert all(p.tokens > t for p, t in zip(preds, single_tokens))  # every prompt's tokens counted
 
 
 def test_generation_ensemble_votes_across_prompts(engine) -> None:
     cfg = MethodConfig(method="zero-shot", prompt="classifier,one-word,reply", max_new_tokens=2)
-    for p in Classifier(engine, cfg).predict(["a great film", "dull"]):
+    for p in make_runner(engine, plan_method(cfg)).predict(["a great film", "dull"]):
         assert len(p.answer.split(" | ")) == 3
 
 
 def test_batch_calibration_divides_out_the_texts_own_mean(engine) -> None:
     texts = ["a great film", "dull boring mess", "fine", "loved it"]
-    raw = Classifier(engine, MethodConfig()).label_logprobs(texts)
+    raw = make_runner(engine, plan_method(MethodConfig())).label_logprobs(texts)
     seen: list[dict] = []
-    clf = Classifier(engine, MethodConfig(calibrate="batch"), on_prior=seen.append)
-    preds = clf.predict(texts)
+    clf = make_runner(engine, plan_method(MethodConfig(calibrate="batch")))
+    preds = _predicted(clf, texts, seen)
     prior = softmax(raw).mean(axis=0)
     assert clf.prior == pytest.approx(prior)
     assert seen[0]["mode"] == "batch" and seen[0]["estimated_on"] == "the first 4 texts classified"
     calibrated = softmax(raw - np.log(prior))
     assert [p.p_positive for p in preds] == pytest.approx(list(calibrated[:, 0]))
     # the next chunk keeps the prior of the first
-    clf.predict(["a great film"])
+    _predicted(clf, ["a great film"], seen)
     assert clf.prior == pytest.approx(prior) and len(seen) == 1
 
 
@@ -194,7 +199,7 @@ def test_domain_inputs_are_seeded_in_domain_words() -> None:
 
 def test_domain_calibration_records_its_prior(engine) -> None:
     seen: list[dict] = []
-    Classifier(engine, MethodConfig(calibrate="domain"), on_prior=seen.append).predict(["a great film", "dull"])
+    _predicted(make_runner(engine, plan_method(MethodConfig(calibrate="domain"))), ["a great film", "dull"], seen)
     assert seen[0]["estimated_on"] == "20 random in-domain word sequences"
     assert sum(seen[0]["prior"].values()) == pytest.approx(1.0)
 
@@ -307,13 +312,13 @@ def test_tune_prompt_grid_choice_and_tuned_runs(tiny_model: Path, labelled_csv: 
 def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sentiq.methods.classifier
+    import sentiq.methods.plan
     from sentiq.io.datasets import balanced_sample, load_pool, load_tuning
 
     drawn: list[list[tuple[str, str]]] = []
-    draw = sentiq.methods.classifier.draw_demonstrations
+    draw = sentiq.methods.plan.draw_demonstrations
     monkeypatch.setattr(
-        sentiq.methods.classifier,
+        sentiq.methods.plan,
         "draw_demonstrations",
         lambda pool, k, seed, labels: drawn.append(draw(pool, k, seed, labels)) or drawn[-1],
     )
@@ -333,13 +338,13 @@ def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
 def test_tune_prompt_chooses_among_demonstration_draws_and_tuned_k_shot_shows_them(
     tiny_model: Path, labelled_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sentiq.methods.classifier
+    import sentiq.methods.plan
     from sentiq.io.datasets import load_pool
 
     drawn: set[int] = set()
-    draw = sentiq.methods.classifier.draw_demonstrations
+    draw = sentiq.methods.plan.draw_demonstrations
     monkeypatch.setattr(
-        sentiq.methods.classifier,
+        sentiq.methods.plan,
         "draw_demonstrations",
         lambda pool, k, seed, labels: drawn.add(seed) or draw(pool, k, seed, labels),
     )
@@ -409,7 +414,7 @@ def test_tuned_k_shot_takes_the_choice_made_with_demonstrations(tiny_model: Path
 
 def test_cached_prefix_equals_whole_prompt_for_every_builtin(engine) -> None:
     for ref in builtin_refs():
-        (b,) = Classifier(engine, MethodConfig(prompt=ref)).bound
+        (b,) = make_runner(engine, plan_method(MethodConfig(prompt=ref))).bound
         text = "a great film"
         whole = engine.encode(build_template(engine.tokenizer, load_prompts(ref)[0]).full(text))
         if b.cached:
@@ -450,15 +455,17 @@ def test_ending_mixed_into_the_first_step_among_label_tokens_only() -> None:
 def test_generation_calibrates_each_prompts_first_answer_token(engine, mode: str) -> None:
     seen: list[dict] = []
     cfg = MethodConfig(method="zero-shot", prompt="classifier,reply", calibrate=mode, max_new_tokens=2)
-    clf = Classifier(engine, cfg, on_prior=seen.append)
-    preds = clf.predict(["a great film", "dull boring mess"])
+    clf = make_runner(engine, plan_method(cfg))
+    preds = _predicted(clf, ["a great film", "dull boring mess"], seen)
     assert len(seen) == 1 and len(seen[0]["prior"]) == 2  # one prior per prompt
     assert all(sum(p.values()) == pytest.approx(1.0) for p in seen[0]["prior"])
     for p in preds:
         votes = [(a, clf.bound[i].prompt.parse(a)) for i, a in enumerate(p.answer.split(" | "))]
         assert p.label == vote(votes).label  # labels still come from the answers actually generated
     # a prior taken from a record (a resumed run's) gives the same answers
-    again = Classifier(engine, cfg, prior=prior_from_record(seen[0])).predict(["a great film", "dull boring mess"])
+    again = make_runner(engine, plan_method(cfg), prior_from_record(seen[0])).predict(
+        ["a great film", "dull boring mess"]
+    )
     assert [p.answer for p in again] == [p.answer for p in preds]
 
 
@@ -500,7 +507,9 @@ def test_tune_prompt_reads_generation_as_generation_decides(
         return decode(first, step, sampling, *rest)
 
     monkeypatch.setattr(sentiq.core.engine, "decode", spy)
-    gen = Classifier(engine, MethodConfig(method="zero-shot", prompt="classifier", calibrate=calibrate, tail=tail))
+    gen = make_runner(
+        engine, plan_method(MethodConfig(method="zero-shot", prompt="classifier", calibrate=calibrate, tail=tail))
+    )
     for text in texts:  # one at a time: each first step is that text's
         gen.predict([text])
     ids, names = answer_firsts(gen.bound[0], engine)
@@ -509,7 +518,7 @@ def test_tune_prompt_reads_generation_as_generation_decides(
 
     inputs = {"texts": texts, "contextual": list(CONTENT_FREE)}
     ends = {kind: endings(xs, tail) for kind, xs in inputs.items()} if tail else {}
-    _, answers = read_views(Classifier(engine, MethodConfig(prompt="classifier")), inputs, ends)
+    _, answers = read_views(make_runner(engine, plan_method(MethodConfig(prompt="classifier"))), inputs, ends)
     assert (answered_labels(calibrate, tail, answers) == 0).tolist() == expected  # 0: positive
     read = first_answer_step(calibrate, tail, answers).numpy()
     np.testing.assert_allclose(read, np.concatenate([step[:, ids] for step in steps]), atol=1e-4)
@@ -548,3 +557,14 @@ def test_tune_prompt_leaves_prompts_generation_refuses_out_of_its_generation_cho
     folder = tmp_path / "alone" / "tuning" / tiny_model.name / "prompt"
     assert "generation" not in json.loads((folder / "best.json").read_text())
     assert not (folder / "generation.csv").exists() and "for methods that generate" not in result.output
+
+
+def _predicted(runner, texts: list[str], seen: list[dict]) -> list:
+    """The runner's predictions in the texts' order; each calibration record its batches carry in `seen`."""
+    out: list = [None] * len(texts)
+    for batch in runner.predict_batches(texts):
+        if batch.calibration is not None:
+            seen.append(batch.calibration)
+        for i, p in zip(batch.indices, batch.predictions):
+            out[i] = p
+    return out

@@ -8,10 +8,11 @@ import pytest
 from helpers import parse_label
 
 from sentiq.errors import OptionError
-from sentiq.methods.classifier import Classifier
 from sentiq.methods.demonstrations import DEMO_MAX_WORDS, draw_demonstrations
 from sentiq.methods.generation import vote
+from sentiq.methods.plan import plan_method
 from sentiq.methods.prompts import build_template, load_prompt
+from sentiq.methods.runner import make_runner
 from sentiq.methods.texts import prepare
 from sentiq.settings import MethodConfig
 from sentiq.text import clean_text
@@ -136,7 +137,7 @@ def test_k_above_pool_is_refused() -> None:
 
 
 def test_loglik_probabilities_and_labels_agree(engine) -> None:
-    clf = Classifier(engine, MethodConfig(method="loglik"))
+    clf = make_runner(engine, plan_method(MethodConfig(method="loglik")))
     preds = clf.predict(["a great film", "dull boring mess", "fine"])
     for p in preds:
         assert p.label == ("positive" if p.p_positive >= 0.5 else "negative")
@@ -144,8 +145,8 @@ def test_loglik_probabilities_and_labels_agree(engine) -> None:
 
 
 def test_calibration_divides_out_the_content_free_prior(engine) -> None:
-    raw = Classifier(engine, MethodConfig(method="loglik")).predict(["a great film", "dull"])
-    clf = Classifier(engine, MethodConfig(method="loglik", calibrate="contextual"))
+    raw = make_runner(engine, plan_method(MethodConfig(method="loglik"))).predict(["a great film", "dull"])
+    clf = make_runner(engine, plan_method(MethodConfig(method="loglik", calibrate="contextual")))
     cal = clf.predict(["a great film", "dull"])
     prior = clf.prior
     assert prior.sum() == pytest.approx(1.0)
@@ -160,11 +161,13 @@ def test_tail_averages_each_long_text_with_its_ending(engine) -> None:
 
     long = "a slow start " * 10 + "but a great film in the end"
     texts = [long, "dull", long.replace("great", "awful")]
-    whole = Classifier(engine, MethodConfig(method="loglik"))
-    clf = Classifier(engine, MethodConfig(method="loglik", tail=5))
+    whole = make_runner(engine, plan_method(MethodConfig(method="loglik")))
+    clf = make_runner(engine, plan_method(MethodConfig(method="loglik", tail=5)))
     tokens = np.zeros(len(texts), dtype=np.int64)
-    seen: list[int] = []
-    got = clf.label_logprobs(texts, tokens, lambda idx, rows, secs: seen.extend(idx))
+    done = list(clf.label_logprob_batches(texts, tokens))
+    seen = [i for d in done for i in d.indices]
+    got = clf.label_logprobs(texts)
+    assert all(np.array_equal(d.result, got[d.indices]) for d in done)
     ends = whole.label_logprobs(["great film in the end", "awful film in the end"])
     expected = (whole.label_logprobs(texts)[[0, 2]] + log_softmax(ends)) / 2
     assert got[[0, 2]] == pytest.approx(expected, abs=1e-5)
@@ -187,19 +190,19 @@ def test_generation_hears_the_ending_at_its_first_step(engine, monkeypatch: pyte
 
     long = "a slow start " * 10 + "but a great film in the end"
     cfg = MethodConfig(method="zero-shot", tail=5, max_new_tokens=2)
-    clf = Classifier(engine, cfg)
+    clf = make_runner(engine, plan_method(cfg))
     mixes: list = []
-    generate = engine.generate
-    monkeypatch.setattr(engine, "generate", lambda *a: mixes.append(a[5]) or generate(*a))
+    generate = engine.generate_batches
+    monkeypatch.setattr(engine, "generate_batches", lambda *a: mixes.append(a[4]) or generate(*a))
     preds = clf.predict([long, "dull"])
     (b,) = clf.bound
     ids, ending = mixes[0]
     assert ids == [lab[0] for lab in b.label_ids]
     expected = log_softmax(engine.score(b.prefix, [b.body(engine, "great film in the end")], [[i] for i in ids]))
     assert ending[0] == pytest.approx(expected[0]) and np.isnan(ending[1]).all()  # "dull" is its own ending
-    assert preds[1].answer == Classifier(engine, replace(cfg, tail=0)).predict(["dull"])[0].answer
+    assert preds[1].answer == make_runner(engine, plan_method(replace(cfg, tail=0))).predict(["dull"])[0].answer
     monkeypatch.undo()
-    batch = Classifier(engine, replace(cfg, calibrate="batch"))
+    batch = make_runner(engine, plan_method(replace(cfg, calibrate="batch")))
     batch.predict([long, "dull"])
     firsts = [[i] for i in ids]
     whole = log_softmax(engine.score(b.prefix, [b.body(engine, t) for t in (long, "dull")], firsts))
@@ -208,7 +211,7 @@ def test_generation_hears_the_ending_at_its_first_step(engine, monkeypatch: pyte
 
 
 def test_long_text_loses_its_middle(engine) -> None:
-    clf = Classifier(engine, MethodConfig(method="loglik", max_tokens=16))
+    clf = make_runner(engine, plan_method(MethodConfig(method="loglik", max_tokens=16)))
     text = "great " * 10 + "MIDDLE " * 50 + "dull " * 10
     ((fitted, truncated),) = prepare(engine, [text], clf.config.max_tokens)
     assert truncated and "[...]" in fitted and "MIDDLE" not in fitted.split("[...]")[0][-10:]
@@ -218,7 +221,9 @@ def test_long_text_loses_its_middle(engine) -> None:
 
 
 def test_generation_methods_report_invalid_answers(engine) -> None:
-    preds = Classifier(engine, MethodConfig(method="zero-shot", max_new_tokens=3)).predict(["a great film", "dull"])
+    preds = make_runner(engine, plan_method(MethodConfig(method="zero-shot", max_new_tokens=3))).predict(
+        ["a great film", "dull"]
+    )
     for p in preds:
         assert p.answer is not None
         assert p.label == (parse_label(p.answer) or "invalid")  # noqa: B023
@@ -227,8 +232,8 @@ def test_generation_methods_report_invalid_answers(engine) -> None:
 def test_sampling_predictions_repeat_with_the_seed(engine) -> None:
     cfg = MethodConfig(method="sampling", samples=3, temperature=1.0, top_k=50, seed=3, max_new_tokens=3)
     texts = ["a great film", "dull", "fine"]
-    first = [(p.label, p.answer) for p in Classifier(engine, cfg).predict(texts)]
-    assert first == [(p.label, p.answer) for p in Classifier(engine, cfg).predict(texts)]
+    first = [(p.label, p.answer) for p in make_runner(engine, plan_method(cfg)).predict(texts)]
+    assert first == [(p.label, p.answer) for p in make_runner(engine, plan_method(cfg)).predict(texts)]
     assert all(len(a.split(" | ")) == 3 for _, a in first)
 
 
@@ -236,7 +241,7 @@ def test_kshot_scores_with_cached_demonstrations_equal_full_prompts(engine) -> N
     from sentiq.text import LABELS
 
     cfg = MethodConfig(method="k-shot", k=2, scoring="loglik", seed=0)
-    clf = Classifier(engine, cfg, pool=_pool())
+    clf = make_runner(engine, plan_method(cfg, None, _pool()))
     texts = ["a great film", "dull boring mess"]
     preds = clf.predict(texts)
     for text, p in zip(texts, preds):
@@ -261,8 +266,8 @@ def test_tokenizer_that_merges_across_the_prefix_gets_whole_prompts(
 
     monkeypatch.setattr(engine, "encode", merging)
     with caplog.at_level("WARNING", logger="sentiq"):
-        clf = Classifier(engine, MethodConfig(method="loglik"))
-        Classifier(engine, MethodConfig(method="zero-shot"))
+        clf = make_runner(engine, plan_method(MethodConfig(method="loglik")))
+        make_runner(engine, plan_method(MethodConfig(method="zero-shot")))
     (b,) = clf.bound
     assert not b.cached and b.prefix == []
     assert sum("encoded whole" in r.getMessage() for r in caplog.records) == 1  # said once
@@ -272,7 +277,7 @@ def test_tokenizer_that_merges_across_the_prefix_gets_whole_prompts(
 
 
 def test_qwen_like_tokenizer_splits_exactly(engine) -> None:
-    assert Classifier(engine, MethodConfig(method="loglik")).bound[0].cached
+    assert make_runner(engine, plan_method(MethodConfig(method="loglik"))).bound[0].cached
 
 
 def test_an_exact_tie_of_label_scores_is_invalid_not_the_first_label(engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -281,16 +286,13 @@ def test_an_exact_tie_of_label_scores_is_invalid_not_the_first_label(engine, mon
     assert top_label([0.5, 0.5], ["positive", "negative"]) == ("invalid", "tie: positive = negative")
     assert top_label([0.2, 0.4, 0.4], ["a", "b", "c"]) == ("invalid", "tie: b = c")
     assert top_label([0.3, 0.7], ["positive", "negative"]) == ("negative", None)
-    clf = Classifier(engine, MethodConfig(method="loglik"))
-    monkeypatch.setattr(
-        engine, "score", lambda prefix, bodies, labels, on_batch=None, firsts=(): _equal(bodies, on_batch)
-    )
+    clf = make_runner(engine, plan_method(MethodConfig(method="loglik")))
+    monkeypatch.setattr(engine, "score_batches", lambda prefix, bodies, labels, firsts=(): _equal(bodies))
     (tie,) = clf.predict(["a great film"])
     assert (tie.label, tie.answer, tie.p_positive) == ("invalid", "tie: positive = negative", 0.5)
 
 
-def _equal(bodies, on_batch):
-    scores = np.full((len(bodies), 2), -0.7)
-    if on_batch is not None:
-        on_batch(list(range(len(bodies))), scores, 0.0)
-    return scores
+def _equal(bodies):
+    from sentiq.core.batching import Done
+
+    yield Done(list(range(len(bodies))), np.full((len(bodies), 2), -0.7), 0.0)

@@ -23,6 +23,7 @@ from sentiq.backends import ray as ray_backend  # noqa: E402
 from sentiq.backends import ray_cluster  # noqa: E402
 from sentiq.cli import app  # noqa: E402
 from sentiq.errors import DataError, OptionError  # noqa: E402
+from sentiq.methods.plan import plan_method  # noqa: E402
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings  # noqa: E402
 
 runner = CliRunner()
@@ -55,7 +56,8 @@ class DiesOnce(ray_backend.LabelBatch):
 
 def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model: Path, tmp_path: Path) -> None:
     from sentiq.core.engine import load_engine
-    from sentiq.methods.classifier import Classifier
+    from sentiq.methods.plan import plan_method
+    from sentiq.methods.runner import make_runner
     from sentiq.workflows.classify import classify_on_ray
 
     frame = _texts()
@@ -66,7 +68,9 @@ def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model
     assert summary.texts == 24
     got = pd.read_parquet(out).set_index("id")  # a folder of files, one per block
     assert sorted(got.index) == sorted(frame["id"]) and got.index.is_unique
-    local = Classifier(load_engine(ModelSettings(model=str(tiny_model))), SAMPLING).predict(list(frame["text"]))
+    local = make_runner(load_engine(ModelSettings(model=str(tiny_model))), plan_method(SAMPLING)).predict(
+        list(frame["text"])
+    )
     for text_id, p in zip(frame["id"], local):
         assert (got.loc[text_id, "label"], got.loc[text_id, "answer"]) == (p.label, p.answer)
     frame.head(5).to_parquet(tmp_path / "in.parquet")  # a smaller input, labelled over the first run's folder
@@ -87,7 +91,9 @@ def test_a_killed_worker_is_restarted_and_every_id_comes_back_once(
     ds = ray.data.from_pandas(frame)
     monkeypatch.setattr(ray_backend, "LabelBatch", DiesOnce)
     runtime = {"env_vars": {"SENTIQ_TEST_MARKER": str(marker)}}
-    labelled = ray_backend.label(ds, ModelSettings(model=str(tiny_model)), MethodConfig(), SCALE, runtime_env=runtime)
+    labelled = ray_backend.label(
+        ds, ModelSettings(model=str(tiny_model)), plan_method(MethodConfig()), SCALE, runtime_env=runtime
+    )
     got = ray_backend.run(lambda: labelled.to_pandas())
     assert marker.exists()  # a worker did die
     assert sorted(got["id"]) == sorted(frame["id"]) and got["id"].is_unique
@@ -225,7 +231,7 @@ def test_priors_from_texts_are_refused_on_ray(mode: str) -> None:
     from sentiq.settings import MethodConfig, ModelSettings, RaySettings
 
     with pytest.raises(OptionError, match=f"--calibrate {mode} estimates its prior"):
-        ray_backend.label(None, ModelSettings(), MethodConfig(calibrate=mode), RaySettings(backend="ray"))
+        ray_backend.label(None, ModelSettings(), plan_method(MethodConfig(calibrate=mode)), RaySettings(backend="ray"))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sentiq.core.engine import Engine
-    from sentiq.methods.classifier import Classifier as MethodRunner
+    from sentiq.methods.runner import MethodRunner
 
 
 ADDED_PREFIX = "sentiq_"  # classify_frame's columns where the frame has columns of their names
@@ -41,19 +41,13 @@ class Classifier:
     is kept for later calls, as one run of the command line keeps it."""
 
     def __init__(self, engine: Engine, method: MethodConfig) -> None:
-        from sentiq.io.datasets import pool_for
-        from sentiq.methods.classifier import Classifier as MethodRunner
-        from sentiq.methods.classifier import label_set
-        from sentiq.methods.prompts import load_prompts
+        from sentiq.methods.plan import plan_method
+        from sentiq.methods.runner import make_runner
 
         self.engine = engine
         self.method = method
         self.calibration: dict[str, Any] | None = None  # once estimated: the prior divided out, and on what
-        prompts = load_prompts(method.prompt)
-        pool = pool_for(method, label_set(prompts))  # k-shot's demonstrations
-        self._runner: MethodRunner = MethodRunner(engine, method, pool=pool, prompts=prompts)
-        self._runner.on_prior = lambda record: setattr(self, "calibration", record)
-        self._runner.warm_up()
+        self._runner: MethodRunner = make_runner(engine, plan_method(method))
 
     def __repr__(self) -> str:
         lm = self.engine.lm
@@ -70,10 +64,12 @@ class Classifier:
     def _classify(self, items: list[str | None]) -> list[Result]:
         from sentiq.text import clean_text
 
-        filled = [i for i, t in enumerate(items) if t is not None and clean_text(t)]
+        filled = [(i, t) for i, t in enumerate(items) if t is not None and clean_text(t)]
         results = [Result("invalid", None, None, False) for _ in items]
-        for i, p in zip(filled, self._runner.predict([items[i] for i in filled])):
-            results[i] = Result(p.label, p.p_positive, p.answer, p.truncated, p.scores)
+        for batch in self._runner.predict_batches([t for _, t in filled]):
+            self.calibration = batch.calibration or self.calibration
+            for j, p in zip(batch.indices, batch.predictions):
+                results[filled[j][0]] = Result(p.label, p.p_positive, p.answer, p.truncated, p.scores)
         return results
 
     @property

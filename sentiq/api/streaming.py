@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sentiq.api.classifier import Classifier
-from sentiq.api.options import Rows, method_config, model_settings
+from sentiq.api.options import Rows, method_config, model_settings, tuned_methods
 from sentiq.errors import OptionError, speaks_python
 from sentiq.progress import StartTask, no_progress
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
@@ -53,13 +53,13 @@ def classify_file(
     )
     models = model_settings(model if classifier is None else classifier.engine.lm.source.ref, device, dtype)
     config = method_config(method) if classifier is None else classifier.method
-    tuned_in = Path(results_dir) if tuned else None
+    (config,) = tuned_methods([config], models.model, tuned, results_dir)
     if scale is not None and scale.backend == "ray":
         if isinstance(input, str | Path):
-            return classify_on_ray(Path(input), settings, models, config, scale, tuned_in)
+            return classify_on_ray(Path(input), settings, models, config, scale)
         raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")
     items = [] if isinstance(input, str | Path) else list(input)
     path = Path(input) if isinstance(input, str | Path) else None
     source = make_source(items, path, settings)
     engine = classifier.engine if classifier is not None else engine
-    return classify(source, settings, models, config, progress or no_progress, on_rows, tuned_in, engine)
+    return classify(source, settings, models, config, progress or no_progress, on_rows, engine)

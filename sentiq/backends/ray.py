@@ -10,20 +10,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from sentiq.backends.local import Labelled
 from sentiq.backends.ray_cluster import connect
 from sentiq.errors import DataError, ModelError, OptionError, SentiqError, debugging, first_line
 from sentiq.io.formats import RAY_READS, RAY_WRITES, format_of, suffixes
 from sentiq.io.tables import SEPARATORS, count_delimited
-from sentiq.methods.prompts import load_prompts
+from sentiq.methods.plan import MethodPlan
 from sentiq.predictions import LABELLED_FIELDS, labelled, probability_fields
-from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
-from sentiq.text import LABELS
+from sentiq.settings import ClassifySettings, ModelSettings, RaySettings
+from sentiq.text import LABELS, word_count
 
 if not debugging():  # Ray Data's INFO lines are progress told twice
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
@@ -40,12 +41,11 @@ class LabelBatch:
     """A Ray Data actor: the model loaded once, every batch labelled by the local engine's Classifier.
     Empty texts are dropped (they have no sentiment); each row carries its share of the batch's time."""
 
-    def __init__(self, model: ModelSettings, method: MethodConfig, threads: int, prompts: list) -> None:
+    def __init__(self, model: ModelSettings, plan: MethodPlan, threads: int) -> None:
         import torch
 
         from sentiq.core.engine import load_engine
-        from sentiq.io.datasets import pool_for
-        from sentiq.methods.classifier import Classifier, label_set
+        from sentiq.methods.runner import make_runner
 
         torch.set_num_threads(threads)
         try:
@@ -54,23 +54,22 @@ class LabelBatch:
             raise
         except Exception as exc:  # safetensors, torch and others: the driver reads this line
             raise ModelError(f"cannot load model {model.model}: {first_line(exc)}") from exc
-        pool = pool_for(method, label_set(prompts))
-        self.clf = Classifier(engine, method, pool=pool, prompts=prompts)
-        self.clf.warm_up()
-        self.where = self.clf.engine.lm.describe()
+        self.runner = make_runner(engine, plan)
+        self.labels = plan.labels
+        self.where = engine.lm.describe()
 
     def __call__(self, batch: pd.DataFrame) -> Any:
         from sentiq.text import clean_text
 
         batch = batch[batch["text"].astype(str).map(lambda t: bool(clean_text(t)))].reset_index(drop=True)
         start = time.perf_counter()
-        preds = self.clf.predict(list(batch["text"].astype(str))) if len(batch) else []
+        preds = self.runner.predict(list(batch["text"].astype(str))) if len(batch) else []
         per_text = 1000 * (time.perf_counter() - start) / max(1, len(batch))
         import pyarrow as pa
 
         table = pa.Table.from_pandas(batch.assign(id=batch["id"].astype(str)), preserve_index=False)
-        rows = [labelled(i, t, p, per_text, self.clf.labels) for i, t, p in zip(batch["id"], batch["text"], preds)]
-        probs = probability_fields(self.clf.labels) if self.clf.labels != LABELS else ()
+        rows = [labelled(i, t, p, per_text, self.labels) for i, t, p in zip(batch["id"], batch["text"], preds)]
+        probs = probability_fields(self.labels) if self.labels != LABELS else ()
         for name in (f for f in LABELLED_FIELDS[2:] if f not in probs):  # typed: a block with no probability
             kind, normal = ARROW_TYPES[name]  # at all still writes doubles
             table = table.append_column(name, pa.array([normal(r[name]) for r in rows], type=pa.type_for_alias(kind)))
@@ -82,11 +81,12 @@ class LabelBatch:
 
 
 def label(
-    ds: Any, model: ModelSettings, method: MethodConfig, settings: RaySettings, runtime_env: dict | None = None
+    ds: Any, model: ModelSettings, plan: MethodPlan, settings: RaySettings, runtime_env: dict | None = None
 ) -> Any:
     """The dataset's rows (id, text, ...) with the prediction columns added, by a pool of actors."""
     import ray.data
 
+    method = plan.config
     if method.calibrated and method.calibrate in ("batch", "domain"):
         raise OptionError(
             f"--calibrate {method.calibrate} estimates its prior from the texts one process sees, and each Ray worker "
@@ -100,12 +100,7 @@ def label(
     rows = min(max(1, ds.count() // (settings.workers * 4)), ClassifySettings.chunk_size)
     return ds.repartition(target_num_rows_per_block=rows).map_batches(
         LabelBatch,
-        fn_constructor_kwargs={
-            "model": model,
-            "method": method,
-            "threads": threads,
-            "prompts": load_prompts(method.prompt),
-        },
+        fn_constructor_kwargs={"model": model, "plan": plan, "threads": threads},
         compute=ray.data.ActorPoolStrategy(size=settings.workers),
         num_cpus=settings.cpus_per_worker,
         num_gpus=settings.gpus_per_worker,
@@ -263,17 +258,20 @@ class RayPredictor:
         info = {"model": home_relative(s.ref), "model_kind": s.kind, "model_label": s.label, "revision": None, **where}
         return {**info, "engine": self.engine_info, "max_batch_tokens": self.model.max_batch_tokens}
 
-    def predict(self, method: MethodConfig, todo: pd.DataFrame, keep: Any, advance: Any, _run: Any) -> None:
-        """The run folder (`_run`) is not needed: only contextual calibration runs on Ray, from fixed inputs."""
+    def predict(
+        self, plan: MethodPlan, todo: pd.DataFrame, calibration: dict[str, Any] | None = None
+    ) -> Iterator[Labelled]:
+        """Every row at once, when the cluster is done. No prior is carried over (`calibration`): only
+        contextual calibration runs on Ray, from fixed inputs."""
         import ray.data
 
         ds = ray.data.from_pandas(todo[["id", "text"]].reset_index(drop=True))
-        done = run(lambda: label(ds, self.model, method, self.settings).to_pandas())
+        done = run(lambda: label(ds, self.model, plan, self.settings).to_pandas())
         self.where = (
             {"worker_device": done["device"].iloc[0], "worker_dtype": done["dtype"].iloc[0]} if len(done) else {}
         )
-        keep(done.to_dict("records"))
-        advance(len(done))
+        seconds = float(done["latency_ms"].sum()) / 1000 if len(done) else 0.0
+        yield Labelled(done.to_dict("records"), int(todo["text"].map(word_count).sum()), seconds)
 
     def peak_memory_bytes(self) -> int | None:
         return None

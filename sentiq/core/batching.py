@@ -6,19 +6,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Generic, TypeVar
 
 import torch
 
+from sentiq.core.stages import StageClock
 from sentiq.errors import ResourceError
 from sentiq.settings import TOKEN_BUDGETS
 
 log = logging.getLogger(__name__)
-OnBatch = Callable[[list[int], Any, float], None]  # (input indices done, their results, seconds) -> None
+R = TypeVar("R")
 SLACK = 0.1  # a full batch takes only texts within 10% of its longest
 STATS_KEPT = 10_000  # the latest batches' costs kept for benchmarks; a service runs for weeks
+
+
+@dataclass(frozen=True)
+class Done(Generic[R]):
+    """One finished batch: the input indices it held, what the work gave for them, and its seconds."""
+
+    indices: list[int]
+    result: R
+    seconds: float
 
 
 @dataclass
@@ -73,9 +83,10 @@ def plan_batches(
 
 
 @dataclass
-class Batcher:
-    """Runs work over token-budget batches. A GPU memory error halves the budget for the rest of that
-    call only: the next call (the next method of a run, say) starts from the full budget again."""
+class BatchPlanner:
+    """Runs work over token-budget batches, yielding each as it finishes. A GPU memory error halves the
+    budget for the rest of that call only: the next call (the next method of a run, say) starts from the
+    full budget again."""
 
     max_tokens: int
     max_rows: int | None = None
@@ -83,24 +94,27 @@ class Batcher:
     fill: int = 0  # see default_fill
     sync: Callable[[], None] = lambda: None  # wait for the device, so clocks measure finished work
     free_memory: Callable[[], None] = lambda: None
+    clock: StageClock = field(default_factory=StageClock)
     stats: deque[BatchStat] = field(default_factory=lambda: deque(maxlen=STATS_KEPT))  # the latest batches
 
     def run(
-        self,
-        lengths: list[int],
-        work: Callable[[list[int]], Any],
-        on_batch: OnBatch | None = None,
-        rows_per_item: int = 1,
-        shared: int = 0,
-    ) -> None:
+        self, lengths: list[int], work: Callable[[list[int]], R], rows_per_item: int = 1, shared: int = 0
+    ) -> Iterator[Done[R]]:
         budget = self.max_tokens
         pending = list(range(len(lengths)))
         while pending:
             rows = None if self.max_rows is None else max(1, self.max_rows // rows_per_item)
             per_item, fill = max(1, budget // rows_per_item), self.fill // rows_per_item
-            plan = plan_batches([lengths[i] for i in pending], per_item, rows, self.slack, shared, fill)
-            done: set[int] = set()
-            failed = self._run_plan([[pending[j] for j in b] for b in plan], lengths, work, on_batch, done)
+            with self.clock.stage("plan"):
+                plan = plan_batches([lengths[i] for i in pending], per_item, rows, self.slack, shared, fill)
+            failed, finished = None, set()
+            for idx in ([pending[j] for j in b] for b in plan):
+                done = self._run_one(idx, lengths, work)
+                if done is None:
+                    failed = idx
+                    break
+                finished.update(idx)
+                yield done
             if failed is None:
                 return
             # Out of the except block, the failed batch's tensors are unreferenced and can be freed.
@@ -116,29 +130,18 @@ class Batcher:
                 len(failed),
                 budget,
             )
-            pending = [i for i in pending if i not in done]
+            pending = [i for i in pending if i not in finished]
 
-    def _run_plan(
-        self,
-        batches: list[list[int]],
-        lengths: list[int],
-        work: Callable[[list[int]], Any],
-        on_batch: OnBatch | None,
-        done: set[int],
-    ) -> list[int] | None:
-        """Run the batches in order, adding each finished one to `done`; the batch that ran out of
-        memory, or None when all ran."""
-        for idx in batches:
-            start = time.perf_counter()
-            try:
+    def _run_one(self, idx: list[int], lengths: list[int], work: Callable[[list[int]], R]) -> Done[R] | None:
+        """One batch, timed; None when it ran out of memory."""
+        start = time.perf_counter()
+        try:
+            with self.clock.stage("forward"):
                 result = work(idx)
-            except torch.OutOfMemoryError:
-                return idx
-            self.sync()
-            seconds = time.perf_counter() - start
-            longest = max(lengths[i] for i in idx)
-            self.stats.append(BatchStat(len(idx), sum(lengths[i] for i in idx), longest * len(idx), seconds))
-            done.update(idx)
-            if on_batch is not None:
-                on_batch(idx, result, seconds)
-        return None
+                self.sync()
+        except torch.OutOfMemoryError:
+            return None
+        seconds = time.perf_counter() - start
+        longest = max(lengths[i] for i in idx)
+        self.stats.append(BatchStat(len(idx), sum(lengths[i] for i in idx), longest * len(idx), seconds))
+        return Done(idx, result, seconds)

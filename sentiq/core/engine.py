@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from sentiq.core.batching import Batcher, OnBatch, default_fill, default_token_budget
+from sentiq.core.batching import BatchPlanner, Done, default_fill, default_token_budget
 from sentiq.core.decoding import Sampling, decode, mix_first
 from sentiq.core.models import LoadedModel, load_model
+from sentiq.core.stages import StageClock
 from sentiq.errors import ResourceError
 from sentiq.settings import ModelSettings
 
@@ -54,12 +55,14 @@ class Engine:
         self.device = self.lm.device
         kind = self.device.type
         budget = self.max_batch_tokens or default_token_budget(kind)
-        self.batcher = Batcher(
+        self.clock = StageClock()  # host seconds per stage, for benchmarks
+        self.planner = BatchPlanner(
             max_tokens=budget,
             max_rows=self.max_batch_rows,
             fill=default_fill(kind, budget),
             sync=self._sync,
             free_memory=self._free_memory,
+            clock=self.clock,
         )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_ids = self.lm.stop_ids()
@@ -67,14 +70,17 @@ class Engine:
 
     # -- tokens ------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        with self.clock.stage("tokenize"):
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of many texts in one call: a fast tokenizer encodes them in parallel."""
-        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
+        with self.clock.stage("tokenize"):
+            return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+        with self.clock.stage("tokenize"):
+            return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def splits_exactly(self, prefix: str, bodies: Sequence[str], name: str = "the prompt") -> bool:
         """True when encoding prefix and body apart gives the tokens of the whole prompt, as with
@@ -90,34 +96,69 @@ class Engine:
         return exact
 
     # -- public API --------------------------------------------------------------------------------
-    def score(
+    def score_batches(
         self,
         prefix: Sequence[int],
         bodies: Sequence[Sequence[int]],
         labels: Sequence[Sequence[int]],
-        on_batch: OnBatch | None = None,
         firsts: Sequence[int] = (),
-    ) -> np.ndarray:
-        """log P(label | prefix + body) for every body and label: an array of shape (texts, labels),
-        then one column per token of `firsts`, its log-probability as the first token after the body
-        (what a generated answer would start with), read off the same pass.
+    ) -> Iterator[Done[np.ndarray]]:
+        """log P(label | prefix + body) for every body and label, a batch at a time as each finishes:
+        rows of shape (labels,) for the batch's bodies, then one column per token of `firsts`, its
+        log-probability as the first token after the body (what a generated answer would start with),
+        read off the same pass.
 
         One forward pass per text when every label is a single token; otherwise one row per
         (text, label) pair, each label's tokens appended to the body and scored in that same pass.
         """
         single = all(len(lab) == 1 for lab in labels)
         extra = 0 if single else max(len(lab) for lab in labels)
-        out = np.zeros((len(bodies), len(labels) + len(firsts)), dtype=np.float64)
 
         def work(idx: list[int]) -> np.ndarray:
             rows = [bodies[i] for i in idx]
-            out[idx] = self._score_batch(prefix, rows, labels, single, firsts).cpu().numpy()
-            return out[idx]
+            return self._score_batch(prefix, rows, labels, single, firsts).cpu().double().numpy()
 
         self._prefix_kv(prefix)
         lengths = [len(b) + extra for b in bodies]
-        self.batcher.run(lengths, work, on_batch, rows_per_item=1 if single else len(labels), shared=len(prefix))
+        yield from self.planner.run(lengths, work, rows_per_item=1 if single else len(labels), shared=len(prefix))
+
+    def score(
+        self,
+        prefix: Sequence[int],
+        bodies: Sequence[Sequence[int]],
+        labels: Sequence[Sequence[int]],
+        firsts: Sequence[int] = (),
+    ) -> np.ndarray:
+        """score_batches gathered in input order: (texts, labels + firsts)."""
+        out = np.zeros((len(bodies), len(labels) + len(firsts)), dtype=np.float64)
+        for done in self.score_batches(prefix, bodies, labels, firsts):
+            out[done.indices] = done.result
         return out
+
+    def generate_batches(
+        self,
+        prefix: Sequence[int],
+        bodies: Sequence[Sequence[int]],
+        samplings: Sequence[Sampling],
+        seeds: Sequence[int] | None = None,
+        first_mix: tuple[list[int], np.ndarray] | None = None,
+    ) -> Iterator[Done[list[list[list[str]]]]]:
+        """For each decoding setting, `num_samples` answers per body, a batch at a time:
+        result[setting][body of the batch][sample]. Every setting decodes from the same encoded prompt,
+        so a grid of settings costs one prompt pass. `seeds` (one per body) make sampled answers
+        independent of how texts were batched. `first_mix` (label tokens, their log-probabilities per
+        body from another view) is averaged into the first step (see mix_first)."""
+        seeds = list(seeds) if seeds is not None else list(range(len(bodies)))
+
+        def work(idx: list[int]) -> list[list[list[str]]]:
+            mix = (first_mix[0], torch.as_tensor(first_mix[1][idx])) if first_mix is not None else None
+            return self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx], mix)
+
+        self._prefix_kv(prefix)
+        longest_answer = max(s.max_new_tokens for s in samplings)
+        lengths = [len(b) + longest_answer for b in bodies]
+        samples = max(s.num_samples for s in samplings)
+        yield from self.planner.run(lengths, work, rows_per_item=samples, shared=len(prefix))
 
     def generate(
         self,
@@ -125,30 +166,14 @@ class Engine:
         bodies: Sequence[Sequence[int]],
         samplings: Sequence[Sampling],
         seeds: Sequence[int] | None = None,
-        on_batch: OnBatch | None = None,
         first_mix: tuple[list[int], np.ndarray] | None = None,
     ) -> list[list[list[str]]]:
-        """For each decoding setting, `num_samples` answers per body, in input order:
-        result[setting][text][sample]. Every setting decodes from the same encoded prompt, so a grid
-        of settings costs one prompt pass. `seeds` (one per body) make sampled answers independent
-        of how texts were batched. `first_mix` (label tokens, their log-probabilities per body from
-        another view) is averaged into the first step (see mix_first)."""
+        """generate_batches gathered in input order: result[setting][text][sample]."""
         answers: list[list[list[str]]] = [[[] for _ in bodies] for _ in samplings]
-        seeds = list(seeds) if seeds is not None else list(range(len(bodies)))
-
-        def work(idx: list[int]) -> list[list[list[str]]]:
-            mix = (first_mix[0], torch.as_tensor(first_mix[1][idx])) if first_mix is not None else None
-            got = self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx], mix)
-            for per_setting, batch_answers in zip(answers, got):
-                for i, texts in zip(idx, batch_answers):
+        for done in self.generate_batches(prefix, bodies, samplings, seeds, first_mix):
+            for per_setting, got in zip(answers, done.result):
+                for i, texts in zip(done.indices, got):
                     per_setting[i] = texts
-            return got
-
-        self._prefix_kv(prefix)
-        longest_answer = max(s.max_new_tokens for s in samplings)
-        lengths = [len(b) + longest_answer for b in bodies]
-        samples = max(s.num_samples for s in samplings)
-        self.batcher.run(lengths, work, on_batch, rows_per_item=samples, shared=len(prefix))
         return answers
 
     def warm_up(self, prefix: Sequence[int]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from sentiq.methods.prompts import CONTENT_FREE
+from sentiq.predictions import Prediction, top_label
 from sentiq.text import LABELS, plural
 
 DOMAIN_INPUTS = 20  # random in-domain texts for domain-context calibration (as Fei et al. 2023)
@@ -41,6 +42,18 @@ def domain_inputs(texts: Sequence[str], seed: int) -> list[str]:
     length = max(1, min(DOMAIN_MAX_WORDS, round(len(words) / max(1, len(texts)))))
     rng = np.random.default_rng(seed)
     return [" ".join(rng.choice(words, size=length)) for _ in range(DOMAIN_INPUTS)]
+
+
+def calibrated_predictions(logp: np.ndarray, prior: np.ndarray | None, labels: Sequence[str]) -> list[Prediction]:
+    """Predictions from label log-probabilities (texts, labels), the prior divided out when there is
+    one (then the probabilities before it are kept beside them). An exact tie at the top is invalid."""
+    raw = softmax(logp)
+    probs = softmax(logp - np.log(prior)) if prior is not None else raw
+    predictions = []
+    for p, r in zip(probs, raw):
+        label, tie = top_label(p, labels)
+        predictions.append(Prediction.of(label, p, labels, r if prior is not None else None, answer=tie))
+    return predictions
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:

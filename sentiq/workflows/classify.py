@@ -13,14 +13,15 @@ from typing import Any
 
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import resolve_source
+from sentiq.core.stages import StageClock
 from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
 from sentiq.io.files import same_or_inside
 from sentiq.io.sinks import Sink
 from sentiq.io.sources import TextSource, in_memory, open_source
 from sentiq.methods.calibration import prior_from_record
-from sentiq.methods.classifier import Classifier, label_set
-from sentiq.methods.prompts import load_prompts
-from sentiq.predictions import Prediction, output_fields, output_row
+from sentiq.methods.plan import plan_method
+from sentiq.methods.runner import Batch, MethodRunner, make_runner
+from sentiq.predictions import output_fields, output_row
 from sentiq.progress import Advance
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 from sentiq.text import clean_text, word_count
@@ -64,25 +65,18 @@ def classify(
     method: MethodConfig,
     start_task: Callable[[str, int | None], Advance],
     emit: Emit | None = None,
-    tuned_in: Path | None = None,
     engine: Engine | None = None,
 ) -> Summary:
     """Label every non-empty text; rows go to --output and to `emit` as each batch is done. `engine`: a
     model already loaded (as evaluate takes one), else `model` is loaded."""
-    from sentiq.io.datasets import pool_for
-    from sentiq.workflows.tuning.choices import apply_tuned
-
-    if tuned_in is not None:
-        (method,) = apply_tuned([method], model.model, tuned_in)
-    prompts = load_prompts(method.prompt)  # a broken prompt file fails before the model loads
-    labels = label_set(prompts)
     if method.demos is not None and source.origin is not None and same_or_inside(Path(method.demos), source.origin):
         raise OptionError(
             f"--demos {method.demos} holds texts being classified (--input {source.origin}): "
             "draw demonstrations from other texts"
         )
-    names = kept_names(source.keep, source.text_column, labels)
-    columns = output_columns(names, labels, method)
+    plan = plan_method(method)  # a broken prompt file fails before the model loads
+    names = kept_names(source.keep, source.text_column, plan.labels)
+    columns = output_columns(names, plan.labels, method)
     if (settings.resume or settings.overwrite) and settings.output is None:
         flag = "--resume continues" if settings.resume else "--overwrite replaces"
         raise OptionError(f"{flag} an --output file: give --output")
@@ -91,19 +85,14 @@ def classify(
         refuse_input_as_output(source.origin, settings.output)
         sink = Sink(settings.output, columns, settings.resume, settings.overwrite)
     summary = Summary(output=settings.output, tuned=method.tuned_from)
-    clf = Classifier(
-        engine or load_engine(model),
-        method,
-        pool=pool_for(method, labels),
-        prompts=prompts,
-        **_calibration_kept(settings, method, summary),
-    )
-    clf.warm_up()
+    summary.calibration = _calibration_kept(settings, method)
+    prior = prior_from_record(summary.calibration) if summary.calibration else None
+    runner = make_runner(engine or load_engine(model), plan, prior)
     advance = start_task(f"classify · {method.method}", source.total)
     try:
         with _heap_frozen():
-            for chunk in source.chunks(settings.chunk_size):
-                _classify_chunk(chunk, source, names, clf, sink, emit, advance, summary)
+            for chunk in _timed(source.chunks(settings.chunk_size), runner.engine.clock):
+                _classify_chunk(chunk, source, names, runner, sink, emit, advance, summary)
                 _release_memory()
     except KeyboardInterrupt:
         raise Interrupted(
@@ -117,6 +106,16 @@ def classify(
     if not summary.texts and not summary.skipped:
         raise DataError(f"nothing to classify: every text is empty ({listed(summary.empty)})")
     return summary
+
+
+def _timed(chunks: Iterator[Any], clock: StageClock) -> Iterator[Any]:
+    """The chunks, the time spent reading each counted as the `read` stage."""
+    while True:
+        with clock.stage("read"):
+            chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _close_for_resume(sink: Sink | None) -> str:
@@ -140,7 +139,7 @@ def _classify_chunk(
     chunk: Any,
     source: TextSource,
     names: dict[str, str],
-    clf: Classifier,
+    runner: MethodRunner,
     sink: Sink | None,
     emit: Emit | None,
     advance: Advance,
@@ -160,49 +159,55 @@ def _classify_chunk(
     records = chunk[["id", *names]].rename(columns=names).to_dict("records")
     texts = list(chunk["text"])
     labelled: list[dict[str, Any] | None] = [None] * len(texts)
-    answers = not clf.config.scores_labels
-
-    def on_done(idx: list[int], preds: list[Prediction], seconds: float) -> None:
-        for i, p in zip(idx, preds):
-            labelled[i] = {**records[i], **output_row(p, clf.labels, answers)}
-        words = sum(word_count(texts[i]) for i in idx)
-        summary.texts += len(idx)
-        summary.words += words
-        summary.seconds += seconds
-        summary.truncated += sum(p.truncated for p in preds)
-        advance(len(idx), words, seconds)
-
+    answers = not runner.config.scores_labels
     try:
-        if texts:
-            clf.predict(texts, on_done)
+        for batch in runner.predict_batches(texts) if texts else ():
+            for i, p in zip(batch.indices, batch.predictions):
+                labelled[i] = {**records[i], **output_row(p, runner.labels, answers)}
+            _count(batch, texts, summary, advance)
+            if batch.calibration is not None:
+                _keep_calibration(batch.calibration, summary)
     finally:  # the chunk's rows in input order (batches run longest first); an interrupted chunk keeps its done rows
         rows = [row for row in labelled if row is not None]
-        if sink is not None:
-            sink.write(rows)
-        if emit is not None and rows:
-            emit(rows)
+        with runner.engine.clock.stage("write"):
+            if sink is not None:
+                sink.write(rows)
+            if emit is not None and rows:
+                emit(rows)
 
 
-def _calibration_kept(settings: ClassifySettings, method: MethodConfig, summary: Summary) -> dict[str, Any]:
+def _count(batch: Batch, texts: list[str], summary: Summary, advance: Advance) -> None:
+    words = sum(word_count(texts[i]) for i in batch.indices)
+    summary.texts += len(batch.indices)
+    summary.words += words
+    summary.seconds += batch.seconds
+    summary.truncated += sum(p.truncated for p in batch.predictions)
+    advance(len(batch.indices), words, batch.seconds)
+
+
+def _keep_calibration(calibration: dict[str, Any], summary: Summary) -> None:
     """The prior goes into the summary and, beside --output, into OUTPUT.calibration.json, so that a
     resumed run divides out the prior it began with (batch calibration estimates it on the first chunk)."""
-    import json
-
     from sentiq.io.files import write_json
 
-    output = settings.output
-    record = output.with_name(output.name + ".calibration.json") if output is not None else None
+    summary.calibration = calibration
+    if summary.output is not None:
+        write_json(calibration_path(summary.output), calibration)
 
-    def on_prior(calibration: dict[str, Any]) -> None:
-        summary.calibration = calibration
-        if record is not None:
-            write_json(record, calibration)
 
-    kept = json.loads(record.read_text()) if settings.resume and record is not None and record.is_file() else None
-    if kept is None or kept.get("mode") != method.calibrate:
-        return {"on_prior": on_prior}
-    summary.calibration = kept
-    return {"prior": prior_from_record(kept), "on_prior": on_prior}
+def calibration_path(output: Path) -> Path:
+    return output.with_name(output.name + ".calibration.json")
+
+
+def _calibration_kept(settings: ClassifySettings, method: MethodConfig) -> dict[str, Any] | None:
+    """The calibration a resumed output began with, when it calibrated as this run does."""
+    import json
+
+    if not settings.resume or settings.output is None:
+        return None
+    record = calibration_path(settings.output)
+    kept = json.loads(record.read_text()) if record.is_file() else None
+    return kept if kept is not None and kept.get("mode") == method.calibrate else None
 
 
 @contextlib.contextmanager
@@ -258,11 +263,9 @@ def classify_on_ray(
     model: ModelSettings,
     method: MethodConfig,
     scale: RaySettings,
-    tuned_in: Path | None = None,
 ) -> Summary:
     """--input labelled into --output on a Ray cluster; Ray Data retries what a dead worker left."""
     from sentiq.backends import ray as ray_backend
-    from sentiq.workflows.tuning.choices import apply_tuned
 
     if input_path is None or settings.output is None:
         raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")
@@ -273,19 +276,17 @@ def classify_on_ray(
     output = settings.output.expanduser()
     if output.exists() and (output.is_file() or any(output.iterdir())) and not settings.overwrite:
         raise DataError(f"{output} already holds labels: add --overwrite to replace them")
-    if tuned_in is not None:
-        (method,) = apply_tuned([method], model.model, tuned_in)
     text_name = settings.text_column or "text"
     keep = tuple(dict.fromkeys("text" if c == text_name else c for c in settings.keep() if c != "id"))
-    labels = label_set(load_prompts(method.prompt))
-    names = kept_names(keep, text_name, labels)
+    plan = plan_method(method)
+    names = kept_names(keep, text_name, plan.labels)
     resolve_source(model.model)  # a model that is nowhere fails here, not on every worker
     ray_backend.connect(scale)
     ds = ray_backend.read(str(input_path), settings.text_column, keep, names)
-    labelled = ray_backend.label(ds, model, method, scale)
+    labelled = ray_backend.label(ds, model, plan, scale)
     if "text" in names and names["text"] != "text":
         labelled = labelled.rename_columns({"text": names["text"]})
-    columns = output_columns(names, labels, method)
+    columns = output_columns(names, plan.labels, method)
     try:
         written = ray_backend.run(lambda: ray_backend.write(labelled, output, columns, settings.overwrite))
     except KeyboardInterrupt:

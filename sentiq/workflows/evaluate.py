@@ -18,12 +18,10 @@ from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine, resolve_source
 from sentiq.errors import DataError, Interrupted, OptionError, RunError
-from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, pool_for, texts_used
+from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, texts_used
 from sentiq.io.files import same_or_inside
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, recorded_config, run_path, safe_name
-from sentiq.methods.classifier import label_set
-from sentiq.methods.demonstrations import draw_demonstrations
-from sentiq.methods.prompts import load_prompts
+from sentiq.methods.plan import MethodPlan, plan_method
 from sentiq.predictions import RUN_FIELDS, run_fields, run_row
 from sentiq.progress import StartTask, no_progress
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings
@@ -81,8 +79,9 @@ def evaluate(
 ) -> list[RunResult]:
     """Run each method on one balanced sample; with settings.output_dir, each method gets its own run
     folder there. `engine`: a model already loaded."""
-    labels = run_labels(settings.methods)
     refuse_demos_of_the_data(settings.data, settings.methods)
+    plans = [plan_method(m) for m in settings.methods]  # each prompt file read, demonstrations drawn, once
+    labels = run_labels(plans)
     labelled, left_out = _leave_out_tuning(load_labelled(settings.data, labels), settings.methods)
     empty = labelled["text"].map(lambda t: not clean_text(t))
     if empty.all():
@@ -100,12 +99,13 @@ def evaluate(
             check_run_id(settings.output_dir, run_id, settings.resume)
     predictor = _predictor(settings, engine)
     results = []
-    for method in settings.methods:
-        config = run_config(settings, method, predictor.describe(), run_ids[method.method], sample, int(empty.sum()))
+    for plan in plans:
+        method = plan.config
+        config = run_config(settings, plan, predictor.describe(), run_ids[method.method], sample, int(empty.sum()))
         if method.tuned_on:
             config["tuning_texts_left_out"] = left_out
         try:
-            results.append(_evaluate_one(settings, method, sample, predictor, config, start_task))
+            results.append(_evaluate_one(settings, plan, sample, predictor, config, start_task))
         except KeyboardInterrupt:
             if settings.output_dir is None:
                 raise Interrupted("interrupted; nothing was kept (give an output folder to keep predictions)") from None
@@ -137,10 +137,10 @@ def refuse_demos_of_the_data(spec: DataSpec, methods: list[MethodConfig]) -> Non
             )
 
 
-def run_labels(methods: list[MethodConfig]) -> tuple[str, ...]:
+def run_labels(plans: list[MethodPlan]) -> tuple[str, ...]:
     """The label set every method's prompts share (checked before the model loads, as is a broken prompt
     file): one sample is measured in one label set."""
-    found = {label_set(load_prompts(m.prompt)) for m in methods}
+    found = {p.labels for p in plans}
     if len(found) > 1:
         sets = "; ".join(", ".join(labels) for labels in sorted(found))
         raise OptionError(f"the methods' prompts have different label sets ({sets}): evaluate them apart")
@@ -203,12 +203,13 @@ def run_ids_for(settings: EvalSettings) -> tuple[str, dict[str, str]]:
 
 def _evaluate_one(
     settings: EvalSettings,
-    method: MethodConfig,
+    plan: MethodPlan,
     sample: pd.DataFrame,
     predictor: Predictor,
     config: dict[str, Any],
     start_task: StartTask,
 ) -> RunResult:
+    method = plan.config
     if settings.output_dir is None:
         run: Run | MemoryRun = MemoryRun(config["run_id"], config)
     else:
@@ -223,18 +224,18 @@ def _evaluate_one(
         advance = start_task(f"{method.method} · {config['model_label']}", len(sample))  # cut from the right
         advance(len(sample) - len(todo))
 
-        labels = tuple(config["labels"])
-
-        def keep(rows: list[dict[str, Any]]) -> None:
-            run.append(run_row(r, gold[r["id"]], labels) for r in rows)
-            seconds = sum(float(r["latency_ms"]) for r in rows) / 1000
-            run.log(f"batch texts={len(rows)} tokens={sum(r['tokens'] for r in rows)} seconds={seconds:.4f}")
-
         start = time.perf_counter()
-        predictor.predict(method, todo, keep, advance, run)
+        for done in predictor.predict(plan, todo, run.config.get("calibration")):
+            if done.calibration is not None:  # kept, so that a resumed run calibrates as it began
+                run.record(calibration=done.calibration)
+                run.log(f"calibration {done.calibration}")
+            run.append(run_row(r, gold[r["id"]], plan.labels) for r in done.rows)
+            tokens = sum(r["tokens"] for r in done.rows)
+            run.log(f"batch texts={len(done.rows)} tokens={tokens} seconds={done.seconds:.4f}")
+            advance(len(done.rows), done.words, done.seconds)
         run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(todo)}")
-        rows = run.predictions(list(sample["id"]), run_fields(labels))
-        q, s, metrics = summarise(rows, labels, bool(config.get("ordered")))
+        rows = run.predictions(list(sample["id"]), run_fields(plan.labels))
+        q, s, metrics = summarise(rows, plan.labels, bool(config.get("ordered")))
         if metrics["truncated"]:
             run.log(
                 f"truncated {metrics['truncated']} texts longer than {method.max_tokens} tokens (their middle left out)"
@@ -274,7 +275,7 @@ def _write_artifacts(
 
 def run_config(
     settings: EvalSettings,
-    method: MethodConfig,
+    plan: MethodPlan,
     where: dict[str, Any],
     run_id: str,
     sample: pd.DataFrame,
@@ -287,7 +288,7 @@ def run_config(
     import torch
     import transformers
 
-    prompts = load_prompts(method.prompt)
+    method = plan.config
     return {
         "run_id": run_id,
         "sentiq_version": __version__,
@@ -297,10 +298,7 @@ def run_config(
         "method_title": method.title(),
         "method_settings": method.relevant(),
         **({"tuned": method.tuned_from} if method.tuned_from else {}),
-        "prompts": [p.record() for p in prompts],
-        "labels": list(label_set(prompts)),
-        **({"ordered": True} if prompts[0].ordered else {}),
-        **demonstrations(method),
+        **plan.record(),
         "dataset": asdict(settings.data),
         "n": len(sample),
         "sample_seed": settings.seed,
@@ -322,12 +320,3 @@ def sample_digest(sample: pd.DataFrame) -> str:
     path, or drawn again with the same seed, have the same digest."""
     pairs = sorted(zip(sample["id"].astype(str), sample["label"].astype(str)))
     return hashlib.sha256(json.dumps(pairs).encode("utf-8")).hexdigest()[:16]
-
-
-def demonstrations(method: MethodConfig) -> dict[str, Any]:
-    """k-shot's demonstrations, as shown: which texts were drawn is part of what a run measured."""
-    if method.method != "k-shot":
-        return {}
-    labels = run_labels([method])
-    drawn = draw_demonstrations(pool_for(method, labels), method.k, method.demo_draw, labels)
-    return {"demonstrations": [{"label": label, "text": text} for text, label in drawn]}

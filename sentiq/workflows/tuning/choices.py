@@ -97,7 +97,7 @@ def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Pat
     is one; methods that generate the choice made by their first answer token, where the search made one);
     sampling also with the temperature and top-k tune-sampling chose. Each method also names the texts
     those searches scored, which evaluation leaves out."""
-    from sentiq.methods.classifier import label_set
+    from sentiq.methods.plan import label_set
     from sentiq.methods.prompts import load_prompts
 
     tuned = []

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from sentiq.methods.grids import scores_and_answers
+from sentiq.methods.plan import plan_method
+from sentiq.methods.runner import MethodRunner, make_runner
 from sentiq.predictions import INVALID
 from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
 from sentiq.text import word_count
@@ -139,15 +141,12 @@ def _search(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """With one set of demonstrations (or none): every prompt scored once, then the grid of its cells and
     of small ensembles by label scores, and the grid of the answerable prompts' cells by first answers."""
-    from sentiq.methods.classifier import Classifier
-
     scored: dict[str, dict[str, np.ndarray]] = {}
     answers: dict[str, dict[str, Any]] = {}  # per prompt: first-answer-token log-probabilities, their labels
     for prompt in prompts:
-        clf = Classifier(engine, replace(base, prompt=prompt.spec), pool=pool, prompts=[prompt])
-        clf.warm_up()
-        scored[prompt.ref], answer = read_views(clf, inputs, ends, advance)
-        if clf.bound[0].answerable:  # generation refuses the others
+        runner = make_runner(engine, plan_method(replace(base, prompt=prompt.spec), [prompt], pool))
+        scored[prompt.ref], answer = read_views(runner, inputs, ends, advance)
+        if runner.bound[0].answerable:  # generation refuses the others
             answers[prompt.ref] = answer
     tails = (0, settings.tail) if settings.tail else (0,)
     cells = [(cal, tail) for tail in tails for cal in CALIBRATIONS]
@@ -166,15 +165,18 @@ def _search(
 
 
 def read_views(
-    clf: Any, inputs: dict[str, list[str]], ends: dict[str, tuple[list[int], list[str]]], advance: Any = None
+    runner: MethodRunner,
+    inputs: dict[str, list[str]],
+    ends: dict[str, tuple[list[int], list[str]]],
+    advance: Any = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One prompt's label scores and first-answer-token log-probabilities for every kind of input, and
     with `ends` for each input's ending too ('KIND@tail'; an input no longer than it is its own)."""
     scores: dict[str, np.ndarray] = {}
     answers: dict[str, Any] = {}
     for kind, xs in inputs.items():
-        shown = (lambda idx, rows, s: advance(len(idx))) if kind == "texts" and advance else None
-        scores[kind], answers[kind], answers["names"] = scores_and_answers(clf, xs, on_batch=shown)
+        shown = advance if kind == "texts" and advance else (lambda n: None)
+        scores[kind], answers[kind], answers["names"] = scores_and_answers(runner, xs, shown)
         if kind in ends:
             which, last = ends[kind]
             ending, ending_first = scores[f"{kind}@tail"], answers[f"{kind}@tail"] = (
@@ -182,7 +184,7 @@ def read_views(
                 answers[kind].copy(),
             )
             if which:
-                ending[which], ending_first[which], _ = scores_and_answers(clf, last, on_batch=shown)
+                ending[which], ending_first[which], _ = scores_and_answers(runner, last, shown)
     return scores, answers
 
 
@@ -276,8 +278,6 @@ def _row(name: str, calibrate: str, tail: int, answered: np.ndarray, gold: Gold)
 def _choice(row: pd.Series, specs: dict[str, str], base: MethodConfig) -> dict[str, Any]:
     """A chosen grid row as --tuned applies it: prompt, calibration, ending and, in a search with
     demonstrations, which set (with its texts, so the choice can be read)."""
-    from sentiq.workflows.evaluate import demonstrations
-
     choice = {
         "prompt": ",".join(specs[r] for r in str(row["prompt"]).split(",")),
         "prompt_names": str(row["prompt"]),
@@ -288,5 +288,6 @@ def _choice(row: pd.Series, specs: dict[str, str], base: MethodConfig) -> dict[s
     }
     if "demo_seed" in row:
         seed = int(row["demo_seed"])
-        choice |= {"demo_seed": seed, **demonstrations(replace(base, prompt=choice["prompt"], demo_seed=seed))}
+        plan = plan_method(replace(base, prompt=choice["prompt"], demo_seed=seed))
+        choice |= {"demo_seed": seed, "demonstrations": plan.record()["demonstrations"]}
     return choice

@@ -19,9 +19,10 @@ def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneRe
     Chosen by macro-F1, then fewer invalid answers, then accuracy."""
     from sentiq.core.engine import load_engine
     from sentiq.core.models import home_relative
-    from sentiq.methods.classifier import Classifier
     from sentiq.methods.grids import predict_grid
+    from sentiq.methods.plan import plan_method
     from sentiq.methods.prompts import load_prompts
+    from sentiq.methods.runner import make_runner
     from sentiq.workflows.metrics import quality
 
     prompts = load_prompts(settings.prompt) if settings.prompt else []
@@ -44,10 +45,9 @@ def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneRe
         )
         for t, k in cells
     ]
-    clf = Classifier(engine, configs[0], prompts=prompts)
-    clf.warm_up()
+    runner = make_runner(engine, plan_method(configs[0], prompts))
     advance = start_task(f"tuning {len(cells)} cells", len(split))
-    predictions = predict_grid(clf, list(split["text"]), configs, lambda idx: advance(len(idx)))
+    predictions = predict_grid(runner, list(split["text"]), configs, advance)
     gold = list(split["label"])
     rows = []
     for (t, k), preds in zip(cells, predictions):

@@ -1,0 +1,60 @@
+"""A method made ready before any model loads: its prompt files read once, their shared label set, and
+k-shot's demonstrations drawn once. Plain data: a run records it, and a Ray worker receives it and binds
+it to its own engine (runner.make_runner)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from sentiq.errors import OptionError
+from sentiq.io.datasets import pool_for
+from sentiq.methods.demonstrations import draw_demonstrations
+from sentiq.methods.prompts import Prompt, load_prompts
+from sentiq.settings import MethodConfig
+
+
+@dataclass(frozen=True)
+class MethodPlan:
+    config: MethodConfig
+    prompts: tuple[Prompt, ...]
+    labels: tuple[str, ...]  # the prompts' shared label set, in the order of their scores
+    demos: tuple[tuple[str, str], ...] = ()  # k-shot's (text, label) demonstrations, as shown
+
+    def record(self) -> dict[str, object]:
+        """What a run keeps of the plan: the prompts (content, not only names) and the demonstrations."""
+        shown = [{"label": label, "text": text} for text, label in self.demos]
+        return {
+            "prompts": [p.record() for p in self.prompts],
+            "labels": list(self.labels),
+            **({"ordered": True} if self.prompts[0].ordered else {}),
+            **({"demonstrations": shown} if self.config.method == "k-shot" else {}),
+        }
+
+
+def plan_method(
+    config: MethodConfig, prompts: Sequence[Prompt] | None = None, pool: pd.DataFrame | None = None
+) -> MethodPlan:
+    """The plan of `config`: its prompts (read here unless given) and, for k-shot, demonstrations drawn
+    from `pool` (by default --demos or the embedded pool, never the texts being classified)."""
+    prompts = list(prompts) if prompts else load_prompts(config.prompt)
+    labels = label_set(prompts)
+    if config.method != "k-shot":
+        return MethodPlan(config, tuple(prompts), labels)
+    pool = pool if pool is not None else pool_for(config, labels)
+    demos = draw_demonstrations(pool, config.k, config.demo_draw, labels)
+    return MethodPlan(config, tuple(prompts), labels, tuple(demos))
+
+
+def label_set(prompts: Sequence[Prompt]) -> tuple[str, ...]:
+    """The label set the prompts share: an ensemble averages or votes over the same labels."""
+    labels = prompts[0].labels
+    other = next((p for p in prompts if p.labels != labels), None)
+    if other is not None:
+        raise OptionError(
+            f"prompts '{prompts[0].ref}' and '{other.ref}' have other label sets ({', '.join(labels)} / "
+            f"{', '.join(other.labels)}): an ensemble needs one"
+        )
+    return labels

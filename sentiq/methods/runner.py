@@ -1,0 +1,207 @@
+"""The four classification methods run on an engine: texts in, a stream of finished batches out, each
+with its texts' predictions. Several prompts make an ensemble: scoring methods average their label
+log-probabilities, generation methods vote across them. Calibration divides a label prior out of the
+scores (calibration.calibrated_predictions); votes are counted by generation.vote: both pure functions of
+what the engine gave."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from sentiq.core.batching import Done
+from sentiq.core.engine import Engine
+from sentiq.methods.binding import Bound, check_first_tokens, first_tokens
+from sentiq.methods.calibration import (
+    calibrated_predictions,
+    calibration_record,
+    log_softmax,
+    prior_inputs,
+    softmax,
+)
+from sentiq.methods.generation import decoding, vote
+from sentiq.methods.plan import MethodPlan
+from sentiq.methods.texts import endings, prepare
+from sentiq.predictions import Prediction
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Texts whose predictions are done: their positions in the call's texts, their predictions, the
+    seconds their passes took and, on the first batch after a calibration prior was estimated, its
+    record (what the prior is and what it was estimated on)."""
+
+    indices: list[int]
+    predictions: list[Prediction]
+    seconds: float
+    calibration: dict[str, Any] | None = None
+
+
+class MethodRunner:
+    """A method's plan bound to an engine: its prompts rendered and their prefixes encoded once. `prior`
+    fixes the calibration prior (a resumed run's); otherwise it is estimated when first needed, kept for
+    later calls, and its record rides on the next batch. Made by make_runner."""
+
+    def __init__(self, engine: Engine, plan: MethodPlan, prior: np.ndarray | None = None) -> None:
+        self.engine, self.plan, self.prior = engine, plan, prior
+        self.config, self.labels = plan.config, plan.labels
+        self.bound = [Bound.bind(engine, p, plan.demos) for p in plan.prompts]
+        if not self.config.scores_labels:
+            for b in self.bound:
+                check_first_tokens(b, engine)
+
+    def predict_batches(self, texts: Sequence[str]) -> Iterator[Batch]:
+        """Every text's prediction, a batch at a time as its passes finish (longest texts first)."""
+        fitted = prepare(self.engine, texts, self.config.max_tokens)
+        cleaned = [t for t, _ in fitted]
+        tokens = np.zeros(len(texts), dtype=np.int64)
+        made = self._scored(cleaned, tokens) if self.config.scores_labels else self._generated(cleaned, tokens)
+        for batch in made:
+            with self.engine.clock.stage("post-process"):
+                done = [
+                    replace(p, tokens=int(tokens[i]), truncated=fitted[i][1])
+                    for i, p in zip(batch.indices, batch.predictions)
+                ]
+            yield replace(batch, predictions=done)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """predict_batches gathered in the texts' order."""
+        out: list[Prediction | None] = [None] * len(texts)
+        for batch in self.predict_batches(texts):
+            for i, p in zip(batch.indices, batch.predictions):
+                out[i] = p
+        return [p for p in out if p is not None]
+
+    def label_logprob_batches(self, texts: Sequence[str], tokens: np.ndarray | None = None) -> Iterator[Done]:
+        """log P(label | prompt, text), normalised over the labels and averaged over the prompts and, with
+        `tail`, over each text and its ending: rows (labels,) a batch at a time, as the last pass (the
+        whole texts, last prompt), which covers every text, finishes each. `tokens` counts each text's."""
+        total = np.zeros((len(texts), len(self.labels)))
+        members = np.zeros(len(texts))
+        seconds = np.zeros(len(texts))
+        whole = (list(range(len(texts))), list(texts))
+        views = [endings(texts, self.config.tail)] if self.config.tail else []
+        passes = [(b, view) for view in [*views, whole] for b in self.bound]
+        for j, (b, (which, inputs)) in enumerate(passes):
+            bodies = b.bodies(self.engine, inputs)
+            if tokens is not None:
+                np.add.at(tokens, which, [len(x) for x in bodies])
+            for done in self.engine.score_batches(b.prefix, bodies, b.label_ids):
+                idx = [which[r] for r in done.indices]
+                total[idx] += log_softmax(done.result)
+                members[idx] += 1
+                seconds[idx] += done.seconds / max(1, len(idx))
+                if j == len(passes) - 1:
+                    yield Done(idx, total[idx] / members[idx, None], float(seconds[idx].sum()))
+
+    def label_logprobs(self, texts: Sequence[str], tokens: np.ndarray | None = None) -> np.ndarray:
+        """label_logprob_batches gathered: (texts, labels)."""
+        out = np.zeros((len(texts), len(self.labels)))
+        for done in self.label_logprob_batches(texts, tokens):
+            out[done.indices] = done.result
+        return out
+
+    def _scored(self, texts: list[str], tokens: np.ndarray) -> Iterator[Batch]:
+        record = None
+        if self.prior is None and self.config.calibrated:
+            inputs, where = prior_inputs(self.config.calibrate, texts, self.config.seed)
+            if self.config.calibrate == "batch":  # the prior is these texts' own mean: their labels wait for it
+                done = list(self.label_logprob_batches(texts, tokens))
+                logp = np.zeros((len(texts), len(self.labels)))
+                for d in done:
+                    logp[d.indices] = d.result
+                record = self._estimated(softmax(logp).mean(axis=0), where)
+                everything = list(range(len(texts)))
+                yield Batch(everything, self._predictions(logp), sum(d.seconds for d in done), record)
+                return
+            record = self._estimated(softmax(self.label_logprobs(inputs)).mean(axis=0), where)
+        for done in self.label_logprob_batches(texts, tokens):
+            yield Batch(done.indices, self._predictions(done.result), done.seconds, record)
+            record = None
+
+    def _predictions(self, logp: np.ndarray) -> list[Prediction]:
+        prior = self.prior if self.config.calibrated else None
+        return calibrated_predictions(logp, prior, self.labels)
+
+    def _estimated(self, prior: np.ndarray, where: str) -> dict[str, Any]:
+        """Keep a prior estimated now for later calls; its record."""
+        self.prior = prior
+        return calibration_record(self.config.calibrate, prior, where, self.labels)
+
+    # -- generation --------------------------------------------------------------------------------
+
+    def _generated(self, texts: list[str], tokens: np.ndarray) -> Iterator[Batch]:
+        """Each prompt answers every text; the answers of all prompts (and samples) vote. With `tail`,
+        the first tokens of the label words get, at the first step, the mean of the log-odds the whole
+        text and its ending give them, as scoring averages the two views. Calibrated, each prompt's prior
+        over those tokens is then divided out of the first step."""
+        ends = [self._ending_first_tokens(b, texts, tokens) if self.config.tail else None for b in self.bound]
+        record = None
+        if self.config.calibrated and self.prior is None:
+            record = self._first_token_priors(texts, ends)
+        priors = self._first_step_priors() if self.config.calibrated else [()] * len(self.bound)
+        answers: list[list[tuple[str, str | None]]] = [[] for _ in texts]
+        seconds = np.zeros(len(texts))
+        for j, b in enumerate(self.bound):
+            bodies = b.bodies(self.engine, texts)
+            tokens += [len(x) for x in bodies]
+            mix = (b.first_ids, ends[j]) if ends[j] is not None else None
+            sampling = decoding(self.config, priors[j])
+            for done in self.engine.generate_batches(b.prefix, bodies, [sampling], self.seeds(texts), mix):
+                idx = done.indices
+                seconds[idx] += done.seconds / max(1, len(idx))
+                for i, per_text in zip(idx, done.result[0]):
+                    answers[i] += [(a, b.prompt.parse(a)) for a in per_text]
+                if j == len(self.bound) - 1:
+                    yield Batch(idx, [vote(answers[i], self.labels) for i in idx], float(seconds[idx].sum()), record)
+                    record = None
+
+    def _ending_first_tokens(self, b: Bound, texts: Sequence[str], tokens: np.ndarray | None = None) -> np.ndarray:
+        """log P(first token of each label word | prompt, the text's last `tail` words), normalised over
+        the labels: (texts, labels), NaN for texts no longer than that."""
+        out = np.full((len(texts), len(self.labels)), np.nan)
+        which, ends = endings(texts, self.config.tail)
+        if which:
+            bodies = b.bodies(self.engine, ends)
+            out[which] = log_softmax(self.engine.score(b.prefix, bodies, first_tokens(b)))
+            if tokens is not None:
+                np.add.at(tokens, which, [len(x) for x in bodies])
+        return out
+
+    def _first_token_priors(self, texts: list[str], ends: list[np.ndarray | None]) -> dict[str, Any]:
+        """Estimate, per prompt, the mean probability of each label word's first token as the first answer
+        token over the calibration's inputs (for batch, a scoring pass over these texts before they are
+        answered), their endings averaged in as the answers will have; its record."""
+        inputs, where = prior_inputs(self.config.calibrate, texts, self.config.seed)
+        priors = []
+        for b, ending in zip(self.bound, ends):
+            first = log_softmax(self.engine.score(b.prefix, b.bodies(self.engine, inputs), first_tokens(b)))
+            if self.config.tail:
+                ending = ending if inputs is texts else self._ending_first_tokens(b, inputs)
+                first = np.where(np.isnan(ending), first, (first + ending) / 2)
+            priors.append(softmax(first))
+        return self._estimated(np.array([p.mean(axis=0) for p in priors]), where)
+
+    def _first_step_priors(self) -> list[tuple[tuple[int, float], ...]]:
+        """Per prompt, (first token of each label word, log prior), for the first decoding step."""
+        assert self.prior is not None
+        rows = np.atleast_2d(self.prior)
+        return [tuple(zip(b.first_ids, np.log(p).tolist())) for b, p in zip(self.bound, rows)]
+
+    def seeds(self, texts: Sequence[str]) -> list[int]:
+        """One seed per text, from the run seed and the text itself: a text's samples do not depend on
+        its position or batch."""
+        return [self.config.seed * 1_000_003 + zlib.crc32(t.encode("utf-8")) for t in texts]
+
+
+def make_runner(engine: Engine, plan: MethodPlan, prior: np.ndarray | None = None) -> MethodRunner:
+    """The one way to a runner: the plan bound to the engine, and a small pass made so that one-time
+    costs (kernels, the prefix caches) stay out of the first batch's time."""
+    runner = MethodRunner(engine, plan, prior)
+    for b in runner.bound:
+        engine.warm_up(b.prefix)
+    return runner
