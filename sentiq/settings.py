@@ -16,7 +16,7 @@ SAMPLINGS = ("balanced", "stratified")
 DEVICES = ("auto", "cuda", "mps", "cpu")  # auto: CUDA, then MPS, then CPU
 DTYPES = ("auto", "bfloat16", "float16", "float32")  # auto: bfloat16 where native, float16 on MPS, else float32
 SCORINGS = ("generate", "loglik")  # k-shot: decide by greedy generation, or by label log-likelihood
-BACKENDS = ("local", "ray")  # --engine: where the work runs, this process or a Ray cluster (not the inference engine)
+BACKENDS = ("local", "ray")  # --backend: where the work runs, this process or a Ray cluster
 METRICS = (
     "macro_f1",
     "accuracy",
@@ -241,7 +241,7 @@ class ServeSettings:
 class RaySettings:
     """Where the work runs: this process, or a Ray cluster through Ray Data."""
 
-    backend: str = "local"  # --engine: "local" (this process) or "ray"
+    backend: str = "local"  # --backend: "local" (this process) or "ray"
     ray_address: str | None = None  # None: RAY_ADDRESS, or a local cluster started in this process
     workers: int = 2  # actors, each holding the model once
     gpus_per_worker: float = 0.0
@@ -250,7 +250,7 @@ class RaySettings:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise OptionError(f"unknown engine '{self.backend}': choose {' or '.join(BACKENDS)}")
+            raise OptionError(f"unknown backend '{self.backend}': choose {' or '.join(BACKENDS)}")
         if self.workers < 1 or self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
             raise OptionError("--workers must be at least 1, --cpus-per-worker above 0, --gpus-per-worker 0 or more")
 

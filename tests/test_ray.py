@@ -1,4 +1,4 @@
-"""--engine ray on a local two-CPU cluster started in this process: the same predictions as the local
+"""--backend ray on a local two-CPU cluster started in this process: the same predictions as the local
 engine, a worker killed mid-run, the run folder of evaluate. Skipped without the ray extra."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def test_evaluate_on_ray_writes_the_same_run_folder(
 ) -> None:
     local = runner.invoke(app, evaluate_args(tiny_model, labelled_csv, tmp_path, "local", 8, "--seed", "2"))
     assert local.exit_code == 0, local.output
-    scale = ["--engine", "ray", "--workers", "2", "--cpus-per-worker", "0.5"]
+    scale = ["--backend", "ray", "--workers", "2", "--cpus-per-worker", "0.5"]
     on_ray = runner.invoke(app, evaluate_args(tiny_model, labelled_csv, tmp_path, "ray", 8, "--seed", "2", *scale))
     assert on_ray.exit_code == 0, on_ray.output
     config = json.loads((tmp_path / "ray" / "config.json").read_text())
@@ -154,7 +154,7 @@ def test_an_output_folder_that_holds_files_or_the_input_is_refused_before_the_cl
 
 
 def test_grow_timeout_takes_no_negative_seconds(tiny_model: Path) -> None:
-    result = runner.invoke(app, ["classify", "good", "--engine", "ray", "--grow-timeout", "-1"])
+    result = runner.invoke(app, ["classify", "good", "--engine", "ray", "--grow-timeout", "-1"])  # its old name
     assert result.exit_code == 2 and "--grow-timeout" in result.output
 
 
@@ -163,7 +163,7 @@ def test_a_local_cluster_has_this_machines_cores_and_refuses_more_workers(tiny_m
     import time
 
     pd.DataFrame({"id": ["a"], "text": ["good"]}).to_parquet(tmp_path / "in.parquet")
-    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--engine", "ray"]
+    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--backend", "ray"]
     start = time.monotonic()
     command = [sys.executable, "-m", "sentiq", *args, "--workers", "64", "--model", str(tiny_model)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -200,7 +200,7 @@ def test_an_unreachable_cluster_is_one_line_in_seconds(tiny_model: Path, tmp_pat
     import subprocess
 
     pd.DataFrame({"id": ["a"], "text": ["good"]}).to_parquet(tmp_path / "in.parquet")
-    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--engine", "ray"]
+    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--backend", "ray"]
     args += ["--ray-address", "127.0.0.1:9", "--model", str(tiny_model)]  # nothing listens on port 9
     out = subprocess.run([sys.executable, "-m", "sentiq", *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.startswith("error: cannot reach the Ray cluster at 127.0.0.1:9")
@@ -214,7 +214,7 @@ def test_a_worker_that_cannot_load_the_model_is_one_line(cluster, tiny_model: Pa
     shutil.copytree(tiny_model, broken)
     (broken / "model.safetensors").write_bytes(b"not weights")
     pd.DataFrame({"id": ["a", "b"], "text": ["good", "bad"]}).to_parquet(tmp_path / "in.parquet")
-    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--engine", "ray"]
+    args = ["classify", "-i", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "o.parquet"), "--backend", "ray"]
     result = runner.invoke(app, [*args, "--workers", "2", "--cpus-per-worker", "0.5", "--model", str(broken)])
     # Ray prints its own notices ("(raylet) ...", "(MapWorker pid=...) ...", blank lines) at any moment,
     # even after sentiq's verdict; of sentiq's own lines, the verdict is the one at the end
@@ -278,7 +278,7 @@ def _classify_on(address: str, env: dict[str, str], model: Path, folder: Path, n
     import subprocess
 
     pd.DataFrame({"id": ["a", "b", "c"], "text": ["good", "bad", "fine"]}).to_parquet(folder / "in.parquet")
-    args = ["classify", "-i", str(folder / "in.parquet"), "--output", str(folder / name), "--engine", "ray"]
+    args = ["classify", "-i", str(folder / "in.parquet"), "--output", str(folder / name), "--backend", "ray"]
     args += ["--ray-address", address, "--workers", "1", "--cpus-per-worker", "0.5", "--model", str(model)]
     command = [sys.executable, "-m", "sentiq", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
@@ -351,5 +351,5 @@ def test_a_local_csv_is_read_strictly_before_ray_reads_it(tmp_path: Path) -> Non
 def test_a_folder_of_several_formats_is_said_to_be_mixed(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("id,text\n1,fine\n", encoding="utf-8")
     (tmp_path / "b.jsonl").write_text('{"id": "2", "text": "bad"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"holds \.csv and \.jsonl files: --engine ray reads a folder of one format"):
+    with pytest.raises(DataError, match=r"holds \.csv and \.jsonl files: --backend ray reads a folder of one format"):
         ray_backend.read(str(tmp_path), None, ())

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import sentiq  # noqa: E402
 from sentiq.serve.app import Service, create_app  # noqa: E402
-from sentiq.serve.batcher import Batcher, Overloaded  # noqa: E402
+from sentiq.serve.batcher import RequestBatcher, Overloaded  # noqa: E402
 from sentiq.settings import ServeSettings  # noqa: E402
 
 KEY = "k" * 24
@@ -130,7 +130,7 @@ def test_the_batcher_merges_in_order_and_fails_only_the_failing_request() -> Non
     stub = Stub(fail_on="boom")
 
     async def main() -> list[Any]:
-        batcher = Batcher(stub.classify, max_wait_s=0.2)
+        batcher = RequestBatcher(stub.classify, max_wait_s=0.2)
         jobs = [batcher.submit([f"good {i}", f"x {i}"]) for i in range(3)] + [batcher.submit(["boom"])]
         got = await asyncio.gather(*jobs, return_exceptions=True)
         batcher.stop()
@@ -147,7 +147,7 @@ def test_without_batching_each_request_is_its_own_pass() -> None:
     stub = Stub()
 
     async def main() -> None:
-        batcher = Batcher(stub.classify, batching=False, max_wait_s=0.2)
+        batcher = RequestBatcher(stub.classify, batching=False, max_wait_s=0.2)
         await asyncio.gather(*(batcher.submit([f"t{i}"]) for i in range(4)))
         batcher.stop()
 
@@ -159,7 +159,7 @@ def test_a_full_queue_refuses_at_once() -> None:
     gate = threading.Event()
 
     async def main() -> None:
-        batcher = Batcher(Stub(gate).classify, queue_texts=3, max_wait_s=0)
+        batcher = RequestBatcher(Stub(gate).classify, queue_texts=3, max_wait_s=0)
         first = asyncio.ensure_future(batcher.submit(["a"]))  # taken by the pass the gate holds
         await asyncio.sleep(0.1)
         queued = [asyncio.ensure_future(batcher.submit(["b", "c"])), asyncio.ensure_future(batcher.submit(["d"]))]
@@ -520,7 +520,7 @@ def test_a_stop_signal_turns_ready_false_at_once() -> None:
 
 def test_a_lone_request_does_not_wait_for_others() -> None:
     async def main() -> float:
-        batcher = Batcher(Stub().classify, max_wait_s=30, arriving=lambda: 0)
+        batcher = RequestBatcher(Stub().classify, max_wait_s=30, arriving=lambda: 0)
         began = time.perf_counter()
         await batcher.submit(["good"])
         batcher.stop()

@@ -57,7 +57,7 @@ def classify_file(
     if scale is not None and scale.backend == "ray":
         if isinstance(input, str | Path):
             return classify_on_ray(Path(input), settings, models, config, scale)
-        raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")
+        raise OptionError("--backend ray labels an --input file or folder into an --output (a folder of files)")
     items = [] if isinstance(input, str | Path) else list(input)
     path = Path(input) if isinstance(input, str | Path) else None
     source = make_source(items, path, settings)

@@ -1,6 +1,6 @@
 """The same classifier on a Ray cluster, through Ray Data: texts are read as blocks, labelled by a pool
 of actors that each load the model once and call the same `Classifier` as the local engine, and
-written or gathered. Nothing imports ray unless `--engine ray` is asked for (`pip install 'sentiq[ray]'`).
+written or gathered. Nothing imports ray unless `--backend ray` is asked for (`pip install 'sentiq[ray]'`).
 
 Seeds are per text, and predictions do not depend on batching, so a text gets the same label on
 Ray as on the local engine. Ray Data retries the blocks of an actor that dies, and restarts it."""
@@ -120,7 +120,7 @@ def read(path: str, text_column: str | None, keep: tuple[str, ...], names: dict[
     if kind is None:
         raise DataError(_unreadable(path))
     if kind not in RAY_READS:
-        raise DataError("--engine ray needs an 'id' column to join labels back: use .csv, .jsonl or .parquet input")
+        raise DataError("--backend ray needs an 'id' column to join labels back: use .csv, .jsonl or .parquet input")
     if kind in SEPARATORS:
         _check_delimited(Path(path), kind)
     reader = {
@@ -140,7 +140,7 @@ def read(path: str, text_column: str | None, keep: tuple[str, ...], names: dict[
     missing = [c for c in needed if c not in columns]
     if missing:
         raise DataError(
-            f"{path}: no column '{missing[0]}' (--engine ray needs an id column and the text); "
+            f"{path}: no column '{missing[0]}' (--backend ray needs an id column and the text); "
             f"columns are: {', '.join(columns)}"
         )
     selected = ds.select_columns(list(dict.fromkeys(needed)))
@@ -156,7 +156,7 @@ def write(ds: Any, output: Path, columns: list[str], overwrite: bool = False) ->
 
     kind = format_of(output, RAY_WRITES)
     if kind is None:
-        raise DataError(f"--output {output}: --engine ray writes {suffixes(RAY_WRITES)} (a folder of files)")
+        raise DataError(f"--output {output}: --backend ray writes {suffixes(RAY_WRITES)} (a folder of files)")
     if overwrite and output.is_file():
         output.unlink()
     mode = SaveMode.OVERWRITE if overwrite else SaveMode.APPEND  # APPEND: into a new or empty folder
@@ -226,8 +226,8 @@ def _unreadable(path: str) -> str:
     folder = Path(path)
     found = sorted({p.suffix.lower() for p in folder.iterdir() if format_of(p)}) if folder.is_dir() else []
     if len(found) > 1:
-        return f"--input {path} holds {' and '.join(found)} files: --engine ray reads a folder of one format"
-    return f"--input {path}: --engine ray reads {suffixes(RAY_READS)}"
+        return f"--input {path} holds {' and '.join(found)} files: --backend ray reads a folder of one format"
+    return f"--input {path}: --backend ray reads {suffixes(RAY_READS)}"
 
 
 def _format_inside(path: str) -> str | None:

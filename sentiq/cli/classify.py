@@ -85,7 +85,7 @@ def classify(
     seed: o.MethodSeed = MethodConfig.seed,
     tuned: o.Tuned = False,
     results_dir: o.TunedIn = Path("results"),
-    engine: o.Engine = RaySettings.backend,
+    backend: o.Backend = RaySettings.backend,
     ray_address: o.RayAddress = RaySettings.ray_address,
     workers: o.Workers = RaySettings.workers,
     gpus_per_worker: o.GpusPerWorker = RaySettings.gpus_per_worker,
@@ -98,7 +98,7 @@ def classify(
 
     models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
     methods = o.method_settings(method, locals())
-    scale = RaySettings(engine, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
+    scale = RaySettings(backend, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
     asked = dict(model=models, method=methods, tuned=tuned, results_dir=results_dir, text_column=text_column)
     asked |= dict(keep_columns=keep_columns, chunk_size=chunk_size, resume=resume, overwrite=overwrite)
     if scale.backend == "ray":

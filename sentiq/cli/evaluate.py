@@ -56,7 +56,7 @@ def evaluate(
     demos: o.Demos = MethodConfig.demos,
     seed: o.Seed = MethodConfig.seed,
     tuned: o.Tuned = False,
-    engine: o.Engine = RaySettings.backend,
+    backend: o.Backend = RaySettings.backend,
     ray_address: o.RayAddress = RaySettings.ray_address,
     workers: o.Workers = RaySettings.workers,
     gpus_per_worker: o.GpusPerWorker = RaySettings.gpus_per_worker,
@@ -88,7 +88,7 @@ def evaluate(
     names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
     method = names[0]
     base = o.method_settings(method, locals())
-    scale = RaySettings(engine, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
+    scale = RaySettings(backend, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
     with render.progress(enabled=not json_out and scale.backend == "local") as start_task:
         evaluation = run_evaluate(
             ModelSettings(model, device, dtype, batch_size, batch_tokens),

@@ -256,9 +256,11 @@ TuningDataset = Annotated[
 ]
 
 # -- scale --------------------------------------------------------------------------------------------
-Engine = Annotated[
+Backend = Annotated[
     str,
     _option(
+        "--backend",
+        "--engine",  # its name before 0.4
         **choice(BACKENDS),
         panel=SCALE_PANEL,
         help="local: this process; ray: a Ray cluster through Ray Data (pip install 'sentiq\\[ray]').",

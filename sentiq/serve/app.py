@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from sentiq.errors import SentiqError, first_line
-from sentiq.serve.batcher import Batcher, Overloaded, Stopped
+from sentiq.serve.batcher import RequestBatcher, Overloaded, Stopped
 from sentiq.serve.metrics import ServiceMetrics
 from sentiq.settings import ServeSettings
 from sentiq.text import lone_surrogate
@@ -81,7 +81,7 @@ class Service:
     arriving: int = 0  # classify requests read but not yet queued: worth a pass's wait
     error: str | None = None
     classifier: Any = None
-    batcher: Batcher | None = None
+    batcher: RequestBatcher | None = None
     on_failure: Callable[[], None] = lambda: None
     warm_up: list[str] = field(default_factory=lambda: ["warming up"])  # answered before the first request
     metrics: ServiceMetrics = field(init=False)
@@ -102,7 +102,7 @@ class Service:
             return
         s = self.settings
         self.classifier = classifier
-        self.batcher = Batcher(
+        self.batcher = RequestBatcher(
             classifier.classify,
             batching=s.batching,
             max_batch_texts=s.max_batch_texts,
@@ -242,7 +242,7 @@ class Guard:
         return None
 
 
-async def _submit(batcher: Batcher, texts: list[str], timeout: float, started: float) -> list[Any]:
+async def _submit(batcher: RequestBatcher, texts: list[str], timeout: float, started: float) -> list[Any]:
     """The texts' results, within what is left of the request's `timeout` since `started`."""
     try:
         return await asyncio.wait_for(batcher.submit(texts), timeout - (time.perf_counter() - started))

@@ -41,7 +41,7 @@ class Pass:
     seconds: float
 
 
-class Batcher:
+class RequestBatcher:
     """Requests in, one worker thread out: each pass takes the queued requests in order, up to
     `max_batch_texts` texts, waiting up to `max_wait_s` after the first for more to join while
     `arriving()` says requests are on their way (with batching off, one request a pass). A pass that fails

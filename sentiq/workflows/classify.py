@@ -268,7 +268,7 @@ def classify_on_ray(
     from sentiq.backends import ray as ray_backend
 
     if input_path is None or settings.output is None:
-        raise OptionError("--engine ray labels an --input file or folder into an --output (a folder of files)")
+        raise OptionError("--backend ray labels an --input file or folder into an --output (a folder of files)")
     if settings.resume:
         raise OptionError("--resume is for the local engine: Ray Data retries the work of a worker that stops")
     if "://" not in str(input_path):

@@ -171,7 +171,7 @@ def recorded_settings(output_dir: Path, run_id: str) -> EvalSettings:
     first = records[0]
     if any("tuned" in r for r in records) or first.get("engine", {}).get("name") == "ray":
         raise OptionError(
-            f"run {run_id} used --tuned choices or --engine ray: resume it with the options it began with and --resume"
+            f"run {run_id} used --tuned choices or --backend ray: resume it with the options it began with and --resume"
         )
     try:
         methods = [MethodConfig(**r["method_settings"]) for r in records]
