@@ -41,3 +41,12 @@ def text_digest(text: str) -> str:
     """A text by its content: the same text in another file, under another id or with other outer
     whitespace or line-break markup, has the same digest."""
     return hashlib.sha256(clean_text(text).encode("utf-8")).hexdigest()[:16]
+
+
+def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:
+    """A calibration prior in words: P(positive) for the binary labels, every label's share otherwise;
+    one per prompt where each prompt has its own."""
+    rows = prior if isinstance(prior, list) else [prior]
+    if all(set(row) == set(LABELS) for row in rows):
+        return "P(positive) " + " / ".join(f"{row['positive']:.3f}" for row in rows)
+    return " / ".join(", ".join(f"{k} {v:.3f}" for k, v in row.items()) for row in rows)

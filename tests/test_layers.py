@@ -9,20 +9,26 @@ from pathlib import Path
 import sentiq
 
 PACKAGE = Path(sentiq.__file__).parent
-LAYERS = [  # lowest first; a module belongs to the first prefix it starts with
-    (
-        "leaves",
-        ("sentiq.errors", "sentiq.settings", "sentiq.text", "sentiq.predictions", "sentiq.progress", "sentiq.version"),
-    ),
-    ("io", ("sentiq.io",)),
-    ("core", ("sentiq.core",)),
-    ("methods", ("sentiq.methods",)),
-    ("backends", ("sentiq.backends",)),
-    ("workflows", ("sentiq.workflows", "sentiq.report")),
-    ("api", ("sentiq.api",)),
-    ("serve", ("sentiq.serve",)),
-    ("cli", ("sentiq.cli", "sentiq.__main__")),
-]
+
+
+def house_plan() -> list[tuple[str, tuple[str, ...]]]:
+    """The layers of pyproject.toml's import-linter contract (which `lint-imports` checks in CI), lowest
+    first, each with the modules it holds."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    layers = []
+    for layer in reversed(contract["layers"]):
+        names = [n.strip() for n in layer.replace("|", ":").split(":")]
+        layers.append((names[0], tuple(f"sentiq.{n}" for n in names)))
+    return layers
+
+
+LAYERS = [*house_plan()[:-1], ("cli", ("sentiq.cli", "sentiq.__main__"))]  # __main__ runs the CLI
 
 
 def modules() -> dict[str, Path]:

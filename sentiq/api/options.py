@@ -48,3 +48,10 @@ def tuned_methods(
     from sentiq.workflows.tuning.choices import apply_tuned
 
     return apply_tuned(methods, model, Path(results_dir))
+
+
+def builtin_prompts() -> list[str]:
+    """The prompts sentiq ships, the default first."""
+    from sentiq.methods.prompts import builtin_names
+
+    return builtin_names()

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from sentiq.api.options import builtin_prompts
 from sentiq.errors import OptionError
-from sentiq.methods.prompts import builtin_names
 from sentiq.settings import (
     BACKENDS,
     CALIBRATIONS,
@@ -136,7 +136,7 @@ Prompt = Annotated[
         "--prompt",
         "-p",
         panel=METHOD_PANEL,
-        help=f"A built-in prompt ({', '.join(builtin_names())}; NAME:VARIANT for other label words), "
+        help=f"A built-in prompt ({', '.join(builtin_prompts())}; NAME:VARIANT for other label words), "
         "a .toml prompt file, or several comma-separated (an ensemble).",
     ),
 ]

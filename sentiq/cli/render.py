@@ -32,9 +32,8 @@ from sentiq.cli.tables import (
     predictions_table,
 )
 from sentiq.errors import listed
-from sentiq.methods.calibration import prior_text
 from sentiq.progress import no_progress
-from sentiq.text import plural
+from sentiq.text import plural, prior_text
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -190,10 +189,8 @@ def tuned(result: Any, as_json: bool) -> None:
         print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
         return
     if result.kind == "prompt":
-        from sentiq.workflows.tuning.choices import cell_names, chosen_name
-
-        grid = result.grid.assign(prompt=cell_names(result.grid))
-        chosen = (chosen_name(b, result.grid), b["calibrate"])
+        grid = result.grid.assign(prompt=result.cell_names())
+        chosen = (result.chosen_name(b), b["calibrate"])
         scoring = f"k-shot k={b['k']} loglik" if b.get("k") else "loglik"
         c = b.get("criterion", "accuracy")  # searches of 0.3 and earlier chose by accuracy
         said = c.replace("_", " ")
@@ -209,7 +206,7 @@ def tuned(result: Any, as_json: bool) -> None:
         if g:
             out.print(
                 f"for methods that generate (decided by the first answer token): prompt "
-                f"{chosen_name(g, result.grid)}, calibration {g['calibrate']} ({said} {g[c]:.3f}; "
+                f"{result.chosen_name(g)}, calibration {g['calibrate']} ({said} {g[c]:.3f}; "
                 f"top {g[f'top_{c}']:.3f})"
             )
     else:
@@ -231,12 +228,8 @@ def tuned(result: Any, as_json: bool) -> None:
 
 def compared(result: Any, as_json: bool) -> None:
     if as_json:
-        from sentiq.workflows.compare import as_json as comparison_json
-
-        print_json(comparison_json(result))
+        print_json(result.as_json())
         return
-    from sentiq.workflows.compare import named
-
     out.print(comparison_table(result.table, out.width))
     if out.width < WIDE:
         for i, run_id in enumerate(result.table["run_id"], start=1):
@@ -245,7 +238,7 @@ def compared(result: Any, as_json: bool) -> None:
         warn(message)
     for sample, matrix in result.agreement.items():
         title = f"agreement on the same reviews ({sample})"
-        table = named(matrix, result.table)
+        table = result.named(matrix)
         need = max(map(len, table.index)) + 4 + 7 * len(table.columns)  # names, then '0.95' and borders a run
         if need > out.width:  # a column per run does not fit
             note(f"{title}: {len(table)} runs, too many columns for {out.width}; see --json or --html")

@@ -52,9 +52,7 @@ def metrics_table(results: Sequence[Any]) -> Table:
         ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),
         ("latency p50 / p95 ms", lambda q, s: f"{s.latency_p50_ms:.1f} / {s.latency_p95_ms:.1f}"),
     ]
-    from sentiq.io.saved_runs import prompt_name
-
-    table.add_row("prompt", *[escape(prompt_name(r.config)) for r in results])
+    table.add_row("prompt", *[escape(r.prompt_name) for r in results])
     for name, cell in rows:
         table.add_row(name, *[cell(r.quality, r.speed) for r in results])
     if any(r.quality.labels_in_sample == 1 for r in results):

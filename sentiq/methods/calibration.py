@@ -65,15 +65,6 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(scores))
 
 
-def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:
-    """A calibration prior in words: P(positive) for the binary labels, every label's share otherwise;
-    one per prompt where each prompt has its own."""
-    rows = prior if isinstance(prior, list) else [prior]
-    if all(set(row) == set(LABELS) for row in rows):
-        return "P(positive) " + " / ".join(f"{row['positive']:.3f}" for row in rows)
-    return " / ".join(", ".join(f"{k} {v:.3f}" for k, v in row.items()) for row in rows)
-
-
 def prior_inputs(mode: str, texts: Sequence[str], seed: int) -> tuple[Sequence[str], str]:
     """The inputs a `mode` prior is the mean label probability of, and how to say so."""
     if mode == "contextual":

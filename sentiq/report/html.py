@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from sentiq.io.files import atomic_write
-from sentiq.methods.calibration import prior_text
+from sentiq.text import prior_text
 from sentiq.version import __version__
 from sentiq.workflows.compare import Comparison, named
 from sentiq.workflows.plots import accuracy_speed_figure, figure_png, latency_figure

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from sentiq.errors import SentiqError, first_line
-from sentiq.serve.batcher import RequestBatcher, Overloaded, Stopped
+from sentiq.serve.batcher import Overloaded, RequestBatcher, Stopped
 from sentiq.serve.metrics import ServiceMetrics
 from sentiq.settings import ServeSettings
 from sentiq.text import lone_surrogate

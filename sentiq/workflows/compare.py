@@ -32,6 +32,17 @@ class Comparison:
         comparison_chart(root / "comparison.png", self.table)
         self.files += [root / "comparison.csv", root / "comparison.png"]
 
+    def named(self, matrix: pd.DataFrame) -> pd.DataFrame:
+        """An agreement matrix with runs named as the table numbers its rows (see named)."""
+        return named(matrix, self.table)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "runs": json.loads(self.table.to_json(orient="records")),
+            "warnings": self.warnings,
+            "agreement": {k: json.loads(v.to_json()) for k, v in self.agreement.items()},
+        }
+
 
 def compare(root: Path, metric: str = "macro_f1") -> Comparison:
     """Rank every complete run under root by `metric` (ties: accuracy, then macro-F1). Writes nothing."""
@@ -185,11 +196,3 @@ def named(matrix: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 def _agree(a: pd.Series, b: pd.Series) -> float:
     common = a.index.intersection(b.index)
     return float((a[common] == b[common]).mean()) if len(common) else float("nan")
-
-
-def as_json(result: Comparison) -> dict[str, object]:
-    return {
-        "runs": json.loads(result.table.to_json(orient="records")),
-        "warnings": result.warnings,
-        "agreement": {k: json.loads(v.to_json()) for k, v in result.agreement.items()},
-    }

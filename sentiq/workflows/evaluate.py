@@ -57,6 +57,13 @@ class RunResult:
         return cls(run.run_id, run.folder, method, pick(Quality), pick(Speed), run.config, m["truncated"], True, rows)
 
     @property
+    def prompt_name(self) -> str:
+        """The prompt the run used, by name ('a,b' for an ensemble)."""
+        from sentiq.io.saved_runs import prompt_name
+
+        return prompt_name(self.config)
+
+    @property
     def metrics(self) -> dict[str, Any]:
         """metrics.json's figures."""
         return {**as_row(self.quality, self.speed), "truncated": self.truncated}

@@ -28,6 +28,14 @@ class TuneResult:
     folder: Path
     kind: str = "sampling"  # or "prompt"
 
+    def cell_names(self) -> list[str]:
+        """Each grid row's name in tables and heatmaps."""
+        return cell_names(self.grid)
+
+    def chosen_name(self, choice: dict[str, Any]) -> str:
+        """The name of the grid's cell that `choice` (best.json's, or its generation part) is."""
+        return chosen_name(choice, self.grid)
+
 
 def tuning_folder(root: Path, model: str | None, kind: str, labels: tuple[str, ...] = LABELS) -> Path:
     """root/tuning/<model label>/<kind>: where a search's grid and choice for a model live; for a label
