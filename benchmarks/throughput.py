@@ -38,12 +38,13 @@ import torch
 
 from sentiq.api import classify_file
 from sentiq.core.engine import Engine
-from sentiq.core.models import LoadedModel, ModelSource, load_model, pick_device, pick_dtype
+from sentiq.core.models import LoadedModel, load_model, pick_device, pick_dtype
 from sentiq.core.stages import StageClock
 from sentiq.io.datasets import embedded_frame, load_pool
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
 from sentiq.methods.texts import prepare
+from sentiq.model_source import ModelSource
 from sentiq.settings import MethodConfig, ModelSettings
 from sentiq.text import clean_text, word_count
 

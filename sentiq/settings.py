@@ -4,11 +4,14 @@ Light to import (no torch, no pandas): the command line takes every option's def
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 from sentiq.errors import OptionError
+from sentiq.model_source import ModelSource, resolve_source
+from sentiq.text import did_you_mean
 
 METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
 # evaluate's sample: as many texts of every label, or the data's own proportions of them
@@ -22,7 +25,6 @@ METRICS = (
     "accuracy",
     "words_per_s",
 )  # what compare ranks by  # where the work runs: this process, or a Ray cluster
-DEFAULT_MODEL = "1.5b"
 # Tokens per forward pass by device: large on GPUs (memory errors halve it), small on CPUs (no gain past it).
 TOKEN_BUDGETS = {"cuda": 65536, "mps": 8192, "cpu": 2048}
 # none; contextual: content-free inputs (Zhao et al. 2021); domain: random in-domain words (Fei et al.
@@ -41,10 +43,7 @@ def method_names(asked: list[str]) -> list[str]:
     names = list(METHODS) if "all" in asked else list(dict.fromkeys(asked))
     unknown = [m for m in names if m not in METHODS]
     if unknown:
-        import difflib
-
-        near = difflib.get_close_matches(unknown[0], [*METHODS, "all"], n=1)
-        hint = f" Did you mean '{near[0]}'?" if near else ""
+        hint = did_you_mean(unknown[0], [*METHODS, "all"])
         raise OptionError(f"unknown method '{unknown[0]}': choose from {', '.join(METHODS)} or all.{hint}")
     return names
 
@@ -76,6 +75,12 @@ class ModelSettings:
                 raise TypeError(f"{keyword} must be an int, not {type(value).__name__}")
             if value < 1:
                 raise OptionError(f"{option} must be at least 1")
+
+    @cached_property
+    def source(self) -> ModelSource:
+        """The weights `model` names, resolved once (no network, nothing loaded): a model that is nowhere
+        fails here, when first asked, and everything below is handed this source."""
+        return resolve_source(self.model)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 
 LABELS = ("positive", "negative")  # internal label names; index order of every score array
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -50,3 +51,12 @@ def prior_text(prior: dict[str, float] | list[dict[str, float]]) -> str:
     if all(set(row) == set(LABELS) for row in rows):
         return "P(positive) " + " / ".join(f"{row['positive']:.3f}" for row in rows)
     return " / ".join(", ".join(f"{k} {v:.3f}" for k, v in row.items()) for row in rows)
+
+
+def did_you_mean(value: str, choices: Sequence[str], cutoff: float = 0.6) -> str:
+    """ " Did you mean 'x'?" for the choice nearest `value`, or "" when none is near: every refusal of an
+    unknown name says it the same way."""
+    import difflib
+
+    near = difflib.get_close_matches(value, list(choices), n=1, cutoff=cutoff)
+    return f" Did you mean '{near[0]}'?" if near else ""

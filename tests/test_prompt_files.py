@@ -19,6 +19,7 @@ from sentiq.methods.generation import vote
 from sentiq.methods.plan import plan_method
 from sentiq.methods.prompts import build_template, builtin_names, builtin_refs, load_prompt, load_prompts
 from sentiq.methods.runner import make_runner
+from sentiq.model_source import resolve_source
 from sentiq.settings import MethodConfig
 
 runner = CliRunner()
@@ -401,13 +402,15 @@ def test_tuned_k_shot_takes_the_choice_made_with_demonstrations(tiny_model: Path
         json.dumps({"prompt": "question-last", "calibrate": "none", "tail": 80, "k": 2})
     )
     kshot = MethodConfig(method="k-shot", scoring="loglik")
-    (alone,) = apply_tuned([kshot], str(tiny_model), tmp_path)  # no choice without demonstrations needed
+    (alone,) = apply_tuned(
+        [kshot], resolve_source(str(tiny_model)), tmp_path
+    )  # no choice without demonstrations needed
     assert (alone.prompt, alone.tail) == ("question-last", 80)
     with pytest.raises(OptionError, match="run 'sentiq tune-prompt'"):
-        apply_tuned([kshot, MethodConfig(method="loglik")], str(tiny_model), tmp_path)
+        apply_tuned([kshot, MethodConfig(method="loglik")], resolve_source(str(tiny_model)), tmp_path)
     (folder / "prompt").mkdir()
     (folder / "prompt" / "best.json").write_text(json.dumps({"prompt": "reply:capital", "calibrate": "batch"}))
-    k, plain = apply_tuned([kshot, MethodConfig(method="loglik")], str(tiny_model), tmp_path)
+    k, plain = apply_tuned([kshot, MethodConfig(method="loglik")], resolve_source(str(tiny_model)), tmp_path)
     assert (k.prompt, k.calibrate, k.tail) == ("question-last", "none", 80)
     assert (plain.prompt, plain.calibrate, plain.tail) == ("reply:capital", "batch", 0)
 
@@ -533,7 +536,7 @@ def test_tuned_generation_methods_take_the_choice_made_by_answers(tiny_model: Pa
     best = {"prompt": "question-last", "calibrate": "none", "tail": 80, "generation": answers}
     (folder / "best.json").write_text(json.dumps(best))
     methods = [MethodConfig(method=m) for m in ("loglik", "zero-shot", "k-shot")]
-    loglik, zero, kshot = apply_tuned(methods, str(tiny_model), tmp_path)
+    loglik, zero, kshot = apply_tuned(methods, resolve_source(str(tiny_model)), tmp_path)
     assert (loglik.prompt, loglik.calibrate, loglik.tail) == ("question-last", "none", 80)
     assert (zero.prompt, zero.calibrate, zero.tail) == (kshot.prompt, kshot.calibrate, kshot.tail)
     assert (zero.prompt, zero.calibrate, zero.tail) == ("classifier", "batch", 0)

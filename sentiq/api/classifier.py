@@ -168,5 +168,5 @@ def load(
     from sentiq.core.engine import load_engine
 
     settings = ModelSettings(model, device, dtype, batch_size, max_batch_tokens)
-    (config,) = tuned_methods([method_config(method, prompt=prompt, **options)], model, tuned, results_dir)
+    (config,) = tuned_methods([method_config(method, prompt=prompt, **options)], settings, tuned, results_dir)
     return Classifier(load_engine(settings), config)

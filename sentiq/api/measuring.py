@@ -106,7 +106,7 @@ def evaluate(
     settings = EvalSettings(
         model=models,
         data=data,
-        methods=tuned_methods(configs, models.model, tuned, results_dir),
+        methods=tuned_methods(configs, models, tuned, results_dir),
         n=EvalSettings.n if n == "auto" else n,
         n_given=n != "auto",
         seed=seed,

@@ -3,7 +3,6 @@ spec, --tuned's choices, and the progress callback's shape (none by default)."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from sentiq.errors import OptionError
 from sentiq.settings import MethodConfig, ModelSettings, method_names
+from sentiq.text import did_you_mean
 
 Rows = Callable[[list[dict[str, Any]]], None]  # classify_file's on_rows: each batch's rows
 
@@ -21,8 +21,7 @@ def check_options(cls: type, options: dict[str, Any], what: str, fixed: tuple[st
     known = [f.name for f in fields(cls) if f.name not in fixed]
     for name in options:
         if name not in known:
-            near = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean '{near[0]}'?" if near else f" Options are: {', '.join(known)}."
+            hint = did_you_mean(name, known) or f" Options are: {', '.join(known)}."
             raise OptionError(f"unknown {what} option '{name}'.{hint}")
 
 
@@ -41,13 +40,14 @@ def model_settings(model: str | ModelSettings | None, *given: Any) -> ModelSetti
 
 
 def tuned_methods(
-    methods: list[MethodConfig], model: str | None, tuned: bool, results_dir: str | Path
+    methods: list[MethodConfig], model: ModelSettings, tuned: bool, results_dir: str | Path
 ) -> list[MethodConfig]:
+    """`--tuned`, applied here, once, for every entry point: the methods with the model's saved choices."""
     if not tuned:
         return methods
     from sentiq.workflows.tuning.choices import apply_tuned
 
-    return apply_tuned(methods, model, Path(results_dir))
+    return apply_tuned(methods, model.source, Path(results_dir))
 
 
 def builtin_prompts() -> list[str]:

@@ -53,7 +53,7 @@ def classify_file(
     )
     models = model_settings(model if classifier is None else classifier.engine.lm.source.ref, device, dtype)
     config = method_config(method) if classifier is None else classifier.method
-    (config,) = tuned_methods([config], models.model, tuned, results_dir)
+    (config,) = tuned_methods([config], models, tuned, results_dir)
     if scale is not None and scale.backend == "ray":
         if isinstance(input, str | Path):
             return classify_on_ray(Path(input), settings, models, config, scale)

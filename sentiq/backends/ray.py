@@ -243,10 +243,8 @@ class RayPredictor:
     """evaluate's texts labelled on the cluster: the same rows a local run appends, gathered at once."""
 
     def __init__(self, model: ModelSettings, settings: RaySettings) -> None:
-        from sentiq.core.models import resolve_source
-
         self.model, self.settings = model, settings
-        self.source = resolve_source(model.model)  # a model that is nowhere fails here, not on every worker
+        self.source = model.source  # a model that is nowhere fails here, not on every worker
         self.engine_info = connect(settings)
         self.where: dict[str, Any] = {}
 

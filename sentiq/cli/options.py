@@ -5,7 +5,6 @@ nearest good one."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -15,10 +14,10 @@ import typer
 
 from sentiq.api.options import builtin_prompts
 from sentiq.errors import OptionError
+from sentiq.model_source import DEFAULT_MODEL
 from sentiq.settings import (
     BACKENDS,
     CALIBRATIONS,
-    DEFAULT_MODEL,
     DEVICES,
     DTYPES,
     METHODS,
@@ -29,6 +28,7 @@ from sentiq.settings import (
     TOP_KS,
     MethodConfig,
 )
+from sentiq.text import did_you_mean
 
 MODEL_PANEL = "Model"
 METHOD_PANEL = "Method"
@@ -44,9 +44,7 @@ def choice(values: Sequence[str]) -> Any:
     def parse(value: str) -> str:
         if value in values:
             return value
-        near = difflib.get_close_matches(str(value), list(values), n=1)
-        hint = f" Did you mean '{near[0]}'?" if near else ""
-        raise ValueError(f"'{value}' is not one of {', '.join(values)}.{hint}")
+        raise ValueError(f"'{value}' is not one of {', '.join(values)}.{did_you_mean(str(value), values)}")
 
     return {"parser": parse, "metavar": "[" + "|".join(values) + "]"}
 

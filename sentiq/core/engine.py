@@ -339,5 +339,5 @@ class Engine:
 
 def load_engine(settings: ModelSettings) -> Engine:
     """The model of `settings` loaded, behind an engine with its batch limits."""
-    lm = load_model(settings.model, settings.device, settings.dtype)
+    lm = load_model(settings.source, settings.device, settings.dtype)
     return Engine(lm, max_batch_tokens=settings.max_batch_tokens, max_batch_rows=settings.batch_size)

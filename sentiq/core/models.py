@@ -11,28 +11,8 @@ from typing import Any
 
 from sentiq.errors import ModelError, OptionError, first_line
 from sentiq.io.hub import require_hub
-from sentiq.settings import DEFAULT_MODEL, DEVICES, DTYPES
-
-ALIASES = {
-    "0.5b": "Qwen/Qwen2.5-0.5B-Instruct",
-    "1.5b": "Qwen/Qwen2.5-1.5B-Instruct",
-}
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where the weights come from: a hub id, a local folder, or a local .gguf file."""
-
-    kind: str  # "hub" | "dir" | "gguf"
-    ref: str  # hub id or absolute path
-    alias: str | None = None  # the alias the user typed, if any
-
-    @property
-    def label(self) -> str:
-        """Short name for tables and plot titles."""
-        if self.alias:
-            return self.alias
-        return Path(self.ref).name if self.kind != "hub" else self.ref.split("/")[-1]
+from sentiq.model_source import ModelSource, resolve_source
+from sentiq.settings import DEVICES, DTYPES
 
 
 @dataclass
@@ -67,36 +47,6 @@ def home_relative(path: str) -> str:
     """A path under the home folder as '~/...': what a run records travels with it to other machines."""
     home = str(Path.home())
     return "~" + path[len(home) :] if path == home or path.startswith(home + os.sep) else path
-
-
-def resolve_source(spec: str | None) -> ModelSource:
-    """Turn `--model` (or SENTIQ_MODEL) into a source without touching the network."""
-    spec = (spec or os.environ.get("SENTIQ_MODEL") or DEFAULT_MODEL).strip()
-    if spec.lower() in ALIASES:
-        return ModelSource("hub", ALIASES[spec.lower()], alias=spec.lower())
-    path = Path(spec).expanduser()
-    if path.suffix.lower() == ".gguf":
-        if not path.is_file():
-            raise ModelError(f"GGUF file not found: {spec}")
-        return ModelSource("gguf", str(path.resolve()))
-    if path.exists():
-        if not path.is_dir():
-            raise ModelError(f"{spec} is a file, not a model folder (give a folder with config.json, or a .gguf file)")
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{spec} is not a model folder: it has no config.json")
-        return ModelSource("dir", str(path.resolve()))
-    if spec.count("/") != 1 or spec.startswith((".", "/", "~")):
-        near = _nearest_alias(spec)
-        hint = f" Did you mean '{near}'?" if near else " Use 0.5b, 1.5b, a hub id (owner/name) or a local folder."
-        raise ModelError(f"model not found: '{spec}' is neither an alias, a hub id nor an existing path.{hint}")
-    return ModelSource("hub", spec)
-
-
-def _nearest_alias(spec: str) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(spec.lower(), list(ALIASES), n=1, cutoff=0.5)
-    return found[0] if found else None
 
 
 def pick_device(requested: str = "auto") -> Any:
@@ -171,9 +121,10 @@ def pick_dtype(requested: str, device: Any) -> Any:
     return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
-def load_model(spec: str | None, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load tokenizer and model for inference; every failure a user can fix becomes a ModelError."""
-    source = resolve_source(spec)
+def load_model(model: ModelSource | str | None, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load tokenizer and model for inference (`model` resolved already, or a spec to resolve); every
+    failure a user can fix becomes a ModelError."""
+    source = model if isinstance(model, ModelSource) else resolve_source(model)
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     if source.kind == "gguf":

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import re
@@ -17,7 +16,7 @@ from typing import Any
 from sentiq.errors import OptionError
 from sentiq.predictions import INVALID, RESERVED_LABELS
 from sentiq.settings import DEFAULT_PROMPT
-from sentiq.text import LABELS
+from sentiq.text import LABELS, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -130,8 +129,7 @@ def load_prompt(ref: str) -> Prompt:
         return _from_data(_read(path, str(path)), str(path.resolve()), variant or None)
     names = builtin_names()
     if base not in names:
-        near = difflib.get_close_matches(base, names, n=1)
-        hint = f" Did you mean '{near[0]}'?" if near else ""
+        hint = did_you_mean(base, names)
         raise OptionError(f"unknown prompt '{base}': choose from {', '.join(names)}, or give a .toml file.{hint}")
     return _from_data(
         _read(resources.files("sentiq.methods").joinpath("prompts", f"{base}.toml"), base), "built-in", variant or None

@@ -30,12 +30,11 @@ def serve(
     model that fails to load stops the server and raises its error."""
     uvicorn = _require_serve_extra()
     from sentiq.api.options import tuned_methods
-    from sentiq.core.models import resolve_source
     from sentiq.serve.app import Service, create_app
 
-    (config,) = tuned_methods([method], model.model, tuned, results_dir)
+    (config,) = tuned_methods([method], model, tuned, results_dir)
     service = Service(settings, warm_up=_warm_up_texts(config, settings))
-    resolve_source(model.model)  # a model that is nowhere fails before the server says it is running
+    model.source  # noqa: B018 - a model that is nowhere fails before the server says it is running
     app = create_app(lambda: _load(model, config), settings, service)
     listening = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level, access_log=settings.access_log

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from sentiq.core.engine import Engine, load_engine
-from sentiq.core.models import resolve_source
 from sentiq.core.stages import StageClock
 from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
 from sentiq.io.files import same_or_inside
@@ -280,7 +279,7 @@ def classify_on_ray(
     keep = tuple(dict.fromkeys("text" if c == text_name else c for c in settings.keep() if c != "id"))
     plan = plan_method(method)
     names = kept_names(keep, text_name, plan.labels)
-    resolve_source(model.model)  # a model that is nowhere fails here, not on every worker
+    model.source  # noqa: B018 - a model that is nowhere fails here, not on every worker
     ray_backend.connect(scale)
     ds = ray_backend.read(str(input_path), settings.text_column, keep, names)
     labelled = ray_backend.label(ds, model, plan, scale)

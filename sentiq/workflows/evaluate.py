@@ -16,7 +16,7 @@ import pandas as pd
 
 from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
-from sentiq.core.models import describe_machine, resolve_source
+from sentiq.core.models import describe_machine
 from sentiq.errors import DataError, Interrupted, OptionError, RunError
 from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, texts_used
 from sentiq.io.files import same_or_inside
@@ -203,7 +203,7 @@ def run_ids_for(settings: EvalSettings) -> tuple[str, dict[str, str]]:
     if settings.run_id is not None and len(settings.methods) == 1:
         only = safe_name(settings.run_id)
         return only, {settings.methods[0].method: only}
-    base = safe_name(settings.run_id) if settings.run_id else make_run_id(resolve_source(settings.model.model).label)
+    base = safe_name(settings.run_id) if settings.run_id else make_run_id(settings.model.source.label)
     ids = {m.method: safe_name(f"{base}-{m.method}") for m in settings.methods}
     return (base if len(ids) > 1 else next(iter(ids.values()))), ids
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from sentiq.core.models import resolve_source
 from sentiq.errors import OptionError, first_line
 from sentiq.io.runs import safe_name
+from sentiq.model_source import ModelSource
 from sentiq.settings import MethodConfig, ending_name
 from sentiq.text import LABELS
 
@@ -37,10 +37,10 @@ class TuneResult:
         return chosen_name(choice, self.grid)
 
 
-def tuning_folder(root: Path, model: str | None, kind: str, labels: tuple[str, ...] = LABELS) -> Path:
+def tuning_folder(root: Path, model: ModelSource, kind: str, labels: tuple[str, ...] = LABELS) -> Path:
     """root/tuning/<model label>/<kind>: where a search's grid and choice for a model live; for a label
     set other than the binary one, root/tuning/<model label>/<its labels>/<kind>."""
-    folder = root / "tuning" / safe_name(resolve_source(model).label)
+    folder = root / "tuning" / safe_name(model.label)
     return folder / (kind if labels == LABELS else f"{safe_name('-'.join(labels))}/{kind}")
 
 
@@ -99,7 +99,7 @@ def with_tail(prompt: str, tail: int) -> str:
     return f"{prompt} {ending_name(tail)}" if tail else prompt
 
 
-def apply_tuned(methods: list[MethodConfig], model: str | None, root: Path = Path("results")) -> list[MethodConfig]:
+def apply_tuned(methods: list[MethodConfig], model: ModelSource, root: Path = Path("results")) -> list[MethodConfig]:
     """Every method with the prompt, calibration and ending tune-prompt chose for this model and the label
     set of the method's prompt (k-shot the choice made with demonstrations, `tune-prompt --k`, where there
     is one; methods that generate the choice made by their first answer token, where the search made one);

@@ -14,7 +14,8 @@ from sentiq.methods.grids import scores_and_answers
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import MethodRunner, make_runner
 from sentiq.predictions import INVALID
-from sentiq.settings import CALIBRATIONS, MethodConfig, PromptTuneSettings
+from sentiq.progress import StartTask
+from sentiq.settings import CALIBRATIONS, MethodConfig, ModelSettings, PromptTuneSettings
 from sentiq.text import word_count
 from sentiq.workflows.tuning.choices import TuneResult, cell_names, chosen_name, save_search, tuning_folder
 from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
@@ -22,7 +23,7 @@ from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
 Gold = tuple[np.ndarray, tuple[str, ...]]  # each text's label index, and the labels
 
 
-def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> TuneResult:
+def tune_prompt(model: ModelSettings, settings: PromptTuneSettings, start_task: StartTask) -> TuneResult:
     """Score every candidate prompt once with loglik on the tuning split, then every calibration from
     those same scores (plus the content-free and in-domain inputs each calibration needs), then the
     mean of the best few prompts. Chosen by the one-standard-error rule (see _simplest_within_error)."""
@@ -74,7 +75,7 @@ def tune_prompt(model: Any, settings: PromptTuneSettings, start_task: Any) -> Tu
         **_record(grid, answered, criterion, prompts, base, settings, drawn),
     }
     kind = "k-shot-prompt" if settings.k else "prompt"
-    folder = tuning_folder(settings.output_dir, model.model, kind, labels)
+    folder = tuning_folder(settings.output_dir, model.source, kind, labels)
     named = grid.assign(prompt=cell_names(grid))
     table = named.pivot(index="prompt", columns="calibrate", values=criterion)
     table = table.loc[list(dict.fromkeys(named["prompt"])), list(CALIBRATIONS)]

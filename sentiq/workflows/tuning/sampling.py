@@ -3,18 +3,17 @@ encoded once for all cells."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from sentiq.errors import OptionError
 from sentiq.predictions import INVALID
-from sentiq.settings import MethodConfig, TuneSettings
+from sentiq.progress import StartTask
+from sentiq.settings import MethodConfig, ModelSettings, TuneSettings
 from sentiq.workflows.tuning.choices import TuneResult, save_search, tuning_folder
 from sentiq.workflows.tuning.splits import default_prompt, tuning_split
 
 
-def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneResult:
+def tune_sampling(model: ModelSettings, settings: TuneSettings, start_task: StartTask) -> TuneResult:
     """Every cell classifies the same tuning texts; the prompt is encoded once for all cells.
     Chosen by macro-F1, then fewer invalid answers, then accuracy."""
     from sentiq.core.engine import load_engine
@@ -73,7 +72,7 @@ def tune_sampling(model: Any, settings: TuneSettings, start_task: Any) -> TuneRe
         "seed": settings.seed,
         "split": drawn.record,
     }
-    folder = tuning_folder(settings.output_dir, model.model, "sampling", drawn.labels)
+    folder = tuning_folder(settings.output_dir, model.source, "sampling", drawn.labels)
     table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
     table = table[sorted(table.columns)]
     cell = (best["temperature"], best["top_k"])
