@@ -115,7 +115,7 @@ def test_greedy_matches_transformers_generate(engine: Engine) -> None:
     even though the model's own generation_config says do_sample=True."""
     assert engine.model.generation_config.do_sample is True
     prefix, bodies = _bodies(engine)
-    got = engine.generate(prefix, bodies, [Sampling(do_sample=False, max_new_tokens=6)])[0]
+    got = _generate(engine, prefix, bodies, [Sampling(do_sample=False, max_new_tokens=6)])[0]
     for body, answers in zip(bodies, got):
         ids = torch.tensor([prefix + body])
         with torch.inference_mode():
@@ -138,11 +138,11 @@ def test_sampling_repeats_and_ignores_batching(tiny_lm) -> None:
     prefix, bodies = _bodies(one)
     s = Sampling(do_sample=True, temperature=1.5, top_k=50, max_new_tokens=4, num_samples=3)
     seeds = [11, 22, 33, 44, 55]
-    first = one.generate(prefix, bodies, [s], seeds=seeds)[0]
-    assert first == one.generate(prefix, bodies, [s], seeds=seeds)[0]
-    assert first == many.generate(prefix, bodies, [s], seeds=seeds)[0]
+    first = _generate(one, prefix, bodies, [s], seeds=seeds)[0]
+    assert first == _generate(one, prefix, bodies, [s], seeds=seeds)[0]
+    assert first == _generate(many, prefix, bodies, [s], seeds=seeds)[0]
     assert all(len(a) == 3 for a in first)
-    other = one.generate(prefix, bodies, [s], seeds=[1, 2, 3, 4, 5])[0]
+    other = _generate(one, prefix, bodies, [s], seeds=[1, 2, 3, 4, 5])[0]
     assert other != first  # seeds matter
 
 
@@ -152,9 +152,9 @@ def test_a_grid_of_settings_equals_each_setting_alone(engine: Engine) -> None:
         Sampling(do_sample=True, temperature=t, top_k=k, max_new_tokens=3, num_samples=n)
         for t, k, n in [(0.5, 5, 1), (1.5, 100, 3), (1.0, 2, 2)]
     ]
-    together = engine.generate(prefix, bodies, grid, seeds=[5, 6, 7, 8, 9])
+    together = _generate(engine, prefix, bodies, grid, seeds=[5, 6, 7, 8, 9])
     for setting, answers in zip(grid, together):
-        assert answers == engine.generate(prefix, bodies, [setting], seeds=[5, 6, 7, 8, 9])[0]
+        assert answers == _generate(engine, prefix, bodies, [setting], seeds=[5, 6, 7, 8, 9])[0]
 
 
 def test_score_batches_yields_every_text_once_with_its_rows(engine: Engine) -> None:
@@ -277,3 +277,13 @@ def test_batch_stats_are_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch
     engine.planner.max_tokens = 20
     engine.score(prefix, bodies * 2, [[3]])
     assert len(engine.planner.stats) == 3
+
+
+def _generate(engine: Engine, prefix, bodies, samplings, seeds=None) -> list:
+    """generate_batches gathered in input order: result[setting][text][sample]."""
+    answers: list = [[None] * len(bodies) for _ in samplings]
+    for done in engine.generate_batches(prefix, bodies, samplings, seeds):
+        for per_setting, got in zip(answers, done.result):
+            for i, texts in zip(done.indices, got):
+                per_setting[i] = texts
+    return answers

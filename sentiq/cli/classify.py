@@ -9,6 +9,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from sentiq.cli import groups as g
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
@@ -17,6 +18,7 @@ from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySe
 
 
 @guarded
+@g.grouped
 def classify(
     texts: Annotated[
         list[str] | None, typer.Argument(help="Texts to label; '-' or piped input reads lines from stdin.")
@@ -64,42 +66,17 @@ def classify(
         typer.Option("--overwrite", rich_help_panel=o.IO_PANEL, help="Replace an --output that already holds labels."),
     ] = ClassifySettings.overwrite,
     method: o.Method = MethodConfig.method,
-    model: o.Model = ModelSettings.model,
-    device: o.Device = ModelSettings.device,
-    dtype: o.Dtype = ModelSettings.dtype,
-    batch_size: o.BatchSize = ModelSettings.batch_size,
-    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
-    k: o.K = MethodConfig.k,
-    scoring: o.Scoring = MethodConfig.scoring,
-    prompt: o.Prompt = MethodConfig.prompt,
-    calibrate: o.Calibrate = MethodConfig.calibrate,
-    temperature: o.Temperature = MethodConfig.temperature,
-    top_k: o.TopK = MethodConfig.top_k,
-    top_p: o.TopP = MethodConfig.top_p,
-    samples: o.Samples = MethodConfig.samples,
-    max_new_tokens: o.MaxNewTokens = MethodConfig.max_new_tokens,
-    max_tokens: o.MaxTokens = MethodConfig.max_tokens,
-    tail: o.Tail = MethodConfig.tail,
-    demo_seed: o.DemoSeed = MethodConfig.demo_seed,
-    demos: o.Demos = MethodConfig.demos,
+    models: ModelSettings = g.MODEL,
+    method_options: g.MethodOptions = g.METHOD,
     seed: o.MethodSeed = MethodConfig.seed,
-    tuned: o.Tuned = False,
-    results_dir: o.TunedIn = Path("results"),
-    backend: o.Backend = RaySettings.backend,
-    ray_address: o.RayAddress = RaySettings.ray_address,
-    workers: o.Workers = RaySettings.workers,
-    gpus_per_worker: o.GpusPerWorker = RaySettings.gpus_per_worker,
-    cpus_per_worker: o.CpusPerWorker = RaySettings.cpus_per_worker,
-    grow_timeout: o.GrowTimeout = RaySettings.grow_timeout,
+    tuning: dict = g.TUNED,
+    scale: RaySettings = g.RAY,
     json_out: o.Json = False,
 ) -> None:
     """Label texts: positive or negative, or the labels the prompt declares."""
     from sentiq.api import classify_file
 
-    models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
-    methods = o.method_settings(method, locals())
-    scale = RaySettings(backend, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
-    asked = dict(model=models, method=methods, tuned=tuned, results_dir=results_dir, text_column=text_column)
+    asked = dict(model=models, method=method_options.config(method, seed), **tuning, text_column=text_column)
     asked |= dict(keep_columns=keep_columns, chunk_size=chunk_size, resume=resume, overwrite=overwrite)
     if scale.backend == "ray":
         render.classified(classify_file(input, output, **asked, scale=scale), None)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from sentiq.cli import groups as g
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
@@ -16,14 +17,11 @@ from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings,
 
 
 @guarded
+@g.grouped
 def evaluate(
     ctx: typer.Context,
     resume_id: Annotated[str | None, typer.Argument(metavar="RUN_ID", hidden=True, show_default=False)] = None,
-    dataset: o.Dataset = DataSpec.source,
-    text_column: o.TextColumn = DataSpec.text_column,
-    label_column: o.LabelColumn = DataSpec.label_column,
-    label_map: o.LabelMap = DataSpec.label_map,
-    split: o.Split = DataSpec.split,
+    data: DataSpec = g.EVAL_DATA,
     n: Annotated[
         int | None,
         typer.Option(
@@ -36,32 +34,11 @@ def evaluate(
     ] = None,
     sample: o.Sample = EvalSettings.sample,
     methods: o.MethodList = [MethodConfig.method],  # noqa: B006 - Typer reads the default from here
-    model: o.Model = ModelSettings.model,
-    device: o.Device = ModelSettings.device,
-    dtype: o.Dtype = ModelSettings.dtype,
-    batch_size: o.BatchSize = ModelSettings.batch_size,
-    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
-    k: o.K = MethodConfig.k,
-    scoring: o.Scoring = MethodConfig.scoring,
-    prompt: o.Prompt = MethodConfig.prompt,
-    calibrate: o.Calibrate = MethodConfig.calibrate,
-    temperature: o.Temperature = MethodConfig.temperature,
-    top_k: o.TopK = MethodConfig.top_k,
-    top_p: o.TopP = MethodConfig.top_p,
-    samples: o.Samples = MethodConfig.samples,
-    max_new_tokens: o.MaxNewTokens = MethodConfig.max_new_tokens,
-    max_tokens: o.MaxTokens = MethodConfig.max_tokens,
-    tail: o.Tail = MethodConfig.tail,
-    demo_seed: o.DemoSeed = MethodConfig.demo_seed,
-    demos: o.Demos = MethodConfig.demos,
+    models: ModelSettings = g.MODEL,
+    method_options: g.MethodOptions = g.METHOD,
     seed: o.Seed = MethodConfig.seed,
     tuned: o.Tuned = False,
-    backend: o.Backend = RaySettings.backend,
-    ray_address: o.RayAddress = RaySettings.ray_address,
-    workers: o.Workers = RaySettings.workers,
-    gpus_per_worker: o.GpusPerWorker = RaySettings.gpus_per_worker,
-    cpus_per_worker: o.CpusPerWorker = RaySettings.cpus_per_worker,
-    grow_timeout: o.GrowTimeout = RaySettings.grow_timeout,
+    scale: RaySettings = g.RAY,
     output_dir: o.OutputDir = Path("results"),
     run_id: Annotated[
         str | None, typer.Option(help="Name of the run folder. \\[default: time-model-method]", show_default=False)
@@ -82,18 +59,17 @@ def evaluate(
     target = _resume_target(run_id, resume, resume_id)
     if resume and target is not None and not _settings_given(ctx):  # the run's own settings, read back
         with render.progress(enabled=not json_out) as start_task:
-            evaluation = resume_run(target, output_dir, device=device, progress=start_task)
+            evaluation = resume_run(target, output_dir, device=models.device, progress=start_task)
         render.evaluated(evaluation.runs, json_out)
         return
     names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
     method = names[0]
-    base = o.method_settings(method, locals())
-    scale = RaySettings(backend, ray_address, workers, gpus_per_worker, cpus_per_worker, grow_timeout)
+    base = method_options.config(method, seed)
     with render.progress(enabled=not json_out and scale.backend == "local") as start_task:
         evaluation = run_evaluate(
-            ModelSettings(model, device, dtype, batch_size, batch_tokens),
+            models,
             [replace(base, method=name) for name in names],
-            dataset=DataSpec(dataset, text_column, label_column, label_map, split),
+            dataset=data,
             n="auto" if n is None else n,
             seed=seed,
             sample=sample,

@@ -6,7 +6,6 @@ nearest good one."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +25,6 @@ from sentiq.settings import (
     TEMPERATURES,
     TOKEN_BUDGETS,
     TOP_KS,
-    MethodConfig,
 )
 from sentiq.text import did_you_mean
 
@@ -297,13 +295,6 @@ TuningDir = Annotated[Path, _option("--output-dir", "-o", help="Where the choice
 TunedIn = Annotated[Path, _option("--results-dir", panel=METHOD_PANEL, help="Where --tuned finds the tuning choices.")]
 ResultsDir = Annotated[Path, _option("--results-dir", help="Where the saved runs are.")]
 Json = Annotated[bool, _option("--json", panel=IO_PANEL, help="Print machine-readable JSON only.")]
-
-
-def method_settings(method: str, given: dict[str, Any]) -> MethodConfig:
-    """The method's settings from a command's parameters, which bear MethodConfig's field names."""
-    return MethodConfig(
-        method=method, **{f.name: given[f.name] for f in fields(MethodConfig) if f.name in given and f.name != "method"}
-    )
 
 
 def parse_grid(text: str | None, kind: type, default: Sequence[Any], name: str) -> tuple:

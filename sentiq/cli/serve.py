@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sentiq.cli import groups as g
 from sentiq.cli import options as o
 from sentiq.cli.guard import guarded
 from sentiq.settings import MethodConfig, ModelSettings, ServeSettings
@@ -19,6 +20,7 @@ def _limit(*names: str, help: str, **kwargs: object) -> typer.models.OptionInfo:
 
 
 @guarded
+@g.grouped
 def serve(
     host: Annotated[str, _limit(help="Address to listen on (loopback unless told otherwise).")] = ServeSettings.host,
     port: Annotated[int, _limit(help="Port to listen on.")] = ServeSettings.port,
@@ -70,27 +72,10 @@ def serve(
     ] = ServeSettings.calibration_texts,
     text_column: o.TextColumn = ServeSettings.text_column,
     method: o.Method = MethodConfig.method,
-    model: o.Model = ModelSettings.model,
-    device: o.Device = ModelSettings.device,
-    dtype: o.Dtype = ModelSettings.dtype,
-    batch_size: o.BatchSize = ModelSettings.batch_size,
-    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
-    k: o.K = MethodConfig.k,
-    scoring: o.Scoring = MethodConfig.scoring,
-    prompt: o.Prompt = MethodConfig.prompt,
-    calibrate: o.Calibrate = MethodConfig.calibrate,
-    temperature: o.Temperature = MethodConfig.temperature,
-    top_k: o.TopK = MethodConfig.top_k,
-    top_p: o.TopP = MethodConfig.top_p,
-    samples: o.Samples = MethodConfig.samples,
-    max_new_tokens: o.MaxNewTokens = MethodConfig.max_new_tokens,
-    max_tokens: o.MaxTokens = MethodConfig.max_tokens,
-    tail: o.Tail = MethodConfig.tail,
-    demo_seed: o.DemoSeed = MethodConfig.demo_seed,
-    demos: o.Demos = MethodConfig.demos,
+    models: ModelSettings = g.MODEL,
+    method_options: g.MethodOptions = g.METHOD,
     seed: o.MethodSeed = MethodConfig.seed,
-    tuned: o.Tuned = False,
-    results_dir: o.TunedIn = Path("results"),
+    tuning: dict = g.TUNED,
 ) -> None:
     """Serve a model over HTTP: POST /v1/classify, /health, /ready, /metrics, /docs (pip install 'sentiq\\[serve]')."""
     from sentiq.serve import serve as run_service
@@ -99,5 +84,4 @@ def serve(
         host, port, health_port, api_key, batching, max_batch_texts, max_wait_ms, queue_texts, max_texts, max_chars,
         max_body_bytes, timeout, access_log, calibration_texts, text_column,
     )  # fmt: skip
-    models = ModelSettings(model, device, dtype, batch_size, batch_tokens)
-    run_service(models, o.method_settings(method, locals()), limits, tuned=tuned, results_dir=results_dir)
+    run_service(models, method_options.config(method, seed), limits, **tuning)

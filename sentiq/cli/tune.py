@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from sentiq.cli import groups as g
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
@@ -13,12 +14,9 @@ from sentiq.settings import DataSpec, ModelSettings, PromptTuneSettings, TuneSet
 
 
 @guarded
+@g.grouped
 def tune_sampling(
-    model: o.Model = ModelSettings.model,
-    device: o.Device = ModelSettings.device,
-    dtype: o.Dtype = ModelSettings.dtype,
-    batch_size: o.BatchSize = ModelSettings.batch_size,
-    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
+    models: ModelSettings = g.MODEL,
     prompt: Annotated[
         str | None,
         typer.Option(
@@ -31,11 +29,7 @@ def tune_sampling(
     ] = TuneSettings.prompt,
     temperatures: o.Temperatures = None,
     top_ks: o.TopKs = None,
-    dataset: o.TuningDataset = DataSpec.source,
-    text_column: o.TextColumn = DataSpec.text_column,
-    label_column: o.LabelColumn = DataSpec.label_column,
-    label_map: o.LabelMap = DataSpec.label_map,
-    split: o.Split = DataSpec.split,
+    data: DataSpec = g.TUNING_DATA,
     n: o.TuningTexts = TuneSettings.n,
     sample: o.Sample = TuneSettings.sample,
     samples: Annotated[int, typer.Option(min=1, help="Answers per text, majority vote.")] = TuneSettings.samples,
@@ -48,12 +42,12 @@ def tune_sampling(
 
     with render.progress(enabled=not json_out) as start_task:
         result = run_tune(
-            ModelSettings(model, device, dtype, batch_size, batch_tokens),
+            models,
             output_dir=output_dir,
             progress=start_task,
             temperatures=o.parse_grid(temperatures, float, TuneSettings.temperatures, "--temperatures"),
             top_ks=o.parse_grid(top_ks, int, TuneSettings.top_ks, "--top-ks"),
-            dataset=DataSpec(dataset, text_column, label_column, label_map, split),
+            dataset=data,
             n=n,
             sample=sample,
             samples=samples,
@@ -64,12 +58,9 @@ def tune_sampling(
 
 
 @guarded
+@g.grouped
 def tune_prompt(
-    model: o.Model = ModelSettings.model,
-    device: o.Device = ModelSettings.device,
-    dtype: o.Dtype = ModelSettings.dtype,
-    batch_size: o.BatchSize = ModelSettings.batch_size,
-    batch_tokens: o.BatchTokens = ModelSettings.max_batch_tokens,
+    models: ModelSettings = g.MODEL,
     prompts: Annotated[
         str | None,
         typer.Option(
@@ -79,11 +70,7 @@ def tune_prompt(
             show_default=False,
         ),
     ] = PromptTuneSettings.prompts,
-    dataset: o.TuningDataset = DataSpec.source,
-    text_column: o.TextColumn = DataSpec.text_column,
-    label_column: o.LabelColumn = DataSpec.label_column,
-    label_map: o.LabelMap = DataSpec.label_map,
-    split: o.Split = DataSpec.split,
+    data: DataSpec = g.TUNING_DATA,
     n: o.TuningTexts = PromptTuneSettings.n,
     sample: o.Sample = PromptTuneSettings.sample,
     ensemble: Annotated[
@@ -119,7 +106,7 @@ def tune_prompt(
     from sentiq.api import tune_prompt as run_tune
 
     chosen = dict(
-        dataset=DataSpec(dataset, text_column, label_column, label_map, split),
+        dataset=data,
         prompts=prompts,
         n=n,
         sample=sample,
@@ -133,7 +120,7 @@ def tune_prompt(
     )
     with render.progress(enabled=not json_out) as start_task:
         result = run_tune(
-            ModelSettings(model, device, dtype, batch_size, batch_tokens),
+            models,
             output_dir=output_dir,
             progress=start_task,
             **chosen,

@@ -11,7 +11,7 @@ datasets, labels or files.
 
 from __future__ import annotations
 
-import logging
+import functools
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +22,11 @@ import torch
 
 from sentiq.core.batching import BatchPlanner, Done, default_fill, default_token_budget
 from sentiq.core.decoding import Sampling, decode, mix_first
-from sentiq.core.models import LoadedModel, load_model
+from sentiq.core.models import LoadedModel, free_memory, load_model, peak_memory_bytes, sync
 from sentiq.core.stages import StageClock
 from sentiq.errors import ResourceError
 from sentiq.settings import ModelSettings
 
-log = logging.getLogger(__name__)
 PREFIXES_KEPT = 16  # encoded prompt prefixes kept, least recently used dropped first (a search tries many)
 HEAD_BLOCK_ROWS = 16_384  # vocabulary rows widened to float32 at a time by the head
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape (1, kv_heads, seq, head_dim)
@@ -60,13 +59,12 @@ class Engine:
             max_tokens=budget,
             max_rows=self.max_batch_rows,
             fill=default_fill(kind, budget),
-            sync=self._sync,
-            free_memory=self._free_memory,
+            sync=functools.partial(sync, self.device),
+            free_memory=functools.partial(free_memory, self.device),
             clock=self.clock,
         )
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.eos_ids = self.lm.stop_ids()
-        self._warned_split: set[str] = set()
 
     # -- tokens ------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -81,19 +79,6 @@ class Engine:
     def decode(self, ids: Sequence[int]) -> str:
         with self.clock.stage("tokenize"):
             return self.tokenizer.decode(list(ids), skip_special_tokens=True)
-
-    def splits_exactly(self, prefix: str, bodies: Sequence[str], name: str = "the prompt") -> bool:
-        """True when encoding prefix and body apart gives the tokens of the whole prompt, as with
-        Qwen's tokenizer; a tokenizer that merges across the seam would make the cached prefix wrong.
-        Warns once per engine and prompt when it does not."""
-        head = self.encode(prefix)
-        exact = all(head + self.encode(b) == self.encode(prefix + b) for b in bodies)
-        if not exact and name not in self._warned_split:
-            log.warning(
-                f"this tokenizer merges tokens where {name} meets the text: its prompts are encoded whole (slower)"
-            )
-            self._warned_split.add(name)
-        return exact
 
     # -- public API --------------------------------------------------------------------------------
     def score_batches(
@@ -160,22 +145,6 @@ class Engine:
         samples = max(s.num_samples for s in samplings)
         yield from self.planner.run(lengths, work, rows_per_item=samples, shared=len(prefix))
 
-    def generate(
-        self,
-        prefix: Sequence[int],
-        bodies: Sequence[Sequence[int]],
-        samplings: Sequence[Sampling],
-        seeds: Sequence[int] | None = None,
-        first_mix: tuple[list[int], np.ndarray] | None = None,
-    ) -> list[list[list[str]]]:
-        """generate_batches gathered in input order: result[setting][text][sample]."""
-        answers: list[list[list[str]]] = [[[] for _ in bodies] for _ in samplings]
-        for done in self.generate_batches(prefix, bodies, samplings, seeds, first_mix):
-            for per_setting, got in zip(answers, done.result):
-                for i, texts in zip(done.indices, got):
-                    per_setting[i] = texts
-        return answers
-
     def warm_up(self, prefix: Sequence[int]) -> None:
         """One small pass so that one-time costs (kernels, allocator, prefix cache) stay out of timings."""
         try:
@@ -186,7 +155,7 @@ class Engine:
                 f"out of memory on one text of two words while warming up: the model does not fit on {self.device} "
                 "next to what else runs there; use a smaller model or dtype"
             ) from None
-        self._sync()
+        sync(self.device)
 
     # -- forward passes ----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -320,21 +289,8 @@ class Engine:
         texts = [self.decode(t) for t in decode(first, step, sampling, seeds, self.eos_ids, self.pad_id)]
         return [texts[i : i + n] for i in range(0, len(texts), n)]
 
-    # -- device helpers ----------------------------------------------------------------------------
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        elif self.device.type == "mps":
-            torch.mps.synchronize()
-
-    def _free_memory(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-
     def peak_memory_bytes(self) -> int | None:
-        if self.device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(self.device))
-        return None
+        return peak_memory_bytes(self.device)
 
 
 def load_engine(settings: ModelSettings) -> Engine:

@@ -184,3 +184,28 @@ def _quiet_transformers() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def sync(device: Any) -> None:
+    """Wait for the device to finish what it was given, so that clocks measure finished work."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def free_memory(device: Any) -> None:
+    """Hand the memory the allocator caches back to the device (after running out of it)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def peak_memory_bytes(device: Any) -> int | None:
+    """The most memory the device held for tensors since it was last reset; None where unknown."""
+    import torch
+
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None

@@ -3,6 +3,7 @@ checks that make a prompt usable by the generation methods."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,23 @@ from sentiq.methods.prompts import Prompt, PromptTemplate, build_template
 
 # Texts that probe whether prefix and body tokenize apart exactly: words, punctuation, digits, a line
 # break and non-ASCII characters next to the seam.
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # prompts said to tokenize across the seam
 SPLIT_PROBES = ("A great film.", "dull", "Terrible!\nAvoid.", "N/A", "9/10, très bon — ok", "")
+
+
+def splits_exactly(engine: Engine, prefix: str, bodies: Sequence[str], ref: str) -> bool:
+    """True when encoding prefix and body apart gives the tokens of the whole prompt, as with Qwen's
+    tokenizer; a tokenizer that merges across the seam would make the cached prefix wrong. Warns once
+    per process and prompt when it does not."""
+    head = engine.encode(prefix)
+    exact = all(head + engine.encode(b) == engine.encode(prefix + b) for b in bodies)
+    if not exact and ref not in _WARNED:
+        log.warning(
+            f"this tokenizer merges tokens where prompt '{ref}' meets the text: its prompts are encoded whole (slower)"
+        )
+        _WARNED.add(ref)
+    return exact
 
 
 @dataclass
@@ -31,9 +48,7 @@ class Bound:
     @classmethod
     def bind(cls, engine: Engine, prompt: Prompt, demos: Sequence[tuple[str, str]]) -> Bound:
         template = build_template(engine.tokenizer, prompt, demos)
-        cached = engine.splits_exactly(
-            template.prefix, [template.body(p) for p in SPLIT_PROBES], f"prompt '{prompt.ref}'"
-        )
+        cached = splits_exactly(engine, template.prefix, [template.body(p) for p in SPLIT_PROBES], prompt.ref)
         prefix = engine.encode(template.prefix) if cached else []
         return cls(prompt, template, cached, prefix, [engine.encode(w) for w in prompt.words])
 
