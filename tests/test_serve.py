@@ -232,7 +232,7 @@ def test_unknown_paths_and_methods_answer_the_documented_error_body() -> None:
 def test_a_client_that_closes_mid_body_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     from starlette.requests import ClientDisconnect
 
-    from sentiq.serve.app import ApiError, _read
+    from sentiq.serve.requests import ApiError, _read
 
     class Closing:
         headers: dict[str, str] = {}

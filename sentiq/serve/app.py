@@ -6,70 +6,34 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from sentiq.errors import SentiqError, first_line
 from sentiq.serve.batcher import Overloaded, RequestBatcher, Stopped
 from sentiq.serve.metrics import ServiceMetrics
+from sentiq.serve.requests import (
+    LOG,
+    ApiError,
+    ClassifyRequest,
+    ClassifyResponse,
+    overloaded,
+    read_body,
+    request_texts,
+)
 from sentiq.settings import ServeSettings
-from sentiq.text import lone_surrogate
 
+ServiceState = Literal["loading", "ready", "draining", "failed"]
 OPEN = ("/health",)  # answered without the API key: a load balancer's probe
-LOG = logging.getLogger("uvicorn.error")  # the server's own log: its lines read as uvicorn's do
-
-
-class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a field the service does not read is refused, never ignored
-
-    texts: list[str] = Field(description="The texts to label, at most max_texts of at most max_chars characters.")
-
-
-class TextResult(BaseModel):
-    label: str = Field(description="One of the labels, or 'invalid' (an answer that names none, or an empty text).")
-    scores: dict[str, float] | None = Field(
-        description="Every label's probability; null for one generated answer (zero-shot, k-shot generating)."
-    )
-    answer: str | None = Field(description="The generated answer(s), for methods that generate.")
-    truncated: bool = Field(description="The text was longer than max_tokens and lost its middle.")
-
-
-class ClassifyResponse(BaseModel):
-    model: str
-    method: str
-    labels: list[str]
-    results: list[TextResult]
-
-
-class ApiError(Exception):
-    """An answer other than 200: its status, a short type, a message and, for a limit, its name and value."""
-
-    def __init__(self, status: int, kind: str, message: str, limit: str | None = None, value: float | None = None):
-        super().__init__(message)
-        self.status, self.kind, self.limit, self.value = status, kind, limit, value
-        self.headers: dict[str, str] = {}
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.kind, "message": str(self)}
-        if self.limit is not None:
-            error |= {"limit": self.limit, "value": self.value}
-        return {"error": error}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 @dataclass
@@ -77,7 +41,7 @@ class Service:
     """What the endpoints share: the settings, the metrics, and once loaded the classifier and batcher."""
 
     settings: ServeSettings
-    state: str = "loading"  # loading, ready, draining or failed
+    state: ServiceState = "loading"
     arriving: int = 0  # classify requests read but not yet queued: worth a pass's wait
     error: str | None = None
     classifier: Any = None
@@ -182,7 +146,7 @@ def create_app(make: Callable[[], Any], settings: ServeSettings, service: Servic
         started = time.perf_counter()
         service.arriving += 1
         try:
-            texts = _texts(await _body(request, settings.max_body_bytes, settings.timeout_s), settings)
+            texts = request_texts(await read_body(request, settings.max_body_bytes, settings.timeout_s), settings)
             if service.state != "ready" or service.batcher is None:
                 error = ApiError(503, "not_ready", f"the service is {service.state}: try again shortly")
                 error.headers["Retry-After"] = "1"
@@ -238,7 +202,7 @@ class Guard:
         if settings.api_key and (key_refusal := unauthorized(settings, path, Headers(scope=scope))):
             return key_refusal
         if path == "/v1/classify" and batcher is not None and batcher.depth >= settings.queue_texts:
-            return _overloaded(f"the queue holds its {settings.queue_texts} texts")
+            return overloaded(f"the queue holds its {settings.queue_texts} texts")
         return None
 
 
@@ -247,7 +211,7 @@ async def _submit(batcher: RequestBatcher, texts: list[str], timeout: float, sta
     try:
         return await asyncio.wait_for(batcher.submit(texts), timeout - (time.perf_counter() - started))
     except Overloaded as exc:
-        raise _overloaded(str(exc)) from None
+        raise overloaded(str(exc)) from None
     except Stopped:
         raise ApiError(503, "shutting_down", "the service is shutting down") from None
     except TimeoutError:
@@ -256,83 +220,6 @@ async def _submit(batcher: RequestBatcher, texts: list[str], timeout: float, sta
         raise ApiError(500, "classify_failed", first_line(exc)) from None
     except Exception as exc:  # the model failed on this request's texts
         raise ApiError(500, "classify_failed", f"{type(exc).__name__}: {first_line(exc)}") from None
-
-
-def _overloaded(why: str) -> ApiError:
-    error = ApiError(503, "overloaded", f"too many texts are waiting ({why}): retry after a second")
-    error.headers["Retry-After"] = "1"
-    return error
-
-
-async def _body(request: Request, limit: int, timeout: float) -> bytes:
-    """The request body, refused as soon as it passes `limit` bytes (declared or streamed) or takes longer
-    than `timeout` to arrive (a client trickling its body would hold a connection for ever)."""
-    try:
-        return await asyncio.wait_for(_read(request, limit), timeout)
-    except TimeoutError:
-        error = ApiError(
-            408, "body_timeout", f"the body did not arrive within {timeout:g} s", "timeout_s", int(timeout)
-        )
-        error.headers["Connection"] = "close"
-        raise error from None
-
-
-async def _read(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    too_big = ApiError(413, "body_too_large", f"the request body is over {limit} bytes", "max_body_bytes", limit)
-    if declared.isdigit() and int(declared) > limit:
-        raise too_big
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_big
-            chunks.append(chunk)
-    except ClientDisconnect:
-        LOG.info("a client closed its connection before its request body arrived (%d bytes read)", size)
-        raise ApiError(400, "client_disconnected", "the connection closed before the body arrived") from None
-    return b"".join(chunks)
-
-
-def _texts(body: bytes, settings: ServeSettings) -> list[str]:
-    """The request's texts, checked against the limits: one error naming the first thing wrong."""
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, "invalid_utf8", f"the body is not valid UTF-8 (byte {exc.start})") from None
-    except ValueError as exc:
-        raise ApiError(400, "malformed_json", f"the body is not JSON: {first_line(exc)}") from None
-    except RecursionError:
-        raise ApiError(400, "malformed_json", "the body nests arrays or objects too deeply to read") from None
-    try:
-        texts = ClassifyRequest.model_validate(data).texts
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", f'{_invalid(exc)} (send {{"texts": ["...", ...]}})') from None
-    if not texts:
-        raise ApiError(422, "invalid_request", "texts: the list is empty (send at least one text)")
-    if len(texts) > settings.max_texts:
-        message = f"texts: {len(texts)} texts, more than the limit of {settings.max_texts} per request"
-        raise ApiError(422, "too_many_texts", message, "max_texts", settings.max_texts)
-    long = next((i for i, t in enumerate(texts) if len(t) > settings.max_chars), None)
-    if long is not None:
-        message = f"texts.{long}: {len(texts[long])} characters, more than the limit of {settings.max_chars}"
-        raise ApiError(422, "text_too_long", message, "max_chars", settings.max_chars)
-    broken = next(((i, at) for i, t in enumerate(texts) if (at := lone_surrogate(t)) is not None), None)
-    if broken is not None:
-        i, at = broken
-        message = f"texts.{i}: a lone surrogate (\\u{ord(texts[i][at]):04x}) at character {at} is not a character"
-        raise ApiError(400, "invalid_text", message)
-    return texts
-
-
-def _invalid(exc: ValidationError) -> str:
-    """The first thing wrong with a request, or every field it has that the service does not read."""
-    unknown = [".".join(map(str, e["loc"])) for e in exc.errors() if e["type"] == "extra_forbidden"]
-    if unknown:
-        return f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: the request takes only texts"
-    first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc']) or 'body'}: {first['msg']}"
 
 
 def _routing_error(status: int, request: Request) -> tuple[str, str]:

@@ -37,7 +37,8 @@ class ProbeServer:
 
 
 def _handler(service: Any) -> type[BaseHTTPRequestHandler]:
-    from sentiq.serve.app import ApiError, readiness, unauthorized
+    from sentiq.serve.app import readiness, unauthorized
+    from sentiq.serve.requests import ApiError
 
     class Probe(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: a prober may reuse its connection
