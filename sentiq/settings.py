@@ -9,50 +9,36 @@ from numbers import Integral
 from pathlib import Path
 from typing import Any
 
+from sentiq.choices import (
+    BACKENDS,
+    CALIBRATIONS,
+    DEFAULT_PROMPT,
+    DEVICES,
+    DTYPES,
+    EMBEDDED,
+    METHODS,
+    SAMPLINGS,
+    SCORINGS,
+    TEMPERATURES,
+    TOP_KS,
+    Backend,
+    Calibration,
+    Device,
+    DType,
+    Method,
+    SampleRule,
+    Scoring,
+    ending_name,
+)
 from sentiq.errors import OptionError
 from sentiq.model_source import ModelSource, resolve_source
-from sentiq.text import did_you_mean
-
-METHODS = ("loglik", "zero-shot", "k-shot", "sampling")
-# evaluate's sample: as many texts of every label, or the data's own proportions of them
-SAMPLINGS = ("balanced", "stratified")
-DEVICES = ("auto", "cuda", "mps", "cpu")  # auto: CUDA, then MPS, then CPU
-DTYPES = ("auto", "bfloat16", "float16", "float32")  # auto: bfloat16 where native, float16 on MPS, else float32
-SCORINGS = ("generate", "loglik")  # k-shot: decide by greedy generation, or by label log-likelihood
-BACKENDS = ("local", "ray")  # --backend: where the work runs, this process or a Ray cluster
-METRICS = (
-    "macro_f1",
-    "accuracy",
-    "words_per_s",
-)  # what compare ranks by  # where the work runs: this process, or a Ray cluster
-# Tokens per forward pass by device: large on GPUs (memory errors halve it), small on CPUs (no gain past it).
-TOKEN_BUDGETS = {"cuda": 65536, "mps": 8192, "cpu": 2048}
-# none; contextual: content-free inputs (Zhao et al. 2021); domain: random in-domain words (Fei et al.
-# 2023); batch: the mean label probability over the texts themselves (Zhou et al. 2023)
-CALIBRATIONS = ("none", "contextual", "domain", "batch")
-DEFAULT_PROMPT = "classifier"
-EMBEDDED = "imdb-sample"
-# The original study's sampling grid, plus small top-k values: with a two-word answer space, top-k
-# below 10 is where sampling actually changes.
-TEMPERATURES = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
-TOP_KS = (1000, 800, 600, 400, 200, 100, 10, 5, 2)
-
-
-def method_names(asked: list[str]) -> list[str]:
-    """`--method` values as method names: 'all' for every method, repeats dropped, typos named."""
-    names = list(METHODS) if "all" in asked else list(dict.fromkeys(asked))
-    unknown = [m for m in names if m not in METHODS]
-    if unknown:
-        hint = did_you_mean(unknown[0], [*METHODS, "all"])
-        raise OptionError(f"unknown method '{unknown[0]}': choose from {', '.join(METHODS)} or all.{hint}")
-    return names
 
 
 @dataclass(frozen=True)
 class ModelSettings:
     model: str | None = None  # alias, hub id, folder or .gguf; None: SENTIQ_MODEL or the default
-    device: str = "auto"
-    dtype: str = "auto"
+    device: Device = "auto"
+    dtype: DType = "auto"
     batch_size: int | None = None  # texts per forward pass; None: as many as the token budget holds
     max_batch_tokens: int | None = None  # None: the device's default budget
 
@@ -94,20 +80,15 @@ class DataSpec:
     split: str | None = None  # hub datasets: None means the test split
 
 
-def ending_name(tail: int) -> str:
-    """How method titles and tuning grids say that each text's last `tail` words are read too."""
-    return f"+last {tail} words"
-
-
 @dataclass(frozen=True)
 class MethodConfig:
     """Everything that decides a method's predictions; recorded in every run's config.json."""
 
-    method: str = "loglik"
+    method: Method = "loglik"
     k: int = 2  # k-shot: demonstrations per class
-    scoring: str = "generate"  # k-shot: decide by greedy generation (as the original study) or "loglik"
+    scoring: Scoring = "generate"  # k-shot: decide by greedy generation (as the original study) or "loglik"
     prompt: str = DEFAULT_PROMPT  # built-in name, NAME:VARIANT or a .toml file; several comma-separated
-    calibrate: str = "none"  # one of CALIBRATIONS: label scores, or a generated answer's first token
+    calibrate: Calibration = "none"  # label scores, or a generated answer's first token
     temperature: float = 0.7  # sampling
     top_k: int | None = 20  # sampling; None disables
     top_p: float | None = None  # sampling; None disables (no hidden nucleus default)
@@ -201,52 +182,10 @@ class ClassifySettings:
 
 
 @dataclass(frozen=True)
-class ServeSettings:
-    """How `sentiq serve` listens, batches and refuses. Every limit is refused with its name and value."""
-
-    host: str = "127.0.0.1"  # loopback unless told otherwise
-    port: int = 8000
-    health_port: int | None = None  # /health and /ready also answered here, on threads of their own
-    api_key: str | None = None  # when set, every endpoint but /health asks for `Authorization: Bearer KEY`
-    batching: bool = True  # False: one request per pass, for comparison
-    max_batch_texts: int = 64  # texts one pass takes from the queue (the engine's token budget splits further)
-    max_wait_ms: float = 5.0  # how long a pass waits for more requests to join it
-    queue_texts: int = 1024  # texts waiting at most; beyond it requests are answered 503 at once
-    max_texts: int = 256  # texts per request
-    max_chars: int = 20_000  # characters per text
-    max_body_bytes: int = 1_048_576  # request body
-    timeout_s: float = 60.0  # a request's body and answer within it, else 408 (body) or 504 (answer)
-    access_log: bool = False  # a line per request: under overload, a share of the event loop's time
-    calibration_texts: Path | None = None  # batch or domain calibration: the prior is estimated on these at start
-    text_column: str | None = None  # calibration_texts' column; None: 'text'
-
-    def __post_init__(self) -> None:
-        checks = [
-            (1 <= self.port <= 65535, "--port must be between 1 and 65535"),
-            (self.health_port is None or 1 <= self.health_port <= 65535, "--health-port must be between 1 and 65535"),
-            (self.health_port != self.port, "--health-port must differ from --port"),
-            (self.max_batch_texts >= 1, "--max-batch-texts must be at least 1"),
-            (self.max_wait_ms >= 0, "--max-wait-ms must be 0 or more"),
-            (self.queue_texts >= self.max_texts, "--queue-texts must hold at least one request's --max-texts"),
-            (self.max_texts >= 1 and self.max_chars >= 1, "--max-texts and --max-chars must be at least 1"),
-            (self.max_body_bytes >= 1024, "--max-body-bytes must be at least 1024"),
-            (self.timeout_s > 0, "--timeout must be above 0"),
-            (self.api_key is None or len(self.api_key) >= 16, "--api-key must be at least 16 characters"),
-            (
-                self.api_key is None or all("!" <= c <= "~" for c in self.api_key),
-                "--api-key must be printable ASCII without spaces: an HTTP header cannot carry other characters",
-            ),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise OptionError(message)
-
-
-@dataclass(frozen=True)
 class RaySettings:
     """Where the work runs: this process, or a Ray cluster through Ray Data."""
 
-    backend: str = "local"  # --backend: "local" (this process) or "ray"
+    backend: Backend = "local"  # this process, or a Ray cluster
     ray_address: str | None = None  # None: RAY_ADDRESS, or a local cluster started in this process
     workers: int = 2  # actors, each holding the model once
     gpus_per_worker: float = 0.0
@@ -268,7 +207,7 @@ class EvalSettings:
     n: int | None = 200  # sample size; None: every text
     n_given: bool = True  # False: n is the default, and a dataset too small for it gives the largest sample it allows
     seed: int = 0  # the sample (methods carry their own)
-    sample: str = "balanced"  # one of SAMPLINGS
+    sample: SampleRule = "balanced"
     output_dir: Path | None = Path("results")  # None: in memory, nothing written
     run_id: str | None = None  # with several methods, each run gets '-<method>' appended
     resume: bool = False  # continue the run folders named by run_id
@@ -303,7 +242,7 @@ class TuneSettings:
     samples: int = 1  # answers per text while tuning: one keeps the grid cheap
     prompt: str | None = None  # one prompt (tune-prompt's choice is a good one); None: the label set's first built-in
     data: DataSpec = field(default_factory=DataSpec)  # the embedded tuning reviews, or labelled texts of one's own
-    sample: str = "balanced"  # one of SAMPLINGS
+    sample: SampleRule = "balanced"
     seed: int = 0
     output_dir: Path = Path("results")
 
@@ -322,7 +261,7 @@ class PromptTuneSettings:
     draws: int = 1  # with k: demonstration sets tried, drawn with seeds seed, seed + 1, ...
     max_tokens: int = 4096  # per text, as evaluate's --max-tokens
     data: DataSpec = field(default_factory=DataSpec)  # the embedded tuning reviews, or labelled texts of one's own
-    sample: str = "balanced"  # one of SAMPLINGS
+    sample: SampleRule = "balanced"
     demos: str | None = None  # with k: a labelled file to draw demonstrations from, as k-shot's --demos
     seed: int = 0
     output_dir: Path = Path("results")

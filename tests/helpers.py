@@ -19,8 +19,8 @@ def evaluate_args(model: Path, dataset: Path, output_dir: Path, run_id: str, n: 
 
 def parse_label(answer: str) -> str | None:
     """The label an answer names under the default prompt's label words."""
+    from sentiq.choices import DEFAULT_PROMPT
     from sentiq.methods.prompts import load_prompt
-    from sentiq.settings import DEFAULT_PROMPT
 
     return load_prompt(DEFAULT_PROMPT).parse(answer)
 

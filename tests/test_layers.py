@@ -111,3 +111,9 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     bad.write_text("def f():\n    from sentiq.core.engine import Engine\n")
     (target,) = imports(bad, modules())
     assert target == "sentiq.core.engine" and layer(target) > layer("sentiq.io.sinks")
+
+
+def test_no_module_is_over_300_lines() -> None:
+    """A module that grows past this holds more than one job: split it along its jobs."""
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 300}
+    assert not long, long

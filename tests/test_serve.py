@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 import sentiq  # noqa: E402
 from sentiq.serve.app import Service, create_app  # noqa: E402
 from sentiq.serve.batcher import Overloaded, RequestBatcher  # noqa: E402
-from sentiq.settings import ServeSettings  # noqa: E402
+from sentiq.serve.settings import ServeSettings  # noqa: E402
 
 KEY = "k" * 24
 

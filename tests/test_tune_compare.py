@@ -11,7 +11,7 @@ from helpers import evaluate_args
 from typer.testing import CliRunner
 
 from sentiq.cli import app
-from sentiq.cli.options import parse_grid
+from sentiq.cli.tune import parse_grid
 
 runner = CliRunner()
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sentiq.api.options import method_config, tuned_methods
+from sentiq.choices import DEFAULT_PROMPT
 from sentiq.errors import speaks_python
-from sentiq.settings import DEFAULT_PROMPT, MethodConfig, ModelSettings
+from sentiq.settings import MethodConfig, ModelSettings
 
 if TYPE_CHECKING:
     import pandas as pd

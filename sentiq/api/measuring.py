@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sentiq.api.options import check_options, method_config, model_settings, tuned_methods
+from sentiq.choices import EMBEDDED, method_names
 from sentiq.errors import OptionError, speaks_python
 from sentiq.progress import StartTask, no_progress
 from sentiq.settings import (
-    EMBEDDED,
     DataSpec,
     EvalSettings,
     MethodConfig,
@@ -20,7 +20,6 @@ from sentiq.settings import (
     PromptTuneSettings,
     RaySettings,
     TuneSettings,
-    method_names,
 )
 
 LabelMap = str | Mapping[str | int, str] | None  # '1=positive,0=negative', or {1: "positive", 0: "negative"}
@@ -135,7 +134,7 @@ def resume_run(
     from dataclasses import replace
 
     from sentiq.workflows.evaluate import evaluate as run_evaluate
-    from sentiq.workflows.evaluate import recorded_settings
+    from sentiq.workflows.resuming import recorded_settings
 
     if not isinstance(run_id, str):
         raise TypeError(f"run_id must be a run folder's name (a string), not {type(run_id).__name__}")

@@ -8,8 +8,9 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from sentiq.choices import method_names
 from sentiq.errors import OptionError
-from sentiq.settings import MethodConfig, ModelSettings, method_names
+from sentiq.settings import MethodConfig, ModelSettings
 from sentiq.text import did_you_mean
 
 Rows = Callable[[list[dict[str, Any]]], None]  # classify_file's on_rows: each batch's rows

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from sentiq.choices import METRICS
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
-from sentiq.settings import METRICS
 
 
 @guarded

@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
+from sentiq.choices import method_names
 from sentiq.cli import groups as g
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
 from sentiq.errors import OptionError
-from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings, method_names
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings
 
 
 @guarded

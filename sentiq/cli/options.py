@@ -12,9 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from sentiq.api.options import builtin_prompts
-from sentiq.errors import OptionError
-from sentiq.model_source import DEFAULT_MODEL
-from sentiq.settings import (
+from sentiq.choices import (
     BACKENDS,
     CALIBRATIONS,
     DEVICES,
@@ -22,10 +20,9 @@ from sentiq.settings import (
     METHODS,
     SAMPLINGS,
     SCORINGS,
-    TEMPERATURES,
     TOKEN_BUDGETS,
-    TOP_KS,
 )
+from sentiq.model_source import DEFAULT_MODEL
 from sentiq.text import did_you_mean
 
 MODEL_PANEL = "Model"
@@ -53,7 +50,7 @@ def _methods(value: str) -> list[str]:
     return [parse(v.strip()) for v in str(value).split(",") if v.strip()]
 
 
-def _option(*decls: str, panel: str | None = None, default_shown: str | None = None, **kwargs: Any) -> Any:
+def option(*decls: str, panel: str | None = None, default_shown: str | None = None, **kwargs: Any) -> Any:
     """A typer.Option; `default_shown` is what help says the default is when the code's default is None."""
     if default_shown is not None:
         kwargs["help"] = f"{kwargs['help']} \\[default: {default_shown}]"
@@ -70,7 +67,7 @@ def _budgets() -> str:
 # -- model --------------------------------------------------------------------------------------------
 Model = Annotated[
     str | None,
-    _option(
+    option(
         "--model",
         "-m",
         envvar="SENTIQ_MODEL",
@@ -79,14 +76,14 @@ Model = Annotated[
         help="0.5b, 1.5b (Qwen2.5 Instruct), a hub id, a local model folder or a .gguf file.",
     ),
 ]
-Device = Annotated[str, _option(**choice(DEVICES), panel=MODEL_PANEL, help="auto: CUDA, then MPS, then CPU.")]
+Device = Annotated[str, option(**choice(DEVICES), panel=MODEL_PANEL, help="auto: CUDA, then MPS, then CPU.")]
 Dtype = Annotated[
     str,
-    _option(**choice(DTYPES), panel=MODEL_PANEL, help="auto: bfloat16 where native, float16 on MPS, else float32."),
+    option(**choice(DTYPES), panel=MODEL_PANEL, help="auto: bfloat16 where native, float16 on MPS, else float32."),
 ]
 BatchSize = Annotated[
     int | None,
-    _option(
+    option(
         "--batch-size",
         min=1,
         panel=MODEL_PANEL,
@@ -96,7 +93,7 @@ BatchSize = Annotated[
 ]
 BatchTokens = Annotated[
     int | None,
-    _option(
+    option(
         "--batch-tokens",
         min=1,
         panel=MODEL_PANEL,
@@ -106,10 +103,10 @@ BatchTokens = Annotated[
 ]
 
 # -- method -------------------------------------------------------------------------------------------
-Method = Annotated[str, _option("--method", **choice(METHODS), panel=METHOD_PANEL, help="How to classify.")]
+Method = Annotated[str, option("--method", **choice(METHODS), panel=METHOD_PANEL, help="How to classify.")]
 MethodList = Annotated[
     list[str],
-    _option(
+    option(
         "--method",
         parser=_methods,
         metavar="METHOD[,METHOD...]",
@@ -117,10 +114,10 @@ MethodList = Annotated[
         help=f"{', '.join(METHODS)} or all; repeat, or separate with commas, for several.",
     ),
 ]
-K = Annotated[int, _option("--k", min=1, panel=METHOD_PANEL, help="k-shot: demonstrations per class.")]
+K = Annotated[int, option("--k", min=1, panel=METHOD_PANEL, help="k-shot: demonstrations per class.")]
 Scoring = Annotated[
     str,
-    _option(
+    option(
         **choice(SCORINGS),
         panel=METHOD_PANEL,
         help="k-shot: decide by greedy generation or label log-likelihood.",
@@ -128,7 +125,7 @@ Scoring = Annotated[
 ]
 Prompt = Annotated[
     str,
-    _option(
+    option(
         "--prompt",
         "-p",
         panel=METHOD_PANEL,
@@ -138,7 +135,7 @@ Prompt = Annotated[
 ]
 Calibrate = Annotated[
     str,
-    _option(
+    option(
         "--calibrate",
         **choice(CALIBRATIONS),
         panel=METHOD_PANEL,
@@ -146,25 +143,25 @@ Calibrate = Annotated[
         "random in-domain words (domain) or the texts themselves (batch).",
     ),
 ]
-Temperature = Annotated[float, _option(panel=METHOD_PANEL, help="sampling: temperature (> 0).")]
+Temperature = Annotated[float, option(panel=METHOD_PANEL, help="sampling: temperature (> 0).")]
 TopK = Annotated[
-    int | None, _option("--top-k", min=1, panel=METHOD_PANEL, help="sampling: keep the k most likely tokens.")
+    int | None, option("--top-k", min=1, panel=METHOD_PANEL, help="sampling: keep the k most likely tokens.")
 ]
 TopP = Annotated[
-    float | None, _option("--top-p", panel=METHOD_PANEL, help="sampling: nucleus top-p (off unless given).")
+    float | None, option("--top-p", panel=METHOD_PANEL, help="sampling: nucleus top-p (off unless given).")
 ]
-Samples = Annotated[int, _option(min=1, panel=METHOD_PANEL, help="sampling: answers per text, majority vote.")]
+Samples = Annotated[int, option(min=1, panel=METHOD_PANEL, help="sampling: answers per text, majority vote.")]
 MaxNewTokens = Annotated[
     int,
-    _option("--max-new-tokens", min=1, panel=METHOD_PANEL, help="Generation methods: most tokens an answer may take."),
+    option("--max-new-tokens", min=1, panel=METHOD_PANEL, help="Generation methods: most tokens an answer may take."),
 ]
 MaxTokens = Annotated[
     int,
-    _option("--max-tokens", min=16, panel=METHOD_PANEL, help="Longest text in tokens; longer ones lose their middle."),
+    option("--max-tokens", min=16, panel=METHOD_PANEL, help="Longest text in tokens; longer ones lose their middle."),
 ]
 Tail = Annotated[
     int,
-    _option(
+    option(
         min=0,
         panel=METHOD_PANEL,
         help="Also read each text's last N words and average the label scores of the two views (reviews tend "
@@ -173,7 +170,7 @@ Tail = Annotated[
 ]
 DemoSeed = Annotated[
     int | None,
-    _option(
+    option(
         "--demo-seed",
         min=0,
         panel=METHOD_PANEL,
@@ -183,7 +180,7 @@ DemoSeed = Annotated[
 ]
 Demos = Annotated[
     str | None,
-    _option(
+    option(
         "--demos",
         panel=METHOD_PANEL,
         default_shown="the embedded IMDB pool",
@@ -193,7 +190,7 @@ Demos = Annotated[
 ]
 Tuned = Annotated[
     bool,
-    _option(
+    option(
         "--tuned",
         panel=METHOD_PANEL,
         help="Use the prompt, calibration and ending tune-prompt chose for this model (and tune-sampling's "
@@ -204,28 +201,28 @@ Tuned = Annotated[
 # -- data ---------------------------------------------------------------------------------------------
 Dataset = Annotated[
     str,
-    _option(
+    option(
         "--dataset",
         panel=DATA_PANEL,
         help="imdb-sample (embedded), a table (.csv, .tsv, .jsonl, .json or .parquet), or a hub dataset id.",
     ),
 ]
 TextColumn = Annotated[
-    str | None, _option("--text-column", panel=DATA_PANEL, default_shown="text", help="Column holding the text.")
+    str | None, option("--text-column", panel=DATA_PANEL, default_shown="text", help="Column holding the text.")
 ]
-LabelColumn = Annotated[str, _option(panel=DATA_PANEL, help="Column holding the label.")]
+LabelColumn = Annotated[str, option(panel=DATA_PANEL, help="Column holding the label.")]
 LabelMap = Annotated[
     str | None,
-    _option(
+    option(
         panel=DATA_PANEL,
         default_shown="1/0, pos/neg, positive/negative",
         help="How labels are encoded, e.g. '1=positive,0=negative'.",
     ),
 ]
-Split = Annotated[str | None, _option(panel=DATA_PANEL, default_shown="test", help="Hub datasets: the split.")]
+Split = Annotated[str | None, option(panel=DATA_PANEL, default_shown="test", help="Hub datasets: the split.")]
 Sample = Annotated[
     str,
-    _option(
+    option(
         **choice(SAMPLINGS),
         panel=DATA_PANEL,
         help="balanced: as many texts of every label; stratified: the data's own proportions of them.",
@@ -233,7 +230,7 @@ Sample = Annotated[
 ]
 TuningTexts = Annotated[
     int,
-    _option(
+    option(
         "--n",
         min=2,
         panel=DATA_PANEL,
@@ -242,7 +239,7 @@ TuningTexts = Annotated[
 ]
 TuningDataset = Annotated[
     str,
-    _option(
+    option(
         "--dataset",
         panel=DATA_PANEL,
         help="The texts to tune on: imdb-sample (its 1,000 embedded tuning reviews), or labelled texts of your own "
@@ -254,7 +251,7 @@ TuningDataset = Annotated[
 # -- scale --------------------------------------------------------------------------------------------
 Backend = Annotated[
     str,
-    _option(
+    option(
         "--backend",
         "--engine",  # its name before 0.4
         **choice(BACKENDS),
@@ -264,19 +261,19 @@ Backend = Annotated[
 ]
 RayAddress = Annotated[
     str | None,
-    _option(
+    option(
         "--ray-address",
         panel=SCALE_PANEL,
         default_shown="RAY_ADDRESS, else a local cluster in this process",
         help="The cluster to join.",
     ),
 ]
-Workers = Annotated[int, _option(min=1, panel=SCALE_PANEL, help="Actors, each holding the model once.")]
-GpusPerWorker = Annotated[float, _option(min=0, panel=SCALE_PANEL, help="GPUs per actor.")]
-CpusPerWorker = Annotated[float, _option(panel=SCALE_PANEL, help="CPUs per actor (its torch threads).")]
+Workers = Annotated[int, option(min=1, panel=SCALE_PANEL, help="Actors, each holding the model once.")]
+GpusPerWorker = Annotated[float, option(min=0, panel=SCALE_PANEL, help="GPUs per actor.")]
+CpusPerWorker = Annotated[float, option(panel=SCALE_PANEL, help="CPUs per actor (its torch threads).")]
 GrowTimeout = Annotated[
     float,
-    _option(
+    option(
         "--grow-timeout",
         min=0,
         panel=SCALE_PANEL,
@@ -285,36 +282,13 @@ GrowTimeout = Annotated[
 ]
 
 # -- runs and output ----------------------------------------------------------------------------------
-Seed = Annotated[int, _option(help="Seed for the sample, demonstrations and sampling.")]
-MethodSeed = Annotated[int, _option("--seed", panel=METHOD_PANEL, help="Seed for the demonstrations and sampling.")]
-TuningSeed = Annotated[int, _option("--seed", help="Seed for the tuning sample (and demonstrations, sampling).")]
+Seed = Annotated[int, option(help="Seed for the sample, demonstrations and sampling.")]
+MethodSeed = Annotated[int, option("--seed", panel=METHOD_PANEL, help="Seed for the demonstrations and sampling.")]
+TuningSeed = Annotated[int, option("--seed", help="Seed for the tuning sample (and demonstrations, sampling).")]
 OutputDir = Annotated[
-    Path, _option("--output-dir", "-o", help="Where run folders are written (and --tuned finds tuning choices).")
+    Path, option("--output-dir", "-o", help="Where run folders are written (and --tuned finds tuning choices).")
 ]
-TuningDir = Annotated[Path, _option("--output-dir", "-o", help="Where the choice is saved, for --tuned to find.")]
-TunedIn = Annotated[Path, _option("--results-dir", panel=METHOD_PANEL, help="Where --tuned finds the tuning choices.")]
-ResultsDir = Annotated[Path, _option("--results-dir", help="Where the saved runs are.")]
-Json = Annotated[bool, _option("--json", panel=IO_PANEL, help="Print machine-readable JSON only.")]
-
-
-def parse_grid(text: str | None, kind: type, default: Sequence[Any], name: str) -> tuple:
-    """'0.2,0.7' -> (0.2, 0.7); values are checked as the sampling method would check them."""
-    if not text:
-        return tuple(default)
-    try:
-        values = tuple(kind(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise OptionError(f"{name}: '{text}' is not a comma-separated list of numbers") from exc
-    bad = [v for v in values if (v <= 0 if kind is float else v < 1)]
-    if not values or bad:
-        raise OptionError(f"{name}: values must be {'above 0' if kind is float else 'at least 1'} (got {text})")
-    return tuple(dict.fromkeys(values))
-
-
-Temperatures = Annotated[
-    str | None,
-    _option(default_shown=",".join(f"{t:g}" for t in TEMPERATURES), help="Comma-separated temperatures."),
-]
-TopKs = Annotated[
-    str | None, _option("--top-ks", default_shown=",".join(map(str, TOP_KS)), help="Comma-separated top-k values.")
-]
+TuningDir = Annotated[Path, option("--output-dir", "-o", help="Where the choice is saved, for --tuned to find.")]
+TunedIn = Annotated[Path, option("--results-dir", panel=METHOD_PANEL, help="Where --tuned finds the tuning choices.")]
+ResultsDir = Annotated[Path, option("--results-dir", help="Where the saved runs are.")]
+Json = Annotated[bool, option("--json", panel=IO_PANEL, help="Print machine-readable JSON only.")]

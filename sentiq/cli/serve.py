@@ -10,7 +10,8 @@ import typer
 from sentiq.cli import groups as g
 from sentiq.cli import options as o
 from sentiq.cli.guard import guarded
-from sentiq.settings import MethodConfig, ModelSettings, ServeSettings
+from sentiq.serve.settings import ServeSettings
+from sentiq.settings import MethodConfig, ModelSettings
 
 PANEL = "Service"
 

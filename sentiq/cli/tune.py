@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 
+from sentiq.choices import TEMPERATURES, TOP_KS
 from sentiq.cli import groups as g
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
+from sentiq.errors import OptionError
 from sentiq.settings import DataSpec, ModelSettings, PromptTuneSettings, TuneSettings
+
+
+def parse_grid(text: str | None, kind: type, default: Sequence[Any], name: str) -> tuple:
+    """'0.2,0.7' -> (0.2, 0.7); values are checked as the sampling method would check them."""
+    if not text:
+        return tuple(default)
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise OptionError(f"{name}: '{text}' is not a comma-separated list of numbers") from exc
+    bad = [v for v in values if (v <= 0 if kind is float else v < 1)]
+    if not values or bad:
+        raise OptionError(f"{name}: values must be {'above 0' if kind is float else 'at least 1'} (got {text})")
+    return tuple(dict.fromkeys(values))
+
+
+Temperatures = Annotated[
+    str | None,
+    o.option(default_shown=",".join(f"{t:g}" for t in TEMPERATURES), help="Comma-separated temperatures."),
+]
+TopKs = Annotated[
+    str | None, o.option("--top-ks", default_shown=",".join(map(str, TOP_KS)), help="Comma-separated top-k values.")
+]
 
 
 @guarded
@@ -27,8 +53,8 @@ def tune_sampling(
             show_default=False,
         ),
     ] = TuneSettings.prompt,
-    temperatures: o.Temperatures = None,
-    top_ks: o.TopKs = None,
+    temperatures: Temperatures = None,
+    top_ks: TopKs = None,
     data: DataSpec = g.TUNING_DATA,
     n: o.TuningTexts = TuneSettings.n,
     sample: o.Sample = TuneSettings.sample,
@@ -45,8 +71,8 @@ def tune_sampling(
             models,
             output_dir=output_dir,
             progress=start_task,
-            temperatures=o.parse_grid(temperatures, float, TuneSettings.temperatures, "--temperatures"),
-            top_ks=o.parse_grid(top_ks, int, TuneSettings.top_ks, "--top-ks"),
+            temperatures=parse_grid(temperatures, float, TuneSettings.temperatures, "--temperatures"),
+            top_ks=parse_grid(top_ks, int, TuneSettings.top_ks, "--top-ks"),
             dataset=data,
             n=n,
             sample=sample,

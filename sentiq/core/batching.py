@@ -12,9 +12,9 @@ from typing import Generic, TypeVar
 
 import torch
 
+from sentiq.choices import TOKEN_BUDGETS
 from sentiq.core.stages import StageClock
 from sentiq.errors import ResourceError
-from sentiq.settings import TOKEN_BUDGETS
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sentiq.choices import DEVICES, DTYPES
 from sentiq.errors import ModelError, OptionError, first_line
 from sentiq.io.hub import require_hub
 from sentiq.model_source import ModelSource, resolve_source
-from sentiq.settings import DEVICES, DTYPES
 
 
 @dataclass

@@ -11,11 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from sentiq.choices import EMBEDDED
 from sentiq.errors import DataError, UnknownLabels, first_line
 from sentiq.io.formats import TABLES, format_of, suffixes
 from sentiq.io.hub import require_hub
 from sentiq.io.tables import read_delimited
-from sentiq.settings import EMBEDDED, DataSpec, MethodConfig
+from sentiq.settings import DataSpec, MethodConfig
 from sentiq.text import LABELS, text_digest
 
 # Source encodings, stated per dataset: the same IMDB reviews come with opposite integer codes.

@@ -13,9 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sentiq.choices import DEFAULT_PROMPT
 from sentiq.errors import OptionError
 from sentiq.predictions import INVALID, RESERVED_LABELS
-from sentiq.settings import DEFAULT_PROMPT
 from sentiq.text import LABELS, did_you_mean
 
 if sys.version_info >= (3, 11):

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sentiq.errors import ModelError, OptionError
-from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, ServeSettings
+from sentiq.serve.settings import ServeSettings
+from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings
 
 CALIBRATION_TEXTS = ClassifySettings.chunk_size  # read at most: classify estimates its prior on a first chunk
 

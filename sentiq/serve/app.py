@@ -30,7 +30,7 @@ from sentiq.serve.requests import (
     read_body,
     request_texts,
 )
-from sentiq.settings import ServeSettings
+from sentiq.serve.settings import ServeSettings
 
 ServiceState = Literal["loading", "ready", "draining", "failed"]
 OPEN = ("/health",)  # answered without the API key: a load balancer's probe

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
 from sentiq.errors import first_line
-from sentiq.settings import ServeSettings
+from sentiq.serve.settings import ServeSettings
 from sentiq.text import lone_surrogate
 
 LOG = logging.getLogger("uvicorn.error")  # the server's own log: its lines read as uvicorn's do

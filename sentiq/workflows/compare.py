@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from sentiq.choices import METRICS
 from sentiq.errors import OptionError, RunError
 from sentiq.io.files import write_frame
 from sentiq.io.saved_runs import SavedRun, prompt_name, read_runs
-from sentiq.settings import METRICS
 from sentiq.text import LABELS, plural
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.plots import comparison_chart

@@ -17,14 +17,14 @@ import pandas as pd
 from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import describe_machine
-from sentiq.errors import DataError, Interrupted, OptionError, RunError
+from sentiq.errors import DataError, Interrupted, OptionError
 from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, texts_used
 from sentiq.io.files import same_or_inside
-from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, recorded_config, run_path, safe_name
+from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
 from sentiq.methods.plan import MethodPlan, plan_method
 from sentiq.predictions import RUN_FIELDS, run_fields, run_row
 from sentiq.progress import StartTask, no_progress
-from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig
 from sentiq.text import LABELS, clean_text, text_digest
 from sentiq.version import __version__
 from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
@@ -160,41 +160,6 @@ def _predictor(settings: EvalSettings, engine: Engine | None) -> Predictor:
 
         return RayPredictor(settings.model, settings.ray)
     return LocalPredictor(engine or load_engine(settings.model))
-
-
-def recorded_settings(output_dir: Path, run_id: str) -> EvalSettings:
-    """The settings a saved run began with, read back from its config.json (or those of the runs that
-    share RUN_ID, one per method), so that `--resume RUN_ID` alone continues it."""
-    only = recorded_config(run_path(output_dir, run_id))
-    if only is not None:
-        records = [only]
-    else:  # several methods: RUN_ID-<method>
-        listed = sorted(output_dir.iterdir()) if output_dir.is_dir() else []
-        others = [p for p in listed if p.name.startswith(f"{safe_name(run_id)}-")]
-        found = (recorded_config(run_path(output_dir, p.name)) for p in others if p.is_dir())
-        records = [r for r in found if r is not None and r.get("run_id") == f"{safe_name(run_id)}-{r.get('method')}"]
-    if not records:
-        raise RunError(f"no run {run_id} under {output_dir}: nothing to resume")
-    first = records[0]
-    if any("tuned" in r for r in records) or first.get("engine", {}).get("name") == "ray":
-        raise OptionError(
-            f"run {run_id} used --tuned choices or --backend ray: resume it with the options it began with and --resume"
-        )
-    try:
-        methods = [MethodConfig(**r["method_settings"]) for r in records]
-        return EvalSettings(
-            model=ModelSettings(first["model"], dtype=first["dtype"], batch_size=first.get("batch_size")),
-            data=DataSpec(**first["dataset"]),
-            methods=methods,
-            n=first["n"],
-            seed=first["sample_seed"],
-            sample=first.get("sample", "balanced"),
-            output_dir=output_dir,
-            run_id=run_id if len(records) > 1 or first["run_id"] == run_id else first["run_id"],
-            resume=True,
-        )
-    except (KeyError, TypeError) as exc:
-        raise RunError(f"run {run_id}'s config.json lacks its settings ({exc}): resume it with its options") from None
 
 
 def run_ids_for(settings: EvalSettings) -> tuple[str, dict[str, str]]:

@@ -10,10 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from sentiq.choices import ending_name
 from sentiq.errors import OptionError, first_line
 from sentiq.io.runs import safe_name
 from sentiq.model_source import ModelSource
-from sentiq.settings import MethodConfig, ending_name
+from sentiq.settings import MethodConfig
 from sentiq.text import LABELS
 
 PROMPT_CHOICE = ("prompt", "calibrate")  # what --tuned applies from a prompt search

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentiq.choices import CALIBRATIONS
 from sentiq.methods.grids import scores_and_answers
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import MethodRunner, make_runner
 from sentiq.predictions import INVALID
 from sentiq.progress import StartTask
-from sentiq.settings import CALIBRATIONS, MethodConfig, ModelSettings, PromptTuneSettings
+from sentiq.settings import MethodConfig, ModelSettings, PromptTuneSettings
 from sentiq.text import word_count
 from sentiq.workflows.tuning.choices import TuneResult, cell_names, chosen_name, save_search, tuning_folder
 from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
@@ -100,7 +101,7 @@ def _record(
 ) -> dict[str, Any]:
     """best.json: the chosen cell (and, for methods that generate, the one chosen by first answers),
     how it was chosen, against what baseline, on which texts."""
-    from sentiq.settings import DEFAULT_PROMPT
+    from sentiq.choices import DEFAULT_PROMPT
 
     n, specs = len(drawn.texts), {p.ref: p.spec for p in prompts}
     top = grid.loc[_simplest_within_error(grid, n, criterion)]

@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from sentiq.choices import EMBEDDED
 from sentiq.errors import DataError, OptionError, UnknownLabels
-from sentiq.settings import EMBEDDED, DataSpec
+from sentiq.settings import DataSpec
 from sentiq.text import LABELS, clean_text
 
 EMBEDDED_SPLIT = "train tuning reviews (disjoint from evaluation and the demonstration pool)"
