@@ -45,7 +45,7 @@ from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
 from sentiq.methods.texts import prepare
 from sentiq.model_source import ModelSource
-from sentiq.settings import MethodConfig, ModelSettings
+from sentiq.settings import MethodConfig
 from sentiq.text import clean_text, word_count
 
 SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
@@ -239,8 +239,7 @@ def bench_model(lm: LoadedModel, texts: list[str], args: argparse.Namespace, wor
 
     def stream(probe: Probe) -> Any:
         out = workdir / f"labels-{time.monotonic_ns()}.parquet"
-        model = ModelSettings(model=str(lm.source.ref))
-        return classify_file(source, out, model=model, method=METHODS["loglik"], engine=engine)
+        return classify_file(source, out, method=METHODS["loglik"], engine=engine)
 
     paths["stream"] = stream
     rows: list[dict[str, Any]] = []

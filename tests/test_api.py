@@ -148,6 +148,23 @@ def test_classify_file_streams_with_a_loaded_classifier_and_resumes(clf: sentiq.
         sentiq.classify_file(source, tmp_path / "out.jsonl", clf)
 
 
+def test_classify_file_takes_the_model_one_way(clf: sentiq.Classifier, tiny_model: Path, tmp_path: Path) -> None:
+    from sentiq.settings import RaySettings
+
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(sentiq.OptionError, match="name the model one way: classifier= and model= were both given"):
+        sentiq.classify_file([("a", "great")], out, clf, model=str(tiny_model))
+    with pytest.raises(sentiq.OptionError, match="model= and engine= were both given"):
+        sentiq.classify_file([("a", "great")], out, model=str(tiny_model), engine=clf.engine)
+    with pytest.raises(sentiq.OptionError, match="classifier= carries its own method"):
+        sentiq.classify_file([("a", "great")], out, clf, method="zero-shot")
+    with pytest.raises(sentiq.OptionError, match="engine= is a model loaded in this process"):
+        sentiq.classify_file(tmp_path, tmp_path / "o.parquet", engine=clf.engine, scale=RaySettings(backend="ray"))
+    assert not out.exists()
+    summary = sentiq.classify_file([("a", "great"), ("b", "dull")], out, engine=clf.engine, method="zero-shot")
+    assert summary.texts == 2 and "answer" in pd.read_json(out, lines=True).columns  # the method given, on that engine
+
+
 def test_bad_input_to_the_other_calls_is_a_sentiq_error_and_loses_nothing(
     tiny_model: Path, labelled_csv: Path, tmp_path: Path
 ) -> None:

@@ -296,3 +296,21 @@ def _equal(bodies):
     from sentiq.core.batching import Done
 
     yield Done(list(range(len(bodies))), np.full((len(bodies), 2), -0.7), 0.0)
+
+
+@pytest.mark.parametrize("method", ["loglik", "zero-shot"])
+def test_the_stream_yields_every_text_once_and_the_prior_s_record_once(engine, method: str) -> None:
+    engine.planner.max_tokens = 48  # several batches
+    texts = ["a great film", "dull", "a slow start but a fine ending overall", "meh", "loved every minute of it"]
+    runner = make_runner(engine, plan_method(MethodConfig(method=method, calibrate="contextual", max_new_tokens=2)))
+    batches = list(runner.predict_batches(texts))
+    assert len(batches) >= 2 and all(b.seconds > 0 for b in batches)
+    assert sorted(i for b in batches for i in b.indices) == list(range(len(texts)))
+    assert [b.calibration is not None for b in batches] == [True] + [False] * (len(batches) - 1)
+    assert batches[0].calibration["estimated_on"] == "content-free inputs"
+    streamed = {i: p for b in batches for i, p in zip(b.indices, b.predictions)}
+    again = runner.predict(texts)  # the prior is kept: no second estimate, no second record
+    assert [(p.label, p.scores, p.answer) for p in again] == [
+        (streamed[i].label, streamed[i].scores, streamed[i].answer) for i in range(len(texts))
+    ]
+    assert all(b.calibration is None for b in runner.predict_batches(texts))

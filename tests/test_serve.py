@@ -46,7 +46,7 @@ class Stub:
         self.calibration = None
         self.labels = ("positive", "negative")
         self.method = SimpleNamespace(title=lambda: "loglik")
-        self.engine = SimpleNamespace(lm=SimpleNamespace(source=SimpleNamespace(label="stub")))
+        self.source = SimpleNamespace(label="stub")
 
     def classify(self, texts: list[str]) -> list[Answer]:
         self.calls.append(list(texts))

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from sentiq.core.engine import Engine
     from sentiq.methods.runner import MethodRunner
+    from sentiq.model_source import ModelSource
 
 
 ADDED_PREFIX = "sentiq_"  # classify_frame's columns where the frame has columns of their names
@@ -53,7 +54,7 @@ class Classifier:
     def __repr__(self) -> str:
         lm = self.engine.lm
         dtype = str(lm.dtype).removeprefix("torch.")
-        return f"<sentiq.Classifier {lm.source.label} · {self.method.title()} on {lm.device} {dtype}>"
+        return f"<sentiq.Classifier {self.source.label} · {self.method.title()} on {lm.device} {dtype}>"
 
     @speaks_python
     def classify(self, texts: str | Iterable[str | None]) -> list[Result]:
@@ -72,6 +73,11 @@ class Classifier:
             for j, p in zip(batch.indices, batch.predictions):
                 results[filled[j][0]] = Result(p.label, p.p_positive, p.answer, p.truncated, p.scores)
         return results
+
+    @property
+    def source(self) -> ModelSource:
+        """The weights this classifier runs: where they came from, and their short name (`.label`)."""
+        return self.engine.lm.source
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ def classify_file(
     classifier: Classifier | None = None,
     *,
     model: str | ModelSettings | None = None,
-    method: str | MethodConfig = "loglik",
+    method: str | MethodConfig | None = None,
     device: str = "auto",
     dtype: str = "auto",
     text_column: str | None = None,
@@ -42,17 +42,19 @@ def classify_file(
     """Label a .txt/.csv/.tsv/.jsonl/.json/.parquet file, or a folder of them, chunk by chunk into `output`
     (.csv, .tsv, .jsonl or .parquet), each batch written as it is done: memory stays flat whatever the
     input's size, and `resume=True` continues an interrupted output without redoing or repeating a text.
-    `input` may also be (id, text) pairs. With `classifier` its model and method are used; otherwise
-    `model` and `method` are loaded once the input and output have been checked. `on_rows` receives each
-    batch's rows; `scale=RaySettings(backend="ray", ...)` runs on a Ray cluster (file to folder); `engine`: a
-    model already loaded, for `model` and `method`."""
+    `input` may also be (id, text) pairs. The model is named one way: `classifier` (its model and method),
+    `model` (loaded, with `method` (default loglik), once the input and output have been checked) or
+    `engine` (a model already loaded, with `method`); giving two is refused. `on_rows` receives each
+    batch's rows; `scale=RaySettings(backend="ray", ...)` runs on a Ray cluster (file to folder)."""
     from sentiq.workflows.classify import classify, classify_on_ray, make_source
 
     settings = ClassifySettings(
         Path(output) if output is not None else None, text_column, keep_columns, chunk_size, resume, overwrite
     )
-    models = model_settings(model if classifier is None else classifier.engine.lm.source.ref, device, dtype)
-    config = method_config(method) if classifier is None else classifier.method
+    _one_model(classifier, model, engine, method, scale)
+    loaded = classifier.engine if classifier is not None else engine
+    models = model_settings(model if loaded is None else loaded.lm.source.ref, device, dtype)
+    config = classifier.method if classifier is not None else method_config(method or "loglik")
     (config,) = tuned_methods([config], models, tuned, results_dir)
     if scale is not None and scale.backend == "ray":
         if isinstance(input, str | Path):
@@ -61,5 +63,23 @@ def classify_file(
     items = [] if isinstance(input, str | Path) else list(input)
     path = Path(input) if isinstance(input, str | Path) else None
     source = make_source(items, path, settings)
-    engine = classifier.engine if classifier is not None else engine
-    return classify(source, settings, models, config, progress or no_progress, on_rows, engine)
+    return classify(source, settings, models, config, progress or no_progress, on_rows, loaded)
+
+
+def _one_model(
+    classifier: Classifier | None,
+    model: object,
+    engine: object,
+    method: object,
+    scale: RaySettings | None,
+) -> None:
+    """classify_file's model named one way only: a second way would be silently ignored."""
+    given = [
+        name for name, value in (("classifier", classifier), ("model", model), ("engine", engine)) if value is not None
+    ]
+    if len(given) > 1:
+        raise OptionError(f"name the model one way: {' and '.join(f'{n}=' for n in given)} were both given")
+    if classifier is not None and method is not None:
+        raise OptionError("classifier= carries its own method: leave method= out (or pass model= and method=)")
+    if engine is not None and scale is not None and scale.backend == "ray":
+        raise OptionError("engine= is a model loaded in this process; on Ray give model= and each worker loads it")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -32,6 +32,9 @@ from sentiq.serve.requests import (
 )
 from sentiq.serve.settings import ServeSettings
 
+if TYPE_CHECKING:
+    from sentiq.api import Classifier
+
 ServiceState = Literal["loading", "ready", "draining", "failed"]
 OPEN = ("/health",)  # answered without the API key: a load balancer's probe
 
@@ -44,7 +47,7 @@ class Service:
     state: ServiceState = "loading"
     arriving: int = 0  # classify requests read but not yet queued: worth a pass's wait
     error: str | None = None
-    classifier: Any = None
+    classifier: Classifier | None = None
     batcher: RequestBatcher | None = None
     on_failure: Callable[[], None] = lambda: None
     warm_up: list[str] = field(default_factory=lambda: ["warming up"])  # answered before the first request
@@ -53,7 +56,7 @@ class Service:
     def __post_init__(self) -> None:
         self.metrics = ServiceMetrics(lambda: self.batcher.depth if self.batcher else 0)
 
-    def load(self, make: Callable[[], Any]) -> None:
+    def load(self, make: Callable[[], Classifier]) -> None:
         """Load the classifier, answer the warm-up texts (the first request should not pay for warming up;
         a sampled calibration prior is estimated on them), then take requests."""
         began = time.perf_counter()
@@ -87,7 +90,7 @@ class Service:
             self.batcher.stop()
 
 
-def create_app(make: Callable[[], Any], settings: ServeSettings, service: Service | None = None) -> FastAPI:
+def create_app(make: Callable[[], Classifier], settings: ServeSettings, service: Service | None = None) -> FastAPI:
     """The service over the classifier `make` returns (called once, on a thread, when the app starts)."""
     from contextlib import asynccontextmanager
 
@@ -256,6 +259,5 @@ def _authorized(headers: Any, key: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode())
 
 
-def _described(classifier: Any) -> dict[str, Any]:
-    lm = classifier.engine.lm
-    return {"model": lm.source.label, "method": classifier.method.title(), "labels": list(classifier.labels)}
+def _described(classifier: Classifier) -> dict[str, Any]:
+    return {"model": classifier.source.label, "method": classifier.method.title(), "labels": list(classifier.labels)}

@@ -72,7 +72,7 @@ def tune_prompt(model: ModelSettings, settings: PromptTuneSettings, start_task: 
     # answering the commonest label.
     criterion = "accuracy" if settings.sample == "balanced" else "macro_recall"
     best = {
-        "model": home_relative(engine.lm.source.ref),
+        "model": home_relative(model.source.ref),
         **_record(grid, answered, criterion, prompts, base, settings, drawn),
     }
     kind = "k-shot-prompt" if settings.k else "prompt"
@@ -82,7 +82,7 @@ def tune_prompt(model: ModelSettings, settings: PromptTuneSettings, start_task: 
     table = table.loc[list(dict.fromkeys(named["prompt"])), list(CALIBRATIONS)]
     scoring = f"k-shot k={settings.k} loglik" if settings.k else "loglik"
     measure = criterion.replace("_", " ")
-    title = f"{engine.lm.source.label} · {scoring} {measure} by prompt and calibration · n={best['n']}"
+    title = f"{model.source.label} · {scoring} {measure} by prompt and calibration · n={best['n']}"
     chosen = (chosen_name(best, grid), best["calibrate"])
     save_search(folder, split, grid, best, table, chosen, ("calibration", "prompt", measure), title)
     if len(answered):

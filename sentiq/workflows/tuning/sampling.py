@@ -59,7 +59,7 @@ def tune_sampling(model: ModelSettings, settings: TuneSettings, start_task: Star
     ranked = grid.sort_values(["macro_f1", "invalid", "accuracy"], ascending=[False, True, False], kind="stable")
     top = ranked.iloc[0]
     best = {
-        "model": home_relative(engine.lm.source.ref),
+        "model": home_relative(model.source.ref),
         "temperature": float(top["temperature"]),
         "top_k": int(top["top_k"]),
         "samples": settings.samples,
@@ -76,6 +76,6 @@ def tune_sampling(model: ModelSettings, settings: TuneSettings, start_task: Star
     table = grid.pivot(index="temperature", columns="top_k", values="macro_f1").sort_index()
     table = table[sorted(table.columns)]
     cell = (best["temperature"], best["top_k"])
-    title = f"{engine.lm.source.label} · sampling macro-F1 · n={best['n']}"
+    title = f"{model.source.label} · sampling macro-F1 · n={best['n']}"
     save_search(folder, split, grid, best, table, cell, ("top-k", "temperature", "macro-F1"), title)
     return TuneResult(grid, best, folder)
