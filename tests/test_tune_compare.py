@@ -303,3 +303,41 @@ def test_runs_of_other_label_sets_are_ranked_apart(tmp_path: Path) -> None:
         and rows["binary-poor"]["labels"] == "positive,negative"
     )
     assert any("2 label sets" in w and "ranked apart" in w for w in result["warnings"])
+
+
+def test_a_choice_of_any_version_reads_as_one_typed_record() -> None:
+    from sentiq.api import PromptChoice, SamplingChoice
+
+    old = PromptChoice.of({"prompt": "reply:capital", "calibrate": "batch"})  # 0.2: no ending, criterion, generation
+    assert (old.prompt, old.calibrate, old.tail, old.criterion, old.generation) == (
+        "reply:capital",
+        "batch",
+        0,
+        "accuracy",
+        None,
+    )
+    assert old.for_method(scores_labels=False) is old  # one choice for every method
+    new = PromptChoice.of(
+        {
+            "prompt": "a,b",
+            "prompt_names": "a,b",
+            "calibrate": "none",
+            "tail": 80,
+            "criterion": "macro_recall",
+            "macro_recall": 0.7,
+            "top_macro_recall": 0.72,
+            "baseline": {"prompt": "classifier", "calibrate": "none", "macro_recall": 0.6},
+            "generation": {"prompt": "b", "calibrate": "contextual", "macro_recall": 0.65, "top_macro_recall": 0.66},
+        }
+    )
+    assert (new.score, new.top, new.baseline, new.tail) == (0.7, 0.72, ("classifier", 0.6), 80)
+    assert new.for_method(scores_labels=True) is new
+    generated = new.for_method(scores_labels=False)
+    assert (generated.prompt, generated.calibrate, generated.criterion, generated.score) == (
+        "b",
+        "contextual",
+        "macro_recall",
+        0.65,
+    )
+    sampling = SamplingChoice.of({"temperature": 0.3, "top_k": 7})
+    assert (sampling.temperature, sampling.top_k, sampling.invalid) == (0.3, 7, 0)

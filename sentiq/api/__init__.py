@@ -8,13 +8,21 @@ import (no torch, no pandas) until a function is called: `import sentiq` stays i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentiq.api.classifier import Classifier, Result, load
 from sentiq.api.measuring import Evaluation, compare, evaluate, resume_run, tune_prompt, tune_sampling
 from sentiq.api.options import method_config
 from sentiq.api.streaming import classify_file
 from sentiq.progress import StartTask
+
+if TYPE_CHECKING:  # the result types, for annotations; at run time imported when first named (pandas)
+    from sentiq.workflows.classify import Summary as Summary
+    from sentiq.workflows.compare import Comparison as Comparison
+    from sentiq.workflows.evaluate import RunResult as RunResult
+    from sentiq.workflows.tuning.choices import TuneResult as TuneResult
+    from sentiq.workflows.tuning.records import PromptChoice as PromptChoice
+    from sentiq.workflows.tuning.records import SamplingChoice as SamplingChoice
 
 __all__ = [
     "Classifier",
@@ -38,6 +46,9 @@ def __getattr__(name: str) -> Any:
         "Summary": "sentiq.workflows.classify",
         "Comparison": "sentiq.workflows.compare",
         "RunResult": "sentiq.workflows.evaluate",
+        "TuneResult": "sentiq.workflows.tuning.choices",
+        "PromptChoice": "sentiq.workflows.tuning.records",
+        "SamplingChoice": "sentiq.workflows.tuning.records",
     }
     if name not in where:
         raise AttributeError(f"module 'sentiq.api' has no attribute '{name}'")

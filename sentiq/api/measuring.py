@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sentiq.api.options import check_options, method_config, model_settings, tuned_methods
 from sentiq.choices import EMBEDDED, method_names
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from sentiq.workflows.compare import Comparison
     from sentiq.workflows.evaluate import RunResult
     from sentiq.workflows.tuning.choices import TuneResult
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -148,11 +150,6 @@ def tune_prompt(
     model: str | ModelSettings | None = None,
     *,
     dataset: str | DataSpec = EMBEDDED,
-    text_column: str | None = None,
-    label_column: str = DataSpec.label_column,
-    label_map: LabelMap = None,
-    device: str = "auto",
-    dtype: str = "auto",
     output_dir: str | Path = "results",
     progress: StartTask | None = None,
     **settings: Any,
@@ -162,13 +159,12 @@ def tune_prompt(
     (read as evaluate reads it) in its label set. Saved under output_dir/tuning/<model>/ (and the label
     set's name, for a set other than positive/negative), where `tuned=True` finds it; evaluating with it
     leaves the tuning texts out. settings: PromptTuneSettings' fields (prompts, n, sample, ensemble,
-    tail, k, draws, demos, max_tokens, seed)."""
+    tail, k, draws, demos, max_tokens, seed), and text_column, label_column, label_map, device and dtype
+    as evaluate takes them."""
     from sentiq.workflows.tuning.prompts import tune_prompt as search_prompts
 
-    check_options(PromptTuneSettings, settings, "tune_prompt", fixed=("output_dir", "data"))
-    data = _data_spec(dataset, text_column, label_column, label_map)
-    chosen = PromptTuneSettings(output_dir=Path(output_dir), data=data, **settings)
-    return search_prompts(model_settings(model, device, dtype), chosen, progress or no_progress)
+    models, chosen = _search(PromptTuneSettings, "tune_prompt", model, dataset, output_dir, settings)
+    return search_prompts(models, chosen, progress or no_progress)
 
 
 @speaks_python
@@ -176,24 +172,33 @@ def tune_sampling(
     model: str | ModelSettings | None = None,
     *,
     dataset: str | DataSpec = EMBEDDED,
-    text_column: str | None = None,
-    label_column: str = DataSpec.label_column,
-    label_map: LabelMap = None,
-    device: str = "auto",
-    dtype: str = "auto",
     output_dir: str | Path = "results",
     progress: StartTask | None = None,
     **settings: Any,
 ) -> TuneResult:
     """Search temperature x top-k for the sampling method on tuning texts chosen as tune_prompt's; saved
     where `tuned=True` finds it. settings: TuneSettings' fields (temperatures, top_ks, n, sample,
-    samples, prompt, seed)."""
+    samples, prompt, seed), and text_column, label_column, label_map, device and dtype as evaluate takes
+    them."""
     from sentiq.workflows.tuning.sampling import tune_sampling as search_sampling
 
-    check_options(TuneSettings, settings, "tune_sampling", fixed=("output_dir", "data"))
-    data = _data_spec(dataset, text_column, label_column, label_map)
-    chosen = TuneSettings(output_dir=Path(output_dir), data=data, **settings)
-    return search_sampling(model_settings(model, device, dtype), chosen, progress or no_progress)
+    models, chosen = _search(TuneSettings, "tune_sampling", model, dataset, output_dir, settings)
+    return search_sampling(models, chosen, progress or no_progress)
+
+
+READING = ("text_column", "label_column", "label_map", "device", "dtype")  # how a search reads its data and model
+
+
+def _search(
+    kind: type[T], what: str, model: str | ModelSettings | None, dataset: Any, output_dir: str | Path, given: dict
+) -> tuple[ModelSettings, T]:
+    """A search's model and settings from its call's keywords (misspelt ones named with the nearest)."""
+    reading = {k: given.pop(k) for k in READING if k in given}
+    check_options(kind, given, what, fixed=("output_dir", "data"), also=READING)
+    label_column = reading.get("label_column", DataSpec.label_column)
+    data = _data_spec(dataset, reading.get("text_column"), label_column, reading.get("label_map"))
+    models = model_settings(model, reading.get("device", "auto"), reading.get("dtype", "auto"))
+    return models, kind(output_dir=Path(output_dir), data=data, **given)
 
 
 def _data_spec(

@@ -16,10 +16,12 @@ from sentiq.text import did_you_mean
 Rows = Callable[[list[dict[str, Any]]], None]  # classify_file's on_rows: each batch's rows
 
 
-def check_options(cls: type, options: dict[str, Any], what: str, fixed: tuple[str, ...] = ()) -> None:
-    """Keyword options that are fields of the settings class `cls` (less those the call sets itself); a
-    misspelt one is named with the nearest one."""
-    known = [f.name for f in fields(cls) if f.name not in fixed]
+def check_options(
+    cls: type, options: dict[str, Any], what: str, fixed: tuple[str, ...] = (), also: tuple[str, ...] = ()
+) -> None:
+    """Keyword options that are fields of the settings class `cls` (less those the call sets itself; with
+    the call's own keywords `also`, for the hint); a misspelt one is named with the nearest one."""
+    known = [f.name for f in fields(cls) if f.name not in fixed] + list(also)
     for name in options:
         if name not in known:
             hint = did_you_mean(name, known) or f" Options are: {', '.join(known)}."

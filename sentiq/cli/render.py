@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -34,6 +34,9 @@ from sentiq.cli.tables import (
 from sentiq.errors import listed
 from sentiq.progress import no_progress
 from sentiq.text import plural, prior_text
+
+if TYPE_CHECKING:
+    from sentiq.api import Comparison, PromptChoice, RunResult, SamplingChoice, Summary, TuneResult
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -132,7 +135,7 @@ def progress(enabled: bool = True) -> Iterator[Any]:
             bar.stop()
 
 
-def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
+def classified(summary: Summary, rows: Sequence[dict[str, Any]] | None) -> None:
     """classify's labels as a table (when they were not streamed elsewhere), then what went wrong."""
     if rows is not None:
         out.print(predictions_table(rows, out.width))  # in the input's order, as every output
@@ -154,7 +157,7 @@ def classified(summary: Any, rows: Sequence[dict[str, Any]] | None) -> None:
         warn(f"skipped {plural(count, 'empty text')}: {listed(summary.empty)}")
 
 
-def evaluated(results: Sequence[Any], as_json: bool) -> None:
+def evaluated(results: Sequence[RunResult], as_json: bool) -> None:
     if as_json:
         print_json([_result_json(r) for r in results])
         return
@@ -172,7 +175,7 @@ def evaluated(results: Sequence[Any], as_json: bool) -> None:
         note(f"saved {r.folder}")
 
 
-def _result_json(r: Any) -> dict[str, Any]:
+def _result_json(r: RunResult) -> dict[str, Any]:
     """One evaluated run for --json: where it is, its settings and its metrics."""
     return {
         "run_id": r.run_id,
@@ -183,50 +186,58 @@ def _result_json(r: Any) -> dict[str, Any]:
     }
 
 
-def tuned(result: Any, as_json: bool) -> None:
-    b = result.best
+def tuned(result: TuneResult, as_json: bool) -> None:
     if as_json:
-        print_json({"best": b, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
+        print_json({"best": result.best, "grid": result.grid.to_dict(orient="records"), "folder": str(result.folder)})
         return
-    if result.kind == "prompt":
-        grid = result.grid.assign(prompt=result.cell_names())
-        chosen = (result.chosen_name(b), b["calibrate"])
-        scoring = f"k-shot k={b['k']} loglik" if b.get("k") else "loglik"
-        c = b.get("criterion", "accuracy")  # searches of 0.3 and earlier chose by accuracy
-        said = c.replace("_", " ")
-        out.print(grid_table(grid, "prompt", "calibrate", c, chosen, f"{scoring} {said}"))
-        base = b["baseline"]
-        out.print(
-            f"chosen: prompt {chosen[0]}, calibration {b['calibrate']} ({said} {b[c]:.3f}, "
-            f"macro-F1 {b['macro_f1']:.3f}, n={b['n']}; {base['prompt']} uncalibrated: {base[c]:.3f})"
-        )
-        if b[c] < b[f"top_{c}"]:
-            note(f"the simplest cell within one standard error of the top {said} ({b[f'top_{c}']:.3f})")
-        g = b.get("generation")  # none when no candidate's label words start apart
-        if g:
-            out.print(
-                f"for methods that generate (decided by the first answer token): prompt "
-                f"{result.chosen_name(g)}, calibration {g['calibrate']} ({said} {g[c]:.3f}; "
-                f"top {g[f'top_{c}']:.3f})"
-            )
+    from sentiq.api import SamplingChoice
+
+    choice = result.choice
+    if isinstance(choice, SamplingChoice):
+        _sampling_choice(result, choice)
     else:
-        grid = result.grid.sort_values(["temperature", "top_k"])
-        chosen = (b["temperature"], b["top_k"])
-        out.print(grid_table(grid, "temperature", "top_k", "macro_f1", chosen, "sampling macro-F1", "top-k"))
-        out.print(
-            f"chosen: temperature {b['temperature']:g}, top-k {b['top_k']} with prompt {b['prompt']} "
-            f"(macro-F1 {b['macro_f1']:.3f}, accuracy {b['accuracy']:.3f}, invalid {b['invalid']}, n={b['n']})"
-        )
-        if 2 * b["invalid"] > b["n"]:
-            warn(
-                f"the chosen cell answered invalid on {b['invalid']} of {b['n']} texts: the prompt's label words are "
-                "seldom what this model answers; try another prompt (tune-prompt) before sampling"
-            )
-    extra = ", generation.csv" if "generation" in b else ""
+        _prompt_choice(result, choice)
+    extra = ", generation.csv" if "generation" in result.best else ""
     note(f"saved {result.folder} (grid.csv{extra}, heatmap.png, best.json, split.csv)")
 
 
-def compared(result: Any, as_json: bool) -> None:
+def _prompt_choice(result: TuneResult, b: PromptChoice) -> None:
+    grid = result.grid.assign(prompt=result.cell_names())
+    chosen = (result.chosen_name(b), b.calibrate)
+    scoring = f"k-shot k={b.k} loglik" if b.k else "loglik"
+    c, said = b.criterion, b.criterion.replace("_", " ")
+    out.print(grid_table(grid, "prompt", "calibrate", c, chosen, f"{scoring} {said}"))
+    base = f"; {b.baseline[0]} uncalibrated: {b.baseline[1]:.3f}" if b.baseline else ""
+    out.print(
+        f"chosen: prompt {chosen[0]}, calibration {b.calibrate} ({said} {b.score:.3f}, "
+        f"macro-F1 {b.macro_f1:.3f}, n={b.n}{base})"
+    )
+    if b.score < b.top:
+        note(f"the simplest cell within one standard error of the top {said} ({b.top:.3f})")
+    g = b.generation  # none when no candidate's label words start apart
+    if g is not None:
+        out.print(
+            f"for methods that generate (decided by the first answer token): prompt "
+            f"{result.chosen_name(g)}, calibration {g.calibrate} ({said} {g.score:.3f}; top {g.top:.3f})"
+        )
+
+
+def _sampling_choice(result: TuneResult, b: SamplingChoice) -> None:
+    grid = result.grid.sort_values(["temperature", "top_k"])
+    chosen = (b.temperature, b.top_k)
+    out.print(grid_table(grid, "temperature", "top_k", "macro_f1", chosen, "sampling macro-F1", "top-k"))
+    out.print(
+        f"chosen: temperature {b.temperature:g}, top-k {b.top_k} with prompt {b.prompt} "
+        f"(macro-F1 {b.macro_f1:.3f}, accuracy {b.accuracy:.3f}, invalid {b.invalid}, n={b.n})"
+    )
+    if 2 * b.invalid > b.n:
+        warn(
+            f"the chosen cell answered invalid on {b.invalid} of {b.n} texts: the prompt's label words are "
+            "seldom what this model answers; try another prompt (tune-prompt) before sampling"
+        )
+
+
+def compared(result: Comparison, as_json: bool) -> None:
     if as_json:
         print_json(result.as_json())
         return

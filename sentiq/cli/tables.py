@@ -4,18 +4,23 @@ the agreement between runs; each keeps numbers and ids whole at any terminal wid
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sentiq.api import RunResult
 
 
 def _pct(x: float) -> str:
     return f"{x:.3f}"
 
 
-def metrics_table(results: Sequence[Any]) -> Table:
+def metrics_table(results: Sequence[RunResult]) -> Table:
     """Metrics as rows and one column per method run, so four methods fit an 80-column terminal."""
     table = Table(title="sentiq evaluate", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("metric")
@@ -132,7 +137,7 @@ def _longest_word(values: Any) -> int:
 WIDE = 160  # columns a terminal needs for compare's every column and whole run ids
 
 
-def comparison_table(rows: Any, width: int) -> Table:
+def comparison_table(rows: pd.DataFrame, width: int) -> Table:
     """The ranking; below WIDE columns the prompt, dataset, n and invalid columns go, the method is named
     by its short name and run ids are listed under the table (whole: --resume needs them). Numbers and
     ids are never cut; names wrap."""
@@ -190,7 +195,7 @@ def short_models(labels: list[str]) -> tuple[str, list[str]]:
     return family, ["-".join(p[shared:]) for p in parts]
 
 
-def agreement_table(matrix: Any, title: str) -> Table:
+def agreement_table(matrix: pd.DataFrame, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("")
     for c in matrix.columns:

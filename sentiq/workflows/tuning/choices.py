@@ -16,6 +16,7 @@ from sentiq.io.runs import safe_name
 from sentiq.model_source import ModelSource
 from sentiq.settings import MethodConfig
 from sentiq.text import LABELS
+from sentiq.workflows.tuning.records import PromptChoice, SamplingChoice
 
 PROMPT_CHOICE = ("prompt", "calibrate")  # what --tuned applies from a prompt search
 SAMPLING_CHOICE = ("temperature", "top_k")  # ... and from a sampling search
@@ -29,13 +30,19 @@ class TuneResult:
     folder: Path
     kind: str = "sampling"  # or "prompt"
 
+    @property
+    def choice(self) -> PromptChoice | SamplingChoice:
+        """The chosen cell, typed."""
+        return PromptChoice.of(self.best) if self.kind == "prompt" else SamplingChoice.of(self.best)
+
     def cell_names(self) -> list[str]:
         """Each grid row's name in tables and heatmaps."""
         return cell_names(self.grid)
 
-    def chosen_name(self, choice: dict[str, Any]) -> str:
-        """The name of the grid's cell that `choice` (best.json's, or its generation part) is."""
-        return chosen_name(choice, self.grid)
+    def chosen_name(self, choice: PromptChoice) -> str:
+        """The name of the grid's cell that `choice` (the search's, or its generation part) is."""
+        seed = choice.demo_seed if _several_draws(self.grid) else None
+        return cell_name(choice.names, choice.tail, seed)
 
 
 def tuning_folder(root: Path, model: ModelSource, kind: str, labels: tuple[str, ...] = LABELS) -> Path:
@@ -79,12 +86,6 @@ def cell_names(grid: pd.DataFrame) -> list[str]:
     return [cell_name(p, t, d) for p, t, d in zip(grid["prompt"], grid["tail"], seeds)]
 
 
-def chosen_name(choice: dict[str, Any], grid: pd.DataFrame) -> str:
-    """The name of the grid's cell that best.json's `choice` is."""
-    seed = choice.get("demo_seed") if _several_draws(grid) else None
-    return cell_name(choice["prompt_names"], choice["tail"], seed)
-
-
 def cell_name(prompt: str, tail: int, demo_seed: int | None = None) -> str:
     """The prompt, the ending it is scored with if any, and which demonstrations where several sets were drawn."""
     name = with_tail(prompt, tail)
@@ -115,31 +116,30 @@ def apply_tuned(methods: list[MethodConfig], model: ModelSource, root: Path = Pa
         with_demos = tuning_folder(root, model, "k-shot-prompt", labels)
         where = with_demos if m.method == "k-shot" and (with_demos / "best.json").is_file() else None
         if where is not None:
-            prompt = _read_choice(where / "best.json", PROMPT_CHOICE, "tune-prompt --k K")
+            saved = _read_choice(where / "best.json", PROMPT_CHOICE, "tune-prompt --k K")
         else:
             where = tuning_folder(root, model, "prompt", labels)
-            prompt = _best(where, labels, "tune-prompt")
-        if not m.scores_labels and isinstance(prompt.get("generation"), dict):  # before 0.2: one choice for all
-            prompt = prompt["generation"]
-        tail = int(prompt.get("tail", 0))  # choices saved before endings were a candidate have none
-        said = f"prompt {prompt['prompt']}, calibration {prompt['calibrate']}" + (f", ending {tail}" if tail else "")
+            saved = _best(where, labels, "tune-prompt")
+        prompt = PromptChoice.of(saved).for_method(m.scores_labels)
+        tail = prompt.tail
+        said = f"prompt {prompt.prompt}, calibration {prompt.calibrate}" + (f", ending {tail}" if tail else "")
         m = replace(
             m,
-            prompt=prompt["prompt"],
-            calibrate=prompt["calibrate"],
+            prompt=prompt.prompt,
+            calibrate=prompt.calibrate,
             tail=tail,
-            demo_seed=prompt.get("demo_seed") if m.method == "k-shot" else None,  # the demonstrations tuned with
+            demo_seed=prompt.demo_seed if m.method == "k-shot" else None,  # the demonstrations tuned with
             tuned_from=f"{said} ({where})",
             tuned_on=_split_of(where),
         )
         if m.method == "sampling":
             where = tuning_folder(root, model, "sampling", labels)
-            sampling = _best(where, labels, "tune-sampling")
+            sampling = SamplingChoice.of(_best(where, labels, "tune-sampling"))
             m = replace(
                 m,
-                temperature=sampling["temperature"],
-                top_k=sampling["top_k"],
-                tuned_from=f"{m.tuned_from}; temperature {sampling['temperature']:g}, top-k {sampling['top_k']} ({where})",
+                temperature=sampling.temperature,
+                top_k=sampling.top_k,
+                tuned_from=f"{m.tuned_from}; temperature {sampling.temperature:g}, top-k {sampling.top_k} ({where})",
                 tuned_on=m.tuned_on + _split_of(where),
             )
         tuned.append(m)

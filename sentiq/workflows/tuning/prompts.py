@@ -18,7 +18,7 @@ from sentiq.predictions import INVALID
 from sentiq.progress import StartTask
 from sentiq.settings import MethodConfig, ModelSettings, PromptTuneSettings
 from sentiq.text import word_count
-from sentiq.workflows.tuning.choices import TuneResult, cell_names, chosen_name, save_search, tuning_folder
+from sentiq.workflows.tuning.choices import TuneResult, cell_names, save_search, tuning_folder
 from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
 
 Gold = tuple[np.ndarray, tuple[str, ...]]  # each text's label index, and the labels
@@ -83,11 +83,12 @@ def tune_prompt(model: ModelSettings, settings: PromptTuneSettings, start_task: 
     scoring = f"k-shot k={settings.k} loglik" if settings.k else "loglik"
     measure = criterion.replace("_", " ")
     title = f"{model.source.label} · {scoring} {measure} by prompt and calibration · n={best['n']}"
-    chosen = (chosen_name(best, grid), best["calibrate"])
+    result = TuneResult(grid, best, folder, "prompt")
+    chosen = (result.chosen_name(result.choice), best["calibrate"])
     save_search(folder, split, grid, best, table, chosen, ("calibration", "prompt", measure), title)
     if len(answered):
         write_frame(folder / "generation.csv", answered)
-    return TuneResult(grid, best, folder, "prompt")
+    return result
 
 
 def _record(
