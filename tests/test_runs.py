@@ -278,3 +278,23 @@ def test_resume_by_run_id_alone_finds_every_method_s_run(tiny_model: Path, label
     assert alone.exit_code == 0, alone.output
     assert json.loads((tmp_path / "two-zero-shot" / "config.json").read_text())["status"] == "complete"
     assert (tmp_path / "two-zero-shot" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("method", ["loglik", "k-shot"])
+def test_a_run_reads_its_prompt_file_once(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    import sentiq
+    from sentiq.methods import plan, prompts
+
+    prompt = tmp_path / "mine.toml"
+    prompt.write_text((Path(prompts.__file__).parent / "prompts" / "classifier.toml").read_text())
+    reads: list[str] = []
+    read, draw = prompts._read, plan.draw_demonstrations
+    monkeypatch.setattr(prompts, "_read", lambda path, where: reads.append(where) or read(path, where))
+    draws: list[int] = []
+    monkeypatch.setattr(plan, "draw_demonstrations", lambda *a: draws.append(1) or draw(*a))
+    options = {"k": 1, "scoring": "loglik"} if method == "k-shot" else {}
+    sentiq.evaluate(str(tiny_model), method, dataset=str(labelled_csv), n=4, prompt=str(prompt), **options)
+    assert reads.count(str(prompt)) == 1  # once per run, not per stage that needs it
+    assert len(draws) == (1 if method == "k-shot" else 0)  # the demonstrations drawn once, recorded as shown
