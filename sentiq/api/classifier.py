@@ -51,6 +51,13 @@ class Classifier:
         self.calibration: dict[str, Any] | None = None  # once estimated: the prior divided out, and on what
         self._runner: MethodRunner = make_runner(engine, plan_method(method))
 
+    @classmethod
+    def from_settings(cls, model: ModelSettings, method: MethodConfig) -> Classifier:
+        """The model of `model` loaded and `method` bound to it (what `sentiq.load` and the service do)."""
+        from sentiq.core.engine import load_engine
+
+        return cls(load_engine(model), method)
+
     def __repr__(self) -> str:
         lm = self.engine.lm
         dtype = str(lm.dtype).removeprefix("torch.")
@@ -172,8 +179,6 @@ def load(
     `tune_sampling`) chose for this model under results_dir. device: auto, cuda, mps or cpu; dtype: auto,
     bfloat16, float16 or float32. options: the method's other settings, as the command line's options
     (calibrate, k, scoring, temperature, top_k, top_p, samples, max_new_tokens, max_tokens, tail, seed)."""
-    from sentiq.core.engine import load_engine
-
     settings = ModelSettings(model, device, dtype, batch_size, max_batch_tokens)
     (config,) = tuned_methods([method_config(method, prompt=prompt, **options)], settings, tuned, results_dir)
-    return Classifier(load_engine(settings), config)
+    return Classifier.from_settings(settings, config)

@@ -1,6 +1,6 @@
 """The same classifier on a Ray cluster, through Ray Data: texts are read as blocks, labelled by a pool
-of actors that each load the model once and call the same `Classifier` as the local engine, and
-written or gathered. Nothing imports ray unless `--backend ray` is asked for (`pip install 'sentiq[ray]'`).
+of actors that each load the model once and bind the same method plan with `make_runner` as the local
+backend does, and written or gathered. Nothing imports ray unless `--backend ray` is asked for (`pip install 'sentiq[ray]'`).
 
 Seeds are per text, and predictions do not depend on batching, so a text gets the same label on
 Ray as on the local engine. Ray Data retries the blocks of an actor that dies, and restarts it."""
@@ -38,7 +38,7 @@ ARROW_TYPES: dict[str, tuple[str, Callable[[Any], Any]]] = {  # a labelled row's
 
 
 class LabelBatch:
-    """A Ray Data actor: the model loaded once, every batch labelled by the local engine's Classifier.
+    """A Ray Data actor: the model loaded once, every batch labelled by the plan's runner, as locally.
     Empty texts are dropped (they have no sentiment); each row carries its share of the batch's time."""
 
     def __init__(self, model: ModelSettings, plan: MethodPlan, threads: int) -> None:

@@ -9,11 +9,14 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentiq.errors import ModelError, OptionError
 from sentiq.serve.settings import ServeSettings
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings
+
+if TYPE_CHECKING:
+    from sentiq.api import Classifier
 
 CALIBRATION_TEXTS = ClassifySettings.chunk_size  # read at most: classify estimates its prior on a first chunk
 
@@ -94,11 +97,10 @@ def _probes(service: Any, settings: ServeSettings) -> contextlib.AbstractContext
     return ProbeServer(service, settings.host, settings.health_port)
 
 
-def _load(model: ModelSettings, method: MethodConfig) -> Any:
-    from sentiq.api.classifier import Classifier
-    from sentiq.core.engine import load_engine
+def _load(model: ModelSettings, method: MethodConfig) -> Classifier:
+    from sentiq.api import Classifier
 
-    return Classifier(load_engine(model), method)
+    return Classifier.from_settings(model, method)
 
 
 def _warm_up_texts(method: MethodConfig, settings: ServeSettings) -> list[str]:
