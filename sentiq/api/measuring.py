@@ -190,7 +190,12 @@ READING = ("text_column", "label_column", "label_map", "device", "dtype")  # how
 
 
 def _search(
-    kind: type[T], what: str, model: str | ModelSettings | None, dataset: Any, output_dir: str | Path, given: dict
+    kind: type[T],
+    what: str,
+    model: str | ModelSettings | None,
+    dataset: str | Path | DataSpec,
+    output_dir: str | Path,
+    given: dict,
 ) -> tuple[ModelSettings, T]:
     """A search's model and settings from its call's keywords (misspelt ones named with the nearest)."""
     reading = {k: given.pop(k) for k in READING if k in given}

@@ -7,12 +7,15 @@ import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentiq.choices import DEVICES, DTYPES
 from sentiq.errors import ModelError, OptionError, first_line
 from sentiq.io.hub import require_hub
 from sentiq.model_source import ModelSource, resolve_source
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -20,8 +23,8 @@ class LoadedModel:
     model: Any  # transformers PreTrainedModel, in eval mode
     tokenizer: Any
     source: ModelSource
-    device: Any  # torch.device
-    dtype: Any  # torch.dtype
+    device: torch.device
+    dtype: torch.dtype
     revision: str | None  # hub commit hash when known
 
     def stop_ids(self) -> list[int]:
@@ -49,7 +52,7 @@ def home_relative(path: str) -> str:
     return "~" + path[len(home) :] if path == home or path.startswith(home + os.sep) else path
 
 
-def pick_device(requested: str = "auto") -> Any:
+def pick_device(requested: str = "auto") -> torch.device:
     """auto: CUDA, then Apple MPS, then CPU; an explicit device that is absent is an error."""
     import torch
 
@@ -106,7 +109,7 @@ def describe_machine() -> dict[str, Any]:
     return machine
 
 
-def pick_dtype(requested: str, device: Any) -> Any:
+def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     """auto: bfloat16 where the hardware runs it natively, float16 on MPS, float32 otherwise."""
     import torch
 
@@ -141,7 +144,7 @@ def load_model(model: ModelSource | str | None, device: str = "auto", dtype: str
     return LoadedModel(model, tokenizer, source, dev, torch_dtype, revision)
 
 
-def _from_pretrained(source: ModelSource, torch_dtype: Any) -> tuple[Any, Any]:
+def _from_pretrained(source: ModelSource, torch_dtype: torch.dtype) -> tuple[Any, Any]:
     if source.kind == "hub":
         try:  # the cache first: no network when the model was downloaded before
             return _load_pair(source, torch_dtype, local_files_only=True)
@@ -160,7 +163,7 @@ def _from_pretrained(source: ModelSource, torch_dtype: Any) -> tuple[Any, Any]:
         ) from exc
 
 
-def _load_pair(source: ModelSource, torch_dtype: Any, local_files_only: bool) -> tuple[Any, Any]:
+def _load_pair(source: ModelSource, torch_dtype: torch.dtype, local_files_only: bool) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if source.kind == "gguf":
@@ -186,7 +189,7 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def sync(device: Any) -> None:
+def sync(device: torch.device) -> None:
     """Wait for the device to finish what it was given, so that clocks measure finished work."""
     import torch
 
@@ -196,7 +199,7 @@ def sync(device: Any) -> None:
         torch.mps.synchronize()
 
 
-def free_memory(device: Any) -> None:
+def free_memory(device: torch.device) -> None:
     """Hand the memory the allocator caches back to the device (after running out of it)."""
     import torch
 
@@ -204,7 +207,7 @@ def free_memory(device: Any) -> None:
         torch.cuda.empty_cache()
 
 
-def peak_memory_bytes(device: Any) -> int | None:
+def peak_memory_bytes(device: torch.device) -> int | None:
     """The most memory the device held for tensors since it was last reset; None where unknown."""
     import torch
 

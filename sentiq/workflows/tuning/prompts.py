@@ -5,13 +5,13 @@ of the generation methods read off the same pass; chosen by the one-standard-err
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from sentiq.choices import CALIBRATIONS
-from sentiq.methods.grids import scores_and_answers
+from sentiq.methods.grids import Advance, scores_and_answers
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import MethodRunner, make_runner
 from sentiq.predictions import INVALID
@@ -20,6 +20,11 @@ from sentiq.settings import MethodConfig, ModelSettings, PromptTuneSettings
 from sentiq.text import word_count
 from sentiq.workflows.tuning.choices import TuneResult, cell_names, save_search, tuning_folder
 from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
+
+if TYPE_CHECKING:
+    from sentiq.core.engine import Engine
+    from sentiq.methods.prompts import Prompt
+    from sentiq.workflows.tuning.splits import Split
 
 Gold = tuple[np.ndarray, tuple[str, ...]]  # each text's label index, and the labels
 
@@ -95,10 +100,10 @@ def _record(
     grid: pd.DataFrame,
     answered: pd.DataFrame,
     criterion: str,
-    prompts: list[Any],
+    prompts: list[Prompt],
     base: MethodConfig,
     settings: PromptTuneSettings,
-    drawn: Any,
+    drawn: Split,
 ) -> dict[str, Any]:
     """best.json: the chosen cell (and, for methods that generate, the one chosen by first answers),
     how it was chosen, against what baseline, on which texts."""
@@ -132,15 +137,15 @@ def _record(
 
 
 def _search(
-    engine: Any,
+    engine: Engine,
     base: MethodConfig,
     pool: pd.DataFrame,
-    prompts: list[Any],
+    prompts: list[Prompt],
     inputs: dict[str, list[str]],
     ends: dict[str, tuple[list[int], list[str]]],
     gold: Gold,
     settings: PromptTuneSettings,
-    advance: Any,
+    advance: Advance,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """With one set of demonstrations (or none): every prompt scored once, then the grid of its cells and
     of small ensembles by label scores, and the grid of the answerable prompts' cells by first answers."""
@@ -171,7 +176,7 @@ def read_views(
     runner: MethodRunner,
     inputs: dict[str, list[str]],
     ends: dict[str, tuple[list[int], list[str]]],
-    advance: Any = None,
+    advance: Advance | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """One prompt's label scores and first-answer-token log-probabilities for every kind of input, and
     with `ends` for each input's ending too ('KIND@tail'; an input no longer than it is its own)."""
