@@ -203,7 +203,7 @@ def test_forward_passes_need_no_autograd(engine: Engine) -> None:
     assert not any(p.requires_grad for p in engine.model.parameters())
     prefix, bodies = _bodies(engine)
     engine.warm_up(prefix)
-    kv = engine._prefix_kv(prefix)
+    kv = engine.prefixes.kv(prefix)
     assert kv and all(k.is_inference() and not k.requires_grad for k, _ in kv)
     out = engine._score_batch(prefix, bodies[:2], [[3]], True)
     assert out.is_inference() and not out.requires_grad
@@ -236,7 +236,7 @@ def test_head_computes_label_scores_in_float32_from_half_precision_weights(tiny_
     """A bfloat16 product keeps ~3 significant digits of each logit, so close labels would tie."""
     import copy
 
-    from sentiq.core import engine as engine_module
+    from sentiq.core import heads
 
     lm = copy.copy(tiny_lm)
     lm.model = copy.deepcopy(tiny_lm.model).to(torch.bfloat16)
@@ -245,12 +245,12 @@ def test_head_computes_label_scores_in_float32_from_half_precision_weights(tiny_
     hidden = (torch.randn(4, lm.model.config.hidden_size) * 40).to(torch.bfloat16)
     weight = lm.model.lm_head.weight
     exact = torch.nn.functional.linear(hidden.float(), weight.float()).log_softmax(-1)
-    old = engine_module.HEAD_BLOCK_ROWS
+    old = heads.HEAD_BLOCK_ROWS
     try:
-        engine_module.HEAD_BLOCK_ROWS = 7  # several blocks, the last one short
+        heads.HEAD_BLOCK_ROWS = 7  # several blocks, the last one short
         got = eng._head(hidden)
     finally:
-        engine_module.HEAD_BLOCK_ROWS = old
+        heads.HEAD_BLOCK_ROWS = old
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, exact, rtol=0, atol=1e-5)
     rounded = lm.model.lm_head(hidden).float().log_softmax(-1)  # what a bfloat16 head gives
@@ -258,15 +258,15 @@ def test_head_computes_label_scores_in_float32_from_half_precision_weights(tiny_
 
 
 def test_prefix_cache_keeps_the_latest_prefixes_only(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentiq.core import engine as engine_module
+    from sentiq.core import prefixes as prefixes_module
 
-    monkeypatch.setattr(engine_module, "PREFIXES_KEPT", 2)
+    monkeypatch.setattr(prefixes_module, "PREFIXES_KEPT", 2)
     prefixes = [engine.encode(f"Review number {i}:") for i in range(4)]
     for p in prefixes:
-        engine._prefix_kv(p)
-    engine._prefix_kv(prefixes[2])  # used again: kept over the older ones
-    engine._prefix_kv(engine.encode("Review number 9:"))
-    assert list(engine._prefixes) == [tuple(prefixes[2]), tuple(engine.encode("Review number 9:"))]
+        engine.prefixes.kv(p)
+    engine.prefixes.kv(prefixes[2])  # used again: kept over the older ones
+    engine.prefixes.kv(engine.encode("Review number 9:"))
+    assert list(engine.prefixes.kept) == [tuple(prefixes[2]), tuple(engine.encode("Review number 9:"))]
 
 
 def test_batch_stats_are_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,9 +12,8 @@ datasets, labels or files.
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,14 +21,12 @@ import torch
 
 from sentiq.core.batching import BatchPlanner, Done, default_fill, default_token_budget
 from sentiq.core.decoding import Sampling, decode, mix_first
+from sentiq.core.heads import vocab_logprobs
 from sentiq.core.models import LoadedModel, free_memory, load_model, peak_memory_bytes, sync
+from sentiq.core.prefixes import KV, PrefixCache
 from sentiq.core.stages import StageClock
 from sentiq.errors import ResourceError
 from sentiq.settings import ModelSettings
-
-PREFIXES_KEPT = 16  # encoded prompt prefixes kept, least recently used dropped first (a search tries many)
-HEAD_BLOCK_ROWS = 16_384  # vocabulary rows widened to float32 at a time by the head
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values of shape (1, kv_heads, seq, head_dim)
 
 
 def _right_pad(rows: Sequence[Sequence[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,7 +43,6 @@ class Engine:
     lm: LoadedModel
     max_batch_tokens: int | None = None  # None: default_token_budget(device)
     max_batch_rows: int | None = None  # None: bounded by tokens only
-    _prefixes: OrderedDict[tuple[int, ...], KV] = field(default_factory=OrderedDict)  # the latest used last
 
     def __post_init__(self) -> None:
         self.model = self.lm.model
@@ -55,6 +51,7 @@ class Engine:
         kind = self.device.type
         budget = self.max_batch_tokens or default_token_budget(kind)
         self.clock = StageClock()  # host seconds per stage, for benchmarks
+        self.prefixes = PrefixCache(self.model, self.device)
         self.planner = BatchPlanner(
             max_tokens=budget,
             max_rows=self.max_batch_rows,
@@ -103,7 +100,7 @@ class Engine:
             rows = [bodies[i] for i in idx]
             return self._score_batch(prefix, rows, labels, single, firsts).cpu().double().numpy()
 
-        self._prefix_kv(prefix)
+        self.prefixes.kv(prefix)
         lengths = [len(b) + extra for b in bodies]
         yield from self.planner.run(lengths, work, rows_per_item=1 if single else len(labels), shared=len(prefix))
 
@@ -139,7 +136,7 @@ class Engine:
             mix = (first_mix[0], torch.as_tensor(first_mix[1][idx])) if first_mix is not None else None
             return self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx], mix)
 
-        self._prefix_kv(prefix)
+        self.prefixes.kv(prefix)
         longest_answer = max(s.max_new_tokens for s in samplings)
         lengths = [len(b) + longest_answer for b in bodies]
         samples = max(s.num_samples for s in samplings)
@@ -148,7 +145,7 @@ class Engine:
     def warm_up(self, prefix: Sequence[int]) -> None:
         """One small pass so that one-time costs (kernels, allocator, prefix cache) stay out of timings."""
         try:
-            self._prefix_kv(prefix)
+            self.prefixes.kv(prefix)
             self._score_batch(prefix, [self.encode(" warm up")], [[self.pad_id]], True)
         except torch.OutOfMemoryError:
             raise ResourceError(
@@ -158,50 +155,12 @@ class Engine:
         sync(self.device)
 
     # -- forward passes ----------------------------------------------------------------------------
-    @torch.inference_mode()
-    def _prefix_kv(self, prefix: Sequence[int]) -> KV:
-        key = tuple(prefix)
-        if not key:
-            return []
-        if key in self._prefixes:
-            self._prefixes.move_to_end(key)
-            return self._prefixes[key]
-        ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
-        cache = self.model.model(input_ids=ids, use_cache=True).cache
-        self._prefixes[key] = [(layer.keys, layer.values) for layer in cache.layers]
-        while len(self._prefixes) > PREFIXES_KEPT:
-            self._prefixes.popitem(last=False)
-        return self._prefixes[key]
-
-    def _cache_for(self, prefix: Sequence[int], batch: int) -> Any:
-        """A fresh cache holding the prefix for `batch` rows (expanded views; no copy until appended to)."""
-        from transformers import DynamicCache
-
-        kv = self._prefix_kv(prefix)
-        if not kv:
-            return DynamicCache(config=self.model.config)
-        data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv]
-        return DynamicCache(ddp_cache_data=data, config=self.model.config)
-
     def _hidden(self, ids: torch.Tensor, cache: Any, **kwargs: Any) -> torch.Tensor:
         out = self.model.model(input_ids=ids, cache=cache, use_cache=True, **kwargs)
         return out.last_hidden_state  # (batch, seq, hidden)
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Vocabulary log-probabilities for the given hidden states only, the head's product computed in
-        float32: in bfloat16 each logit keeps about three significant digits, so close label scores
-        would round to one value. A half-precision weight is widened a block of rows at a time, so no
-        float32 copy of the whole matrix is held."""
-        head = self.model.lm_head
-        x = hidden.float()
-        if head.weight.dtype == torch.float32:
-            logits = torch.nn.functional.linear(x, head.weight)
-        else:
-            blocks = head.weight.split(HEAD_BLOCK_ROWS)
-            logits = torch.cat([torch.nn.functional.linear(x, w.float()) for w in blocks], dim=-1)
-        if head.bias is not None:
-            logits = logits + head.bias.float()
-        return logits.log_softmax(dim=-1)  # (rows, vocab), float32
+        return vocab_logprobs(self.model.lm_head, hidden)
 
     @torch.inference_mode()
     def _score_batch(
@@ -215,13 +174,13 @@ class Engine:
         n_labels = len(labels)
         if single:
             ids, lengths = _right_pad(rows, self.pad_id, self.device)
-            hidden = self._hidden(ids, self._cache_for(prefix, len(rows)))
+            hidden = self._hidden(ids, self.prefixes.for_batch(prefix, len(rows)))
             last = hidden[torch.arange(len(rows), device=self.device), lengths - 1]  # (batch, hidden)
             label_ids = torch.tensor([lab[0] for lab in labels] + list(firsts), device=self.device)
             return self._head(last)[:, label_ids]  # (batch, labels + firsts)
         seqs = [list(r) + list(lab) for r in rows for lab in labels]
         ids, _ = _right_pad(seqs, self.pad_id, self.device)
-        hidden = self._hidden(ids, self._cache_for(prefix, len(seqs)))
+        hidden = self._hidden(ids, self.prefixes.for_batch(prefix, len(seqs)))
         row_idx, pos_idx, targets = [], [], []
         for r, body in enumerate(rows):
             for j, lab in enumerate(labels):
@@ -249,7 +208,7 @@ class Engine:
         mix: tuple[list[int], torch.Tensor] | None = None,
     ) -> list[list[list[str]]]:
         ids, lengths = _right_pad(rows, self.pad_id, self.device)
-        cache = self._cache_for(prefix, len(rows))
+        cache = self.prefixes.for_batch(prefix, len(rows))
         hidden = self._hidden(ids, cache)
         first = self._head(hidden[torch.arange(len(rows), device=self.device), lengths - 1])  # (batch, vocab)
         if mix is not None:
