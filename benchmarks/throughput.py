@@ -10,6 +10,8 @@ Every path labels the same texts in this one process, each after a warm-up:
   loglik, zero-shot, k-shot   MethodRunner.predict, the call `classify` and `evaluate` make per chunk, from
              the raw texts (cleaning, truncation and tokenization included; k-shot's demonstrations cached)
   stream     sentiq.workflows.classify.classify: a parquet file in, a parquet file out, as `classify --input --output`
+  states, states-half   the hidden state at the answer position (what a probe reads) through every layer,
+             and through the first half of them (the rest and the vocabulary head not run)
 For each: words/s, the ratio to the anchor, the share of the compute floor (2 x non-embedding parameters x
 prompt tokens at the GEMM rate measured in this run), passes, padded tokens per pass, padding share,
 device-busy share (CUDA-event time of the forward passes over wall time), host seconds per stage
@@ -242,6 +244,13 @@ def bench_model(lm: LoadedModel, texts: list[str], args: argparse.Namespace, wor
         return classify_file(source, out, method=METHODS["loglik"], engine=engine)
 
     paths["stream"] = stream
+
+    def states(probe: Probe, layers: int | None) -> Any:  # what a probe reads: no vocabulary head
+        fitted = [t for t, _ in prepare(engine, texts, clfs["loglik"].config.max_tokens)]
+        return list(engine.state_batches(bound.prefix, bound.bodies(engine, fitted), layers))
+
+    paths["states"] = lambda probe: states(probe, None)
+    paths["states-half"] = lambda probe: states(probe, max(1, engine.depth // 2))
     rows: list[dict[str, Any]] = []
     for name, run in paths.items():
         if name in args.skip:

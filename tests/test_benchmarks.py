@@ -19,7 +19,8 @@ def test_throughput_reports_every_path_and_stage(tiny_model: Path, tmp_path: Pat
     (report,) = throughput.main([*args, "--device", "cpu", "--json", str(out)])
     assert json.loads(out.read_text()) == [report]
     paths = {r["path"]: r for r in report["paths"]}
-    assert list(paths) == ["plain-4", "plain-8", "loglik", "zero-shot", "k-shot", "stream"]
+    assert list(paths) == ["plain-4", "plain-8", "loglik", "zero-shot", "k-shot", "stream", "states", "states-half"]
+    assert paths["states"]["stages"]["post-process"] == 0  # no vocabulary head, no predictions
     assert report["anchor"] == max(("plain-4", "plain-8"), key=lambda p: paths[p]["words_per_s"])
     assert report["anchor_agreement"] >= 0.9  # the same labels as the plain loop, up to bfloat16 near-ties
     assert 0 < report["max_delta_vs_float32"] < 0.1

@@ -287,3 +287,44 @@ def _generate(engine: Engine, prefix, bodies, samplings, seeds=None) -> list:
             for i, texts in zip(done.indices, got):
                 per_setting[i] = texts
     return answers
+
+
+def _whole_state(model, ids: list[int], layers: int | None = None) -> torch.Tensor:
+    """The last position's hidden state of one unbatched pass with no cache, through the first `layers`
+    decoder layers of a copy of the model (and its final norm)."""
+    import copy
+
+    cut = copy.deepcopy(model)
+    if layers is not None:
+        cut.model.layers = cut.model.layers[:layers]
+    with torch.inference_mode():
+        return cut.model(input_ids=torch.tensor([ids])).last_hidden_state[0, -1].float()
+
+
+@pytest.mark.parametrize("layers", [None, 1])
+def test_answer_states_equal_a_whole_pass_through_as_many_layers(engine: Engine, layers: int | None) -> None:
+    prefix, bodies = _bodies(engine)
+    engine.planner.max_tokens = 40  # several batches
+    done = list(engine.state_batches(prefix, bodies, layers))
+    assert len(done) >= 2 and sorted(i for d in done for i in d.indices) == list(range(len(bodies)))
+    states = {i: row for d in done for i, row in zip(d.indices, d.result)}
+    for i, body in enumerate(bodies):
+        expected = _whole_state(engine.model, prefix + body, layers).numpy()
+        np.testing.assert_allclose(states[i], expected, rtol=0, atol=1e-4)
+    assert engine.depth == 2 and len(engine.model.model.layers) == 2  # the model is whole again
+
+
+def test_fewer_layers_give_other_states_and_a_bad_depth_is_refused(engine: Engine) -> None:
+    from sentiq.errors import OptionError
+
+    prefix, bodies = _bodies(engine)
+    full = np.concatenate([d.result for d in engine.state_batches(prefix, bodies[:1])])
+    first = np.concatenate([d.result for d in engine.state_batches(prefix, bodies[:1], layers=1)])
+    assert np.abs(full - first).max() > 1e-3
+    for bad in (0, 3, -1):
+        with pytest.raises(OptionError, match=r"--layer must be between 1 and 2 \(this model's layers\)"):
+            list(engine.state_batches(prefix, bodies, layers=bad))
+    before = engine.score(prefix, bodies[:2], [[3]])
+    with pytest.raises(OptionError):
+        list(engine.state_batches(prefix, bodies, layers=9))
+    np.testing.assert_array_equal(engine.score(prefix, bodies[:2], [[3]]), before)  # nothing left cut

@@ -11,6 +11,7 @@ datasets, labels or files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sentiq.core.heads import vocab_logprobs
 from sentiq.core.models import LoadedModel, free_memory, load_model, peak_memory_bytes, sync
 from sentiq.core.prefixes import KV, PrefixCache
 from sentiq.core.stages import StageClock
-from sentiq.errors import ResourceError
+from sentiq.errors import OptionError, ResourceError
 from sentiq.settings import ModelSettings
 
 
@@ -141,6 +142,44 @@ class Engine:
         lengths = [len(b) + longest_answer for b in bodies]
         samples = max(s.num_samples for s in samplings)
         yield from self.planner.run(lengths, work, rows_per_item=samples, shared=len(prefix))
+
+    @property
+    def depth(self) -> int:
+        """The model's decoder layers."""
+        return len(self.model.model.layers)
+
+    def state_batches(
+        self, prefix: Sequence[int], bodies: Sequence[Sequence[int]], layers: int | None = None
+    ) -> Iterator[Done[np.ndarray]]:
+        """The hidden state at each body's last position (where the answer's first token is predicted)
+        after the first `layers` decoder layers and the model's final norm (None: every layer), a batch
+        at a time: rows (hidden,) in float32. Fewer layers run fewer layers, and no vocabulary head runs."""
+        self.prefixes.kv(prefix)
+
+        @torch.inference_mode()
+        def work(idx: list[int]) -> np.ndarray:
+            ids, lengths = _right_pad([bodies[i] for i in idx], self.pad_id, self.device)
+            with self._first_layers(layers):
+                hidden = self._hidden(ids, self.prefixes.for_batch(prefix, len(idx)))
+            return hidden[torch.arange(len(idx), device=self.device), lengths - 1].float().cpu().numpy()
+
+        yield from self.planner.run([len(b) for b in bodies], work, shared=len(prefix))
+
+    @contextlib.contextmanager
+    def _first_layers(self, layers: int | None) -> Iterator[None]:
+        """The model cut to its first `layers` decoder layers for the duration (its final norm kept)."""
+        decoder = self.model.model
+        whole = decoder.layers
+        if layers is not None and not 1 <= layers <= len(whole):
+            raise OptionError(f"--layer must be between 1 and {len(whole)} (this model's layers), not {layers}")
+        if layers is None or layers == len(whole):
+            yield
+            return
+        decoder.layers = whole[:layers]
+        try:
+            yield
+        finally:
+            decoder.layers = whole
 
     def warm_up(self, prefix: Sequence[int]) -> None:
         """One small pass so that one-time costs (kernels, allocator, prefix cache) stay out of timings."""
