@@ -328,3 +328,21 @@ def test_fewer_layers_give_other_states_and_a_bad_depth_is_refused(engine: Engin
     with pytest.raises(OptionError):
         list(engine.state_batches(prefix, bodies, layers=9))
     np.testing.assert_array_equal(engine.score(prefix, bodies[:2], [[3]]), before)  # nothing left cut
+
+
+def test_the_stage_clock_pauses_a_stage_while_another_runs_inside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentiq.core import stages
+
+    now = iter(range(100))
+    monkeypatch.setattr(stages.time, "perf_counter", lambda: float(next(now)))
+    clock = stages.StageClock()
+    with clock.stage("forward"):  # every reading of the clock is one second later than the one before
+        with clock.stage("tokenize"):
+            pass
+        with clock.stage("tokenize"):
+            pass
+    # forward counts 0-1, 4-5 and 8-9; tokenize 2-3 and 6-7; the readings between them (the clock's own
+    # bookkeeping) count for neither
+    assert dict(clock.seconds) == {"forward": 3.0, "tokenize": 2.0}
+    clock.clear()
+    assert not clock.seconds
