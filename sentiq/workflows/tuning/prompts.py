@@ -19,6 +19,7 @@ from sentiq.progress import StartTask
 from sentiq.settings import MethodConfig, ModelSettings, PromptTuneSettings
 from sentiq.text import word_count
 from sentiq.workflows.tuning.choices import TuneResult, cell_names, save_search, tuning_folder
+from sentiq.workflows.tuning.records import choice_record
 from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def _record(
     baseline = DEFAULT_PROMPT if DEFAULT_PROMPT in specs else prompts[0].ref
     default = grid[(grid["prompt"] == baseline) & (grid["calibrate"] == "none") & (grid["tail"] == 0)].iloc[0]
     best = {
-        **_choice(top, specs, base),
+        **choice_record(top, specs, base),
         "k": settings.k,
         **({"draws": settings.draws} if settings.k else {}),
         "criterion": criterion,
@@ -132,7 +133,10 @@ def _record(
     }
     if len(answered):  # for methods that generate: decided by their first answer token
         generated = answered.loc[_simplest_within_error(answered, n, criterion)]
-        best["generation"] = {**_choice(generated, specs, base), f"top_{criterion}": float(answered[criterion].max())}
+        best["generation"] = {
+            **choice_record(generated, specs, base),
+            f"top_{criterion}": float(answered[criterion].max()),
+        }
     return best
 
 
@@ -281,21 +285,3 @@ def _row(name: str, calibrate: str, tail: int, answered: np.ndarray, gold: Gold)
         macro_f1=q.macro_f1,
         **shares,
     )
-
-
-def _choice(row: pd.Series, specs: dict[str, str], base: MethodConfig) -> dict[str, Any]:
-    """A chosen grid row as --tuned applies it: prompt, calibration, ending and, in a search with
-    demonstrations, which set (with its texts, so the choice can be read)."""
-    choice = {
-        "prompt": ",".join(specs[r] for r in str(row["prompt"]).split(",")),
-        "prompt_names": str(row["prompt"]),
-        "calibrate": str(row["calibrate"]),
-        "tail": int(row["tail"]),
-        "accuracy": float(row["accuracy"]),
-        "macro_recall": float(row["macro_recall"]),
-    }
-    if "demo_seed" in row:
-        seed = int(row["demo_seed"])
-        plan = plan_method(replace(base, prompt=choice["prompt"], demo_seed=seed))
-        choice |= {"demo_seed": seed, "demonstrations": plan.record()["demonstrations"]}
-    return choice

@@ -1,15 +1,20 @@
 """A search's choice as a typed record: what `--tuned` applies and what the command line shows, read
-from best.json of any version in this one place (searches of 0.3 and earlier chose by accuracy and
+from best.json of any version in this one place, and the record a search writes of a chosen cell (searches of 0.3 and earlier chose by accuracy and
 kept no ending; before 0.2 one choice served every method)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from sentiq.choices import Calibration
+from sentiq.methods.plan import plan_method
+from sentiq.settings import MethodConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -80,3 +85,21 @@ class SamplingChoice:
             invalid=int(data.get("invalid", 0)),
             n=int(data.get("n", 0)),
         )
+
+
+def choice_record(row: pd.Series, specs: dict[str, str], base: MethodConfig) -> dict[str, Any]:
+    """A chosen grid row as --tuned applies it: prompt, calibration, ending and, in a search with
+    demonstrations, which set (with its texts, so the choice can be read)."""
+    choice = {
+        "prompt": ",".join(specs[r] for r in str(row["prompt"]).split(",")),
+        "prompt_names": str(row["prompt"]),
+        "calibrate": str(row["calibrate"]),
+        "tail": int(row["tail"]),
+        "accuracy": float(row["accuracy"]),
+        "macro_recall": float(row["macro_recall"]),
+    }
+    if "demo_seed" in row:
+        seed = int(row["demo_seed"])
+        plan = plan_method(replace(base, prompt=choice["prompt"], demo_seed=seed))
+        choice |= {"demo_seed": seed, "demonstrations": plan.record()["demonstrations"]}
+    return choice
