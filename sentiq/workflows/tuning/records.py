@@ -1,6 +1,7 @@
-"""A search's choice as a typed record: what `--tuned` applies and what the command line shows, read
-from best.json of any version in this one place, and the record a search writes of a chosen cell (searches of 0.3 and earlier chose by accuracy and
-kept no ending; before 0.2 one choice served every method)."""
+"""A search's choice: the record a search writes of its chosen cell, and that record read back as a typed
+choice, what `--tuned` applies and what the command line shows, from best.json of any version in this
+one place (searches of 0.3 and earlier chose by accuracy and kept no ending; before 0.2 one choice
+served every method)."""
 
 from __future__ import annotations
 
