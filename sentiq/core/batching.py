@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import numpy as np
 import torch
 
 from sentiq.choices import TOKEN_BUDGETS
@@ -29,6 +30,14 @@ class Done(Generic[R]):
     indices: list[int]
     result: R
     seconds: float
+
+
+def gathered(batches: Iterable[Done[np.ndarray]], shape: tuple[int, int]) -> np.ndarray:
+    """Batches of rows put back in input order: an array of `shape` (inputs, columns)."""
+    out = np.zeros(shape)
+    for done in batches:
+        out[done.indices] = done.result
+    return out
 
 
 @dataclass

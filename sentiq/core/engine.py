@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sentiq.core.batching import BatchPlanner, Done, default_fill, default_token_budget
+from sentiq.core.batching import BatchPlanner, Done, default_fill, default_token_budget, gathered
 from sentiq.core.decoding import Sampling, decode, mix_first
 from sentiq.core.heads import vocab_logprobs
 from sentiq.core.models import LoadedModel, free_memory, load_model, peak_memory_bytes, sync
@@ -113,10 +113,7 @@ class Engine:
         firsts: Sequence[int] = (),
     ) -> np.ndarray:
         """score_batches gathered in input order: (texts, labels + firsts)."""
-        out = np.zeros((len(bodies), len(labels) + len(firsts)), dtype=np.float64)
-        for done in self.score_batches(prefix, bodies, labels, firsts):
-            out[done.indices] = done.result
-        return out
+        return gathered(self.score_batches(prefix, bodies, labels, firsts), (len(bodies), len(labels) + len(firsts)))
 
     def generate_batches(
         self,

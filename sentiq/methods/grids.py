@@ -3,10 +3,11 @@ scores and the first answer token), and several decoding settings from one encod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from sentiq.core.batching import Done, gathered
 from sentiq.methods.binding import answer_firsts
 from sentiq.methods.calibration import log_softmax
 from sentiq.methods.generation import decoding, vote
@@ -27,10 +28,8 @@ def scores_and_answers(
     b = runner.bound[0]
     ids, names = answer_firsts(b, runner.engine)
     bodies = b.bodies(runner.engine, texts)
-    raw = np.zeros((len(texts), len(b.label_ids) + len(ids)))
-    for done in runner.engine.score_batches(b.prefix, bodies, b.label_ids, firsts=ids):
-        raw[done.indices] = done.result
-        advance(len(done.indices))
+    batches = _advancing(runner.engine.score_batches(b.prefix, bodies, b.label_ids, firsts=ids), advance)
+    raw = gathered(batches, (len(texts), len(b.label_ids) + len(ids)))
     n = len(b.label_ids)
     return log_softmax(raw[:, :n]), raw[:, n:], names
 
@@ -51,3 +50,10 @@ def predict_grid(
                 per_config[i] = votes(per_text)
         advance(len(done.indices))
     return [[p for p in per_config if p is not None] for per_config in grid]
+
+
+def _advancing(batches: Iterator[Done], advance: Advance) -> Iterator[Done]:
+    """The batches, the progress bar advanced by each as it finishes."""
+    for done in batches:
+        advance(len(done.indices))
+        yield done

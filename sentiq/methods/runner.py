@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiq.core.batching import Done
+from sentiq.core.batching import Done, gathered
 from sentiq.core.engine import Engine
 from sentiq.methods.binding import Bound, check_first_tokens, first_tokens
 from sentiq.methods.calibration import (
@@ -100,10 +100,7 @@ class MethodRunner:
 
     def label_logprobs(self, texts: Sequence[str], tokens: np.ndarray | None = None) -> np.ndarray:
         """label_logprob_batches gathered: (texts, labels)."""
-        out = np.zeros((len(texts), len(self.labels)))
-        for done in self.label_logprob_batches(texts, tokens):
-            out[done.indices] = done.result
-        return out
+        return gathered(self.label_logprob_batches(texts, tokens), (len(texts), len(self.labels)))
 
     def _scored(self, texts: list[str], tokens: np.ndarray) -> Iterator[Batch]:
         record = None
@@ -111,9 +108,7 @@ class MethodRunner:
             inputs, where = prior_inputs(self.config.calibrate, texts, self.config.seed)
             if self.config.calibrate == "batch":  # the prior is these texts' own mean: their labels wait for it
                 done = list(self.label_logprob_batches(texts, tokens))
-                logp = np.zeros((len(texts), len(self.labels)))
-                for d in done:
-                    logp[d.indices] = d.result
+                logp = gathered(done, (len(texts), len(self.labels)))
                 record = self._estimated(softmax(logp).mean(axis=0), where)
                 everything = list(range(len(texts)))
                 yield Batch(everything, self._predictions(logp), sum(d.seconds for d in done), record)
