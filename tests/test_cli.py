@@ -394,3 +394,15 @@ def test_tables_keep_names_whole_at_80_columns() -> None:
     sampling = pd.DataFrame({"temperature": [0.2, 0.2, 0.7, 0.7], "top_k": [5, 50, 5, 50], "macro_f1": [0.1] * 4})
     text = _rendered(grid_table(sampling, "temperature", "top_k", "macro_f1", (0.2, 5), "sampling", "top-k"))
     assert "top-k 5" in text and "top-k 50" in text
+
+
+def test_a_bad_backend_is_refused_in_one_line_by_either_name() -> None:
+    from sentiq.errors import OptionError
+    from sentiq.settings import RaySettings
+
+    for flag in ("--backend", "--engine"):
+        result = run("classify", "nice", flag, "rya")
+        said = " ".join(result.output.replace("│", " ").split())  # Click's error panel wraps at 80 columns
+        assert result.exit_code == 2 and "'rya' is not one of local, ray. Did you mean 'ray'?" in said
+    with pytest.raises(OptionError, match="unknown backend 'rya': choose local or ray"):
+        RaySettings(backend="rya")  # type: ignore[arg-type]
