@@ -8,10 +8,11 @@ from typing import Literal, get_args
 from sentiq.errors import OptionError
 from sentiq.text import did_you_mean
 
-Method = Literal["loglik", "zero-shot", "k-shot", "sampling"]
+Method = Literal["loglik", "zero-shot", "k-shot", "sampling", "probe"]  # probe: a fit on the answer state (--fit)
 # none; contextual: content-free inputs (Zhao et al. 2021); domain: random in-domain words (Fei et al.
-# 2023); batch: the mean label probability over the texts themselves (Zhou et al. 2023)
-Calibration = Literal["none", "contextual", "domain", "batch"]
+# 2023); batch: the mean label probability over the texts themselves (Zhou et al. 2023); fitted: a logistic
+# regression on the label log-probabilities, fitted on labelled texts (sentiq fit, --fit)
+Calibration = Literal["none", "contextual", "domain", "batch", "fitted"]
 Scoring = Literal["generate", "loglik"]  # k-shot: decide by greedy generation, or by label log-likelihood
 SampleRule = Literal["balanced", "stratified"]  # as many texts of every label, or the data's own proportions
 Device = Literal["auto", "cuda", "mps", "cpu"]  # auto: CUDA, then MPS, then CPU
@@ -20,7 +21,9 @@ Backend = Literal["local", "ray"]  # --backend: where the work runs, this proces
 Metric = Literal["macro_f1", "accuracy", "words_per_s"]  # what compare ranks by
 
 METHODS: tuple[Method, ...] = get_args(Method)
+PROMPTING: tuple[Method, ...] = METHODS[:4]  # what --method all runs: the methods that need no fit
 CALIBRATIONS: tuple[Calibration, ...] = get_args(Calibration)
+PRIORS: tuple[Calibration, ...] = CALIBRATIONS[:4]  # the calibrations that divide out a prior (a search's cells)
 SCORINGS: tuple[Scoring, ...] = get_args(Scoring)
 SAMPLINGS: tuple[SampleRule, ...] = get_args(SampleRule)
 DEVICES: tuple[Device, ...] = get_args(Device)
@@ -40,7 +43,7 @@ TOP_KS = (1000, 800, 600, 400, 200, 100, 10, 5, 2)
 
 def method_names(asked: list[str]) -> list[Method]:
     """`--method` values as method names: 'all' for every method, repeats dropped, typos named."""
-    names = list(METHODS) if "all" in asked else list(dict.fromkeys(asked))
+    names = list(PROMPTING) if "all" in asked else list(dict.fromkeys(asked))
     unknown = [m for m in names if m not in METHODS]
     if unknown:
         hint = did_you_mean(unknown[0], [*METHODS, "all"])

@@ -3,9 +3,11 @@ Light to import (no torch, no pandas): the command line takes every option's def
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from numbers import Integral
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,6 @@ from sentiq.choices import (
     METHODS,
     SAMPLINGS,
     SCORINGS,
-    TEMPERATURES,
-    TOP_KS,
     Backend,
     Calibration,
     Device,
@@ -101,8 +101,13 @@ class MethodConfig:
     demos: str | None = None  # k-shot: a labelled file to draw demonstrations from; None: the embedded IMDB pool
     tuned_from: str | None = None  # what --tuned applied, in words (recorded, not a setting)
     tuned_on: tuple[str, ...] = ()  # the split.csv files of the searches --tuned applied: evaluation leaves them out
+    fit: str | None = None  # probe and --calibrate fitted: the folder `sentiq fit` wrote
 
     def __post_init__(self) -> None:
+        if self.fit is not None and not isinstance(self.fit, (str, PathLike)):
+            raise TypeError(f"fit must be a path to a fit folder, not {type(self.fit).__name__}")
+        if isinstance(self.fit, PathLike):
+            object.__setattr__(self, "fit", os.fspath(self.fit))
         checks = [
             (self.method in METHODS, f"unknown method '{self.method}': choose one of {', '.join(METHODS)}"),
             (self.scoring in SCORINGS, f"--scoring must be one of {', '.join(SCORINGS)}"),
@@ -115,23 +120,51 @@ class MethodConfig:
             (self.max_new_tokens >= 1, "--max-new-tokens must be at least 1"),
             (self.max_tokens >= 16, "--max-tokens must be at least 16"),
             (self.tail >= 0, "--tail must be 0 (off) or a number of words"),
+            *self._fit_checks(),
         ]
         for ok, message in checks:
             if not ok:
                 raise OptionError(message)
 
+    def _fit_checks(self) -> list[tuple[bool, str]]:
+        """A fit is read by the probe or by fitted calibration of loglik, on one prompt, the text whole."""
+        fitted = self.method == "probe" or self.calibrate == "fitted"
+        return [
+            (
+                self.method != "probe" or self.fit is not None,
+                "--method probe needs --fit FIT (a folder sentiq fit wrote)",
+            ),
+            (
+                self.calibrate != "fitted" or self.fit is not None,
+                "--calibrate fitted needs --fit FIT (a folder sentiq fit wrote)",
+            ),
+            (
+                self.calibrate != "fitted" or self.method == "loglik",
+                "--calibrate fitted applies to --method loglik (the label log-probabilities it was fitted on)",
+            ),
+            (
+                self.method != "probe" or self.calibrate in ("none", "fitted"),
+                "--method probe gives fitted probabilities already: leave --calibrate out",
+            ),
+            (self.fit is None or fitted, "--fit is read by --method probe or --calibrate fitted: name one of them"),
+            (not fitted or "," not in self.prompt, "a fit reads one prompt: give --prompt one prompt, not an ensemble"),
+            (not fitted or not self.tail, "a fit reads each text whole: leave --tail out"),
+        ]
+
     @property
     def scores_labels(self) -> bool:
-        """True when the decision comes from label log-probabilities rather than generated text."""
-        return self.method == "loglik" or (self.method == "k-shot" and self.scoring == "loglik")
+        """True when the decision comes from label scores (log-probabilities, or a probe's) rather than
+        generated text."""
+        return self.method in ("loglik", "probe") or (self.method == "k-shot" and self.scoring == "loglik")
 
     @property
     def calibrated(self) -> bool:
-        return self.calibrate != "none"
+        """True when a label prior is divided out (fitted calibration is a fit's business)."""
+        return self.calibrate not in ("none", "fitted")
 
     def relevant(self) -> dict[str, Any]:
         """The settings that matter for this method (for configs and tables)."""
-        keep = {"method", "prompt", "calibrate", "max_tokens", "seed"}
+        keep = {"method", "prompt", "calibrate", "max_tokens", "seed"} | ({"fit"} if self.fit is not None else set())
         if self.method == "k-shot":
             keep |= {"k", "scoring"} | ({"demo_seed"} if self.demo_seed is not None else set())
             keep |= {"demos"} if self.demos is not None else set()  # recorded when set: earlier runs resume
@@ -155,7 +188,7 @@ class MethodConfig:
             bits.append(f"k={self.k} {self.scoring}")
         if self.method == "sampling":
             bits.append(f"T={self.temperature} top-k={self.top_k} x{self.samples}")
-        if self.calibrated:
+        if self.calibrate != "none" and self.method != "probe":
             bits.append(f"{self.calibrate}-calibrated")
         if self.tail:
             bits.append(ending_name(self.tail))
@@ -214,13 +247,13 @@ class EvalSettings:
     ray: RaySettings = field(default_factory=RaySettings)
 
     def __post_init__(self) -> None:
-        _check_sample(self.sample)
+        check_sample(self.sample)
         if not self.methods:
             raise OptionError("no method to evaluate: name at least one with --method")
-        _check_n(self.n, allow_all=True)
+        check_n(self.n, allow_all=True)
 
 
-def _check_n(n: object, allow_all: bool = False) -> None:
+def check_n(n: object, allow_all: bool = False) -> None:
     if n is None and allow_all:
         return
     if not isinstance(n, Integral) or isinstance(n, bool):
@@ -229,45 +262,6 @@ def _check_n(n: object, allow_all: bool = False) -> None:
         raise OptionError("--n must be at least 1")
 
 
-def _check_sample(rule: str) -> None:
+def check_sample(rule: str) -> None:
     if rule not in SAMPLINGS:
         raise OptionError(f"unknown sample rule '{rule}': choose {' or '.join(SAMPLINGS)}")
-
-
-@dataclass(frozen=True)
-class TuneSettings:
-    temperatures: tuple[float, ...] = TEMPERATURES
-    top_ks: tuple[int, ...] = TOP_KS
-    n: int = 40  # tuning texts, from the embedded train tuning reviews or `data`
-    samples: int = 1  # answers per text while tuning: one keeps the grid cheap
-    prompt: str | None = None  # one prompt (tune-prompt's choice is a good one); None: the label set's first built-in
-    data: DataSpec = field(default_factory=DataSpec)  # the embedded tuning reviews, or labelled texts of one's own
-    sample: SampleRule = "balanced"
-    seed: int = 0
-    output_dir: Path = Path("results")
-
-    def __post_init__(self) -> None:
-        _check_sample(self.sample)
-        _check_n(self.n)
-
-
-@dataclass(frozen=True)
-class PromptTuneSettings:
-    prompts: str | None = None  # comma-separated prompt refs; None: every built-in prompt and label-word variant
-    n: int = 400  # tuning texts, from the embedded train tuning reviews or `data`: 200 cannot tell 2 points apart
-    ensemble: int = 3  # also score the mean of the best this many prompts (below 2: no ensembles)
-    tail: int = 80  # also try every cell with the texts' last this many words scored beside them; 0: not
-    k: int = 0  # score with k demonstrations per class, as k-shot --scoring loglik: a choice for k-shot; 0: none
-    draws: int = 1  # with k: demonstration sets tried, drawn with seeds seed, seed + 1, ...
-    max_tokens: int = 4096  # per text, as evaluate's --max-tokens
-    data: DataSpec = field(default_factory=DataSpec)  # the embedded tuning reviews, or labelled texts of one's own
-    sample: SampleRule = "balanced"
-    demos: str | None = None  # with k: a labelled file to draw demonstrations from, as k-shot's --demos
-    seed: int = 0
-    output_dir: Path = Path("results")
-
-    def __post_init__(self) -> None:
-        _check_sample(self.sample)
-        _check_n(self.n)
-        if self.draws > 1 and not self.k:
-            raise OptionError("--draws needs --k: without demonstrations there is nothing to draw")

@@ -1,5 +1,5 @@
 """The library: load a classifier and label texts, lists or DataFrames; stream a file of any size into
-labels; evaluate methods on a labelled sample; tune; compare saved runs. The command line is a thin
+labels; evaluate methods on a labelled sample; tune; fit on labelled texts; compare saved runs. The command line is a thin
 layer over these functions.
 
 Nothing here writes to disk unless asked (an output file or folder), progress is shown only when a
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sentiq.api.classifier import Classifier, Result, load
-from sentiq.api.measuring import Evaluation, compare, evaluate, resume_run, tune_prompt, tune_sampling
+from sentiq.api.measuring import Evaluation, compare, evaluate, fit, resume_run, tune_prompt, tune_sampling
 from sentiq.api.options import method_config
 from sentiq.api.streaming import classify_file
 from sentiq.progress import StartTask
@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the result types, for annotations; at run time imported whe
     from sentiq.workflows.classify import Summary as Summary
     from sentiq.workflows.compare import Comparison as Comparison
     from sentiq.workflows.evaluate import RunResult as RunResult
+    from sentiq.workflows.fitting import FitResult as FitResult
     from sentiq.workflows.tuning.choices import TuneResult as TuneResult
     from sentiq.workflows.tuning.records import PromptChoice as PromptChoice
     from sentiq.workflows.tuning.records import SamplingChoice as SamplingChoice
@@ -32,6 +33,7 @@ __all__ = [
     "classify_file",
     "compare",
     "evaluate",
+    "fit",
     "load",
     "method_config",
     "resume_run",
@@ -46,6 +48,7 @@ def __getattr__(name: str) -> Any:
         "Summary": "sentiq.workflows.classify",
         "Comparison": "sentiq.workflows.compare",
         "RunResult": "sentiq.workflows.evaluate",
+        "FitResult": "sentiq.workflows.fitting",
         "TuneResult": "sentiq.workflows.tuning.choices",
         "PromptChoice": "sentiq.workflows.tuning.records",
         "SamplingChoice": "sentiq.workflows.tuning.records",

@@ -174,11 +174,12 @@ def load(
     """Load a model and bind a method to it.
 
     model: '0.5b' or '1.5b' (Qwen2.5 Instruct), a hub id, a local model folder or a .gguf file (None:
-    SENTIQ_MODEL, else 1.5b). method: 'loglik', 'zero-shot', 'k-shot' or 'sampling'. prompt: a built-in
+    SENTIQ_MODEL, else 1.5b). method: 'loglik', 'zero-shot', 'k-shot', 'sampling', or 'probe' with
+    fit= (a folder `sentiq.fit` wrote; calibrate='fitted' with fit= uses its calibration). prompt: a built-in
     prompt, NAME:VARIANT, a .toml file, or several comma-separated. tuned: use what `tune_prompt` (and
     `tune_sampling`) chose for this model under results_dir. device: auto, cuda, mps or cpu; dtype: auto,
     bfloat16, float16 or float32. options: the method's other settings, as the command line's options
-    (calibrate, k, scoring, temperature, top_k, top_p, samples, max_new_tokens, max_tokens, tail, seed)."""
+    (calibrate, fit, k, scoring, temperature, top_k, top_p, samples, max_new_tokens, max_tokens, tail, seed)."""
     settings = ModelSettings(model, device, dtype, batch_size, max_batch_tokens)
     (config,) = tuned_methods([method_config(method, prompt=prompt, **options)], settings, tuned, results_dir)
     return Classifier.from_settings(settings, config)

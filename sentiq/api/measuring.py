@@ -11,16 +11,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from sentiq.api.options import check_options, method_config, model_settings, tuned_methods
 from sentiq.choices import EMBEDDED, method_names
 from sentiq.errors import OptionError, speaks_python
+from sentiq.learn_settings import FitSettings, PromptTuneSettings, TuneSettings
 from sentiq.progress import StartTask, no_progress
-from sentiq.settings import (
-    DataSpec,
-    EvalSettings,
-    MethodConfig,
-    ModelSettings,
-    PromptTuneSettings,
-    RaySettings,
-    TuneSettings,
-)
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings
 
 LabelMap = str | Mapping[str | int, str] | None  # '1=positive,0=negative', or {1: "positive", 0: "negative"}
 
@@ -30,6 +23,7 @@ if TYPE_CHECKING:
     from sentiq.core.engine import Engine
     from sentiq.workflows.compare import Comparison
     from sentiq.workflows.evaluate import RunResult
+    from sentiq.workflows.fitting import FitResult
     from sentiq.workflows.tuning.choices import TuneResult
 
 T = TypeVar("T")
@@ -184,6 +178,30 @@ def tune_sampling(
 
     models, chosen = _search(TuneSettings, "tune_sampling", model, dataset, output_dir, settings)
     return search_sampling(models, chosen, progress or no_progress)
+
+
+@speaks_python
+def fit(
+    model: str | ModelSettings | None = None,
+    *,
+    dataset: str | DataSpec = EMBEDDED,
+    output_dir: str | Path = "results",
+    progress: StartTask | None = None,
+    engine: Engine | None = None,
+    **settings: Any,
+) -> FitResult:
+    """Learn from labelled texts without training the model: one pass collects each text's label
+    log-probabilities and its hidden state at the answer position (after `layer` layers; None: all),
+    and a logistic regression is fitted on each (fitted calibration, probe), scored by cross-validation.
+    Saved under output_dir/fits/<model>/<labels>/<name>/; use it with `method="probe", fit=PATH` or
+    `calibrate="fitted", fit=PATH`. The texts: the embedded tuning reviews, or a sample of `dataset`
+    (read as evaluate reads it) in the prompt's label set. settings: FitSettings' fields (prompt, n,
+    sample, seed, layer, name, max_tokens, overwrite), and text_column, label_column, label_map, device
+    and dtype as evaluate takes them."""
+    from sentiq.workflows.fitting import fit as run_fit
+
+    models, chosen = _search(FitSettings, "fit", model, dataset, output_dir, settings)
+    return run_fit(models, chosen, progress or no_progress, engine)
 
 
 READING = ("text_column", "label_column", "label_map", "device", "dtype")  # how a search reads its data and model

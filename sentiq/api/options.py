@@ -48,6 +48,11 @@ def tuned_methods(
     """`--tuned`, applied here, once, for every entry point: the methods with the model's saved choices."""
     if not tuned:
         return methods
+    fitted = next((m for m in methods if m.fit is not None), None)
+    if fitted is not None:
+        raise OptionError(
+            f"--tuned applies a search's prompt and calibration, and --fit {fitted.fit} carries its own: give one"
+        )
     from sentiq.workflows.tuning.choices import apply_tuned
 
     return apply_tuned(methods, model.source, Path(results_dir))

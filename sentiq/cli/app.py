@@ -9,6 +9,7 @@ import typer
 from sentiq.cli.classify import classify
 from sentiq.cli.compare import compare
 from sentiq.cli.evaluate import evaluate
+from sentiq.cli.fit import fit
 from sentiq.cli.help import compact_types
 from sentiq.cli.serve import serve
 from sentiq.cli.tune import tune_prompt, tune_sampling
@@ -36,13 +37,14 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Label the sentiment of texts with Qwen2.5 Instruct models (positive/negative, or any label set a prompt declares): classify, evaluate, tune, compare, serve."""
+    """Label the sentiment of texts with Qwen2.5 Instruct models (positive/negative, or any label set a prompt declares): classify, evaluate, tune, fit, compare, serve."""
 
 
 app.command()(classify)
 app.command()(evaluate)
 app.command("tune-sampling")(tune_sampling)
 app.command("tune-prompt")(tune_prompt)
+app.command()(fit)
 app.command()(compare)
 app.command()(serve)
 

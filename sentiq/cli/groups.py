@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from sentiq.cli import options as o
 from sentiq.settings import DataSpec, MethodConfig, ModelSettings, RaySettings
@@ -39,6 +39,15 @@ class MethodOptions:
         return MethodConfig(method=method, seed=seed, **self.values)
 
 
+FitPath = Annotated[
+    str | None,
+    o.option(
+        "--fit",
+        panel=o.METHOD_PANEL,
+        help="probe and --calibrate fitted: a folder `sentiq fit` wrote (results/fits/MODEL/LABELS/NAME).",
+    ),
+]
+
 MODEL = OptionGroup(
     {
         "model": (o.Model, ModelSettings.model),
@@ -66,6 +75,7 @@ METHOD = OptionGroup(
         "tail": (o.Tail, MethodConfig.tail),
         "demo_seed": (o.DemoSeed, MethodConfig.demo_seed),
         "demos": (o.Demos, MethodConfig.demos),
+        "fit": (FitPath, MethodConfig.fit),
     },
     lambda **values: MethodOptions(values),
 )

@@ -111,7 +111,7 @@ MethodList = Annotated[
         parser=_methods,
         metavar="METHOD[,METHOD...]",
         panel=METHOD_PANEL,
-        help=f"{', '.join(METHODS)} or all; repeat, or separate with commas, for several.",
+        help=f"{', '.join(METHODS)} (with --fit) or all (but probe); repeat, or separate with commas, for several.",
     ),
 ]
 K = Annotated[int, option("--k", min=1, panel=METHOD_PANEL, help="k-shot: demonstrations per class.")]
@@ -140,7 +140,7 @@ Calibrate = Annotated[
         **choice(CALIBRATIONS),
         panel=METHOD_PANEL,
         help="Where label scores decide: divide out a label prior from content-free inputs (contextual), "
-        "random in-domain words (domain) or the texts themselves (batch).",
+        "random in-domain words (domain) or the texts themselves (batch); or map them by a fit (fitted, with --fit).",
     ),
 ]
 Temperature = Annotated[float, option(panel=METHOD_PANEL, help="sampling: temperature (> 0).")]

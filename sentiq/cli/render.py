@@ -168,6 +168,9 @@ def evaluated(results: Sequence[RunResult], as_json: bool) -> None:
         if r.config.get("tuning_texts_left_out"):
             left = plural(r.config["tuning_texts_left_out"], "text")
             note(f"{r.method.method}: left out {left} the tuned choice was searched on")
+        if r.config.get("fitted_texts_left_out"):
+            left = plural(r.config["fitted_texts_left_out"], "text")
+            note(f"{r.method.method}: left out {left} the fit was fitted on")
         if r.already_complete:
             note(f"{r.run_id} was already complete; nothing changed")
         elif r.truncated:

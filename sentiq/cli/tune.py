@@ -13,7 +13,8 @@ from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
 from sentiq.errors import OptionError
-from sentiq.settings import DataSpec, ModelSettings, PromptTuneSettings, TuneSettings
+from sentiq.learn_settings import PromptTuneSettings, TuneSettings
+from sentiq.settings import DataSpec, ModelSettings
 
 
 def parse_grid(text: str | None, kind: type, default: Sequence[Any], name: str) -> tuple:

@@ -11,7 +11,6 @@ datasets, labels or files.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from sentiq.core.heads import vocab_logprobs
 from sentiq.core.models import LoadedModel, free_memory, load_model, peak_memory_bytes, sync
 from sentiq.core.prefixes import KV, PrefixCache
 from sentiq.core.stages import StageClock
-from sentiq.errors import OptionError, ResourceError
+from sentiq.core.states import first_layers, layer_output
+from sentiq.errors import ResourceError
 from sentiq.settings import ModelSettings
 
 
@@ -85,11 +85,13 @@ class Engine:
         bodies: Sequence[Sequence[int]],
         labels: Sequence[Sequence[int]],
         firsts: Sequence[int] = (),
+        state: int | None = None,
     ) -> Iterator[Done[np.ndarray]]:
         """log P(label | prefix + body) for every body and label, a batch at a time as each finishes:
         rows of shape (labels,) for the batch's bodies, then one column per token of `firsts`, its
         log-probability as the first token after the body (what a generated answer would start with),
-        read off the same pass.
+        then, with `state` = K, the hidden state at the answer position after K layers (as state_batches
+        reads it), all read off the same pass.
 
         One forward pass per text when every label is a single token; otherwise one row per
         (text, label) pair, each label's tokens appended to the body and scored in that same pass.
@@ -99,7 +101,13 @@ class Engine:
 
         def work(idx: list[int]) -> np.ndarray:
             rows = [bodies[i] for i in idx]
-            return self._score_batch(prefix, rows, labels, single, firsts).cpu().double().numpy()
+            if state is None:
+                return self._score_batch(prefix, rows, labels, single, firsts).cpu().double().numpy()
+            with layer_output(self.model, state) as kept:
+                scores = self._score_batch(prefix, rows, labels, single, firsts).cpu().double().numpy()
+            step = 1 if single else len(labels)  # a text's first row holds its answer position
+            states = kept.at([i * step for i in range(len(rows))], [len(r) - 1 for r in rows])
+            return np.concatenate([scores, states], axis=1)
 
         self.prefixes.kv(prefix)
         lengths = [len(b) + extra for b in bodies]
@@ -156,27 +164,11 @@ class Engine:
         @torch.inference_mode()
         def work(idx: list[int]) -> np.ndarray:
             ids, lengths = _right_pad([bodies[i] for i in idx], self.pad_id, self.device)
-            with self._first_layers(layers):
+            with first_layers(self.model, layers):
                 hidden = self._hidden(ids, self.prefixes.for_batch(prefix, len(idx)))
             return hidden[torch.arange(len(idx), device=self.device), lengths - 1].float().cpu().numpy()
 
         yield from self.planner.run([len(b) for b in bodies], work, shared=len(prefix))
-
-    @contextlib.contextmanager
-    def _first_layers(self, layers: int | None) -> Iterator[None]:
-        """The model cut to its first `layers` decoder layers for the duration (its final norm kept)."""
-        decoder = self.model.model
-        whole = decoder.layers
-        if layers is not None and not 1 <= layers <= len(whole):
-            raise OptionError(f"--layer must be between 1 and {len(whole)} (this model's layers), not {layers}")
-        if layers is None or layers == len(whole):
-            yield
-            return
-        decoder.layers = whole[:layers]
-        try:
-            yield
-        finally:
-            decoder.layers = whole
 
     def warm_up(self, prefix: Sequence[int]) -> None:
         """One small pass so that one-time costs (kernels, allocator, prefix cache) stay out of timings."""

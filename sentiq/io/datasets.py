@@ -281,9 +281,10 @@ def balanced_sample(df: pd.DataFrame, n: int | None, seed: int, labels: Sequence
         most = _largest_balanced(have, labels)
         said = lambda counts: _and([f"{counts.get(lab, 0)} {lab}" for lab in labels])  # noqa: E731
         stratified = " or --sample stratified" if len(labels) > 2 else ""
-        raise DataError(
-            f"--n {n} needs {said(want)} texts; the dataset has {said(have)} (use --n {most} or less{stratified})"
-        )
+        fix = f"use --n {most} or less{stratified}"
+        if not most:  # a label without a single text: no balanced sample at all
+            fix = f"it has no {_and([lab for lab in labels if not have.get(lab)])} text: use --sample stratified"
+        raise DataError(f"--n {n} needs {said(want)} texts; the dataset has {said(have)} ({fix})")
     parts = [df[df["label"] == lab].sample(n=want[lab], random_state=seed) for lab in labels]
     return pd.concat(parts).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 

@@ -47,12 +47,20 @@ def domain_inputs(texts: Sequence[str], seed: int) -> list[str]:
 def calibrated_predictions(logp: np.ndarray, prior: np.ndarray | None, labels: Sequence[str]) -> list[Prediction]:
     """Predictions from label log-probabilities (texts, labels), the prior divided out when there is
     one (then the probabilities before it are kept beside them). An exact tie at the top is invalid."""
-    raw = softmax(logp)
-    probs = softmax(logp - np.log(prior)) if prior is not None else raw
+    if prior is None:
+        return fitted_predictions(logp, None, labels)
+    return fitted_predictions(logp - np.log(prior), logp, labels)
+
+
+def fitted_predictions(logp: np.ndarray, raw: np.ndarray | None, labels: Sequence[str]) -> list[Prediction]:
+    """Predictions from label log-probabilities (texts, labels) as calibrated or fitted, with `raw`, those
+    before calibration, kept beside them. An exact tie at the top is invalid."""
+    probs = softmax(logp)
+    before = softmax(raw) if raw is not None else [None] * len(probs)
     predictions = []
-    for p, r in zip(probs, raw):
+    for p, r in zip(probs, before):
         label, tie = top_label(p, labels)
-        predictions.append(Prediction.of(label, p, labels, r if prior is not None else None, answer=tie))
+        predictions.append(Prediction.of(label, p, labels, r, answer=tie))
     return predictions
 
 

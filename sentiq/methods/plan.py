@@ -1,5 +1,5 @@
 """A method made ready before any model loads: its prompt files read once, their shared label set, and
-k-shot's demonstrations drawn once. Plain data: a run records it, and a Ray worker receives it and binds
+k-shot's demonstrations drawn once, a fit read and checked once. Plain data: a run records it, and a Ray worker receives it and binds
 it to its own engine (runner.make_runner)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pandas as pd
 from sentiq.errors import OptionError
 from sentiq.io.datasets import pool_for
 from sentiq.methods.demonstrations import draw_demonstrations
+from sentiq.methods.fitted import Fit, load_fit
 from sentiq.methods.prompts import Prompt, load_prompts
 from sentiq.settings import MethodConfig
 
@@ -22,6 +23,7 @@ class MethodPlan:
     prompts: tuple[Prompt, ...]
     labels: tuple[str, ...]  # the prompts' shared label set, in the order of their scores
     demos: tuple[tuple[str, str], ...] = ()  # k-shot's (text, label) demonstrations, as shown
+    fit: Fit | None = None  # probe and fitted calibration: the fit, checked against the prompt
 
     def record(self) -> dict[str, object]:
         """What a run keeps of the plan: the prompts (content, not only names) and the demonstrations."""
@@ -31,6 +33,7 @@ class MethodPlan:
             "labels": list(self.labels),
             **({"ordered": True} if self.prompts[0].ordered else {}),
             **({"demonstrations": shown} if self.config.method == "k-shot" else {}),
+            **({"fit": self.fit.record()} if self.fit is not None else {}),
         }
 
 
@@ -41,6 +44,10 @@ def plan_method(
     from `pool` (by default --demos or the embedded pool, never the texts being classified)."""
     prompts = list(prompts) if prompts else load_prompts(config.prompt)
     labels = label_set(prompts)
+    if config.fit is not None:
+        fit = load_fit(config.fit)
+        fit.check_prompt(prompts[0].record(), labels)
+        return MethodPlan(config, tuple(prompts), labels, fit=fit)
     if config.method != "k-shot":
         return MethodPlan(config, tuple(prompts), labels)
     pool = pool if pool is not None else pool_for(config, labels)

@@ -15,10 +15,12 @@ import numpy as np
 
 from sentiq.core.batching import Done, gathered
 from sentiq.core.engine import Engine
+from sentiq.io.fits import model_digest
 from sentiq.methods.binding import Bound, check_first_tokens, first_tokens
 from sentiq.methods.calibration import (
     calibrated_predictions,
     calibration_record,
+    fitted_predictions,
     log_softmax,
     prior_inputs,
     softmax,
@@ -50,6 +52,9 @@ class MethodRunner:
         self.engine, self.plan, self.prior = engine, plan, prior
         self.config, self.labels = plan.config, plan.labels
         self.bound = [Bound.bind(engine, p, plan.demos) for p in plan.prompts]
+        if plan.fit is not None:
+            lm = engine.lm
+            plan.fit.check_model(model_digest(lm.source.kind, lm.source.ref, lm.revision), lm.source.label)
         if not self.config.scores_labels:
             for b in self.bound:
                 check_first_tokens(b, engine)
@@ -102,7 +107,20 @@ class MethodRunner:
         """label_logprob_batches gathered: (texts, labels)."""
         return gathered(self.label_logprob_batches(texts, tokens), (len(texts), len(self.labels)))
 
+    def feature_batches(self, texts: Sequence[str], layer: int) -> Iterator[Done]:
+        """What a fit learns from, in one pass per text, a batch at a time: rows of the label
+        log-probabilities (normalised over the labels) and then the state after `layer` layers at the
+        answer position."""
+        (b,) = self.bound
+        bodies = b.bodies(self.engine, [t for t, _ in prepare(self.engine, texts, self.config.max_tokens)])
+        n = len(self.labels)
+        for done in self.engine.score_batches(b.prefix, bodies, b.label_ids, state=layer):
+            yield replace(done, result=np.hstack([log_softmax(done.result[:, :n]), done.result[:, n:]]))
+
     def _scored(self, texts: list[str], tokens: np.ndarray) -> Iterator[Batch]:
+        if self.config.method == "probe":
+            yield from self._probed(texts, tokens)
+            return
         record = None
         if self.prior is None and self.config.calibrated:
             inputs, where = prior_inputs(self.config.calibrate, texts, self.config.seed)
@@ -119,8 +137,24 @@ class MethodRunner:
             record = None
 
     def _predictions(self, logp: np.ndarray) -> list[Prediction]:
+        if self.config.calibrate == "fitted":
+            assert self.plan.fit is not None
+            return fitted_predictions(self.plan.fit.calibration.logprobs(logp), logp, self.labels)
         prior = self.prior if self.config.calibrated else None
         return calibrated_predictions(logp, prior, self.labels)
+
+    def _probed(self, texts: list[str], tokens: np.ndarray) -> Iterator[Batch]:
+        """The fit's probe on each text's state at the answer position, after as many layers as it was
+        fitted on (the rest of the model, and its vocabulary head, are not run)."""
+        fit = self.plan.fit
+        assert fit is not None
+        (b,) = self.bound
+        bodies = b.bodies(self.engine, texts)
+        tokens += [len(x) for x in bodies]
+        for done in self.engine.state_batches(b.prefix, bodies, fit.layer):
+            yield Batch(
+                done.indices, fitted_predictions(fit.probe.logprobs(done.result), None, self.labels), done.seconds
+            )
 
     def _estimated(self, prior: np.ndarray, where: str) -> dict[str, Any]:
         """Keep a prior estimated now for later calls; its record."""

@@ -89,7 +89,7 @@ def evaluate(
     refuse_demos_of_the_data(settings.data, settings.methods)
     plans = [plan_method(m) for m in settings.methods]  # each prompt file read, demonstrations drawn, once
     labels = run_labels(plans)
-    labelled, left_out = _leave_out_tuning(load_labelled(settings.data, labels), settings.methods)
+    labelled, left_out = _leave_out_learned(load_labelled(settings.data, labels), plans)
     empty = labelled["text"].map(lambda t: not clean_text(t))
     if empty.all():
         raise DataError("every text in the dataset is empty")
@@ -111,6 +111,8 @@ def evaluate(
         config = run_config(settings, plan, predictor.describe(), run_ids[method.method], sample, int(empty.sum()))
         if method.tuned_on:
             config["tuning_texts_left_out"] = left_out
+        if plan.fit is not None:
+            config["fitted_texts_left_out"] = left_out
         try:
             results.append(_evaluate_one(settings, plan, sample, predictor, config, start_task))
         except KeyboardInterrupt:
@@ -124,13 +126,15 @@ def evaluate(
     return results
 
 
-def _leave_out_tuning(labelled: pd.DataFrame, methods: list[MethodConfig]) -> tuple[pd.DataFrame, int]:
-    """The texts less those a --tuned choice was searched on (none but in the data it was tuned on), and
-    how many that was: a choice is never measured on the texts that chose it."""
-    used = texts_used(sorted({f for m in methods for f in m.tuned_on}))
+def _leave_out_learned(labelled: pd.DataFrame, plans: list[MethodPlan]) -> tuple[pd.DataFrame, int]:
+    """The texts less those a --tuned choice was searched on or a --fit was fitted on (none but in the data
+    it learned from), and how many that was: what learned from a text is never measured on it."""
+    used = texts_used(sorted({f for p in plans for f in p.config.tuned_on}))
+    used |= {d for p in plans if p.fit is not None for d in p.fit.texts}
     seen = labelled["text"].map(text_digest).isin(used) if used else pd.Series(False, index=labelled.index)
     if seen.all():
-        raise DataError("every text of the dataset was searched on by the --tuned choice: evaluate on other texts")
+        what = "fitted on by --fit" if any(p.fit is not None for p in plans) else "searched on by the --tuned choice"
+        raise DataError(f"every text of the dataset was {what}: evaluate on other texts")
     return labelled[~seen].reset_index(drop=True), int(seen.sum())
 
 

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from sentiq.choices import CALIBRATIONS
+from sentiq.choices import PRIORS
+from sentiq.learn_settings import PromptTuneSettings
 from sentiq.methods.grids import Advance, scores_and_answers
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import MethodRunner, make_runner
 from sentiq.predictions import INVALID
 from sentiq.progress import StartTask
-from sentiq.settings import MethodConfig, ModelSettings, PromptTuneSettings
+from sentiq.settings import MethodConfig, ModelSettings
 from sentiq.text import word_count
 from sentiq.workflows.tuning.choices import TuneResult, cell_names, save_search, tuning_folder
 from sentiq.workflows.tuning.records import choice_record
@@ -85,7 +86,7 @@ def tune_prompt(model: ModelSettings, settings: PromptTuneSettings, start_task: 
     folder = tuning_folder(settings.output_dir, model.source, kind, labels)
     named = grid.assign(prompt=cell_names(grid))
     table = named.pivot(index="prompt", columns="calibrate", values=criterion)
-    table = table.loc[list(dict.fromkeys(named["prompt"])), list(CALIBRATIONS)]
+    table = table.loc[list(dict.fromkeys(named["prompt"])), list(PRIORS)]
     scoring = f"k-shot k={settings.k} loglik" if settings.k else "loglik"
     measure = criterion.replace("_", " ")
     title = f"{model.source.label} · {scoring} {measure} by prompt and calibration · n={best['n']}"
@@ -161,7 +162,7 @@ def _search(
         if runner.bound[0].answerable:  # generation refuses the others
             answers[prompt.ref] = answer
     tails = (0, settings.tail) if settings.tail else (0,)
-    cells = [(cal, tail) for tail in tails for cal in CALIBRATIONS]
+    cells = [(cal, tail) for tail in tails for cal in PRIORS]
     rows = [_cell(ref, [ref], cal, tail, scored, gold) for ref in scored for cal, tail in cells]
     answered = pd.DataFrame(
         [_answer_cell(ref, cal, tail, answers[ref], gold) for ref in answers for cal, tail in cells]
@@ -210,7 +211,7 @@ def _simplest_within_error(grid: pd.DataFrame, n: int, criterion: str = "accurac
     best = grid[criterion].max()
     close = grid[grid[criterion] >= best - np.sqrt(best * (1 - best) / n) - 1e-12].assign(
         members=lambda g: g["prompt"].str.count(",") + 1,
-        calibration_rank=lambda g: g["calibrate"].map(CALIBRATIONS.index),
+        calibration_rank=lambda g: g["calibrate"].map(PRIORS.index),
     )
     order = ["members", "calibration_rank", criterion, "tail", "macro_f1"]
     return close.sort_values(order, ascending=[True, True, False, True, False], kind="stable").index[0]

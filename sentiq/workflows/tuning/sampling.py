@@ -6,9 +6,10 @@ from __future__ import annotations
 import pandas as pd
 
 from sentiq.errors import OptionError
+from sentiq.learn_settings import TuneSettings
 from sentiq.predictions import INVALID
 from sentiq.progress import StartTask
-from sentiq.settings import MethodConfig, ModelSettings, TuneSettings
+from sentiq.settings import MethodConfig, ModelSettings
 from sentiq.workflows.tuning.choices import TuneResult, save_search, tuning_folder
 from sentiq.workflows.tuning.splits import default_prompt, tuning_split
 

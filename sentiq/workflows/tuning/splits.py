@@ -24,9 +24,10 @@ class Split:
     record: str | dict[str, Any]  # where the texts came from, as best.json says it
 
 
-def tuning_split(data: DataSpec, prompts: list[Any], n: int, seed: int, rule: str) -> Split:
+def tuning_split(data: DataSpec, prompts: list[Any], n: int, seed: int, rule: str, check: bool = True) -> Split:
     """n texts drawn by `rule` with `seed`, labelled in the prompts' label set; without prompts, in the
-    first built-in label set the dataset's labels read in."""
+    first built-in label set the dataset's labels read in. `check`: refuse texts of one label, as a search
+    must (a caller that checks them its own way says False)."""
     from sentiq.io.datasets import draw_sample, load_labelled, load_tuning
 
     labels = one_label_set(prompts) if prompts else None
@@ -43,7 +44,7 @@ def tuning_split(data: DataSpec, prompts: list[Any], n: int, seed: int, rule: st
         labelled = load_labelled(data, labels)
     texts = draw_sample(labelled[labelled["text"].map(lambda t: bool(clean_text(t)))], n, seed, labels, rule)
     held = sorted(set(texts["label"]))
-    if len(held) < 2:
+    if check and len(held) < 2:
         raise DataError(
             f"the tuning texts are all labelled {held[0]}: a search needs texts of at least two labels to tell "
             "a prompt that reads them from one that answers the same label every time"

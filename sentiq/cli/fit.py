@@ -1,0 +1,117 @@
+"""`sentiq fit`: a calibration and a probe fitted on labelled texts through the API, their cross-validated
+scores and learning curve shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from sentiq.cli import groups as g
+from sentiq.cli import options as o
+from sentiq.cli import render
+from sentiq.cli.guard import guarded
+from sentiq.learn_settings import FitSettings
+from sentiq.settings import DataSpec, ModelSettings
+
+if TYPE_CHECKING:
+    from sentiq.api import FitResult
+
+FitDataset = Annotated[
+    str,
+    o.option(
+        "--dataset",
+        panel=o.DATA_PANEL,
+        help="The labelled texts to fit on: imdb-sample (its 1,000 embedded tuning reviews), or texts of your own "
+        "(a table (.csv, .tsv, .jsonl, .json or .parquet) or a hub dataset id) in the prompt's label set; evaluate "
+        "with the fit leaves them out.",
+    ),
+]
+FIT_DATA = g.data(FitDataset)
+
+
+@guarded
+@g.grouped
+def fit(
+    models: ModelSettings = g.MODEL,
+    prompt: Annotated[
+        str, o.option("--prompt", "-p", help="The one prompt the model reads: its label set is the fit's.")
+    ] = FitSettings.prompt,
+    data: DataSpec = FIT_DATA,
+    n: Annotated[
+        int, o.option("--n", min=2, panel=o.DATA_PANEL, help="Texts to fit on, drawn with --seed by --sample.")
+    ] = FitSettings.n,
+    sample: o.Sample = FitSettings.sample,
+    layer: Annotated[
+        int | None,
+        o.option(
+            "--layer",
+            min=1,
+            default_shown="the last",
+            help="The probe reads the state after this many layers; below the model's depth, classifying with it "
+            "runs only those layers (faster).",
+        ),
+    ] = FitSettings.layer,
+    max_tokens: o.MaxTokens = FitSettings.max_tokens,
+    name: Annotated[
+        str | None, o.option("--name", default_shown="PROMPT-nN[-layerK]", help="The fit's folder name.")
+    ] = FitSettings.name,
+    seed: Annotated[int, o.option("--seed", help="Seed for the sample and the cross-validation folds.")] = 0,
+    output_dir: Annotated[
+        Path, o.option("--output-dir", "-o", help="Where fits are written (under fits/MODEL/LABELS/NAME).")
+    ] = FitSettings.output_dir,
+    overwrite: Annotated[bool, o.option("--overwrite", help="Replace a fit of the same name.")] = False,
+    json_out: o.Json = False,
+) -> None:
+    """Learn from labelled texts without training the model: a fitted calibration and a probe, for
+    --calibrate fitted and --method probe."""
+    from sentiq.api import fit as run_fit
+
+    with render.progress(enabled=not json_out) as start_task:
+        result = run_fit(
+            models,
+            dataset=data,
+            output_dir=output_dir,
+            progress=start_task,
+            prompt=prompt,
+            n=n,
+            sample=sample,
+            layer=layer,
+            max_tokens=max_tokens,
+            name=name,
+            seed=seed,
+            overwrite=overwrite,
+        )
+    fitted(result, json_out)
+
+
+def fitted(result: FitResult, as_json: bool) -> None:
+    card = result.card
+    if as_json:
+        render.print_json({"folder": str(result.folder), **{k: v for k, v in card.items() if k != "texts_sha256"}})
+        return
+    counts = ", ".join(f"{n} {label}" for label, n in card["counts"].items() if n)
+    title = (
+        f"sentiq fit {card['name']} · {card['model']['label']} · layer {card['layer']} of {card['depth']} · "
+        f"{card['n']} texts ({counts})"
+    )
+    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("cross-validated", "accuracy", "95% interval", "macro recall", "C"):
+        table.add_column(column, justify="left" if column == "cross-validated" else "right")
+    for what in ("calibration", "probe"):
+        s = card[what]
+        low, high = s["cv_accuracy_interval"]
+        table.add_row(
+            what, f"{s['cv_accuracy']:.3f}", f"{low:.3f}-{high:.3f}", f"{s['cv_macro_recall']:.3f}", f"{s['C']:g}"
+        )
+    render.out.print(table)
+    curve = " · ".join(f"{p['n']}: {p['cv_macro_recall']:.3f}" for p in card["probe"].get("learning_curve", []))
+    if curve:
+        render.out.print(f"probe's learning curve (texts: macro recall): {curve}", soft_wrap=True)
+    render.note(f"saved {result.folder}")
+    render.note(
+        f"use it: --method probe --fit {result.folder}, or --method loglik --calibrate fitted --fit {result.folder}"
+    )

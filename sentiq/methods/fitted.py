@@ -1,0 +1,216 @@
+"""What a user's labels teach on top of the frozen model: a multinomial logistic regression on the label
+log-probabilities (fitted calibration) or on the hidden state at the answer position (a probe). Fitted
+with scikit-learn (regularization chosen by cross-validation); applied in plain numpy, so a saved fit is
+arrays, never a pickle."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sentiq.errors import DataError, OptionError
+
+C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))  # inverse regularization strengths tried
+MAX_FOLDS = 5
+CURVE_SHARES = (0.125, 0.25, 0.5, 1.0)  # of the cross-validation's training folds
+ARRAYS = ("mean", "scale", "coef", "intercept", "classes")
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A fitted multinomial logistic regression on standardized features. `classes` are the labels (as
+    positions in the label set) the fit saw; the others get probability 0."""
+
+    mean: np.ndarray  # (features,)
+    scale: np.ndarray  # (features,)
+    coef: np.ndarray  # (classes, features)
+    intercept: np.ndarray  # (classes,)
+    classes: np.ndarray  # (classes,) int
+    n_labels: int
+
+    def logprobs(self, x: np.ndarray) -> np.ndarray:
+        """log P(label | features): (texts, labels), -inf for labels the fit never saw."""
+        z = ((np.asarray(x, dtype=np.float64) - self.mean) / self.scale) @ self.coef.T + self.intercept
+        z = z - z.max(axis=1, keepdims=True)
+        out = np.full((len(z), self.n_labels), -np.inf)
+        out[:, self.classes] = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return out
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}_{name}": getattr(self, name) for name in ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, n_labels: int) -> Linear:
+        parts = {name: np.asarray(arrays[f"{prefix}_{name}"]) for name in ARRAYS}
+        linear = cls(**parts, n_labels=n_labels)
+        features = len(linear.mean)
+        shapes_agree = (
+            linear.scale.shape == (features,)
+            and linear.coef.shape == (len(linear.classes), features)
+            and linear.intercept.shape == (len(linear.classes),)
+            and set(linear.classes.tolist()) <= set(range(n_labels))
+        )
+        if not shapes_agree:
+            raise ValueError(f"{prefix} arrays of mismatched shapes")
+        return linear
+
+
+@dataclass(frozen=True)
+class Score:
+    """How well a fit does on texts it did not see, by cross-validation over the training texts (each
+    text predicted by a model fitted, its regularization chosen too, without it)."""
+
+    C: float  # the regularization chosen on all the texts
+    folds: int
+    n: int
+    accuracy: float
+    macro_recall: float
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (training texts, cross-validated macro recall)
+
+
+def check_labels(y: Sequence[int], labels: Sequence[str]) -> int:
+    """The folds the texts allow; a fit on one label, or with a label of fewer than 2 texts, is refused."""
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=len(labels))
+    held = [(labels[i], int(c)) for i, c in enumerate(counts) if c]
+    if len(held) < 2:
+        only = held[0][0] if held else "nothing"
+        raise DataError(f"every fitting text is labelled {only}: a fit needs texts of at least two labels")
+    label, fewest = min(held, key=lambda lc: lc[1])
+    if fewest < 2:
+        raise DataError(
+            f"label '{label}' has 1 fitting text: cross-validation needs at least 2 of each label (give more texts)"
+        )
+    return min(MAX_FOLDS, fewest)
+
+
+def fit_linear(
+    x: np.ndarray, y: np.ndarray, labels: Sequence[str], seed: int, curve: bool = False
+) -> tuple[Linear, Score]:
+    """A logistic regression of `y` (positions in `labels`) on `x`, standardized, C chosen by
+    cross-validated log loss; its cross-validated score (nested: the choice of C is part of what is
+    scored) and, with `curve`, the learning curve at the chosen C."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+
+    folds = check_labels(y, labels)
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    search = GridSearchCV(_pipeline(1.0), {"logisticregression__C": list(C_GRID)}, cv=split, scoring="neg_log_loss")
+    search.fit(x, y)
+    held_out = cross_val_predict(search, x, y, cv=split)
+    best = search.best_estimator_
+    c = float(search.best_params_["logisticregression__C"])
+    score = Score(
+        C=c,
+        folds=folds,
+        n=len(y),
+        accuracy=float(accuracy_score(y, held_out)),
+        macro_recall=float(balanced_accuracy_score(y, held_out)),
+        curve=_curve(x, y, c, split) if curve else [],
+    )
+    scaler, model = best.named_steps["standardscaler"], best.named_steps["logisticregression"]
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2 and coef.shape[0] == 1:  # sklearn's binary form: one row, the second class's
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    linear = Linear(scaler.mean_, scale, coef, intercept, model.classes_.astype(np.int64), len(labels))
+    return linear, score
+
+
+def _pipeline(c: float) -> object:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+
+
+def _curve(x: np.ndarray, y: np.ndarray, c: float, split: object) -> list[tuple[int, float]]:
+    """Cross-validated macro recall at a few training sizes (the chosen C): whether more labels would pay."""
+    from sklearn.exceptions import FitFailedWarning
+    from sklearn.model_selection import learning_curve
+
+    with warnings.catch_warnings():  # a small subset can hold one label: that size is left out
+        warnings.simplefilter("ignore", FitFailedWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        sizes, _, test = learning_curve(
+            _pipeline(c),
+            x,
+            y,
+            train_sizes=list(CURVE_SHARES),
+            cv=split,
+            scoring="balanced_accuracy",
+            shuffle=True,
+            random_state=0,
+            error_score=np.nan,
+        )
+    return [(int(n), float(row.mean())) for n, row in zip(sizes, test) if not np.isnan(row).any()]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A saved fit, checked and loaded: its card (what it was fitted with and on) and both regressions.
+    Plain data: a Ray worker receives it inside the method's plan."""
+
+    path: str
+    card: dict
+    calibration: Linear
+    probe: Linear
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.card["labels"])
+
+    @property
+    def layer(self) -> int:
+        return int(self.card["layer"])
+
+    @property
+    def texts(self) -> frozenset[str]:
+        """The digests (text.text_digest) of the texts it was fitted on."""
+        return frozenset(self.card["texts_sha256"])
+
+    def check_prompt(self, record: dict, labels: Sequence[str]) -> None:
+        """Refuse a prompt other than the one fitted with (by content: a renamed copy is the same prompt),
+        or its labels in another order (the fit's columns are in the order it was fitted in)."""
+        fitted = self.card["prompt"]
+        if record["hash"] != fitted["hash"] or tuple(labels) != self.labels:
+            raise OptionError(
+                f"--fit {self.path} was fitted with prompt '{fitted['ref']}' (#{fitted['hash']}), not "
+                f"'{record['ref']}' (#{record['hash']}): give --prompt {fitted['ref']}, or fit this prompt"
+            )
+
+    def check_model(self, digest: str, label: str) -> None:
+        fitted = self.card["model"]
+        if digest != fitted["weights_digest"]:
+            raise OptionError(
+                f"--fit {self.path} was fitted on model {fitted['label']} ({fitted['source']}), not {label}: "
+                "a fit reads one model's states; fit this model, or load that one"
+            )
+
+    def record(self) -> dict:
+        """What a run keeps of the fit it used."""
+        keep = ("name", "layer", "n", "card_sha256")
+        return {"path": self.path, **{k: self.card[k] for k in keep}}
+
+
+def load_fit(path: str) -> Fit:
+    """The fit at `path`, its files checked (io.fits) and its arrays read into the two regressions."""
+    from sentiq.io.fits import read_fit
+
+    card, arrays = read_fit(Path(path))
+    try:
+        n_labels = len(card["labels"])
+        int(card["layer"])
+        card["prompt"]["hash"], card["model"]["weights_digest"], card["texts_sha256"]  # noqa: B018
+        return Fit(
+            str(path),
+            card,
+            Linear.from_arrays(arrays, "calibration", n_labels),
+            Linear.from_arrays(arrays, "probe", n_labels),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OptionError(f"--fit {path}: its card or weights lack what a fit holds ({exc})") from None

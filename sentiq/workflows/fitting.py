@@ -1,0 +1,129 @@
+"""What `sentiq fit` does: labelled texts read as a search reads them, one pass through the model for
+their label log-probabilities and answer states, both regressions fitted and scored by cross-validation,
+and the fit written as a checked folder that --fit reads back."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiq.core.engine import Engine, load_engine
+from sentiq.core.models import home_relative
+from sentiq.core.states import check_layer
+from sentiq.io.fits import check_free, model_digest, write_fit
+from sentiq.io.runs import safe_name
+from sentiq.learn_settings import FitSettings
+from sentiq.methods.fitted import Score, check_labels, fit_linear
+from sentiq.methods.plan import plan_method
+from sentiq.methods.runner import make_runner
+from sentiq.progress import StartTask, no_progress
+from sentiq.settings import MethodConfig, ModelSettings
+from sentiq.text import text_digest
+from sentiq.version import __version__
+from sentiq.workflows.metrics import wilson
+from sentiq.workflows.tuning.splits import tuning_split
+
+LIBRARIES = ("torch", "transformers", "scikit-learn", "numpy")
+
+
+@dataclass
+class FitResult:
+    """A fit written: where, its card, and how each regression scored by cross-validation."""
+
+    folder: Path
+    card: dict[str, Any]
+    calibration: Score
+    probe: Score
+    seconds: float  # the model's pass over the texts, loading excluded
+
+    @property
+    def name(self) -> str:
+        return self.card["name"]
+
+    def interval(self, score: Score) -> tuple[float, float]:
+        """The Wilson 95% interval of a cross-validated accuracy."""
+        return wilson(round(score.accuracy * score.n), score.n)
+
+
+def fit(
+    model: ModelSettings, settings: FitSettings, start_task: StartTask = no_progress, engine: Engine | None = None
+) -> FitResult:
+    """Fit calibration and probe on `settings`' labelled texts; written under output_dir/fits/. Everything
+    that can be refused is refused before the model loads (but a --layer deeper than the model)."""
+    plan = plan_method(MethodConfig(prompt=settings.prompt, max_tokens=settings.max_tokens))
+    (prompt,) = plan.prompts
+    split = tuning_split(settings.data, [prompt], settings.n, settings.seed, settings.sample, check=False)
+    texts, labels = list(split.texts["text"]), plan.labels
+    y = np.array([labels.index(label) for label in split.texts["label"]])
+    check_labels(y, labels)
+    name = safe_name(
+        settings.name or f"{prompt.ref}-n{len(texts)}" + (f"-layer{settings.layer}" if settings.layer else "")
+    )
+    folder = settings.output_dir / "fits" / safe_name(model.source.label) / safe_name("-".join(labels)) / name
+    check_free(folder, settings.overwrite)
+    engine = engine or load_engine(model)
+    layer = settings.layer or engine.depth
+    check_layer(layer, engine.depth)
+    runner = make_runner(engine, plan)
+    advance = start_task(f"fit · {model.source.label}", len(texts))
+    n = len(labels)
+    features = np.zeros((len(texts), n + engine.model.config.hidden_size))  # label log-probabilities, state
+    seconds = 0.0
+    for done in runner.feature_batches(texts, layer):
+        features[done.indices] = done.result
+        seconds += done.seconds
+        advance(len(done.indices))
+    calibration, cal_score = fit_linear(features[:, :n], y, labels, settings.seed)
+    probe, probe_score = fit_linear(features[:, n:], y, labels, settings.seed, curve=True)
+    lm = engine.lm
+    card = {
+        "name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {
+            "source": home_relative(lm.source.ref),
+            "kind": lm.source.kind,
+            "label": lm.source.label,
+            "revision": lm.revision,
+            "weights_digest": model_digest(lm.source.kind, lm.source.ref, lm.revision),
+            "dtype": str(lm.dtype).removeprefix("torch."),
+        },
+        "prompt": prompt.record(),
+        "labels": list(labels),
+        "layer": layer,
+        "depth": engine.depth,
+        "max_tokens": settings.max_tokens,
+        "n": len(texts),
+        "counts": {label: int((y == i).sum()) for i, label in enumerate(labels)},
+        "data": split.record,
+        "seed": settings.seed,
+        "calibration": _scored(cal_score),
+        "probe": _scored(probe_score),
+        "versions": {"sentiq": __version__, **{lib: _version(lib) for lib in LIBRARIES}},
+        "texts_sha256": [text_digest(t) for t in texts],
+    }
+    write_fit(folder, card, {**calibration.arrays("calibration"), **probe.arrays("probe")}, settings.overwrite)
+    return FitResult(folder, card, cal_score, probe_score, seconds)
+
+
+def _scored(score: Score) -> dict[str, Any]:
+    low, high = wilson(round(score.accuracy * score.n), score.n)
+    return {
+        "C": score.C,
+        "folds": score.folds,
+        "cv_accuracy": score.accuracy,
+        "cv_accuracy_interval": [low, high],
+        "cv_macro_recall": score.macro_recall,
+        **({"learning_curve": [{"n": n, "cv_macro_recall": r} for n, r in score.curve]} if score.curve else {}),
+    }
+
+
+def _version(library: str) -> str | None:
+    try:
+        return importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return None
