@@ -104,3 +104,26 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach the network."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+FIT_TEXTS = ("an absolute delight, I loved it", "a dull boring mess of a movie")
+
+
+def fit_data(folder: Path, n: int = 24, name: str = "fit.csv") -> Path:
+    """Two distinct texts, each repeated with a number: what the tiny model's states tell apart."""
+    good, bad = FIT_TEXTS
+    rows = [(f"t{i}", f"{good if i % 2 else bad} {i}", "positive" if i % 2 else "negative") for i in range(n)]
+    path = folder / name
+    pd.DataFrame(rows, columns=["id", "text", "label"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_fit(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One fit of the tiny model made through the library (n=24, seed 0), shared by the tests that read it."""
+    import sentiq
+
+    folder = tmp_path_factory.mktemp("fits")
+    return sentiq.fit(
+        str(tiny_model), dataset=str(fit_data(folder)), n=24, output_dir=folder, device="cpu", dtype="float32"
+    )

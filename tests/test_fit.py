@@ -14,26 +14,15 @@ from typer.testing import CliRunner
 import sentiq
 from sentiq.cli.app import app
 from sentiq.errors import DataError, OptionError
+from tests.conftest import FIT_TEXTS, fit_data
 
 runner = CliRunner()
-GOOD, BAD = "an absolute delight, I loved it", "a dull boring mess of a movie"
+GOOD, BAD = FIT_TEXTS
 
 
-def _data(folder: Path, n: int = 24, name: str = "fit.csv") -> Path:
-    """Two distinct texts, each repeated with a number: what the tiny model's states tell apart."""
-    rows = [(f"t{i}", f"{GOOD if i % 2 else BAD} {i}", "positive" if i % 2 else "negative") for i in range(n)]
-    path = folder / name
-    pd.DataFrame(rows, columns=["id", "text", "label"]).to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def fitted(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One fit made through the library (n=24, seed 0), shared by the tests that read it."""
-    folder = tmp_path_factory.mktemp("fits")
-    return sentiq.fit(
-        str(tiny_model), dataset=str(_data(folder)), n=24, output_dir=folder, device="cpu", dtype="float32"
-    )
+@pytest.fixture
+def fitted(tiny_fit):
+    return tiny_fit
 
 
 def test_a_fit_writes_a_checked_folder_with_a_card(fitted, tiny_model: Path) -> None:
@@ -98,7 +87,13 @@ def test_fitted_calibration_keeps_the_raw_scores_beside(fitted, tiny_model: Path
 
 def test_a_fit_at_an_earlier_layer_runs_only_those_layers(tiny_model: Path, tmp_path: Path) -> None:
     result = sentiq.fit(
-        str(tiny_model), dataset=str(_data(tmp_path)), n=24, layer=1, output_dir=tmp_path, device="cpu", dtype="float32"
+        str(tiny_model),
+        dataset=str(fit_data(tmp_path)),
+        n=24,
+        layer=1,
+        output_dir=tmp_path,
+        device="cpu",
+        dtype="float32",
     )
     assert result.card["layer"] == 1 and result.folder.name == "classifier-n24-layer1"
     clf = sentiq.load(str(tiny_model), method="probe", fit=str(result.folder), device="cpu", dtype="float32")
@@ -110,7 +105,7 @@ def test_a_fit_at_an_earlier_layer_runs_only_those_layers(tiny_model: Path, tmp_
 
 
 def test_fit_command_prints_scores_and_the_way_to_use_it(tiny_model: Path, tmp_path: Path) -> None:
-    data = _data(tmp_path)
+    data = fit_data(tmp_path)
     args = ["fit", "--model", str(tiny_model), "--dataset", str(data), "--n", "24", "-o", str(tmp_path)]
     result = runner.invoke(app, [*args, "--device", "cpu", "--name", "mine"])
     assert result.exit_code == 0, result.output
@@ -126,9 +121,9 @@ def test_fit_command_prints_scores_and_the_way_to_use_it(tiny_model: Path, tmp_p
 
 
 def test_evaluate_with_a_fit_leaves_its_texts_out(tiny_model: Path, tmp_path: Path) -> None:
-    fit_data = _data(tmp_path, 24)
-    made = sentiq.fit(str(tiny_model), dataset=str(fit_data), n=24, output_dir=tmp_path, device="cpu")
-    both = pd.concat([pd.read_csv(fit_data), pd.read_csv(_data(tmp_path, 40, "more.csv")).iloc[24:]])
+    fitted_on = fit_data(tmp_path, 24)
+    made = sentiq.fit(str(tiny_model), dataset=str(fitted_on), n=24, output_dir=tmp_path, device="cpu")
+    both = pd.concat([pd.read_csv(fitted_on), pd.read_csv(fit_data(tmp_path, 40, "more.csv")).iloc[24:]])
     both.to_csv(tmp_path / "both.csv", index=False)
     result = runner.invoke(
         app,
@@ -143,7 +138,7 @@ def test_evaluate_with_a_fit_leaves_its_texts_out(tiny_model: Path, tmp_path: Pa
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
     only_fitted = sentiq.evaluate  # evaluating on nothing but the fit's own texts is refused
     with pytest.raises(DataError, match="every text of the dataset was fitted on by fit"):
-        only_fitted(str(tiny_model), "probe", dataset=str(fit_data), fit=str(made.folder), device="cpu")
+        only_fitted(str(tiny_model), "probe", dataset=str(fitted_on), fit=str(made.folder), device="cpu")
 
 
 # -- refusals ---------------------------------------------------------------------------------------------
@@ -191,7 +186,7 @@ def test_labels_not_in_the_prompts_set_are_refused(tiny_model: Path, tmp_path: P
 
 def test_a_layer_deeper_than_the_model_is_refused_before_anything_is_written(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(OptionError, match="layer must be between 1 and 2"):
-        sentiq.fit(str(tiny_model), dataset=str(_data(tmp_path)), n=24, layer=3, output_dir=tmp_path, device="cpu")
+        sentiq.fit(str(tiny_model), dataset=str(fit_data(tmp_path)), n=24, layer=3, output_dir=tmp_path, device="cpu")
     with pytest.raises(OptionError, match="layer must be at least 1"):
         sentiq.fit(str(tiny_model), layer=0)
     with pytest.raises(TypeError, match="layer must be an int"):
@@ -264,7 +259,7 @@ def test_a_folder_that_is_not_a_fit_is_refused_and_never_overwritten(tiny_model:
     (target / "notes.txt").write_text("mine")
     with pytest.raises(OptionError, match="is not a fit .* overwrite replaces only a fit"):
         sentiq.fit(
-            str(tiny_model), dataset=str(_data(tmp_path)), n=24, name="mine", output_dir=tmp_path, overwrite=True
+            str(tiny_model), dataset=str(fit_data(tmp_path)), n=24, name="mine", output_dir=tmp_path, overwrite=True
         )
     assert (target / "notes.txt").read_text() == "mine"
 

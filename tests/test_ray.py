@@ -353,3 +353,18 @@ def test_a_folder_of_several_formats_is_said_to_be_mixed(tmp_path: Path) -> None
     (tmp_path / "b.jsonl").write_text('{"id": "2", "text": "bad"}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"holds \.csv and \.jsonl files: --backend ray reads a folder of one format"):
         ray_backend.read(str(tmp_path), None, ())
+
+
+def test_ray_workers_read_the_fit_inside_the_plan(cluster, tiny_model: Path, tiny_fit) -> None:
+    """The fit travels to the workers inside the method's plan: the probe labels as the local engine does."""
+    from sentiq.core.engine import load_engine
+    from sentiq.methods.runner import make_runner
+
+    frame = _texts(12)
+    plan = plan_method(MethodConfig(method="probe", fit=str(tiny_fit.folder)))
+    labelled = ray_backend.label(ray.data.from_pandas(frame), ModelSettings(model=str(tiny_model)), plan, SCALE)
+    got = ray_backend.run(lambda: labelled.to_pandas()).set_index("id")
+    local = make_runner(load_engine(ModelSettings(model=str(tiny_model))), plan).predict(list(frame["text"]))
+    for text_id, p in zip(frame["id"], local):
+        assert got.loc[text_id, "label"] == p.label
+        assert got.loc[text_id, "p_positive"] == pytest.approx(p.p_positive, abs=1e-4)  # float32, other batches

@@ -570,3 +570,14 @@ def test_an_address_that_cannot_be_listened_on_is_one_line(tiny_model: Path) -> 
     command = [sys.executable, "-m", "sentiq", "serve", "--model", str(tiny_model), "--host", "256.0.0.1"]
     ended = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert ended.returncode == 1 and len(ended.stderr.strip().splitlines()) == 1, ended.stderr
+
+
+def test_a_probe_answers_as_the_library(tiny_model: Path, tiny_fit) -> None:
+    texts = ["an absolute delight, I loved it 7", "a dull boring mess of a movie 8"]
+    make = lambda: sentiq.load(str(tiny_model), method="probe", fit=str(tiny_fit.folder), device="cpu")  # noqa: E731
+    expected = make().classify(texts)
+    with _client(make) as client:
+        _wait_ready(client)
+        body = client.post("/v1/classify", json={"texts": texts}).json()
+    assert body["method"] == "probe" and [r["label"] for r in body["results"]] == ["positive", "negative"]
+    assert [r["scores"] for r in body["results"]] == pytest.approx([r.scores for r in expected])
