@@ -275,3 +275,15 @@ def test_fit_paths_of_wrong_types_are_type_errors() -> None:
     with pytest.raises(TypeError, match="fit must be a path"):
         MethodConfig(method="probe", fit=3)  # type: ignore[arg-type]
     assert MethodConfig(method="probe", fit=Path("a/b")).fit == "a/b"
+
+
+def test_all_methods_are_the_prompting_ones_and_a_fit_other_than_its_cut_is_said(
+    fitted, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentiq.choices import method_names
+    from sentiq.methods.plan import plan_method
+    from sentiq.settings import MethodConfig
+
+    assert "probe" not in method_names(["all"]) and method_names(["probe"]) == ["probe"]
+    plan_method(MethodConfig(method="probe", fit=str(fitted.folder), max_tokens=512))
+    assert "fitted on texts cut at 4096 tokens and this run cuts them at 512" in caplog.text

@@ -1,9 +1,10 @@
-"""A method made ready before any model loads: its prompt files read once, their shared label set, and
-k-shot's demonstrations drawn once, a fit read and checked once. Plain data: a run records it, and a Ray worker receives it and binds
-it to its own engine (runner.make_runner)."""
+"""A method made ready before any model loads: its prompt files read once, their shared label set,
+k-shot's demonstrations drawn once, a fit read and checked once. Plain data: a run records it, and a Ray
+worker receives it and binds it to its own engine (runner.make_runner)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.fitted import Fit, load_fit
 from sentiq.methods.prompts import Prompt, load_prompts
 from sentiq.settings import MethodConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,11 @@ def plan_method(
     if config.fit is not None:
         fit = load_fit(config.fit)
         fit.check_prompt(prompts[0].record(), labels)
+        if fit.card.get("max_tokens") != config.max_tokens:
+            log.warning(
+                f"--fit {config.fit} was fitted on texts cut at {fit.card.get('max_tokens')} tokens and this run cuts "
+                f"them at {config.max_tokens} (--max-tokens): longer texts are read otherwise than it learned"
+            )
         return MethodPlan(config, tuple(prompts), labels, fit=fit)
     if config.method != "k-shot":
         return MethodPlan(config, tuple(prompts), labels)
