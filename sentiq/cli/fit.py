@@ -111,7 +111,7 @@ def fitted(result: FitResult, as_json: bool) -> None:
     curve = " · ".join(f"{p['n']}: {p['cv_macro_recall']:.3f}" for p in card["probe"].get("learning_curve", []))
     if curve:
         render.out.print(f"probe's learning curve (texts: macro recall): {curve}", soft_wrap=True)
-    render.note(f"saved {result.folder}")
+    render.note(f"one pass over {card['n']} texts in {result.seconds:.1f} s; saved {result.folder}")
     render.note(
         f"use it: --method probe --fit {result.folder}, or --method loglik --calibrate fitted --fit {result.folder}"
     )

@@ -45,10 +45,6 @@ class FitResult:
     def name(self) -> str:
         return self.card["name"]
 
-    def interval(self, score: Score) -> tuple[float, float]:
-        """The Wilson 95% interval of a cross-validated accuracy."""
-        return wilson(round(score.accuracy * score.n), score.n)
-
 
 def fit(
     model: ModelSettings, settings: FitSettings, start_task: StartTask = no_progress, engine: Engine | None = None
