@@ -136,6 +136,8 @@ def test_evaluate_with_a_fit_leaves_its_texts_out(tiny_model: Path, tmp_path: Pa
     config = json.loads((run / "config.json").read_text())
     assert config["fitted_texts_left_out"] == 24 and config["fit"]["name"] == "classifier-n24"
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
+    ranked = sentiq.compare(tmp_path / "runs").table  # fitted runs rank beside prompting ones
+    assert list(ranked["method_name"]) == ["probe"] and ranked["accuracy"].iloc[0] == 1.0
     only_fitted = sentiq.evaluate  # evaluating on nothing but the fit's own texts is refused
     with pytest.raises(DataError, match="every text of the dataset was fitted on by fit"):
         only_fitted(str(tiny_model), "probe", dataset=str(fitted_on), fit=str(made.folder), device="cpu")

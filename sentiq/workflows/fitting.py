@@ -63,7 +63,7 @@ def fit(
     folder = settings.output_dir / "fits" / safe_name(model.source.label) / safe_name("-".join(labels)) / name
     check_free(folder, settings.overwrite)
     engine = engine or load_engine(model)
-    layer = settings.layer or engine.depth
+    layer = int(settings.layer or engine.depth)
     check_layer(layer, engine.depth)
     runner = make_runner(engine, plan)
     advance = start_task(f"fit · {model.source.label}", len(texts))
