@@ -323,7 +323,7 @@ def test_tuned_says_what_it_applied_and_the_run_records_it(
     )
 
 
-@pytest.mark.parametrize("command", ["classify", "evaluate", "tune-prompt", "tune-sampling", "compare", "serve"])
+@pytest.mark.parametrize("command", ["classify", "evaluate", "tune-prompt", "tune-sampling", "fit", "compare", "serve"])
 def test_help_reads_whole_at_80_columns(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
     assert result.exit_code == 0, result.output

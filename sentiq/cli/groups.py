@@ -44,7 +44,7 @@ FitPath = Annotated[
     o.option(
         "--fit",
         panel=o.METHOD_PANEL,
-        help="probe and --calibrate fitted: a folder `sentiq fit` wrote (results/fits/MODEL/LABELS/NAME).",
+        help="probe and --calibrate fitted: the folder of a fit (`sentiq fit` writes it).",
     ),
 ]
 
