@@ -355,16 +355,20 @@ def test_a_folder_of_several_formats_is_said_to_be_mixed(tmp_path: Path) -> None
         ray_backend.read(str(tmp_path), None, ())
 
 
-def test_ray_workers_read_the_fit_inside_the_plan(cluster, tiny_model: Path, tiny_fit) -> None:
+def test_ray_workers_read_the_fit_inside_the_plan(cluster, tiny_model: Path, tiny_fit, tmp_path: Path) -> None:
     """The fit travels to the workers inside the method's plan: the probe labels as the local engine does."""
     from sentiq.core.engine import load_engine
     from sentiq.methods.runner import make_runner
+    from sentiq.workflows.classify import classify_on_ray
 
     frame = _texts(12)
-    plan = plan_method(MethodConfig(method="probe", fit=str(tiny_fit.folder)))
-    labelled = ray_backend.label(ray.data.from_pandas(frame), ModelSettings(model=str(tiny_model)), plan, SCALE)
-    got = ray_backend.run(lambda: labelled.to_pandas()).set_index("id")
-    local = make_runner(load_engine(ModelSettings(model=str(tiny_model))), plan).predict(list(frame["text"]))
+    frame.to_parquet(tmp_path / "in.parquet")
+    method = MethodConfig(method="probe", fit=str(tiny_fit.folder))
+    settings = ClassifySettings(output=tmp_path / "labels.parquet", keep_columns="")
+    model = ModelSettings(model=str(tiny_model))
+    assert classify_on_ray(tmp_path / "in.parquet", settings, model, method, SCALE).texts == 12
+    got = pd.read_parquet(tmp_path / "labels.parquet").set_index("id")
+    local = make_runner(load_engine(model), plan_method(method)).predict(list(frame["text"]))
     for text_id, p in zip(frame["id"], local):
         assert got.loc[text_id, "label"] == p.label
         assert got.loc[text_id, "p_positive"] == pytest.approx(p.p_positive, abs=1e-4)  # float32, other batches
