@@ -127,17 +127,20 @@ def test_evaluate_with_a_fit_leaves_its_texts_out(tiny_model: Path, tmp_path: Pa
     both.to_csv(tmp_path / "both.csv", index=False)
     result = runner.invoke(
         app,
-        ["evaluate", "--model", str(tiny_model), "--dataset", str(tmp_path / "both.csv"), "--method", "probe"]
+        ["evaluate", "--model", str(tiny_model), "--dataset", str(tmp_path / "both.csv"), "--method", "loglik,probe"]
         + ["--fit", str(made.folder), "--n", "16", "-o", str(tmp_path / "runs"), "--device", "cpu"],
-    )
+    )  # the fit goes to the method that reads it; both are measured on one sample
     assert result.exit_code == 0, result.output
-    assert "left out 24 texts the fit was fitted on" in result.output
-    (run,) = (tmp_path / "runs").iterdir()
-    config = json.loads((run / "config.json").read_text())
-    assert config["fitted_texts_left_out"] == 24 and config["fit"]["name"] == "classifier-n24"
-    assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
+    assert "probe: left out 24 texts the fit was fitted on" in result.output
+    runs = {
+        p.name.rsplit("-", 1)[-1]: json.loads((p / "config.json").read_text()) for p in (tmp_path / "runs").iterdir()
+    }
+    assert runs["probe"]["fitted_texts_left_out"] == 24 and runs["probe"]["fit"]["name"] == "classifier-n24"
+    assert "fit" not in runs["loglik"] and runs["loglik"]["sample_digest"] == runs["probe"]["sample_digest"]
     ranked = sentiq.compare(tmp_path / "runs").table  # fitted runs rank beside prompting ones
-    assert list(ranked["method_name"]) == ["probe"] and ranked["accuracy"].iloc[0] == 1.0
+    assert list(ranked["method_name"]) == ["probe", "loglik"] and ranked["accuracy"].iloc[0] == 1.0
+    with pytest.raises(OptionError, match="is read by"):  # one method that does not read it
+        sentiq.evaluate(str(tiny_model), "loglik", dataset=str(fitted_on), fit=str(made.folder), device="cpu")
     only_fitted = sentiq.evaluate  # evaluating on nothing but the fit's own texts is refused
     with pytest.raises(DataError, match="every text of the dataset was fitted on by fit"):
         only_fitted(str(tiny_model), "probe", dataset=str(fitted_on), fit=str(made.folder), device="cpu")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from sentiq.api.options import check_options, method_config, model_settings, tuned_methods
+from sentiq.api.options import check_options, method_configs, model_settings, tuned_methods
 from sentiq.choices import EMBEDDED, method_names
 from sentiq.errors import OptionError, speaks_python
 from sentiq.learn_settings import FitSettings, PromptTuneSettings, TuneSettings
@@ -95,7 +95,7 @@ def evaluate(
         raise TypeError(f"n must be an int, None (every text) or 'auto', not {n!r}")
     names = [methods] if isinstance(methods, str | MethodConfig) else list(methods)
     expanded = [m for name in names for m in ([name] if isinstance(name, MethodConfig) else method_names([name]))]
-    configs = [method_config(m, **options) for m in expanded]
+    configs = method_configs(expanded, **options)
     models = model_settings(model, device, dtype, batch_size, max_batch_tokens)
     data = _data_spec(dataset, text_column, label_column, label_map)
     settings = EvalSettings(

@@ -37,6 +37,15 @@ def method_config(method: str | MethodConfig = "loglik", **options: Any) -> Meth
     return MethodConfig(method=name, **options)
 
 
+def method_configs(names: list[str | MethodConfig], **options: Any) -> list[MethodConfig]:
+    """Each named method with the same options; when several are named, a `fit` goes to those that read
+    it (probe, and calibrate="fitted"), so `--method loglik,probe --fit FIT` measures both on one sample."""
+    reads = lambda m: getattr(m, "method", m) == "probe" or options.get("calibrate") == "fitted"  # noqa: E731
+    if len(names) > 1 and options.get("fit") is not None and any(map(reads, names)):
+        return [method_config(m, **{**options, "fit": options["fit"] if reads(m) else None}) for m in names]
+    return [method_config(m, **options) for m in names]
+
+
 def model_settings(model: str | ModelSettings | None, *given: Any) -> ModelSettings:
     """Settings as given, or made from a model spec and device, dtype, batch_size, max_batch_tokens."""
     return model if isinstance(model, ModelSettings) else ModelSettings(model, *given)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +55,7 @@ def evaluate(
     """Measure methods on a balanced labelled sample and save the run under results/."""
     from sentiq.api import evaluate as run_evaluate
     from sentiq.api import resume_run
+    from sentiq.api.options import method_configs
 
     target = _resume_target(run_id, resume, resume_id)
     if resume and target is not None and not _settings_given(ctx):  # the run's own settings, read back
@@ -64,12 +64,10 @@ def evaluate(
         render.evaluated(evaluation.runs, json_out)
         return
     names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
-    method = names[0]
-    base = method_options.config(method, seed)
     with render.progress(enabled=not json_out and scale.backend == "local") as start_task:
         evaluation = run_evaluate(
             models,
-            [replace(base, method=name) for name in names],
+            method_configs(names, seed=seed, **method_options.values),
             dataset=data,
             n="auto" if n is None else n,
             seed=seed,
