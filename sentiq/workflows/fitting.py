@@ -74,8 +74,11 @@ def fit(
         features[done.indices] = done.result
         seconds += done.seconds
         advance(len(done.indices))
+    advance = start_task("fit · cross-validating the regressions", 2)
     calibration, cal_score = fit_linear(features[:, :n], y, labels, settings.seed)
+    advance(1)
     probe, probe_score = fit_linear(features[:, n:], y, labels, settings.seed, curve=True)
+    advance(1)
     lm = engine.lm
     card = {
         "name": name,
