@@ -74,7 +74,7 @@ def fit(
         features[done.indices] = done.result
         seconds += done.seconds
         advance(len(done.indices))
-    advance = start_task("fit · cross-validating the regressions", 2)
+    advance = start_task("fit · cross-validation", 2)
     calibration, cal_score = fit_linear(features[:, :n], y, labels, settings.seed)
     advance(1)
     probe, probe_score = fit_linear(features[:, n:], y, labels, settings.seed, curve=True)
