@@ -71,6 +71,10 @@ class FitSettings:
         check_n(self.n)
         if self.layer is not None and (not isinstance(self.layer, Integral) or isinstance(self.layer, bool)):
             raise TypeError(f"layer must be an int or None, not {type(self.layer).__name__}")
+        if self.name is not None and not isinstance(self.name, str):
+            raise TypeError(f"name must be a string, not {type(self.name).__name__}")
+        if self.name is not None and not self.name.strip():
+            raise OptionError("--name is empty: give the fit a name, or leave --name out for the default")
         if self.max_tokens < 16:
             raise OptionError("--max-tokens must be at least 16")
         if "," in self.prompt:

@@ -292,3 +292,17 @@ def test_all_methods_are_the_prompting_ones_and_a_fit_other_than_its_cut_is_said
     assert "probe" not in method_names(["all"]) and method_names(["probe"]) == ["probe"]
     plan_method(MethodConfig(method="probe", fit=str(fitted.folder), max_tokens=512))
     assert "fitted on texts cut at 4096 tokens and this run cuts them at 512" in caplog.text
+
+
+def test_a_fit_name_stays_one_folder_inside_fits(tiny_model: Path, tmp_path: Path) -> None:
+    made = sentiq.fit(
+        str(tiny_model), dataset=str(fit_data(tmp_path)), n=24, name="../../é/x", output_dir=tmp_path, device="cpu"
+    )
+    assert made.folder.parent == tmp_path / "fits" / tiny_model.name / "positive-negative"
+    assert made.folder.name == "x"  # separators, ".." and non-ASCII letters gone
+    with pytest.raises(sentiq.RunError, match="name '/..' has no usable characters"):
+        sentiq.fit(str(tiny_model), dataset=str(fit_data(tmp_path)), n=24, name="/..", output_dir=tmp_path)
+    with pytest.raises(OptionError, match="name is empty"):
+        sentiq.fit(str(tiny_model), name=" ")
+    with pytest.raises(TypeError, match="name must be a string"):
+        sentiq.fit(str(tiny_model), name=3)

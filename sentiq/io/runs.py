@@ -31,11 +31,11 @@ def make_run_id(*parts: str) -> str:
     return safe_name("-".join([stamp, *parts]))
 
 
-def safe_name(name: str) -> str:
-    """A run id that is one plain folder name: no separators, no '..', nothing hidden."""
+def safe_name(name: str, what: str = "run id") -> str:
+    """A name (a run id, a fit's) made one plain folder name: no separators, no '..', nothing hidden."""
     cleaned = _SAFE.sub("-", name).strip(".-")
     if not cleaned:
-        raise RunError(f"run id '{name}' has no usable characters; use letters, digits, '.', '_' or '-'")
+        raise RunError(f"{what} '{name}' has no usable characters; use letters, digits, '.', '_' or '-'")
     return cleaned[:120]
 
 

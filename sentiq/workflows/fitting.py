@@ -57,9 +57,8 @@ def fit(
     texts, labels = list(split.texts["text"]), plan.labels
     y = np.array([labels.index(label) for label in split.texts["label"]])
     check_labels(y, labels)
-    name = safe_name(
-        settings.name or f"{prompt.ref}-n{len(texts)}" + (f"-layer{settings.layer}" if settings.layer else "")
-    )
+    default = f"{prompt.ref}-n{len(texts)}" + (f"-layer{settings.layer}" if settings.layer else "")
+    name = safe_name(settings.name or default, "--name")
     folder = settings.output_dir / "fits" / safe_name(model.source.label) / safe_name("-".join(labels)) / name
     check_free(folder, settings.overwrite)
     engine = engine or load_engine(model)
