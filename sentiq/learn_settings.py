@@ -67,6 +67,10 @@ class FitSettings:
     overwrite: bool = False  # replace a fit of the same name
 
     def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str):
+            raise TypeError(
+                f"prompt must be a string (a prompt's name or .toml file), not {type(self.prompt).__name__}"
+            )
         check_sample(self.sample)
         check_n(self.n)
         if self.layer is not None and (not isinstance(self.layer, Integral) or isinstance(self.layer, bool)):

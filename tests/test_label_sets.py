@@ -295,7 +295,13 @@ def test_a_sample_of_one_label_is_said_and_no_search_is_run_on_it(tiny_model: Pa
     assert result.exit_code == 0, result.output
     assert "The sample holds texts of one label" in result.stdout
     assert "macro F1" in result.stdout and "one label" in result.stdout.split("macro F1")[1].splitlines()[0]
-    assert json.loads((tmp_path / "runs" / "one" / "metrics.json").read_text())["labels_in_sample"] == 1
+    metrics = json.loads((tmp_path / "runs" / "one" / "metrics.json").read_text())
+    assert metrics["labels_in_sample"] == 1 and metrics["accuracy"] is not None
+    assert metrics["macro_precision"] is metrics["macro_recall"] is metrics["macro_f1"] is None  # as the table says
+    page = tmp_path / "report.html"
+    compared = runner.invoke(app, ["compare", "--results-dir", str(tmp_path / "runs"), "--html", str(page)])
+    assert compared.exit_code == 0, compared.output
+    assert "one label" in compared.stdout and ">one label<" in page.read_text(encoding="utf-8")
     for command in (["tune-prompt", "--n", "6"], ["tune-sampling", "--n", "6"]):
         tuned = runner.invoke(
             app,

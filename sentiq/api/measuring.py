@@ -121,21 +121,22 @@ def resume_run(
     run_id: str,
     output_dir: str | Path = "results",
     *,
-    device: str = "auto",
     progress: StartTask | None = None,
     engine: Engine | None = None,
+    **options: Any,
 ) -> Evaluation:
     """Continue a saved run (or the runs that share `run_id`, one per method) under `output_dir` with
-    the settings it began with, read back from its config.json; a finished one is left as it is."""
-    from dataclasses import replace
-
+    the settings it began with, read back from its config.json; a finished one is left as it is.
+    options: any of evaluate's (model, device, dtype, batch_size, max_batch_tokens, dataset, text_column,
+    label_column, label_map, split, methods, n, sample, seed, and the method's), laid over the recorded
+    settings: one that differs from the record is refused, naming it, but device, dtype, batch_size and
+    max_batch_tokens, which may differ (the run records each change)."""
     from sentiq.workflows.evaluate import evaluate as run_evaluate
-    from sentiq.workflows.resuming import recorded_settings
+    from sentiq.workflows.resuming import laid_over, recorded_settings
 
     if not isinstance(run_id, str):
         raise TypeError(f"run_id must be a run folder's name (a string), not {type(run_id).__name__}")
-    settings = recorded_settings(Path(output_dir), run_id)
-    settings = replace(settings, model=replace(settings.model, device=device))
+    settings = laid_over(recorded_settings(Path(output_dir), run_id), {"device": "auto", **options})
     return Evaluation(run_evaluate(settings, progress or no_progress, engine))
 
 
@@ -218,6 +219,8 @@ def _search(
     """A search's model and settings from its call's keywords (misspelt ones named with the nearest)."""
     reading = {k: given.pop(k) for k in READING if k in given}
     check_options(kind, given, what, fixed=("output_dir", "data"), also=READING)
+    if not isinstance(output_dir, str | Path):
+        raise TypeError(f"output_dir must be a path, not {type(output_dir).__name__}")
     label_column = reading.get("label_column", DataSpec.label_column)
     data = _data_spec(dataset, reading.get("text_column"), label_column, reading.get("label_map"))
     models = model_settings(model, reading.get("device", "auto"), reading.get("dtype", "auto"))
@@ -261,12 +264,28 @@ def compare(
     from sentiq.workflows.compare import compare as rank
 
     root = Path(results_dir)
+    page = _report_path(html) if html is not None else None
     result = rank(root, metric)
     if write:
         result.save(root)
     if html is not None:
         from sentiq.report.html import write_report
 
-        write_report(Path(html), result, root, metric)
-        result.files.append(Path(html))
+        page.parent.mkdir(parents=True, exist_ok=True)
+        write_report(page, result, root, metric)
+        result.files.append(page)
     return result
+
+
+def _report_path(html: str | Path) -> Path:
+    """Where the report goes, refused before anything is ranked when no file can be written there (its
+    missing folders are made, as an --output's are)."""
+    if not isinstance(html, str | Path):
+        raise TypeError(f"html must be a path, not {type(html).__name__}")
+    page = Path(html).expanduser()
+    if page.is_dir():
+        raise OptionError(f"--html {html} is a folder: name the report's file (e.g. {page / 'report.html'})")
+    blocking = next((p for p in page.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OptionError(f"--html {html}: {blocking} is a file, not a folder")
+    return page

@@ -67,6 +67,17 @@ def tuned_methods(
     return apply_tuned(methods, model.source, Path(results_dir))
 
 
+def check_method(method: MethodConfig, model: ModelSettings) -> None:
+    """What can be refused before a model loads, refused now: the method's prompt files, demonstrations
+    and fit, and a fit made on other local weights (the service checks this before it listens)."""
+    from sentiq.methods.plan import plan_method
+
+    source = model.source  # a model that is nowhere fails here
+    plan = plan_method(method)
+    if plan.fit is not None:
+        plan.fit.check_source(source)
+
+
 def builtin_prompts() -> list[str]:
     """The prompts sentiq ships, the default first."""
     from sentiq.methods.prompts import builtin_names

@@ -58,12 +58,14 @@ def evaluate(
     from sentiq.api.options import method_configs
 
     target = _resume_target(run_id, resume, resume_id)
-    if resume and target is not None and not _settings_given(ctx):  # the run's own settings, read back
+    names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
+    if resume and target is not None and not tuned and scale.backend == "local":  # the record, options laid over
+        given = _given(ctx)
+        given |= {"methods": names} if "methods" in given else {}
         with render.progress(enabled=not json_out) as start_task:
-            evaluation = resume_run(target, output_dir, device=models.device, progress=start_task)
+            evaluation = resume_run(target, output_dir, progress=start_task, **given)
         render.evaluated(evaluation.runs, json_out)
         return
-    names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
     with render.progress(enabled=not json_out and scale.backend == "local") as start_task:
         evaluation = run_evaluate(
             models,
@@ -83,13 +85,14 @@ def evaluate(
     render.evaluated(evaluation.runs, json_out)
 
 
-RESUME_OPTIONS = {"resume_id", "run_id", "resume", "output_dir", "json_out", "device"}  # name a run, not its work
+NAMING = {"resume_id", "run_id", "resume", "output_dir", "json_out"}  # name a run and its output, not its work
+RENAMED = {"batch_tokens": "max_batch_tokens"}  # an option's name where the library's differs
 
 
-def _settings_given(ctx: typer.Context) -> bool:
-    """Whether the command line gave any option that decides a run's work (beyond naming the run)."""
+def _given(ctx: typer.Context) -> dict[str, object]:
+    """The options the command line gave that decide a run's work or how it runs, under the library's names."""
     given = (n for n in ctx.params if getattr(ctx.get_parameter_source(n), "name", "") == "COMMANDLINE")
-    return any(n not in RESUME_OPTIONS for n in given)
+    return {RENAMED.get(n, n): ctx.params[n] for n in given if n not in NAMING}
 
 
 def _resume_target(run_id: str | None, resume: bool, resume_id: str | None) -> str | None:

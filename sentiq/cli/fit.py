@@ -108,6 +108,8 @@ def fitted(result: FitResult, as_json: bool) -> None:
             what, f"{s['cv_accuracy']:.3f}", f"{low:.3f}-{high:.3f}", f"{s['cv_macro_recall']:.3f}", f"{s['C']:g}"
         )
     render.out.print(table)
+    if card["probe"].get("note"):
+        render.note(card["probe"]["note"])
     curve = " · ".join(f"{p['n']}: {p['cv_macro_recall']:.3f}" for p in card["probe"].get("learning_curve", []))
     if curve:
         render.out.print(f"probe's learning curve (texts: macro recall): {curve}", soft_wrap=True)

@@ -258,4 +258,5 @@ def compared(result: Comparison, as_json: bool) -> None:
             note(f"{title}: {len(table)} runs, too many columns for {out.width}; see --json or --html")
         else:
             out.print(agreement_table(table, title))
-    note("saved " + ", ".join(str(f) for f in result.files))
+    if result.files:
+        note("saved " + ", ".join(str(f) for f in result.files))

@@ -174,7 +174,7 @@ def comparison_table(rows: pd.DataFrame, width: int) -> Table:
             "dataset": escape(str(r.dataset)),
             "n": str(r.n),
             "accuracy": f"{_pct(r.accuracy)} [dim]{_pct(r.acc_low)}–{_pct(r.acc_high)}[/]",
-            "macro F1": _pct(r.macro_f1),
+            "macro F1": "one label" if r.macro_f1 is None or r.macro_f1 != r.macro_f1 else _pct(r.macro_f1),
             "invalid": str(r.invalid),
             "words/s": f"{r.words_per_s:,.0f}",
             "run id": str(r.run_id),

@@ -52,7 +52,13 @@ def model_digest(kind: str, ref: str, revision: str | None) -> str:
 
 
 def check_free(folder: Path, overwrite: bool) -> None:
-    """Refuse to write a fit where one is (unless `overwrite`), or over a folder that is not a fit."""
+    """Refuse to write a fit where one is (unless `overwrite`), over a folder that is not a fit, or
+    where a file stands in the way of its folder."""
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OptionError(
+            f"{blocking} is a file, so the fit's folder {folder} cannot be made: choose another --output-dir"
+        )
     if folder.exists() and not overwrite:
         raise OptionError(f"{folder} already exists: give another --name, or --overwrite to replace it")
     if folder.exists() and not (folder / CARD).is_file():

@@ -21,7 +21,10 @@ from sentiq.predictions import RUN_FIELDS
 
 PARTIAL = "predictions.partial.jsonl"  # one JSON object a line: a torn write can only tear the last one
 # Settings that must match for a resumed run to continue the same work.
-SAME_WORK = ("model", "dtype", "method", "method_settings", "dataset", "n", "sample_seed", "sample")
+SAME_WORK = ("model", "method", "method_settings", "dataset", "n", "sample_seed", "sample")
+# Settings a resumed run may change (where and how fast it runs, or a dtype this machine has in place of
+# the run's): each change is recorded, in config.json's "changed_on_resume", and said.
+MAY_CHANGE = ("device", "dtype", "batch_size", "max_batch_tokens")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 log = logging.getLogger("sentiq")
 
@@ -54,9 +57,12 @@ def recorded_config(folder: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunError(f"run {folder.name}: its config.json is unreadable ({exc})") from exc
+    if not isinstance(config, dict):
+        raise RunError(f"run {folder.name}: its config.json holds a {type(config).__name__}, not a run's settings")
+    return config
 
 
 def check_run_id(root: Path, run_id: str, resume: bool) -> None:
@@ -104,6 +110,8 @@ class Run:
                 k: recorded[k] for k in ("created", "calibration") if k in recorded
             }  # a prior, once estimated, stays
             config = {**config, **kept, "resumed": [*recorded.get("resumed", []), _now()]}
+            changes = [*recorded.get("changed_on_resume", []), *_changes(recorded, config)]
+            config |= {"changed_on_resume": changes} if changes else {}
         else:
             _make_writable(folder)
             (folder / PARTIAL).unlink(missing_ok=True)
@@ -259,6 +267,14 @@ def _same_work(name: str, before: dict[str, Any], now: dict[str, Any]) -> None:
         )
 
 
+def _changes(before: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
+    """The settings of MAY_CHANGE that a resume changes, each said once."""
+    changed = [k for k in MAY_CHANGE if k in before and before[k] != now.get(k)]
+    for key in changed:
+        log.warning(f"resumed with {key} {now.get(key)!r} (the run began with {before[key]!r})")
+    return [{"at": _now(), "setting": k, "was": before[k], "now": now.get(k)} for k in changed]
+
+
 def _differences(before: dict[str, Any], now: dict[str, Any], keys: list[str]) -> list[str]:
     """'calibrate was 'none', now 'contextual'' for each setting that differs, within a settings table too."""
     said = []
@@ -268,7 +284,7 @@ def _differences(before: dict[str, Any], now: dict[str, Any], keys: list[str]) -
             said += [f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in {**old, **new} if old.get(k) != new.get(k)]
         else:
             said.append(f"{key} was {old!r}, now {new!r}")
-    return said
+    return list(dict.fromkeys(said))  # 'method' stands beside its settings too: named once
 
 
 def _read(path: Path) -> tuple[list[dict[str, Any]], bytes, int]:

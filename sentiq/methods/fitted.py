@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from sentiq.errors import DataError, OptionError
+from sentiq.model_source import ModelSource
 
 C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))  # inverse regularization strengths tried
 MAX_FOLDS = 5
+MIN_TEXTS = 2  # of each label: the fewest a fit takes (two folds)
+NESTED_MIN = 3  # of each label: the fewest for a nested score (two folds inside two of each in training)
 CURVE_SHARES = (0.125, 0.25, 0.5, 1.0)  # of the cross-validation's training folds
 ARRAYS = ("mean", "scale", "coef", "intercept", "classes")
 
@@ -56,6 +59,8 @@ class Linear:
         )
         if not shapes_agree:
             raise ValueError(f"{prefix} arrays of mismatched shapes")
+        if not all(np.isfinite(getattr(linear, name)).all() for name in ARRAYS[:4]):
+            raise ValueError(f"{prefix} weights that are not finite (NaN or infinity)")
         return linear
 
 
@@ -70,6 +75,16 @@ class Score:
     accuracy: float
     macro_recall: float
     curve: list[tuple[int, float]] = field(default_factory=list)  # (training texts, cross-validated macro recall)
+    nested: bool = True  # False: too few texts of a label (< NESTED_MIN) to choose C inside each fold
+
+    def note(self) -> str | None:
+        """A sentence on how far the score can be trusted, when it is not a nested one."""
+        if self.nested:
+            return None
+        return (
+            f"C was chosen on all {self.n} texts, so the cross-validated score is a little optimistic "
+            f"(a nested score needs {NESTED_MIN} texts of each label)"
+        )
 
 
 def check_labels(y: Sequence[int], labels: Sequence[str]) -> int:
@@ -80,9 +95,10 @@ def check_labels(y: Sequence[int], labels: Sequence[str]) -> int:
         only = held[0][0] if held else "nothing"
         raise DataError(f"every fitting text is labelled {only}: a fit needs texts of at least two labels")
     label, fewest = min(held, key=lambda lc: lc[1])
-    if fewest < 2:
+    if fewest < MIN_TEXTS:
         raise DataError(
-            f"label '{label}' has 1 fitting text: cross-validation needs at least 2 of each label (give more texts)"
+            f"label '{label}' has 1 fitting text: cross-validation needs at least {MIN_TEXTS} of each label "
+            "(give more texts)"
         )
     return min(MAX_FOLDS, fewest)
 
@@ -92,25 +108,34 @@ def fit_linear(
 ) -> tuple[Linear, Score]:
     """A logistic regression of `y` (positions in `labels`) on `x`, standardized, C chosen by
     cross-validated log loss; its cross-validated score (nested: the choice of C is part of what is
-    scored) and, with `curve`, the learning curve at the chosen C."""
+    scored, where every label has NESTED_MIN texts; else at the C chosen on all texts, and said so) and,
+    with `curve`, the learning curve at the chosen C. scikit-learn's warnings about small folds are
+    held back: what they warn of is decided here and recorded in the Score."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     folds = check_labels(y, labels)
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    search = GridSearchCV(_pipeline(1.0), {"logisticregression__C": list(C_GRID)}, cv=split, scoring="neg_log_loss")
-    search.fit(x, y)
-    held_out = cross_val_predict(search, x, y, cv=split)
-    best = search.best_estimator_
-    c = float(search.best_params_["logisticregression__C"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search = _search(y, folds, seed)
+        search.fit(x, y)
+        c = float(search.best_params_["logisticregression__C"])
+        inner = _inner_folds(y, folds)
+        nested = inner >= 2
+        scored = _search(y, inner, seed) if nested else _pipeline(c)
+        held_out = cross_val_predict(scored, x, y, cv=split)
+        points = _curve(x, y, c, split) if curve else []
     score = Score(
         C=c,
         folds=folds,
         n=len(y),
         accuracy=float(accuracy_score(y, held_out)),
         macro_recall=float(balanced_accuracy_score(y, held_out)),
-        curve=_curve(x, y, c, split) if curve else [],
+        curve=points,
+        nested=nested,
     )
+    best = search.best_estimator_
     scaler, model = best.named_steps["standardscaler"], best.named_steps["logisticregression"]
     coef, intercept = model.coef_, model.intercept_
     if len(model.classes_) == 2 and coef.shape[0] == 1:  # sklearn's binary form: one row, the second class's
@@ -118,6 +143,25 @@ def fit_linear(
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     linear = Linear(scaler.mean_, scale, coef, intercept, model.classes_.astype(np.int64), len(labels))
     return linear, score
+
+
+def _search(y: np.ndarray, folds: int, seed: int) -> object:
+    """C chosen from C_GRID by `folds`-fold stratified cross-validated log loss (every label in the loss,
+    so a fold's test texts need not hold them all)."""
+    from sklearn.metrics import log_loss, make_scorer
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    loss = make_scorer(log_loss, greater_is_better=False, response_method="predict_proba", labels=np.unique(y))
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return GridSearchCV(_pipeline(1.0), {"logisticregression__C": list(C_GRID)}, cv=split, scoring=loss)
+
+
+def _inner_folds(y: np.ndarray, folds: int) -> int:
+    """The folds a search inside each of `folds` training sets can use: the fewest texts of a label that
+    every training set holds (a stratified split leaves out at most ceil(count / folds) of each)."""
+    counts = np.bincount(np.asarray(y, dtype=int))
+    fewest = int(counts[counts > 0].min())
+    return min(MAX_FOLDS, fewest - -(-fewest // folds))
 
 
 def _pipeline(c: float) -> object:
@@ -130,23 +174,19 @@ def _pipeline(c: float) -> object:
 
 def _curve(x: np.ndarray, y: np.ndarray, c: float, split: object) -> list[tuple[int, float]]:
     """Cross-validated macro recall at a few training sizes (the chosen C): whether more labels would pay."""
-    from sklearn.exceptions import FitFailedWarning
     from sklearn.model_selection import learning_curve
 
-    with warnings.catch_warnings():  # a small subset can hold one label: that size is left out
-        warnings.simplefilter("ignore", FitFailedWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        sizes, _, test = learning_curve(
-            _pipeline(c),
-            x,
-            y,
-            train_sizes=list(CURVE_SHARES),
-            cv=split,
-            scoring="balanced_accuracy",
-            shuffle=True,
-            random_state=0,
-            error_score=np.nan,
-        )
+    sizes, _, test = learning_curve(  # a small subset can hold one label: that size is left out (nan)
+        _pipeline(c),
+        x,
+        y,
+        train_sizes=list(CURVE_SHARES),
+        cv=split,
+        scoring="balanced_accuracy",
+        shuffle=True,
+        random_state=0,
+        error_score=np.nan,
+    )
     return [(int(n), float(row.mean())) for n, row in zip(sizes, test) if not np.isnan(row).any()]
 
 
@@ -177,11 +217,24 @@ class Fit:
         """Refuse a prompt other than the one fitted with (by content: a renamed copy is the same prompt),
         or its labels in another order (the fit's columns are in the order it was fitted in)."""
         fitted = self.card["prompt"]
-        if record["hash"] != fitted["hash"] or tuple(labels) != self.labels:
+        if record["hash"] == fitted["hash"] and tuple(labels) != self.labels:
+            raise OptionError(
+                f"--fit {self.path} scores the labels in the order {', '.join(self.labels)}, and prompt "
+                f"'{record['ref']}' lists them {', '.join(labels)}: list them in the fit's order, or fit this prompt"
+            )
+        if record["hash"] != fitted["hash"]:
             raise OptionError(
                 f"--fit {self.path} was fitted with prompt '{fitted['ref']}' (#{fitted['hash']}), not "
                 f"'{record['ref']}' (#{record['hash']}): give --prompt {fitted['ref']}, or fit this prompt"
             )
+
+    def check_source(self, source: ModelSource) -> None:
+        """Before the model loads: refuse local weights other than those fitted on, by their digest (a
+        hub model's digest is its commit, known once it is loaded: make_runner checks it then)."""
+        from sentiq.io.fits import model_digest
+
+        if source.kind != "hub":
+            self.check_model(model_digest(source.kind, source.ref, None), source.label)
 
     def check_model(self, digest: str, label: str) -> None:
         fitted = self.card["model"]
@@ -213,4 +266,4 @@ def load_fit(path: str) -> Fit:
             Linear.from_arrays(arrays, "probe", n_labels),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise OptionError(f"--fit {path}: its card or weights lack what a fit holds ({exc})") from None
+        raise OptionError(f"--fit {path}: its card or weights are not a usable fit ({exc}): fit again") from None

@@ -60,7 +60,10 @@ class MethodRunner:
                 check_first_tokens(b, engine)
 
     def predict_batches(self, texts: Sequence[str]) -> Iterator[Batch]:
-        """Every text's prediction, a batch at a time as its passes finish (longest texts first)."""
+        """Every text's prediction, a batch at a time as its passes finish (longest texts first); no
+        texts, no batch."""
+        if not texts:
+            return
         fitted = prepare(self.engine, texts, self.config.max_tokens)
         cleaned = [t for t, _ in fitted]
         tokens = np.zeros(len(texts), dtype=np.int64)

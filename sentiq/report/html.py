@@ -64,7 +64,7 @@ def _rows(table: pd.DataFrame) -> list[dict[str, Any]]:
         shown = {
             "rank": f"{r['rank']}=" if counts[r["rank"]] > 1 else str(r["rank"]),
             "accuracy": f"{r['accuracy']:.3f} ({r['acc_low']:.3f}–{r['acc_high']:.3f})",
-            "macro_f1": f"{r['macro_f1']:.3f}",
+            "macro_f1": "one label" if pd.isna(r["macro_f1"]) else f"{r['macro_f1']:.3f}",
             "words_per_s": f"{r['words_per_s']:,.0f}",
             "latency_p50_ms": _ms(r["latency_p50_ms"]),
             "latency_p95_ms": _ms(r["latency_p95_ms"]),

@@ -33,12 +33,12 @@ def serve(
     """Serve until SIGTERM or Ctrl-C: then take no new request, finish those in flight and return. A
     model that fails to load stops the server and raises its error."""
     uvicorn = _require_serve_extra()
-    from sentiq.api.options import tuned_methods
+    from sentiq.api.options import check_method, tuned_methods
     from sentiq.serve.app import Service, create_app
 
     (config,) = tuned_methods([method], model, tuned, results_dir)
     service = Service(settings, warm_up=_warm_up_texts(config, settings))
-    model.source  # noqa: B018 - a model that is nowhere fails before the server says it is running
+    check_method(config, model)  # a model that is nowhere, or a fit not for it, fails before the server says it runs
     app = create_app(lambda: _load(model, config), settings, service)
     listening = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=log_level, access_log=settings.access_log

@@ -218,7 +218,7 @@ def _evaluate_one(
             )
         peak = predictor.peak_memory_bytes()
         run.log(
-            f"totals n={q.n} accuracy={q.accuracy:.4f} macro_f1={q.macro_f1:.4f} invalid={q.invalid} "
+            f"totals n={q.n} accuracy={q.accuracy:.4f} macro_f1={q.macro_f1} invalid={q.invalid} "
             f"words_per_s={s.words_per_s:.1f} peak_memory_bytes={peak}"
         )
         recorded = {"peak_memory_bytes": peak, **predictor.where}

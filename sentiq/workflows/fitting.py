@@ -116,6 +116,8 @@ def _scored(score: Score) -> dict[str, Any]:
         "cv_accuracy": score.accuracy,
         "cv_accuracy_interval": [low, high],
         "cv_macro_recall": score.macro_recall,
+        "nested": score.nested,
+        **({"note": score.note()} if score.note() else {}),
         **({"learning_curve": [{"n": n, "cv_macro_recall": r} for n, r in score.curve]} if score.curve else {}),
     }
 

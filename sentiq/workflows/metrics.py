@@ -14,10 +14,11 @@ from sentiq.text import LABELS
 class Quality:
     n: int
     accuracy: float  # over all n texts; an invalid answer is a wrong answer
-    macro_precision: float
-    macro_recall: float  # macro-averaged recall: TweetEval's measure of three-way sentiment
-    # (the macro averages are over the labels the gold sample holds)
-    macro_f1: float
+    macro_precision: float | None
+    macro_recall: float | None  # macro-averaged recall: TweetEval's measure of three-way sentiment
+    # (the macro averages are over the labels the gold sample holds; None when it holds one label: an
+    # average over one label is that label's own figure, and would rank as if it were an average)
+    macro_f1: float | None
     invalid: int
     coverage: float  # share of texts that got a valid label
     labels_in_sample: int = 0  # labels the gold sample holds: with one, a macro average is that label's alone
@@ -70,12 +71,13 @@ def quality(
     binary = {}
     if tuple(labels) == LABELS:
         binary = {f"{m}_{lab}": per_label[lab][m] for lab in LABELS for m in ("precision", "recall", "f1")}
+    macro = (lambda x: None) if len(present) == 1 else float
     return Quality(
         n=n,
         accuracy=float(accuracy_score(gold, predicted)),
-        macro_precision=float(mp),
-        macro_recall=float(mr),
-        macro_f1=float(mf),
+        macro_precision=macro(mp),
+        macro_recall=macro(mr),
+        macro_f1=macro(mf),
         invalid=invalid,
         coverage=(n - invalid) / n if n else 0.0,
         labels_in_sample=len(present),

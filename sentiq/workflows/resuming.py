@@ -1,12 +1,44 @@
-"""`evaluate --resume RUN_ID` alone: the settings a saved run began with, read back from its record."""
+"""`evaluate --resume RUN_ID`: the settings a saved run began with, read back from its record, and the
+options given beside it laid over them (only a given option that differs from the record is a difference)."""
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 from sentiq.errors import OptionError, RunError
 from sentiq.io.runs import recorded_config, run_path, safe_name
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings
+from sentiq.text import did_you_mean
+
+MODEL_OPTIONS = tuple(f.name for f in fields(ModelSettings))
+DATA_OPTIONS = {"dataset": "source", "text_column": "text_column", "label_column": "label_column"}
+DATA_OPTIONS |= {"label_map": "label_map", "split": "split"}
+METHOD_OPTIONS = tuple(f.name for f in fields(MethodConfig) if f.name not in ("method", "seed"))
+RESUME_OPTIONS = (*MODEL_OPTIONS, *DATA_OPTIONS, "methods", "n", "sample", "seed", *METHOD_OPTIONS)
+
+
+def laid_over(recorded: EvalSettings, given: dict[str, Any]) -> EvalSettings:
+    """The recorded settings with the options given (named as evaluate's) in their place. Another
+    method is other work, refused here; every other difference is left for the run to name."""
+    unknown = next((k for k in given if k not in RESUME_OPTIONS), None)
+    if unknown is not None:
+        hint = did_you_mean(unknown, list(RESUME_OPTIONS)) or f" Options are: {', '.join(RESUME_OPTIONS)}."
+        raise OptionError(f"unknown resume option '{unknown}'.{hint}")
+    names = [m.method for m in recorded.methods]
+    if "methods" in given and list(given["methods"]) != names:
+        raise OptionError(
+            f"run {recorded.run_id} measured {', '.join(names)}, not {', '.join(given['methods'])}: leave --method "
+            "out to continue it, or start a new run"
+        )
+    model = replace(recorded.model, **{k: given[k] for k in MODEL_OPTIONS if k in given})
+    data = replace(recorded.data, **{f: given[k] for k, f in DATA_OPTIONS.items() if k in given})
+    seed = {"seed": given["seed"]} if "seed" in given else {}  # the sample's and each method's, as evaluate's --seed
+    options = {k: given[k] for k in METHOD_OPTIONS if k in given} | seed
+    methods = [replace(m, **options) for m in recorded.methods]
+    top = {k: given[k] for k in ("n", "sample") if k in given}
+    return replace(recorded, model=model, data=data, methods=methods, **top, **seed)
 
 
 def recorded_settings(output_dir: Path, run_id: str) -> EvalSettings:
