@@ -101,7 +101,7 @@ def test_report_holds_every_run_sorted_with_embedded_images_only(report: Path, r
     f1 = [float(r["values"][6]) for r in page.rows]  # macro-F1, the default metric
     assert f1 == sorted(f1, reverse=True)
     # every run's confusion matrix and latency plot, the chart and the tuning heatmap: all decode
-    assert len(page.images) == 1 + 2 * 3 + 1
+    assert len(page.images) == 2 + 2 * 3 + 1  # a chart per sample: a and b on one, c on another
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         width, height = _png_size(base64.b64decode(src.split(",", 1)[1]))
@@ -224,3 +224,25 @@ def test_log_axis_labels_do_not_run_together() -> None:
         assert all(a[1] <= b[0] for a, b in zip(boxes, boxes[1:])), boxes
         names = [text for _, _, text in boxes]
         assert len(names) == len(set(names)), names  # each speed named once ('18 18 18 19 20 20' was not)
+
+
+def test_each_label_set_and_sample_gets_its_own_panel_and_front(tmp_path: Path) -> None:
+    """A run on one sample never hides a run on another from its front: accuracies of other samples do
+    not compare."""
+    from tests.test_tune_compare import _fake_run
+
+    root = tmp_path / "runs"
+    _fake_run(root, "fast-good", "m", "loglik", 0.95, 0.95, seed=0)  # beats both others on both axes...
+    _fake_run(root, "slow-poor", "m", "zero-shot", 0.5, 0.5, seed=0)
+    _fake_run(root, "other-sample", "m", "zero-shot", 0.6, 0.6, seed=1)  # ...but this one is on another sample
+    page = tmp_path / "report.html"
+    result = runner.invoke(app, ["compare", "--results-dir", str(root), "--html", str(page), "--write"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(root / "comparison.csv").set_index("run_id")
+    assert table["pareto"].to_dict() == {"fast-good": True, "other-sample": True, "slow-poor": False}
+    text = page.read_text(encoding="utf-8")
+    assert text.count('<section class="panel">') == 2
+    assert "positive, negative · imdb-sample n=4 seed=0" in text and "seed=1" in text
+    from matplotlib.image import imread
+
+    assert imread(root / "comparison.png").shape[0] > 1000  # two panels, stacked

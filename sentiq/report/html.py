@@ -15,7 +15,7 @@ import pandas as pd
 from sentiq.io.files import atomic_write
 from sentiq.text import prior_text
 from sentiq.version import __version__
-from sentiq.workflows.compare import Comparison, named
+from sentiq.workflows.compare import Comparison, named, panels
 from sentiq.workflows.plots import accuracy_speed_figure, figure_png, latency_figure
 
 COLUMNS = [  # (key, heading, kind): kind "text" sorts alphabetically, "num" numerically
@@ -47,13 +47,18 @@ def write_report(path: Path, result: Comparison, root: Path, metric: str) -> Non
         warnings=result.warnings,
         columns=COLUMNS,
         rows=_rows(result.table),
-        chart=_data_uri(figure_png(accuracy_speed_figure(result.table))),
-        front=result.table[result.table["pareto"]].sort_values("words_per_s", ascending=False).to_dict("records"),
+        charts=[_chart(title, table) for title, table in panels(result.table)],
         agreement=[(sample, _matrix(named(m, result.table))) for sample, m in result.agreement.items()],
         runs=[_run_details(root / r["run_id"], r) for r in result.table.to_dict("records")],
         tuning=_tuning(root / "tuning"),
     )
     atomic_write(path, page)
+
+
+def _chart(title: str, table: pd.DataFrame) -> dict[str, Any]:
+    """One label set and sample's panel: its figure and its front, fastest first."""
+    front = table[table["pareto"]].sort_values("words_per_s", ascending=False).to_dict("records")
+    return {"title": title, "image": _data_uri(figure_png(accuracy_speed_figure(table))), "front": front}
 
 
 def _rows(table: pd.DataFrame) -> list[dict[str, Any]]:

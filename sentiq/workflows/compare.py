@@ -29,7 +29,7 @@ class Comparison:
     def save(self, root: Path) -> None:
         """comparison.csv and comparison.png (accuracy against words/s) in `root`."""
         write_frame(root / "comparison.csv", self.table)
-        comparison_chart(root / "comparison.png", self.table)
+        comparison_chart(root / "comparison.png", panels(self.table))
         self.files += [root / "comparison.csv", root / "comparison.png"]
 
     def named(self, matrix: pd.DataFrame) -> pd.DataFrame:
@@ -57,11 +57,22 @@ def compare(root: Path, metric: str = "macro_f1") -> Comparison:
     for _, group in summaries.groupby("labels", sort=False):
         group = group.sort_values([metric, *tie], ascending=False, kind="stable").reset_index(drop=True)
         group.insert(0, "rank", tied_ranks(group) if metric != "words_per_s" else list(range(1, len(group) + 1)))
-        group["pareto"] = pareto_front(group)
         groups.append(group)
     table = pd.concat(groups, ignore_index=True)
+    table["pareto"] = False  # a front among runs whose accuracies can be compared: one label set, one sample
+    for _, panel in table.groupby(["labels", "sample"], sort=False):
+        table.loc[panel.index, "pareto"] = pareto_front(panel)
     warnings = left_out + _sample_warnings(table) + _machine_warnings(table) + _label_set_note(table)
     return Comparison(table, warnings, _agreement(runs, table))
+
+
+def panels(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The ranking's runs by label set and sample, each with a title: accuracies (and fronts) compare
+    within a panel only."""
+    return [
+        (f"{labels.replace(',', ', ')} · {sample}", group)
+        for (labels, sample), group in table.groupby(["labels", "sample"], sort=False)
+    ]
 
 
 def _label_set_note(table: pd.DataFrame) -> list[str]:

@@ -99,22 +99,40 @@ def save_figure(fig: Any, path: Path) -> None:
 MARKERS = {"loglik": "o", "zero-shot": "s", "k-shot": "^", "sampling": "D"}
 
 
-def comparison_chart(path: Path, table: pd.DataFrame) -> None:
-    save_figure(accuracy_speed_figure(table), path)
-
-
-def accuracy_speed_figure(table: pd.DataFrame) -> Any:
-    """Every run a point: words/s (log scale) against accuracy with its 95% interval; models by colour,
-    methods by marker, the Pareto front (no run both faster and more accurate) drawn as a line.
-    `table`: compare's ranking (accuracy, acc_low, acc_high, words_per_s, model, method, pareto)."""
+def comparison_chart(path: Path, panels: Sequence[tuple[str, pd.DataFrame]]) -> None:
+    """One accuracy-against-speed panel per label set and sample, stacked, in one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8.4, 4.6 * len(panels)), dpi=130, squeeze=False)
+    for ax, (title, table) in zip(axes[:, 0], panels):
+        draw_accuracy_speed(ax, table, title)
+    save_figure(fig, path)
+
+
+def accuracy_speed_figure(table: pd.DataFrame, title: str | None = None) -> Any:
+    """One panel's figure (see draw_accuracy_speed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.4, 4.6), dpi=130)
+    draw_accuracy_speed(ax, table, title)
+    return fig
+
+
+def draw_accuracy_speed(ax: Any, table: pd.DataFrame, title: str | None = None) -> None:
+    """Every run of one label set and sample a point: words/s (log scale) against accuracy with its 95%
+    interval; models by colour, methods by marker, the Pareto front (no run both faster and more
+    accurate) drawn as a line. `table`: compare's ranking (accuracy, acc_low, acc_high, words_per_s,
+    model, method, pareto) for runs whose accuracies compare."""
+    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
 
-    fig, ax = plt.subplots(figsize=(8.4, 4.6), dpi=130)
     models = list(dict.fromkeys(table["model"]))
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
     front = table[table["pareto"]].sort_values("words_per_s")
@@ -157,8 +175,8 @@ def accuracy_speed_figure(table: pd.DataFrame) -> Any:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _number(v)))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: _minor_label(v, low, high)))
         ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.set_title("Accuracy against speed: up and to the right is better", fontsize=10)
-    return fig
+    heading = "Accuracy against speed: up and to the right is better"
+    ax.set_title("\n".join(textwrap.fill(line, 90) for line in (title, heading) if line), fontsize=9)
 
 
 def _number(value: float, digits: int = 0) -> str:
