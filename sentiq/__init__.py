@@ -17,7 +17,9 @@ from sentiq.api import (
     Classifier,
     Evaluation,
     Result,
+    Summary,
     classify_file,
+    classify_stream,
     compare,
     evaluate,
     fit,
@@ -36,6 +38,7 @@ __all__ = [
     "Result",
     "Summary",
     "classify_file",
+    "classify_stream",
     "compare",
     "evaluate",
     "fit",
@@ -52,7 +55,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """The result types Summary and Comparison, imported when first named (they bring pandas)."""
-    if name in ("Summary", "Comparison"):
+    """The result type Comparison, imported when first named (it brings pandas)."""
+    if name == "Comparison":
         return getattr(api, name)
     raise AttributeError(f"module 'sentiq' has no attribute '{name}'")

@@ -1,16 +1,73 @@
-"""One prediction, and the one schema its rows take wherever they go: classify's output, a run's
-predictions.csv, the rows a backend hands back."""
+"""One prediction, and the one schema its fields take wherever they go: the library's Result and
+classify_frame's columns, classify's output, a run's predictions.csv, the rows a backend hands back (Ray's
+columns among them) and the service's JSON. Each of those is a Surface; `prediction_fields` renders a
+prediction for any of them, and the binary label set's own columns (p_positive, p_positive_raw) are
+decided here alone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sentiq.text import LABELS, word_count
 
-PROBABILITY_DIGITS = 6  # what a float32 score holds, and what outputs write
+PROBABILITY_DIGITS = 6  # what a float32 score holds, and what files hold
 INVALID = "invalid"  # a generated answer that names no label, or several
+
+# Where a prediction goes: the library's Result ("result"; classify_frame takes "output"'s columns), an
+# output file of classify ("output"), a backend's labelled row ("labelled": Ray's columns too), and the
+# service's JSON ("service"). A run's predictions.csv is made from labelled rows (run_row).
+Surface = Literal["result", "output", "labelled", "service"]
+# Surfaces whose rows go to files (a labelled row becomes predictions.csv's, or Ray's output): probabilities
+# to PROBABILITY_DIGITS; the in-memory ones keep the float they were computed in.
+ROUNDED: frozenset[str] = frozenset({"output", "labelled"})
+
+
+def is_binary(labels: Sequence[str]) -> bool:
+    """The positive/negative label set, whose surfaces keep the columns it has always had."""
+    return tuple(labels) == LABELS
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The labels a prompt scores, in the order of its scores, and what that set's predictions look like
+    on every surface: its probability fields, and whether the labels run from low to high (ratings)."""
+
+    labels: tuple[str, ...]
+    ordered: bool = False
+
+    @property
+    def binary(self) -> bool:
+        return is_binary(self.labels)
+
+    @property
+    def probability_fields(self) -> tuple[str, ...]:
+        """p_positive for the binary labels (as ever), p_<label> for every label of another set."""
+        return ("p_positive",) if self.binary else tuple(f"p_{label}" for label in self.labels)
+
+    @property
+    def raw_fields(self) -> tuple[str, ...]:
+        """The probabilities before calibration that the labelled rows keep: positive's, for the binary set."""
+        return ("p_positive_raw",) if self.binary else ()
+
+    def surface_fields(self, surface: Surface, answers: bool = True) -> tuple[str, ...]:
+        """A surface's prediction fields, in order; `answers`: the method generates (a scoring method's
+        outputs leave the answer out)."""
+        answer = ("answer",) if answers else ()
+        return {
+            "result": ("label", "p_positive", "answer", "truncated", "scores"),
+            "output": ("label", *self.probability_fields, *answer),
+            "labelled": ("label", *self.probability_fields, *self.raw_fields, "answer", "tokens", "truncated"),
+            "service": ("label", "scores", "answer", "truncated"),
+        }[surface]
+
+    def run_fields(self) -> tuple[str, ...]:
+        """predictions.csv's columns: RUN_FIELDS for the binary labels; for another set, each label's
+        probability in place of p_positive and p_positive_raw."""
+        if self.binary:
+            return RUN_FIELDS
+        return (*(f for f in RUN_FIELDS if f not in ("p_positive", "p_positive_raw")), *self.probability_fields)
 
 
 @dataclass
@@ -31,13 +88,39 @@ class Prediction:
         set for the binary labels only."""
         scores = dict(zip(labels, map(float, probs)))
         before = dict(zip(labels, map(float, raw))) if raw is not None else {}
-        binary = tuple(labels) == LABELS
-        positive = (scores["positive"], before.get("positive")) if binary else (None, None)
+        positive = (scores["positive"], before.get("positive")) if is_binary(labels) else (None, None)
         return cls(label, *positive, scores=scores, **more)
 
-    def row(self) -> dict[str, Any]:
-        """The schema's fields (`scores` apart: its columns depend on the label set)."""
-        return {f: getattr(self, f) for f in PREDICTION_FIELDS}
+
+def prediction_fields(
+    prediction: Prediction, label_set: LabelSet, surface: Surface, answers: bool = True
+) -> dict[str, Any]:
+    """The prediction's fields on `surface` (LabelSet.surface_fields), its probabilities rounded where
+    the surface is a file: the one rendering of a prediction."""
+    digits = PROBABILITY_DIGITS if surface in ROUNDED else None
+    scores = prediction.scores or {}
+    if label_set.binary:
+        flat = {"p_positive": prediction.p_positive, "p_positive_raw": prediction.p_positive_raw}
+    else:
+        flat = {f"p_{label}": scores.get(label) for label in label_set.labels}
+    if surface == "result":  # a Result's p_positive is the binary set's alone (a three-way's is in scores)
+        flat = {"p_positive": prediction.p_positive}
+    every = {
+        "label": prediction.label,
+        **flat,
+        "scores": {k: _rounded(v, digits) for k, v in scores.items()} if prediction.scores is not None else None,
+        "answer": prediction.answer,
+        "tokens": prediction.tokens,
+        "truncated": prediction.truncated,
+    }
+    fields = label_set.surface_fields(surface, answers)
+    return {f: _rounded(every[f], digits) if f.startswith("p_") else every[f] for f in fields}
+
+
+def _rounded(p: float | None, digits: int | None) -> float | None:
+    if p is None or digits is None:
+        return p
+    return round(float(p), digits)
 
 
 def top_label(probs: Sequence[float], labels: Sequence[str]) -> tuple[str, str | None]:
@@ -50,37 +133,16 @@ def top_label(probs: Sequence[float], labels: Sequence[str]) -> tuple[str, str |
     return INVALID, f"tie: {' = '.join(tied)}"
 
 
-PREDICTION_FIELDS = tuple(f for f in Prediction.__dataclass_fields__ if f != "scores")
-# A labelled row as a backend hands it back: the text's id and text, the prediction, its share of the
-# batch's time.
-LABELLED_FIELDS = ("id", "text", *PREDICTION_FIELDS, "latency_ms")
+def labelled(
+    text_id: str, text: str, prediction: Prediction, latency_ms: float, label_set: LabelSet
+) -> dict[str, Any]:
+    """A backend's labelled row: the text's id and text, the prediction, its share of the batch's time."""
+    return {"id": text_id, "text": text, **prediction_fields(prediction, label_set, "labelled"), "latency_ms": latency_ms}
 
 
-def probability_fields(labels: Sequence[str] = LABELS) -> tuple[str, ...]:
-    """The columns of a label set's probabilities: p_positive for the binary labels (as ever), p_<label>
-    for every label of another set."""
-    return ("p_positive",) if tuple(labels) == LABELS else tuple(f"p_{label}" for label in labels)
-
-
-def output_fields(labels: Sequence[str] = LABELS, answers: bool = True) -> tuple[str, ...]:
-    """What classify writes beside the id and the kept columns: the label, the probabilities and, for
-    a method that generates (`answers`), the answer (a scoring method would leave it empty)."""
-    return ("label", *probability_fields(labels), *(("answer",) if answers else ()))
-
-
-def output_row(prediction: Prediction, labels: Sequence[str] = LABELS, answers: bool = True) -> dict[str, Any]:
-    """An output's fields for one prediction, probabilities to PROBABILITY_DIGITS."""
-    scores = prediction.scores or {}
-    probs = [prediction.p_positive] if tuple(labels) == LABELS else [scores.get(label) for label in labels]
-    row = {"label": prediction.label, **{f: _rounded(p) for f, p in zip(probability_fields(labels), probs)}}
-    return row | {"answer": prediction.answer} if answers else row
-
-
-def _rounded(p: float | None) -> float | None:
-    return None if p is None else round(float(p), PROBABILITY_DIGITS)
-
-
-RUN_FIELDS = (  # a run's predictions.csv
+# The labelled row's fields for the binary set (another set has p_<label> in place of the two p_ fields).
+LABELLED_FIELDS = ("id", "text", *LabelSet(LABELS).surface_fields("labelled"), "latency_ms")
+RUN_FIELDS = (  # a run's predictions.csv, binary labels
     *("id", "gold", "predicted", "p_positive", "p_positive_raw", "answer"),
     *("words", "tokens", "truncated", "latency_ms"),
 )
@@ -88,43 +150,19 @@ RUN_FIELDS = (  # a run's predictions.csv
 RESERVED_LABELS = frozenset({INVALID, *LABELLED_FIELDS, *RUN_FIELDS})
 
 
-def labelled(
-    text_id: str, text: str, prediction: Prediction, latency_ms: float, labels: Sequence[str] = LABELS
-) -> dict[str, Any]:
-    """A labelled row; for a label set other than the binary one, with each label's probability too."""
-    extra = (
-        {}
-        if tuple(labels) == LABELS
-        else {k: v for k, v in output_row(prediction, labels).items() if k.startswith("p_")}
-    )
-    return {"id": text_id, "text": text, **prediction.row(), **extra, "latency_ms": latency_ms}
-
-
-def run_fields(labels: Sequence[str] = LABELS) -> tuple[str, ...]:
-    """predictions.csv's columns: RUN_FIELDS for the binary labels; for another set, each label's
-    probability in place of p_positive and p_positive_raw."""
-    if tuple(labels) == LABELS:
-        return RUN_FIELDS
-    return (*(f for f in RUN_FIELDS if f not in ("p_positive", "p_positive_raw")), *probability_fields(labels))
-
-
-def run_row(row: dict[str, Any], gold: str, labels: Sequence[str] = LABELS) -> dict[str, Any]:
-    """A labelled row as predictions.csv holds it."""
+def run_row(row: Mapping[str, Any], gold: str, label_set: LabelSet) -> dict[str, Any]:
+    """A labelled row as predictions.csv holds it: probabilities to PROBABILITY_DIGITS."""
     import pandas as pd
 
     prob = lambda x: None if x is None or pd.isna(x) else round(float(x), PROBABILITY_DIGITS)  # noqa: E731
-    binary = tuple(labels) == LABELS
-    probs = {f: prob(row.get(f)) for f in ("p_positive", "p_positive_raw")} if binary else {}
-    extra = {} if binary else {f: prob(row.get(f)) for f in probability_fields(labels)}
     return {
         "id": str(row["id"]),
         "gold": gold,
         "predicted": row["label"],
-        **probs,
+        **{f: prob(row.get(f)) for f in (*label_set.probability_fields, *label_set.raw_fields)},
         "answer": row["answer"] or "",
         "words": word_count(row["text"]),
         "tokens": int(row["tokens"]),
         "truncated": int(row["truncated"]),
         "latency_ms": round(float(row["latency_ms"]), 3),
-        **extra,
     }

@@ -137,7 +137,10 @@ def test_classify_file_streams_with_a_loaded_classifier_and_resumes(clf: sentiq.
     source = tmp_path / "in.csv"
     pd.DataFrame({"id": [f"t{i}" for i in range(6)], "text": TEXTS + ["fine", "awful"]}).to_csv(source, index=False)
     seen: list[dict] = []
-    summary = sentiq.classify_file(source, tmp_path / "out.jsonl", clf, on_rows=seen.extend)
+    with sentiq.classify_stream(source, tmp_path / "out.jsonl", clf) as stream:
+        for step in stream:
+            seen += step.rows
+    summary = stream.summary
     assert summary.texts == 6 and len(seen) == 6
     rows = pd.read_json(tmp_path / "out.jsonl", lines=True, dtype={"id": str})
     assert list(rows.columns) == ["id", "text", "label", "p_positive"]
@@ -154,14 +157,14 @@ def test_classify_file_takes_the_model_one_way(clf: sentiq.Classifier, tiny_mode
     out = tmp_path / "out.jsonl"
     with pytest.raises(sentiq.OptionError, match="name the model one way: classifier= and model= were both given"):
         sentiq.classify_file([("a", "great")], out, clf, model=str(tiny_model))
-    with pytest.raises(sentiq.OptionError, match="model= and engine= were both given"):
-        sentiq.classify_file([("a", "great")], out, model=str(tiny_model), engine=clf.engine)
+    with pytest.raises(sentiq.OptionError, match="classifier= and model= were both given"):
+        sentiq.classify_file([("a", "great")], out, clf, model=clf)
     with pytest.raises(sentiq.OptionError, match="classifier= carries its own method"):
         sentiq.classify_file([("a", "great")], out, clf, method="zero-shot")
-    with pytest.raises(sentiq.OptionError, match="engine= is a model loaded in this process"):
-        sentiq.classify_file(tmp_path, tmp_path / "o.parquet", engine=clf.engine, scale=RaySettings(backend="ray"))
+    with pytest.raises(sentiq.OptionError, match="a Classifier is a model loaded in this process"):
+        sentiq.classify_file(tmp_path, tmp_path / "o.parquet", model=clf, scale=RaySettings(backend="ray"))
     assert not out.exists()
-    summary = sentiq.classify_file([("a", "great"), ("b", "dull")], out, engine=clf.engine, method="zero-shot")
+    summary = sentiq.classify_file([("a", "great"), ("b", "dull")], out, model=clf, method="zero-shot")
     assert summary.texts == 2 and "answer" in pd.read_json(out, lines=True).columns  # the method given, on that engine
 
 

@@ -10,6 +10,7 @@ import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -38,6 +39,16 @@ def cluster():
     ray.shutdown()
 
 
+def _ray_summary(*args: Any) -> Any:
+    """classify_on_ray's stream run to its end: its summary."""
+    from sentiq.workflows.classify import classify_on_ray
+
+    with classify_on_ray(*args) as stream:
+        for _ in stream:
+            pass
+    return stream.summary
+
+
 def _texts(n: int = 24) -> pd.DataFrame:
     words = ["great", "dull", "moving", "boring", "fine", "a mess", "delight", "lifeless"]
     return pd.DataFrame({"id": [f"t{i}" for i in range(n)], "text": [f"review {i}: {words[i % 8]}" for i in range(n)]})
@@ -58,13 +69,12 @@ def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model
     from sentiq.core.engine import load_engine
     from sentiq.methods.plan import plan_method
     from sentiq.methods.runner import make_runner
-    from sentiq.workflows.classify import classify_on_ray
 
     frame = _texts()
     frame.to_parquet(tmp_path / "in.parquet")
     out = tmp_path / "labels.parquet"
     settings = ClassifySettings(output=out, keep_columns="text")
-    summary = classify_on_ray(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE)
+    summary = _ray_summary(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE)
     assert summary.texts == 24
     got = pd.read_parquet(out).set_index("id")  # a folder of files, one per block
     assert sorted(got.index) == sorted(frame["id"]) and got.index.is_unique
@@ -76,7 +86,7 @@ def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model
     frame.head(5).to_parquet(tmp_path / "in.parquet")  # a smaller input, labelled over the first run's folder
     again = ClassifySettings(output=out, keep_columns="text", overwrite=True)
     assert (
-        classify_on_ray(tmp_path / "in.parquet", again, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE).texts
+        _ray_summary(tmp_path / "in.parquet", again, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE).texts
         == 5
     )
     assert sorted(pd.read_parquet(out)["id"]) == sorted(frame["id"].head(5))  # replaced, not appended to
@@ -136,7 +146,6 @@ def test_a_pool_the_cluster_cannot_place_is_refused_at_once(cluster, scale: dict
 def test_an_output_folder_that_holds_files_or_the_input_is_refused_before_the_cluster(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    from sentiq.workflows.classify import classify_on_ray
 
     out = tmp_path / "labels.parquet"
     out.mkdir()
@@ -144,11 +153,11 @@ def test_an_output_folder_that_holds_files_or_the_input_is_refused_before_the_cl
     pd.DataFrame({"id": ["a"], "text": ["good"]}).to_parquet(tmp_path / "in.parquet")
     model, scale = ModelSettings(model=str(tiny_model)), RaySettings(backend="ray", ray_address="127.0.0.1:9")
     with pytest.raises(DataError, match=re.escape(f"{out} already holds labels: add --overwrite to replace them")):
-        classify_on_ray(tmp_path / "in.parquet", ClassifySettings(output=out), model, MethodConfig(), scale)
+        _ray_summary(tmp_path / "in.parquet", ClassifySettings(output=out), model, MethodConfig(), scale)
     (out / "in.parquet").write_bytes((tmp_path / "in.parquet").read_bytes())
     inside = ClassifySettings(output=out, overwrite=True)
     with pytest.raises(OptionError, match="would overwrite the input"):
-        classify_on_ray(out / "in.parquet", inside, model, MethodConfig(), scale)
+        _ray_summary(out / "in.parquet", inside, model, MethodConfig(), scale)
     assert sorted(p.name for p in out.iterdir()) == ["earlier.parquet", "in.parquet"]
     assert (out / "earlier.parquet").read_bytes() == b"an earlier run"
 
@@ -321,7 +330,6 @@ def test_actors_of_an_earlier_job_are_given_time_to_free_their_cpus(monkeypatch:
 
 
 def test_ray_writes_every_label_s_probability_for_a_three_way_prompt(cluster, tiny_model: Path, tmp_path: Path) -> None:
-    from sentiq.workflows.classify import classify_on_ray
 
     prompt = tmp_path / "three.toml"
     prompt.write_text('user = "{text}"\n[labels]\nnegative = "negative"\nneutral = "neutral"\npositive = "positive"\n')
@@ -330,7 +338,7 @@ def test_ray_writes_every_label_s_probability_for_a_three_way_prompt(cluster, ti
     out = tmp_path / "labels.parquet"
     settings = ClassifySettings(output=out, keep_columns="")
     assert (
-        classify_on_ray(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), method, SCALE).texts
+        _ray_summary(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), method, SCALE).texts
         == 12
     )
     got = pd.read_parquet(out)
@@ -359,14 +367,13 @@ def test_ray_workers_read_the_fit_inside_the_plan(cluster, tiny_model: Path, tin
     """The fit travels to the workers inside the method's plan: the probe labels as the local engine does."""
     from sentiq.core.engine import load_engine
     from sentiq.methods.runner import make_runner
-    from sentiq.workflows.classify import classify_on_ray
 
     frame = _texts(12)
     frame.to_parquet(tmp_path / "in.parquet")
     method = MethodConfig(method="probe", fit=str(tiny_fit.folder))
     settings = ClassifySettings(output=tmp_path / "labels.parquet", keep_columns="")
     model = ModelSettings(model=str(tiny_model))
-    assert classify_on_ray(tmp_path / "in.parquet", settings, model, method, SCALE).texts == 12
+    assert _ray_summary(tmp_path / "in.parquet", settings, model, method, SCALE).texts == 12
     got = pd.read_parquet(tmp_path / "labels.parquet").set_index("id")
     local = make_runner(load_engine(model), plan_method(method)).predict(list(frame["text"]))
     for text_id, p in zip(frame["id"], local):

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -55,6 +55,9 @@ class Stub:
         if self.fail_on is not None and self.fail_on in texts:
             raise RuntimeError("this text breaks the model")
         return [Answer("positive" if "good" in t else "negative", {"positive": 0.5, "negative": 0.5}) for t in texts]
+
+    def fields(self, texts: list[str], surface: str = "service") -> list[dict[str, Any]]:
+        return [asdict(a) for a in self.classify(texts)]
 
 
 def _client(make: Any, **limits: Any) -> TestClient:

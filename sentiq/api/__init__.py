@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sentiq.api.classifier import Classifier, Result, load
+from sentiq.api.classifier import Classifier, load
 from sentiq.api.measuring import Evaluation, compare, evaluate, fit, resume_run, tune_prompt, tune_sampling
 from sentiq.api.options import method_config
-from sentiq.api.streaming import classify_file
+from sentiq.api.streaming import classify_file, classify_stream
 from sentiq.progress import StartTask
+from sentiq.results import Result, Summary
 
 if TYPE_CHECKING:  # the result types, for annotations; at run time imported when first named (pandas)
-    from sentiq.workflows.classify import Summary as Summary
     from sentiq.workflows.compare import Comparison as Comparison
     from sentiq.workflows.evaluate import RunResult as RunResult
     from sentiq.workflows.fitting import FitResult as FitResult
@@ -31,6 +31,8 @@ __all__ = [
     "Result",
     "StartTask",
     "classify_file",
+    "classify_stream",
+    "Summary",
     "compare",
     "evaluate",
     "fit",
@@ -45,7 +47,6 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """The result types, imported when first named (they bring pandas)."""
     where = {
-        "Summary": "sentiq.workflows.classify",
         "Comparison": "sentiq.workflows.compare",
         "RunResult": "sentiq.workflows.evaluate",
         "FitResult": "sentiq.workflows.fitting",

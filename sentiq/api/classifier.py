@@ -4,13 +4,14 @@ labelled in memory."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from sentiq.api.options import method_config, tuned_methods
 from sentiq.choices import DEFAULT_PROMPT
-from sentiq.errors import speaks_python
+from sentiq.errors import OptionError, speaks_python
+from sentiq.predictions import Surface
+from sentiq.results import Result
 from sentiq.settings import MethodConfig, ModelSettings
 
 if TYPE_CHECKING:
@@ -22,19 +23,6 @@ if TYPE_CHECKING:
 
 
 ADDED_PREFIX = "sentiq_"  # classify_frame's columns where the frame has columns of their names
-
-
-@dataclass
-class Result:
-    """One text's label. `scores`: every label's probability (label scores after calibration, or each
-    label's share of the votes when several answers were sampled; None for one generated answer);
-    `p_positive` is positive's, for the binary labels."""
-
-    label: str  # one of the prompt's labels, or 'invalid' (a generated answer that names no label)
-    p_positive: float | None
-    answer: str | None  # the generated answer(s), for methods that generate
-    truncated: bool  # the text was longer than max_tokens and lost its middle
-    scores: dict[str, float] | None = None
 
 
 class Classifier:
@@ -71,15 +59,29 @@ class Classifier:
         return self._classify(_texts(texts))
 
     def _classify(self, items: list[str | None]) -> list[Result]:
+        return [Result(**fields) for fields in self._rendered(items, "result")]
+
+    @speaks_python
+    def fields(self, texts: str | Iterable[str | None], surface: Surface = "output") -> list[dict[str, Any]]:
+        """Each text's prediction as `surface` renders it: "output" (what classify writes: label, the
+        probabilities, answer), "labelled" (with tokens, truncated and the probabilities before
+        calibration), "service" (the HTTP service's JSON) or "result" (a Result's fields)."""
+        return self._rendered(_texts(texts), surface)
+
+    def _rendered(self, items: list[str | None], surface: Surface) -> list[dict[str, Any]]:
+        """The one way the classifier renders predictions: empty and missing texts are 'invalid'."""
+        from sentiq.predictions import INVALID, Prediction, prediction_fields
         from sentiq.text import clean_text
 
+        if surface not in get_args(Surface):
+            raise OptionError(f"unknown surface {surface!r}: choose one of {', '.join(get_args(Surface))}")
         filled = [(i, t) for i, t in enumerate(items) if t is not None and clean_text(t)]
-        results = [Result("invalid", None, None, False) for _ in items]
-        for batch in self._runner.predict_batches([t for _, t in filled]):
-            self.calibration = batch.calibration or self.calibration
-            for j, p in zip(batch.indices, batch.predictions):
-                results[filled[j][0]] = Result(p.label, p.p_positive, p.answer, p.truncated, p.scores)
-        return results
+        predictions = [Prediction(INVALID, None) for _ in items]
+        for (i, _), p in zip(filled, self._runner.predict([t for _, t in filled])):
+            predictions[i] = p
+        self.calibration = self._runner.calibration or self.calibration
+        label_set, answers = self._runner.label_set, not self.method.scores_labels
+        return [prediction_fields(p, label_set, surface, answers) for p in predictions]
 
     @property
     def source(self) -> ModelSource:
@@ -102,22 +104,15 @@ class Classifier:
         import pandas as pd
 
         from sentiq.errors import DataError
-        from sentiq.predictions import probability_fields
 
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"classify_frame takes a pandas DataFrame, not {type(df).__name__} (use classify)")
         if text_column not in df.columns:
             columns = ", ".join(map(str, df.columns))
             raise DataError(f"no column '{text_column}'; columns are: {columns} (choose with text_column=)")
-        results = self._classify(_texts(df[text_column], rows=df.index))
-        probabilities = probability_fields(self.labels)
-        scores = {
-            f: [r.p_positive if f == "p_positive" else (r.scores or {}).get(f[2:]) for r in results]
-            for f in probabilities
-        }
-        added = {"label": [r.label for r in results], **scores}
-        if not self.method.scores_labels:  # a scoring method leaves no answer
-            added["answer"] = [r.answer for r in results]
+        rows = self._rendered(_texts(df[text_column], rows=df.index), "output")
+        names = self._runner.label_set.surface_fields("output", answers=not self.method.scores_labels)
+        added = {name: [row[name] for row in rows] for name in names}
         if any(name in df.columns for name in added):
             added = {f"{ADDED_PREFIX}{name}": values for name, values in added.items()}
             taken = next((name for name in added if name in df.columns), None)

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from sentiq.backends.local import Labelled
+from sentiq.backends.local import Labelled, labelled_batches
 from sentiq.backends.ray_cluster import connect
 from sentiq.errors import DataError, ModelError, OptionError, SentiqError, debugging, first_line
 from sentiq.io.formats import RAY_READS, RAY_WRITES, format_of, suffixes
 from sentiq.io.tables import SEPARATORS, count_delimited
 from sentiq.methods.plan import MethodPlan
-from sentiq.predictions import LABELLED_FIELDS, labelled, probability_fields
 from sentiq.settings import ClassifySettings, ModelSettings, RaySettings
-from sentiq.text import LABELS, word_count
+from sentiq.text import word_count
 
 if not debugging():  # Ray Data's INFO lines are progress told twice
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
@@ -32,9 +30,10 @@ logger = logging.getLogger("sentiq")
 ARROW_TYPES: dict[str, tuple[str, Callable[[Any], Any]]] = {  # a labelled row's fields as Arrow columns
     "label": ("string", str),
     "answer": ("string", lambda a: a or ""),
-    **dict.fromkeys(("p_positive", "p_positive_raw", "latency_ms"), ("float64", lambda x: x)),
+    "latency_ms": ("float64", float),
     **dict.fromkeys(("tokens", "truncated"), ("int64", int)),
 }
+PROBABILITY = ("float64", lambda x: x)  # every p_ field: a block with no probability at all still writes doubles
 
 
 class LabelBatch:
@@ -55,26 +54,23 @@ class LabelBatch:
         except Exception as exc:  # safetensors, torch and others: the driver reads this line
             raise ModelError(f"cannot load model {model.model}: {first_line(exc)}") from exc
         self.runner = make_runner(engine, plan)
-        self.labels = plan.labels
         self.where = engine.lm.describe()
 
     def __call__(self, batch: pd.DataFrame) -> Any:
+        import pyarrow as pa
+
         from sentiq.text import clean_text
 
         batch = batch[batch["text"].astype(str).map(lambda t: bool(clean_text(t)))].reset_index(drop=True)
-        start = time.perf_counter()
-        preds = self.runner.predict(list(batch["text"].astype(str))) if len(batch) else []
-        per_text = 1000 * (time.perf_counter() - start) / max(1, len(batch))
-        import pyarrow as pa
-
-        table = pa.Table.from_pandas(batch.assign(id=batch["id"].astype(str)), preserve_index=False)
-        rows = [labelled(i, t, p, per_text, self.labels) for i, t, p in zip(batch["id"], batch["text"], preds)]
-        probs = probability_fields(self.labels) if self.labels != LABELS else ()
-        for name in (f for f in LABELLED_FIELDS[2:] if f not in probs):  # typed: a block with no probability
-            kind, normal = ARROW_TYPES[name]  # at all still writes doubles
+        batch = batch.assign(id=batch["id"].astype(str), text=batch["text"].astype(str))
+        rows: list[dict[str, Any]] = [{}] * len(batch)  # the block's rows in its own order (batches run longest first)
+        for done in labelled_batches(self.runner, range(len(batch)), list(batch["text"])):
+            for row in done.rows:
+                rows[row["id"]] = row
+        table = pa.Table.from_pandas(batch, preserve_index=False)
+        for name in (*self.runner.label_set.surface_fields("labelled"), "latency_ms"):
+            kind, normal = PROBABILITY if name.startswith("p_") else ARROW_TYPES[name]
             table = table.append_column(name, pa.array([normal(r[name]) for r in rows], type=pa.type_for_alias(kind)))
-        for name in probs:  # every label's probability of a set other than the binary one: p_<label>
-            table = table.append_column(name, pa.array([r[name] for r in rows], type=pa.float64()))
         for name in ("device", "dtype"):
             table = table.append_column(name, pa.array([self.where[name]] * len(rows), type=pa.string()))
         return table

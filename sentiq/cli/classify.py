@@ -13,7 +13,6 @@ from sentiq.cli import groups as g
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
-from sentiq.progress import silent
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
 
 
@@ -74,24 +73,23 @@ def classify(
     json_out: o.Json = False,
 ) -> None:
     """Label texts: positive or negative, or the labels the prompt declares."""
-    from sentiq.api import classify_file
+    from sentiq.api import classify_stream
 
     asked = dict(model=models, method=method_options.config(method, seed), **tuning, text_column=text_column)
     asked |= dict(keep_columns=keep_columns, chunk_size=chunk_size, resume=resume, overwrite=overwrite)
-    if scale.backend == "ray":
-        render.classified(classify_file(input, output, **asked, scale=scale), None)
-        return
     items = gather_texts(texts or [], sys.stdin if input is None else None)
+    stream = classify_stream(input or items, output, **asked, scale=scale)
     shown: list[dict[str, Any]] | None = None if json_out or output else []
-    emit = _print_rows if json_out else (shown.extend if shown is not None else None)
-    with render.progress() as start_task:
-
-        def start(description: str, total: int | None) -> Any:  # a bar for an output or 20 texts and more
-            quick = output is None and total is not None and total < 20
-            return silent if quick else start_task(description, total)
-
-        summary = classify_file(input or items, output, **asked, on_rows=emit, progress=start)
-    render.classified(summary, shown)
+    quick = output is None and stream.total is not None and stream.total < 20  # a bar for an output or 20 texts
+    with render.progress(enabled=stream.progress and not quick) as start_task, stream:
+        advance = start_task(stream.title, stream.total)
+        for step in stream:
+            advance(step.done, step.words, step.seconds)
+            if json_out:
+                _print_rows(step.rows)
+            elif shown is not None:
+                shown += step.rows
+    render.classified(stream.summary, shown)
 
 
 def gather_texts(args: Sequence[str], stdin: TextIO | None) -> list[tuple[str, str]]:
@@ -112,6 +110,6 @@ def _lines(stdin: TextIO) -> list[tuple[str, str]]:
     return [(f"stdin:{j}", line) for j, line in enumerate(stdin.read().splitlines())]
 
 
-def _print_rows(rows: list[dict[str, Any]]) -> None:
+def _print_rows(rows: Sequence[dict[str, Any]]) -> None:
     for row in rows:
         render.print_json(row)

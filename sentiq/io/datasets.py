@@ -16,6 +16,7 @@ from sentiq.errors import DataError, UnknownLabels, first_line
 from sentiq.io.formats import TABLES, format_of, suffixes
 from sentiq.io.hub import require_hub
 from sentiq.io.tables import read_delimited
+from sentiq.predictions import is_binary
 from sentiq.settings import DataSpec, MethodConfig
 from sentiq.text import LABELS, text_digest
 
@@ -47,7 +48,7 @@ def embedded_frame() -> pd.DataFrame:
 def load_labelled(spec: DataSpec, labels: Sequence[str] = LABELS) -> pd.DataFrame:
     """Columns id, text, label (one of `labels`), whatever the source."""
     if spec.source == EMBEDDED:
-        if tuple(labels) != LABELS:
+        if not is_binary(labels):
             raise DataError(
                 f"the embedded sample is labelled positive/negative, and the prompt's labels are {', '.join(labels)}: "
                 "give --dataset with texts labelled in that set"
@@ -138,7 +139,7 @@ def parse_label_map(text: str | None, labels: Sequence[str] = LABELS) -> dict[st
     label names themselves for another set."""
     names = {label.lower(): label for label in labels}
     if not text:
-        return dict(DEFAULT_LABEL_MAP) if tuple(labels) == LABELS else names
+        return dict(DEFAULT_LABEL_MAP) if is_binary(labels) else names
     mapping: dict[str, str] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
@@ -198,7 +199,7 @@ def _from_hub(spec: DataSpec, labels: Sequence[str] = LABELS) -> pd.DataFrame:
         raise DataError(f"cannot load dataset {spec.source} (split {split}): {first}") from exc
     df = ds.to_pandas()
     text_col = spec.text_column or (known[1] if known else "text")
-    if spec.label_map is None and known is not None and tuple(labels) == LABELS:
+    if spec.label_map is None and known is not None and is_binary(labels):
         label_map = ",".join(f"{k}={v}" for k, v in known[2].items())
     else:
         label_map = spec.label_map or _class_label_map(ds.features.get(spec.label_column), labels)

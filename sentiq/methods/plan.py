@@ -15,6 +15,7 @@ from sentiq.io.datasets import pool_for
 from sentiq.methods.demonstrations import draw_demonstrations
 from sentiq.methods.fitted import Fit, load_fit
 from sentiq.methods.prompts import Prompt, load_prompts
+from sentiq.predictions import LabelSet
 from sentiq.settings import MethodConfig
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ class MethodPlan:
     labels: tuple[str, ...]  # the prompts' shared label set, in the order of their scores
     demos: tuple[tuple[str, str], ...] = ()  # k-shot's (text, label) demonstrations, as shown
     fit: Fit | None = None  # probe and fitted calibration: the fit, checked against the prompt
+
+    @property
+    def label_set(self) -> LabelSet:
+        return LabelSet(self.labels, self.prompts[0].ordered)
 
     def record(self) -> dict[str, object]:
         """What a run keeps of the plan: the prompts (content, not only names) and the demonstrations."""

@@ -50,7 +50,8 @@ class MethodRunner:
 
     def __init__(self, engine: Engine, plan: MethodPlan, prior: np.ndarray | None = None) -> None:
         self.engine, self.plan, self.prior = engine, plan, prior
-        self.config, self.labels = plan.config, plan.labels
+        self.config, self.labels, self.label_set = plan.config, plan.labels, plan.label_set
+        self.calibration: dict[str, Any] | None = None  # the record of the prior, once estimated
         self.bound = [Bound.bind(engine, p, plan.demos) for p in plan.prompts]
         if plan.fit is not None:
             lm = engine.lm
@@ -162,7 +163,8 @@ class MethodRunner:
     def _estimated(self, prior: np.ndarray, where: str) -> dict[str, Any]:
         """Keep a prior estimated now for later calls; its record."""
         self.prior = prior
-        return calibration_record(self.config.calibrate, prior, where, self.labels)
+        self.calibration = calibration_record(self.config.calibrate, prior, where, self.labels)
+        return self.calibration
 
     # -- generation --------------------------------------------------------------------------------
 

@@ -70,7 +70,7 @@ class Service:
         s = self.settings
         self.classifier = classifier
         self.batcher = RequestBatcher(
-            classifier.classify,
+            lambda texts: classifier.fields(texts, "service"),  # the one rendering of a prediction
             batching=s.batching,
             max_batch_texts=s.max_batch_texts,
             max_wait_s=s.max_wait_ms / 1000,
@@ -161,10 +161,7 @@ def create_app(make: Callable[[], Classifier], settings: ServeSettings, service:
         return JSONResponse(  # built here: response_model's validation of our own answer costs the event loop
             {
                 **_described(service.classifier),
-                "results": [
-                    {"label": r.label, "scores": r.scores, "answer": r.answer, "truncated": r.truncated}
-                    for r in results
-                ],
+                "results": results,
             }
         )
 

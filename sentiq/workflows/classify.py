@@ -1,48 +1,34 @@
 """What `classify` does: texts from arguments, stdin, a file or a folder of files, labelled chunk by
-chunk and written a chunk at a time in the input's order, so memory stays flat whatever the input's size
-and an interrupted run resumes without redoing or repeating a text."""
+chunk into a stream of steps (workflows.labelling) that writes a chunk at a time in the input's order, so
+memory stays flat whatever the input's size and an interrupted run resumes without redoing or repeating
+a text. Local chunks go through the same Predictor evaluate uses; on Ray, Ray Data reads and writes."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from sentiq.backends.local import LocalPredictor
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.stages import StageClock
-from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
+from sentiq.errors import DataError, Interrupted, OptionError
 from sentiq.io.files import same_or_inside
 from sentiq.io.sinks import Sink
 from sentiq.io.sources import TextSource, in_memory, open_source
-from sentiq.methods.calibration import prior_from_record
-from sentiq.methods.plan import plan_method
-from sentiq.methods.runner import Batch, MethodRunner, make_runner
-from sentiq.predictions import output_fields, output_row
-from sentiq.progress import Advance
+from sentiq.methods.plan import MethodPlan, plan_method
+from sentiq.predictions import LabelSet
+from sentiq.results import Summary
 from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings, RaySettings
-from sentiq.text import clean_text, word_count
+from sentiq.text import clean_text
+from sentiq.workflows.labelling import Labelling, Step, calibration_kept
 
 log = logging.getLogger(__name__)
 INPUT_PREFIX = "input_"  # a kept input column named like one sentiq writes
-
-Emit = Callable[[list[dict[str, Any]]], None]
-
-
-@dataclass
-class Summary:
-    texts: int = 0  # labelled by this run
-    skipped: int = 0  # already in the output (--resume)
-    words: int = 0
-    seconds: float = 0.0
-    truncated: int = 0  # texts that lost their middle to --max-tokens
-    empty: list[str] = field(default_factory=list)  # where the empty texts are: reported and skipped
-    output: Path | None = None
-    already_complete: bool = False  # --resume of a finished output that the input added nothing to
-    calibration: dict[str, Any] | None = None  # the prior divided out, and what it was estimated on
-    tuned: str | None = None  # what --tuned applied
 
 
 def make_source(items: list[tuple[str, str]], input_path: Path | None, settings: ClassifySettings) -> TextSource:
@@ -62,49 +48,73 @@ def classify(
     settings: ClassifySettings,
     model: ModelSettings,
     method: MethodConfig,
-    start_task: Callable[[str, int | None], Advance],
-    emit: Emit | None = None,
     engine: Engine | None = None,
-) -> Summary:
-    """Label every non-empty text; rows go to --output and to `emit` as each batch is done. `engine`: a
-    model already loaded (as evaluate takes one), else `model` is loaded."""
+) -> Labelling:
+    """Every non-empty text's label, as a stream to iterate inside `with`. Everything that can be refused
+    is refused here, before the model loads (`engine`: a model already loaded, else `model` is)."""
     if method.demos is not None and source.origin is not None and same_or_inside(Path(method.demos), source.origin):
         raise OptionError(
             f"--demos {method.demos} holds texts being classified (--input {source.origin}): "
             "draw demonstrations from other texts"
         )
     plan = plan_method(method)  # a broken prompt file fails before the model loads
-    names = kept_names(source.keep, source.text_column, plan.labels)
-    columns = output_columns(names, plan.labels, method)
+    names = kept_names(source.keep, source.text_column, plan.label_set)
     if (settings.resume or settings.overwrite) and settings.output is None:
         flag = "--resume continues" if settings.resume else "--overwrite replaces"
         raise OptionError(f"{flag} an --output file: give --output")
     sink = None
     if settings.output is not None:
         refuse_input_as_output(source.origin, settings.output)
-        sink = Sink(settings.output, columns, settings.resume, settings.overwrite)
-    summary = Summary(output=settings.output, tuned=method.tuned_from)
-    summary.calibration = _calibration_kept(settings, method)
-    prior = prior_from_record(summary.calibration) if summary.calibration else None
-    runner = make_runner(engine or load_engine(model), plan, prior)
-    advance = start_task(f"classify · {method.method}", source.total)
-    try:
-        with _heap_frozen():
-            for chunk in _timed(source.chunks(settings.chunk_size), runner.engine.clock):
-                _classify_chunk(chunk, source, names, runner, sink, emit, advance, summary)
-                _release_memory()
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted; {_close_for_resume(sink) or 'nothing was written (--output FILE keeps labels)'}"
-        ) from None
-    except BrokenPipeError:
-        raise OutputClosed(_close_for_resume(sink)) from None
-    if sink is not None:
-        sink.finish()
-        summary.already_complete = sink.complete
-    if not summary.texts and not summary.skipped:
-        raise DataError(f"nothing to classify: every text is empty ({listed(summary.empty)})")
-    return summary
+        sink = Sink(settings.output, output_columns(names, plan.label_set, method), settings.resume, settings.overwrite)
+    kept = calibration_kept(settings.output, settings.resume, method.calibrate)
+    summary = Summary(output=settings.output, tuned=method.tuned_from, calibration=kept)
+    predictor = LocalPredictor(engine or load_engine(model))
+    predictor.runner(plan, kept)  # bound (and warmed up) before the first text is timed
+    clock = predictor.engine.clock
+    done = set(sink.done) if sink is not None else set()
+    steps = _steps(source, settings.chunk_size, names, predictor, plan, done, clock)
+    return Labelling(steps, summary, title=f"classify · {method.method}", total=source.total, sink=sink, clock=clock)
+
+
+def _steps(
+    source: TextSource,
+    chunk_size: int,
+    names: dict[str, str],
+    predictor: LocalPredictor,
+    plan: MethodPlan,
+    done: set[str],
+    clock: StageClock,
+) -> Iterator[Step]:
+    with _heap_frozen():
+        for chunk in _timed(source.chunks(chunk_size), clock):
+            yield from _chunk_steps(chunk, source, names, predictor, plan, done)
+            _release_memory()
+
+
+def _chunk_steps(
+    chunk: pd.DataFrame,
+    source: TextSource,
+    names: dict[str, str],
+    predictor: LocalPredictor,
+    plan: MethodPlan,
+    done: set[str],
+) -> Iterator[Step]:
+    """A chunk's steps: the texts the output holds and the empty ones, then one step per batch; the last
+    one ends the chunk."""
+    before = len(chunk)
+    chunk = chunk[~chunk["id"].isin(done)] if done else chunk
+    empty = chunk["text"].map(lambda t: not clean_text(t)).astype(bool)
+    yield Step(skipped=before - len(chunk), empty=tuple(source.position(i) for i in chunk.loc[empty, "id"]))
+    chunk = chunk[~empty].reset_index(drop=True)
+    records = chunk[["id", *names]].rename(columns=names).to_dict("records")
+    fields = plan.label_set.surface_fields("output", answers=not plan.config.scores_labels)
+    todo = pd.DataFrame({"id": range(len(chunk)), "text": chunk["text"]})  # by position: ids may repeat
+    for labelled in predictor.predict(plan, todo):
+        order = tuple(row["id"] for row in labelled.rows)
+        rows = tuple({**records[i], **{f: row[f] for f in fields}} for i, row in zip(order, labelled.rows))
+        truncated = sum(bool(row["truncated"]) for row in labelled.rows)
+        yield Step(rows, order, False, len(rows), labelled.words, labelled.seconds, truncated, 0, (), labelled.calibration)
+    yield Step(chunk_end=True)
 
 
 def _timed(chunks: Iterator[Any], clock: StageClock) -> Iterator[Any]:
@@ -117,14 +127,6 @@ def _timed(chunks: Iterator[Any], clock: StageClock) -> Iterator[Any]:
         yield chunk
 
 
-def _close_for_resume(sink: Sink | None) -> str:
-    """Make the labels an interrupted run gathered durable, and say where they are for --resume."""
-    if sink is None:
-        return ""
-    sink.close()
-    return f"{sink.written} labels are in {sink.path}: the same command with --resume continues"
-
-
 def refuse_input_as_output(origin: Path | None, output: Path) -> None:
     """An --output that is the input file, lies inside the input folder, or holds it (directly, or
     through a link) would destroy the texts it labels: refused before anything is opened for writing."""
@@ -132,81 +134,6 @@ def refuse_input_as_output(origin: Path | None, output: Path) -> None:
         return
     if same_or_inside(output, origin) or same_or_inside(origin, output):
         raise OptionError(f"--output {output} would overwrite the input {origin}: write the labels elsewhere")
-
-
-def _classify_chunk(
-    chunk: Any,
-    source: TextSource,
-    names: dict[str, str],
-    runner: MethodRunner,
-    sink: Sink | None,
-    emit: Emit | None,
-    advance: Advance,
-    summary: Summary,
-) -> None:
-    if sink is not None and sink.done:
-        before = len(chunk)
-        chunk = chunk[~chunk["id"].isin(sink.done)]
-        summary.skipped += before - len(chunk)
-        advance(before - len(chunk))
-    if chunk.empty:  # every text already in the output
-        return
-    empty = chunk["text"].map(lambda t: not clean_text(t)).astype(bool)
-    summary.empty += [source.position(i) for i in chunk.loc[empty, "id"]]
-    advance(int(empty.sum()))
-    chunk = chunk[~empty]
-    records = chunk[["id", *names]].rename(columns=names).to_dict("records")
-    texts = list(chunk["text"])
-    labelled: list[dict[str, Any] | None] = [None] * len(texts)
-    answers = not runner.config.scores_labels
-    try:
-        for batch in runner.predict_batches(texts) if texts else ():
-            for i, p in zip(batch.indices, batch.predictions):
-                labelled[i] = {**records[i], **output_row(p, runner.labels, answers)}
-            _count(batch, texts, summary, advance)
-            if batch.calibration is not None:
-                _keep_calibration(batch.calibration, summary)
-    finally:  # the chunk's rows in input order (batches run longest first); an interrupted chunk keeps its done rows
-        rows = [row for row in labelled if row is not None]
-        with runner.engine.clock.stage("write"):
-            if sink is not None:
-                sink.write(rows)
-            if emit is not None and rows:
-                emit(rows)
-
-
-def _count(batch: Batch, texts: list[str], summary: Summary, advance: Advance) -> None:
-    words = sum(word_count(texts[i]) for i in batch.indices)
-    summary.texts += len(batch.indices)
-    summary.words += words
-    summary.seconds += batch.seconds
-    summary.truncated += sum(p.truncated for p in batch.predictions)
-    advance(len(batch.indices), words, batch.seconds)
-
-
-def _keep_calibration(calibration: dict[str, Any], summary: Summary) -> None:
-    """The prior goes into the summary and, beside --output, into OUTPUT.calibration.json, so that a
-    resumed run divides out the prior it began with (batch calibration estimates it on the first chunk)."""
-    from sentiq.io.files import write_json
-
-    summary.calibration = calibration
-    if summary.output is not None:
-        write_json(calibration_path(summary.output), calibration)
-
-
-def calibration_path(output: Path) -> Path:
-    return output.with_name(output.name + ".calibration.json")
-
-
-def _calibration_kept(settings: ClassifySettings, method: MethodConfig) -> dict[str, Any] | None:
-    """The calibration a resumed output began with, when it calibrated as this run does."""
-    import json
-
-    if not settings.resume or settings.output is None:
-        return None
-    record = calibration_path(settings.output)
-    kept = json.loads(record.read_text()) if record.is_file() else None
-    return kept if kept is not None and kept.get("mode") == method.calibrate else None
 
 
 @contextlib.contextmanager
@@ -234,11 +161,11 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def kept_names(keep: tuple[str, ...], text_name: str, labels: tuple[str, ...]) -> dict[str, str]:
+def kept_names(keep: tuple[str, ...], text_name: str, label_set: LabelSet) -> dict[str, str]:
     """The input columns an output keeps (`text`: the classified text), each to its name there: the
     text under its own column's name, any other under its own unless sentiq writes a column of that
     name (`label`, `answer`, ...): then under `input_<name>`, said once."""
-    written = {"id", *output_fields(labels)}
+    written = {"id", *label_set.surface_fields("output")}
     names: dict[str, str] = {}
     for column in keep:
         own = text_name if column == "text" else column
@@ -251,9 +178,9 @@ def kept_names(keep: tuple[str, ...], text_name: str, labels: tuple[str, ...]) -
     return names
 
 
-def output_columns(names: dict[str, str], labels: tuple[str, ...], method: MethodConfig) -> list[str]:
+def output_columns(names: dict[str, str], label_set: LabelSet, method: MethodConfig) -> list[str]:
     """An output's columns: the id, the kept columns under their names there, then the method's."""
-    return ["id", *names.values(), *output_fields(labels, answers=not method.scores_labels)]
+    return ["id", *names.values(), *label_set.surface_fields("output", answers=not method.scores_labels)]
 
 
 def classify_on_ray(
@@ -262,8 +189,9 @@ def classify_on_ray(
     model: ModelSettings,
     method: MethodConfig,
     scale: RaySettings,
-) -> Summary:
-    """--input labelled into --output on a Ray cluster; Ray Data retries what a dead worker left."""
+) -> Labelling:
+    """--input labelled into --output on a Ray cluster, as a stream of one step (Ray Data reads, labels
+    and writes the blocks, and retries what a dead worker left; it shows its own progress)."""
     from sentiq.backends import ray as ray_backend
 
     if input_path is None or settings.output is None:
@@ -278,16 +206,21 @@ def classify_on_ray(
     text_name = settings.text_column or "text"
     keep = tuple(dict.fromkeys("text" if c == text_name else c for c in settings.keep() if c != "id"))
     plan = plan_method(method)
-    names = kept_names(keep, text_name, plan.labels)
+    names = kept_names(keep, text_name, plan.label_set)
     model.source  # noqa: B018 - a model that is nowhere fails here, not on every worker
-    ray_backend.connect(scale)
-    ds = ray_backend.read(str(input_path), settings.text_column, keep, names)
-    labelled = ray_backend.label(ds, model, plan, scale)
-    if "text" in names and names["text"] != "text":
-        labelled = labelled.rename_columns({"text": names["text"]})
-    columns = output_columns(names, plan.labels, method)
-    try:
-        written = ray_backend.run(lambda: ray_backend.write(labelled, output, columns, settings.overwrite))
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; Ray stopped, and {settings.output} may hold part of the labels") from None
-    return Summary(texts=written, output=settings.output)
+
+    def steps() -> Iterator[Step]:
+        ray_backend.connect(scale)
+        ds = ray_backend.read(str(input_path), settings.text_column, keep, names)
+        labelled = ray_backend.label(ds, model, plan, scale)
+        if "text" in names and names["text"] != "text":
+            labelled = labelled.rename_columns({"text": names["text"]})
+        columns = output_columns(names, plan.label_set, method)
+        try:
+            written = ray_backend.run(lambda: ray_backend.write(labelled, output, columns, settings.overwrite))
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; Ray stopped, and {settings.output} may hold part of the labels") from None
+        yield Step(texts=written, chunk_end=True)
+
+    summary = Summary(output=settings.output)
+    return Labelling(steps(), summary, title=f"classify · {method.method} on Ray", total=None, progress=False)

@@ -22,7 +22,7 @@ from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, texts_
 from sentiq.io.files import same_or_inside
 from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
 from sentiq.methods.plan import MethodPlan, plan_method
-from sentiq.predictions import RUN_FIELDS, run_fields, run_row
+from sentiq.predictions import RUN_FIELDS, LabelSet, run_row
 from sentiq.progress import StartTask, no_progress
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig
 from sentiq.text import LABELS, clean_text, text_digest
@@ -205,13 +205,13 @@ def _evaluate_one(
             if done.calibration is not None:  # kept, so that a resumed run calibrates as it began
                 run.record(calibration=done.calibration)
                 run.log(f"calibration {done.calibration}")
-            run.append(run_row(r, gold[r["id"]], plan.labels) for r in done.rows)
+            run.append(run_row(r, gold[r["id"]], plan.label_set) for r in done.rows)
             tokens = sum(r["tokens"] for r in done.rows)
             run.log(f"batch texts={len(done.rows)} tokens={tokens} seconds={done.seconds:.4f}")
             advance(len(done.rows), done.words, done.seconds)
         run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(todo)}")
-        rows = run.predictions(list(sample["id"]), run_fields(plan.labels))
-        q, s, metrics = summarise(rows, plan.labels, bool(config.get("ordered")))
+        rows = run.predictions(list(sample["id"]), plan.label_set.run_fields())
+        q, s, metrics = summarise(rows, plan.label_set)
         if metrics["truncated"]:
             run.log(
                 f"truncated {metrics['truncated']} texts longer than {method.max_tokens} tokens (their middle left out)"
@@ -229,11 +229,9 @@ def _evaluate_one(
         return RunResult(run.run_id, run.folder, method, q, s, run.config, metrics["truncated"], predictions=rows)
 
 
-def summarise(
-    rows: pd.DataFrame, labels: tuple[str, ...], ordered: bool = False
-) -> tuple[Quality, Speed, dict[str, Any]]:
+def summarise(rows: pd.DataFrame, label_set: LabelSet) -> tuple[Quality, Speed, dict[str, Any]]:
     """Quality, speed and metrics.json's figures from a run's predictions."""
-    q = quality(list(rows["gold"]), list(rows["predicted"]), labels, ordered)
+    q = quality(list(rows["gold"]), list(rows["predicted"]), label_set.labels, label_set.ordered)
     latency = rows["latency_ms"].astype(float)
     s = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
     return q, s, {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}

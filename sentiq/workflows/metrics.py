@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sentiq.predictions import is_binary
 from sentiq.text import LABELS
 
 
@@ -69,7 +70,7 @@ def quality(
         for i, lab in enumerate(labels)
     }
     binary = {}
-    if tuple(labels) == LABELS:
+    if is_binary(labels):
         binary = {f"{m}_{lab}": per_label[lab][m] for lab in LABELS for m in ("precision", "recall", "f1")}
     macro = (lambda x: None) if len(present) == 1 else float
     return Quality(

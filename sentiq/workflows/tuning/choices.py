@@ -14,6 +14,7 @@ from sentiq.choices import ending_name
 from sentiq.errors import OptionError, first_line
 from sentiq.io.runs import safe_name
 from sentiq.model_source import ModelSource
+from sentiq.predictions import is_binary
 from sentiq.settings import MethodConfig
 from sentiq.text import LABELS
 from sentiq.workflows.tuning.records import PromptChoice, SamplingChoice
@@ -49,7 +50,7 @@ def tuning_folder(root: Path, model: ModelSource, kind: str, labels: tuple[str, 
     """root/tuning/<model label>/<kind>: where a search's grid and choice for a model live; for a label
     set other than the binary one, root/tuning/<model label>/<its labels>/<kind>."""
     folder = root / "tuning" / safe_name(model.label)
-    return folder / (kind if labels == LABELS else f"{safe_name('-'.join(labels))}/{kind}")
+    return folder / (kind if is_binary(labels) else f"{safe_name('-'.join(labels))}/{kind}")
 
 
 def save_search(
@@ -155,7 +156,7 @@ def _split_of(folder: Path) -> tuple[str, ...]:
 def _best(folder: Path, labels: tuple[str, ...], command: str) -> dict[str, Any]:
     path = folder / "best.json"
     if not path.is_file():
-        data = "" if labels == LABELS else f" --dataset FILE (texts labelled {', '.join(labels)})"
+        data = "" if is_binary(labels) else f" --dataset FILE (texts labelled {', '.join(labels)})"
         raise OptionError(f"no tuned setting at {path}: run 'sentiq {command}{data}' with the same --model first")
     return _read_choice(path, PROMPT_CHOICE if folder.name != "sampling" else SAMPLING_CHOICE, command)
 
