@@ -38,7 +38,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sentiq.api import classify_file
 from sentiq.core.engine import Engine
 from sentiq.core.models import LoadedModel, load_model, pick_device, pick_dtype
 from sentiq.core.stages import StageClock
@@ -47,8 +46,9 @@ from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
 from sentiq.methods.texts import prepare
 from sentiq.model_source import ModelSource
-from sentiq.settings import MethodConfig
+from sentiq.settings import ClassifySettings, MethodConfig, ModelSettings
 from sentiq.text import clean_text, word_count
+from sentiq.workflows.classify import classify, make_source
 
 SHAPES = {  # Qwen2.5-{0.5B,1.5B}-Instruct config.json
     "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14),
@@ -241,7 +241,13 @@ def bench_model(lm: LoadedModel, texts: list[str], args: argparse.Namespace, wor
 
     def stream(probe: Probe) -> Any:
         out = workdir / f"labels-{time.monotonic_ns()}.parquet"
-        return classify_file(source, out, method=METHODS["loglik"], engine=engine)
+        settings = ClassifySettings(output=out)  # the stream classify_file consumes, on this engine
+        with classify(
+            make_source([], source, settings), settings, ModelSettings(), METHODS["loglik"], engine
+        ) as labels:
+            for _ in labels:
+                pass
+        return labels.summary
 
     paths["stream"] = stream
 

@@ -33,7 +33,7 @@ def main() -> None:
     print(clf)
     print(clf.classify_frame(reviews, text_column="review")[["product", "label", "p_positive"]].to_string())
 
-    evaluation = sentiq.evaluate(args.model, ["loglik", "zero-shot"], n=args.n, engine=clf.engine)
+    evaluation = sentiq.evaluate(clf, ["loglik", "zero-shot"], n=args.n)
     print(evaluation.metrics[["method", "accuracy", "macro_f1", "invalid", "words_per_s"]].to_string())
     with tempfile.TemporaryDirectory() as folder:  # saved only to be ranked here
         evaluation.save(folder)

@@ -10,11 +10,9 @@ The library's names come from `sentiq.api`, which imports no torch or pandas unt
 
 from __future__ import annotations
 
-from typing import Any
-
-from sentiq import api
 from sentiq.api import (
     Classifier,
+    Comparison,
     Evaluation,
     Result,
     Summary,
@@ -52,10 +50,3 @@ __all__ = [
     "OptionError",
     "RunError",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """The result type Comparison, imported when first named (it brings pandas)."""
-    if name == "Comparison":
-        return getattr(api, name)
-    raise AttributeError(f"module 'sentiq' has no attribute '{name}'")

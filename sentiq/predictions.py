@@ -133,11 +133,14 @@ def top_label(probs: Sequence[float], labels: Sequence[str]) -> tuple[str, str |
     return INVALID, f"tie: {' = '.join(tied)}"
 
 
-def labelled(
-    text_id: str, text: str, prediction: Prediction, latency_ms: float, label_set: LabelSet
-) -> dict[str, Any]:
+def labelled(text_id: str, text: str, prediction: Prediction, latency_ms: float, label_set: LabelSet) -> dict[str, Any]:
     """A backend's labelled row: the text's id and text, the prediction, its share of the batch's time."""
-    return {"id": text_id, "text": text, **prediction_fields(prediction, label_set, "labelled"), "latency_ms": latency_ms}
+    return {
+        "id": text_id,
+        "text": text,
+        **prediction_fields(prediction, label_set, "labelled"),
+        "latency_ms": latency_ms,
+    }
 
 
 # The labelled row's fields for the binary set (another set has p_<label> in place of the two p_ fields).

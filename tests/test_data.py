@@ -9,7 +9,8 @@ import pytest
 
 from sentiq.errors import DataError
 from sentiq.io import datasets as data
-from sentiq.io.datasets import balanced_sample, load_labelled, load_pool, load_tuning, parse_label_map
+from sentiq.io.datasets import load_labelled, load_pool, load_tuning, parse_label_map
+from sentiq.io.samples import balanced_sample
 from sentiq.settings import DataSpec
 
 

@@ -211,7 +211,7 @@ def test_the_built_in_rating_prompt_is_ordered_and_evaluates(tiny_model: Path, t
 
 
 def test_a_stratified_sample_keeps_the_data_s_proportions(tiny_model: Path, three: Path, tmp_path: Path) -> None:
-    from sentiq.io.datasets import draw_sample
+    from sentiq.io.samples import draw_sample
 
     data = pd.DataFrame(
         {

@@ -314,7 +314,8 @@ def test_tune_prompt_with_demonstrations_is_the_k_shot_choice(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sentiq.methods.plan
-    from sentiq.io.datasets import balanced_sample, load_pool, load_tuning
+    from sentiq.io.datasets import load_pool, load_tuning
+    from sentiq.io.samples import balanced_sample
 
     drawn: list[list[tuple[str, str]]] = []
     draw = sentiq.methods.plan.draw_demonstrations
@@ -500,7 +501,8 @@ def test_tune_prompt_reads_generation_as_generation_decides(
     from sentiq.methods.binding import answer_firsts
     from sentiq.methods.prompts import CONTENT_FREE
     from sentiq.methods.texts import endings
-    from sentiq.workflows.tuning.prompts import answered_labels, first_answer_step, read_views
+    from sentiq.workflows.tuning.cells import answered_labels, first_answer_step
+    from sentiq.workflows.tuning.prompts import read_views
 
     texts = ["a fine film", "dull and long and slow", "I loved it, truly a delight to watch", "bad", "so-so really"]
     steps: list[np.ndarray] = []

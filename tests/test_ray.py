@@ -86,8 +86,7 @@ def test_ray_labels_equal_the_local_engine_sampling_included(cluster, tiny_model
     frame.head(5).to_parquet(tmp_path / "in.parquet")  # a smaller input, labelled over the first run's folder
     again = ClassifySettings(output=out, keep_columns="text", overwrite=True)
     assert (
-        _ray_summary(tmp_path / "in.parquet", again, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE).texts
-        == 5
+        _ray_summary(tmp_path / "in.parquet", again, ModelSettings(model=str(tiny_model)), SAMPLING, SCALE).texts == 5
     )
     assert sorted(pd.read_parquet(out)["id"]) == sorted(frame["id"].head(5))  # replaced, not appended to
 
@@ -338,8 +337,7 @@ def test_ray_writes_every_label_s_probability_for_a_three_way_prompt(cluster, ti
     out = tmp_path / "labels.parquet"
     settings = ClassifySettings(output=out, keep_columns="")
     assert (
-        _ray_summary(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), method, SCALE).texts
-        == 12
+        _ray_summary(tmp_path / "in.parquet", settings, ModelSettings(model=str(tiny_model)), method, SCALE).texts == 12
     )
     got = pd.read_parquet(out)
     assert list(got.columns) == ["id", "label", "p_negative", "p_neutral", "p_positive"]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import sentiq
 from sentiq.cli import app
-from sentiq.io import runs
+from sentiq.io import resuming, runs
 
 runner = CliRunner()
 
@@ -79,4 +79,4 @@ def test_resume_run_in_python_takes_the_same_options(
 def test_differences_are_each_named_once() -> None:
     before = {"method": "zero-shot", "method_settings": {"method": "zero-shot", "k": 0}}
     now = {"method": "loglik", "method_settings": {"method": "loglik", "k": 0}}
-    assert runs._differences(before, now, ["method", "method_settings"]) == ["method was 'zero-shot', now 'loglik'"]
+    assert resuming.differences(before, now, ["method", "method_settings"]) == ["method was 'zero-shot', now 'loglik'"]

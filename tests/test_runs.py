@@ -17,7 +17,7 @@ from helpers import evaluate_args
 from typer.testing import CliRunner
 
 from sentiq.cli import app
-from sentiq.io import runs
+from sentiq.io import resuming, runs
 
 runner = CliRunner()
 SAME_METRICS = ("accuracy", "macro_f1", "invalid", "n", "words", "tokens")
@@ -242,9 +242,9 @@ def test_a_model_under_home_is_recorded_as_home_relative(monkeypatch: pytest.Mon
         and home_relative(str(tmp_path) + "x") == str(tmp_path) + "x"
     )
     before = {"model": str(tmp_path / "m"), "dtype": "float32"}
-    runs._same_work("r", before, {**before, "model": "~/m"})  # the same folder, written two ways
+    resuming.same_work("r", before, {**before, "model": "~/m"})  # the same folder, written two ways
     with pytest.raises(runs.RunError, match="model was"):
-        runs._same_work("r", before, {**before, "model": "~/other"})
+        resuming.same_work("r", before, {**before, "model": "~/other"})
 
 
 def test_resume_by_run_id_alone_reads_the_run_s_settings_back(

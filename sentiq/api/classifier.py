@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from sentiq.api.options import method_config, tuned_methods
+from sentiq.api.options import method_config, model_settings, tuned_methods
 from sentiq.choices import DEFAULT_PROMPT
 from sentiq.errors import OptionError, speaks_python
 from sentiq.predictions import Surface
@@ -119,6 +119,14 @@ class Classifier:
             if taken is not None:
                 raise DataError(f"the frame has columns '{taken[len(ADDED_PREFIX) :]}' and '{taken}': rename one")
         return df.assign(**added)
+
+
+def held_model(model: str | ModelSettings | Classifier | None, *given: Any) -> tuple[ModelSettings, Engine | None]:
+    """Model settings from a name, settings (device, dtype, batch_size, max_batch_tokens as `given`) or a
+    Classifier, and, for a Classifier, the model it has loaded, reused rather than loaded again."""
+    if isinstance(model, Classifier):
+        return model_settings(model.source.ref, *given), model.engine
+    return model_settings(model, *given), None
 
 
 def _texts(texts: object, rows: Iterable[object] | None = None) -> list[str | None]:

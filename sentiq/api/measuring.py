@@ -8,23 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from sentiq.api.classifier import Classifier, held_model
 from sentiq.api.options import check_options, method_configs, model_settings, tuned_methods
 from sentiq.choices import EMBEDDED, method_names
 from sentiq.errors import OptionError, speaks_python
 from sentiq.learn_settings import FitSettings, PromptTuneSettings, TuneSettings
 from sentiq.progress import StartTask, no_progress
+from sentiq.results import Comparison, FitResult, RunResult, TuneResult
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings
 
 LabelMap = str | Mapping[str | int, str] | None  # '1=positive,0=negative', or {1: "positive", 0: "negative"}
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from sentiq.core.engine import Engine
-    from sentiq.workflows.compare import Comparison
-    from sentiq.workflows.evaluate import RunResult
-    from sentiq.workflows.fitting import FitResult
-    from sentiq.workflows.tuning.choices import TuneResult
 
 T = TypeVar("T")
 
@@ -53,12 +49,14 @@ class Evaluation:
     def save(self, folder: str | Path = "results") -> list[Path]:
         """Write each run as a run folder under `folder` (config.json, predictions.csv, metrics, the
         confusion matrix), as `sentiq evaluate` leaves them; their paths."""
-        return [r.save(Path(folder)) for r in self.runs]
+        from sentiq.workflows.run_files import save_result
+
+        return [save_result(r, Path(folder)) for r in self.runs]
 
 
 @speaks_python
 def evaluate(
-    model: str | ModelSettings | None = None,
+    model: str | ModelSettings | Classifier | None = None,
     methods: str | MethodConfig | Sequence[str | MethodConfig] = "loglik",
     *,
     dataset: str | DataSpec = EMBEDDED,
@@ -79,7 +77,6 @@ def evaluate(
     max_batch_tokens: int | None = None,
     scale: RaySettings | None = None,
     progress: StartTask | None = None,
-    engine: Engine | None = None,
     **options: Any,
 ) -> Evaluation:
     """Measure methods on one balanced labelled sample of `n` texts (None: all; "auto": 200, or the
@@ -90,13 +87,13 @@ def evaluate(
     ('loglik', 'zero-shot', 'k-shot', 'sampling', 'all') or MethodConfig objects; options (prompt,
     calibrate, k, ...) apply to every method named. Kept in memory unless output_dir is given: then each
     method's run folder is written there as predictions arrive, and `resume=True` with the same `run_id`
-    continues an interrupted one."""
+    continues an interrupted one. model: a name, settings, or a Classifier whose loaded model is reused."""
     if isinstance(n, str) and n != "auto":
         raise TypeError(f"n must be an int, None (every text) or 'auto', not {n!r}")
     names = [methods] if isinstance(methods, str | MethodConfig) else list(methods)
     expanded = [m for name in names for m in ([name] if isinstance(name, MethodConfig) else method_names([name]))]
     configs = method_configs(expanded, **options)
-    models = model_settings(model, device, dtype, batch_size, max_batch_tokens)
+    models, engine = held_model(model, device, dtype, batch_size, max_batch_tokens)
     data = _data_spec(dataset, text_column, label_column, label_map)
     settings = EvalSettings(
         model=models,
@@ -122,13 +119,13 @@ def resume_run(
     output_dir: str | Path = "results",
     *,
     progress: StartTask | None = None,
-    engine: Engine | None = None,
     **options: Any,
 ) -> Evaluation:
     """Continue a saved run (or the runs that share `run_id`, one per method) under `output_dir` with
     the settings it began with, read back from its config.json; a finished one is left as it is.
     options: any of evaluate's (model, device, dtype, batch_size, max_batch_tokens, dataset, text_column,
-    label_column, label_map, split, methods, n, sample, seed, and the method's), laid over the recorded
+    label_column, label_map, split, methods, n, sample, seed, and the method's; model may be a Classifier,
+    whose loaded model is reused), laid over the recorded
     settings: one that differs from the record is refused, naming it, but device, dtype, batch_size and
     max_batch_tokens, which may differ (the run records each change)."""
     from sentiq.workflows.evaluate import evaluate as run_evaluate
@@ -136,6 +133,10 @@ def resume_run(
 
     if not isinstance(run_id, str):
         raise TypeError(f"run_id must be a run folder's name (a string), not {type(run_id).__name__}")
+    engine = None
+    if isinstance(options.get("model"), Classifier):  # its loaded model, reused
+        models, engine = held_model(options["model"])
+        options["model"] = models.model
     settings = laid_over(recorded_settings(Path(output_dir), run_id), {"device": "auto", **options})
     return Evaluation(run_evaluate(settings, progress or no_progress, engine))
 
@@ -183,12 +184,11 @@ def tune_sampling(
 
 @speaks_python
 def fit(
-    model: str | ModelSettings | None = None,
+    model: str | ModelSettings | Classifier | None = None,
     *,
     dataset: str | DataSpec = EMBEDDED,
     output_dir: str | Path = "results",
     progress: StartTask | None = None,
-    engine: Engine | None = None,
     **settings: Any,
 ) -> FitResult:
     """Learn from labelled texts without training the model: one pass collects each text's label
@@ -198,10 +198,12 @@ def fit(
     `calibrate="fitted", fit=PATH`. The texts: the embedded tuning reviews, or a sample of `dataset`
     (read as evaluate reads it) in the prompt's label set. settings: FitSettings' fields (prompt, n,
     sample, seed, layer, name, max_tokens, overwrite), and text_column, label_column, label_map, device
-    and dtype as evaluate takes them."""
+    and dtype as evaluate takes them. model: a name, settings, or a Classifier whose loaded model is reused."""
     from sentiq.workflows.fitting import fit as run_fit
 
-    models, chosen = _search(FitSettings, "fit", model, dataset, output_dir, settings)
+    engine = model.engine if isinstance(model, Classifier) else None
+    spec = model.source.ref if isinstance(model, Classifier) else model
+    models, chosen = _search(FitSettings, "fit", spec, dataset, output_dir, settings)
     return run_fit(models, chosen, progress or no_progress, engine)
 
 
@@ -267,7 +269,9 @@ def compare(
     page = _report_path(html) if html is not None else None
     result = rank(root, metric)
     if write:
-        result.save(root)
+        from sentiq.workflows.compare import save_comparison
+
+        save_comparison(result, root)
     if html is not None:
         from sentiq.report.html import write_report
 

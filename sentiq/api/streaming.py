@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentiq.api.classifier import Classifier
-from sentiq.api.options import method_config, model_settings, tuned_methods
+from sentiq.api.classifier import Classifier, held_model
+from sentiq.api.options import method_config, tuned_methods
 from sentiq.choices import Device, DType, Method
 from sentiq.errors import OptionError, speaks_python
 from sentiq.progress import StartTask, no_progress
@@ -51,9 +51,7 @@ def classify_stream(
         Path(output) if output is not None else None, text_column, keep_columns, chunk_size, resume, overwrite
     )
     _one_model(classifier, model, method, scale)
-    held = classifier if classifier is not None else model if isinstance(model, Classifier) else None
-    spec = held.source.ref if held is not None else model
-    models = model_settings(spec, device, dtype)  # type: ignore[arg-type]
+    models, engine = held_model(classifier or model, device, dtype)
     config = classifier.method if classifier is not None else method_config(method or "loglik")
     (config,) = tuned_methods([config], models, tuned, results_dir)
     if scale is not None and scale.backend == "ray":
@@ -63,7 +61,7 @@ def classify_stream(
     items = [] if isinstance(input, str | Path) else list(input)
     path = Path(input) if isinstance(input, str | Path) else None
     source = make_source(items, path, settings)
-    return classify(source, settings, models, config, held.engine if held is not None else None)
+    return classify(source, settings, models, config, engine)
 
 
 @speaks_python

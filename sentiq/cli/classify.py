@@ -10,6 +10,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from sentiq.cli import groups as g
+from sentiq.cli import method_options as m
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
@@ -64,7 +65,7 @@ def classify(
         bool,
         typer.Option("--overwrite", rich_help_panel=o.IO_PANEL, help="Replace an --output that already holds labels."),
     ] = ClassifySettings.overwrite,
-    method: o.Method = MethodConfig.method,
+    method: m.Method = MethodConfig.method,
     models: ModelSettings = g.MODEL,
     method_options: g.MethodOptions = g.METHOD,
     seed: o.MethodSeed = MethodConfig.seed,

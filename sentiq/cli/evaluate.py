@@ -9,6 +9,7 @@ import typer
 
 from sentiq.choices import method_names
 from sentiq.cli import groups as g
+from sentiq.cli import method_options as m
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
@@ -33,11 +34,11 @@ def evaluate(
         ),
     ] = None,
     sample: o.Sample = EvalSettings.sample,
-    methods: o.MethodList = [MethodConfig.method],  # noqa: B006 - Typer reads the default from here
+    methods: m.MethodList = [MethodConfig.method],  # noqa: B006 - Typer reads the default from here
     models: ModelSettings = g.MODEL,
     method_options: g.MethodOptions = g.METHOD,
     seed: o.Seed = MethodConfig.seed,
-    tuned: o.Tuned = False,
+    tuned: m.Tuned = False,
     scale: RaySettings = g.RAY,
     output_dir: o.OutputDir = Path("results"),
     run_id: Annotated[

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sentiq.cli import groups as g
+from sentiq.cli import method_options as m
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
@@ -55,7 +56,7 @@ def fit(
             "runs only those layers (faster).",
         ),
     ] = FitSettings.layer,
-    max_tokens: o.MaxTokens = FitSettings.max_tokens,
+    max_tokens: m.MaxTokens = FitSettings.max_tokens,
     name: Annotated[
         str | None, o.option("--name", default_shown="PROMPT-nN[-layerK]", help="The fit's folder name.")
     ] = FitSettings.name,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+from sentiq.cli import method_options as m
 from sentiq.cli import options as o
 from sentiq.settings import DataSpec, MethodConfig, ModelSettings, RaySettings
 
@@ -62,25 +63,25 @@ MODEL = OptionGroup(
 )
 METHOD = OptionGroup(
     {
-        "k": (o.K, MethodConfig.k),
-        "scoring": (o.Scoring, MethodConfig.scoring),
-        "prompt": (o.Prompt, MethodConfig.prompt),
-        "calibrate": (o.Calibrate, MethodConfig.calibrate),
-        "temperature": (o.Temperature, MethodConfig.temperature),
-        "top_k": (o.TopK, MethodConfig.top_k),
-        "top_p": (o.TopP, MethodConfig.top_p),
-        "samples": (o.Samples, MethodConfig.samples),
-        "max_new_tokens": (o.MaxNewTokens, MethodConfig.max_new_tokens),
-        "max_tokens": (o.MaxTokens, MethodConfig.max_tokens),
-        "tail": (o.Tail, MethodConfig.tail),
-        "demo_seed": (o.DemoSeed, MethodConfig.demo_seed),
-        "demos": (o.Demos, MethodConfig.demos),
+        "k": (m.K, MethodConfig.k),
+        "scoring": (m.Scoring, MethodConfig.scoring),
+        "prompt": (m.Prompt, MethodConfig.prompt),
+        "calibrate": (m.Calibrate, MethodConfig.calibrate),
+        "temperature": (m.Temperature, MethodConfig.temperature),
+        "top_k": (m.TopK, MethodConfig.top_k),
+        "top_p": (m.TopP, MethodConfig.top_p),
+        "samples": (m.Samples, MethodConfig.samples),
+        "max_new_tokens": (m.MaxNewTokens, MethodConfig.max_new_tokens),
+        "max_tokens": (m.MaxTokens, MethodConfig.max_tokens),
+        "tail": (m.Tail, MethodConfig.tail),
+        "demo_seed": (m.DemoSeed, MethodConfig.demo_seed),
+        "demos": (m.Demos, MethodConfig.demos),
         "fit": (FitPath, MethodConfig.fit),
     },
     lambda **values: MethodOptions(values),
 )
 TUNED = OptionGroup(
-    {"tuned": (o.Tuned, False), "results_dir": (o.TunedIn, Path("results"))},
+    {"tuned": (m.Tuned, False), "results_dir": (o.TunedIn, Path("results"))},
     lambda tuned, results_dir: {"tuned": tuned, "results_dir": results_dir},
 )
 RAY = OptionGroup(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sentiq.cli import groups as g
+from sentiq.cli import method_options as m
 from sentiq.cli import options as o
 from sentiq.cli.guard import guarded
 from sentiq.serve.settings import ServeSettings
@@ -72,7 +73,7 @@ def serve(
         ),
     ] = ServeSettings.calibration_texts,
     text_column: o.TextColumn = ServeSettings.text_column,
-    method: o.Method = MethodConfig.method,
+    method: m.Method = MethodConfig.method,
     models: ModelSettings = g.MODEL,
     method_options: g.MethodOptions = g.METHOD,
     seed: o.MethodSeed = MethodConfig.seed,

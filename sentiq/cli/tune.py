@@ -9,6 +9,7 @@ import typer
 
 from sentiq.choices import TEMPERATURES, TOP_KS
 from sentiq.cli import groups as g
+from sentiq.cli import method_options as m
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
@@ -103,7 +104,7 @@ def tune_prompt(
     ensemble: Annotated[
         int, typer.Option(min=0, help="Also try the mean of the best 2..N prompts.")
     ] = PromptTuneSettings.ensemble,
-    max_tokens: o.MaxTokens = PromptTuneSettings.max_tokens,
+    max_tokens: m.MaxTokens = PromptTuneSettings.max_tokens,
     tail: Annotated[
         int, typer.Option(min=0, help="Also try every cell with each text's last N words scored beside it (0: not).")
     ] = PromptTuneSettings.tail,
@@ -124,7 +125,7 @@ def tune_prompt(
             "among them too.",
         ),
     ] = PromptTuneSettings.draws,
-    demos: o.Demos = PromptTuneSettings.demos,
+    demos: m.Demos = PromptTuneSettings.demos,
     seed: o.TuningSeed = PromptTuneSettings.seed,
     output_dir: o.TuningDir = PromptTuneSettings.output_dir,
     json_out: o.Json = False,

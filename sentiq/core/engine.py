@@ -19,28 +19,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from sentiq.core.answering import Answering, right_pad
 from sentiq.core.batching import BatchPlanner, Done, default_fill, default_token_budget, gathered
-from sentiq.core.decoding import Sampling, decode, mix_first
 from sentiq.core.heads import vocab_logprobs
 from sentiq.core.models import LoadedModel, free_memory, load_model, peak_memory_bytes, sync
-from sentiq.core.prefixes import KV, PrefixCache
+from sentiq.core.prefixes import PrefixCache
 from sentiq.core.stages import StageClock
 from sentiq.core.states import first_layers, layer_output
 from sentiq.errors import ResourceError
 from sentiq.settings import ModelSettings
 
 
-def _right_pad(rows: Sequence[Sequence[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(batch, seq) token ids padded on the right, and the lengths."""
-    lengths = torch.tensor([len(r) for r in rows])
-    ids = torch.full((len(rows), int(lengths.max())), pad, dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
-    return ids.to(device), lengths.to(device)
-
-
 @dataclass
-class Engine:
+class Engine(Answering):
     lm: LoadedModel
     max_batch_tokens: int | None = None  # None: default_token_budget(device)
     max_batch_rows: int | None = None  # None: bounded by tokens only
@@ -123,31 +114,6 @@ class Engine:
         """score_batches gathered in input order: (texts, labels + firsts)."""
         return gathered(self.score_batches(prefix, bodies, labels, firsts), (len(bodies), len(labels) + len(firsts)))
 
-    def generate_batches(
-        self,
-        prefix: Sequence[int],
-        bodies: Sequence[Sequence[int]],
-        samplings: Sequence[Sampling],
-        seeds: Sequence[int] | None = None,
-        first_mix: tuple[list[int], np.ndarray] | None = None,
-    ) -> Iterator[Done[list[list[list[str]]]]]:
-        """For each decoding setting, `num_samples` answers per body, a batch at a time:
-        result[setting][body of the batch][sample]. Every setting decodes from the same encoded prompt,
-        so a grid of settings costs one prompt pass. `seeds` (one per body) make sampled answers
-        independent of how texts were batched. `first_mix` (label tokens, their log-probabilities per
-        body from another view) is averaged into the first step (see mix_first)."""
-        seeds = list(seeds) if seeds is not None else list(range(len(bodies)))
-
-        def work(idx: list[int]) -> list[list[list[str]]]:
-            mix = (first_mix[0], torch.as_tensor(first_mix[1][idx])) if first_mix is not None else None
-            return self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx], mix)
-
-        self.prefixes.kv(prefix)
-        longest_answer = max(s.max_new_tokens for s in samplings)
-        lengths = [len(b) + longest_answer for b in bodies]
-        samples = max(s.num_samples for s in samplings)
-        yield from self.planner.run(lengths, work, rows_per_item=samples, shared=len(prefix))
-
     @property
     def depth(self) -> int:
         """The model's decoder layers."""
@@ -163,7 +129,7 @@ class Engine:
 
         @torch.inference_mode()
         def work(idx: list[int]) -> np.ndarray:
-            ids, lengths = _right_pad([bodies[i] for i in idx], self.pad_id, self.device)
+            ids, lengths = right_pad([bodies[i] for i in idx], self.pad_id, self.device)
             with first_layers(self.model, layers):
                 hidden = self._hidden(ids, self.prefixes.for_batch(prefix, len(idx)))
             return hidden[torch.arange(len(idx), device=self.device), lengths - 1].float().cpu().numpy()
@@ -201,13 +167,13 @@ class Engine:
     ) -> torch.Tensor:
         n_labels = len(labels)
         if single:
-            ids, lengths = _right_pad(rows, self.pad_id, self.device)
+            ids, lengths = right_pad(rows, self.pad_id, self.device)
             hidden = self._hidden(ids, self.prefixes.for_batch(prefix, len(rows)))
             last = hidden[torch.arange(len(rows), device=self.device), lengths - 1]  # (batch, hidden)
             label_ids = torch.tensor([lab[0] for lab in labels] + list(firsts), device=self.device)
             return self._head(last)[:, label_ids]  # (batch, labels + firsts)
         seqs = [list(r) + list(lab) for r in rows for lab in labels]
-        ids, _ = _right_pad(seqs, self.pad_id, self.device)
+        ids, _ = right_pad(seqs, self.pad_id, self.device)
         hidden = self._hidden(ids, self.prefixes.for_batch(prefix, len(seqs)))
         row_idx, pos_idx, targets = [], [], []
         for r, body in enumerate(rows):
@@ -225,56 +191,6 @@ class Engine:
         ends = as_t([len(body) - 1 for body in rows])  # each text's first label row holds its next-token state
         first = self._head(hidden[as_t(list(range(0, len(seqs), n_labels))), ends])[:, as_t(list(firsts))]
         return torch.cat([total.view(len(rows), n_labels), first], dim=1)
-
-    @torch.inference_mode()
-    def _generate_batch(
-        self,
-        prefix: Sequence[int],
-        rows: list[Sequence[int]],
-        samplings: Sequence[Sampling],
-        seeds: list[int],
-        mix: tuple[list[int], torch.Tensor] | None = None,
-    ) -> list[list[list[str]]]:
-        ids, lengths = _right_pad(rows, self.pad_id, self.device)
-        cache = self.prefixes.for_batch(prefix, len(rows))
-        hidden = self._hidden(ids, cache)
-        first = self._head(hidden[torch.arange(len(rows), device=self.device), lengths - 1])  # (batch, vocab)
-        if mix is not None:
-            first = mix_first(first, *mix)
-        body_mask = torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]
-        prefix_mask = torch.ones(len(rows), len(prefix), dtype=torch.bool, device=self.device)
-        mask = torch.cat([prefix_mask, body_mask], dim=1).long()  # (batch, prefix + body); 0 marks padding
-        prompt_kv = [(layer.keys, layer.values) for layer in cache.layers]
-        return [self._decode(prompt_kv, first, lengths, mask, len(prefix), s, seeds) for s in samplings]
-
-    def _decode(
-        self,
-        prompt_kv: KV,
-        first: torch.Tensor,
-        lengths: torch.Tensor,
-        mask: torch.Tensor,
-        prefix_len: int,
-        sampling: Sampling,
-        seeds: list[int],
-    ) -> list[list[str]]:
-        """Answers from an encoded prompt; its cache is copied, so several settings can share it."""
-        from transformers import DynamicCache
-
-        n = sampling.num_samples
-        cache = DynamicCache(ddp_cache_data=prompt_kv, config=self.model.config)
-        if n > 1:  # the samples share the prompt's cache
-            cache.batch_repeat_interleave(n)
-            first, lengths, mask = (t.repeat_interleave(n, dim=0) for t in (first, lengths, mask))
-
-        def step(token: torch.Tensor, i: int) -> torch.Tensor:
-            nonlocal mask
-            mask = torch.cat([mask, torch.ones(len(token), 1, dtype=torch.long, device=self.device)], dim=1)
-            position = (prefix_len + lengths + i).unsqueeze(1)  # (rows, 1)
-            hidden = self._hidden(token.unsqueeze(1), cache, attention_mask=mask, position_ids=position)
-            return self._head(hidden[:, -1])
-
-        texts = [self.decode(t) for t in decode(first, step, sampling, seeds, self.eos_ids, self.pad_id)]
-        return [texts[i : i + n] for i in range(0, len(texts), n)]
 
     def peak_memory_bytes(self) -> int | None:
         return peak_memory_bytes(self.device)

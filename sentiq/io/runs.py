@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,39 +15,13 @@ from typing import Any
 import pandas as pd
 
 from sentiq.errors import Interrupted, RunError, first_line
-from sentiq.io.files import atomic_write, write_frame, write_json
+from sentiq.io.files import write_frame, write_json
+from sentiq.io.names import run_path
+from sentiq.io.resuming import changes, read_partial, repair, same_work
 from sentiq.predictions import RUN_FIELDS
 
 PARTIAL = "predictions.partial.jsonl"  # one JSON object a line: a torn write can only tear the last one
-# Settings that must match for a resumed run to continue the same work.
-SAME_WORK = ("model", "method", "method_settings", "dataset", "n", "sample_seed", "sample")
-# Settings a resumed run may change (where and how fast it runs, or a dtype this machine has in place of
-# the run's): each change is recorded, in config.json's "changed_on_resume", and said.
-MAY_CHANGE = ("device", "dtype", "batch_size", "max_batch_tokens")
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 log = logging.getLogger("sentiq")
-
-
-def make_run_id(*parts: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return safe_name("-".join([stamp, *parts]))
-
-
-def safe_name(name: str, what: str = "run id") -> str:
-    """A name (a run id, a fit's) made one plain folder name: no separators, no '..', nothing hidden."""
-    cleaned = _SAFE.sub("-", name).strip(".-")
-    if not cleaned:
-        raise RunError(f"{what} '{name}' has no usable characters; use letters, digits, '.', '_' or '-'")
-    return cleaned[:120]
-
-
-def run_path(root: Path, run_id: str) -> Path:
-    """root/run_id, refused if it would land outside root; nothing is created."""
-    root = root.expanduser().resolve()
-    path = (root / safe_name(run_id)).resolve()
-    if path.parent != root:
-        raise RunError(f"run id '{run_id}' would leave {root}")
-    return path
 
 
 def recorded_config(folder: Path) -> dict[str, Any] | None:
@@ -103,15 +76,15 @@ class Run:
         folder = run_path(root, run_id)
         if resume:
             recorded = recorded_config(folder) or {}
-            _same_work(folder.name, recorded, config)
+            same_work(folder.name, recorded, config)
             if recorded.get("status") == "complete":
                 return cls(folder, recorded, [])
             kept = {
                 k: recorded[k] for k in ("created", "calibration") if k in recorded
             }  # a prior, once estimated, stays
             config = {**config, **kept, "resumed": [*recorded.get("resumed", []), _now()]}
-            changes = [*recorded.get("changed_on_resume", []), *_changes(recorded, config)]
-            config |= {"changed_on_resume": changes} if changes else {}
+            changed = [*recorded.get("changed_on_resume", []), *changes(recorded, config)]
+            config |= {"changed_on_resume": changed} if changed else {}
         else:
             _make_writable(folder)
             (folder / PARTIAL).unlink(missing_ok=True)
@@ -119,7 +92,7 @@ class Run:
         write_json(folder / "config.json", run.config)
         run._start_logging()
         if resume:
-            run.done = _repair(folder / PARTIAL)
+            run.done = repair(folder / PARTIAL)
             run.log(f"resume: {len(run.done)} predictions on disk")
         run._partial = open(folder / PARTIAL, "a", encoding="utf-8")  # noqa: SIM115 - open across batches
         return run
@@ -152,7 +125,7 @@ class Run:
     def predictions(self, ids: list[str], columns: Sequence[str] = RUN_FIELDS) -> pd.DataFrame:
         """Every prediction on disk, in the order of `ids`; a missing one is an error, never a gap."""
         self._partial.flush()
-        rows = {r["id"]: r for r in _read(self.folder / PARTIAL)[0]}
+        rows = {r["id"]: r for r in read_partial(self.folder / PARTIAL)[0]}
         missing = [i for i in ids if i not in rows]
         if missing:
             raise RunError(f"run {self.folder.name} has no prediction for {len(missing)} texts (first: {missing[0]})")
@@ -246,71 +219,3 @@ def _make_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise RunError(f"cannot write to {folder}: {exc.strerror or exc}; choose another --output-dir") from exc
-
-
-def _same_work(name: str, before: dict[str, Any], now: dict[str, Any]) -> None:
-    """Refuse a resume whose settings differ (a model folder recorded as an absolute path by earlier
-    versions and as '~/...' now is the same folder)."""
-
-    def value(config: dict[str, Any], key: str) -> str:
-        found = config.get(key)
-        found = os.path.expanduser(found) if key == "model" and isinstance(found, str) else found
-        return json.dumps(found, sort_keys=True)
-
-    same = lambda k: value(before, k) == value(now, k)  # noqa: E731
-    changed = [k for k in SAME_WORK if not same(k)]
-    if changed:
-        said = "; ".join(_differences(before, now, changed))
-        raise RunError(
-            f"cannot resume {name} with other settings: {said} (give the options the run began with; "
-            f"its config.json holds them)"
-        )
-
-
-def _changes(before: dict[str, Any], now: dict[str, Any]) -> list[dict[str, Any]]:
-    """The settings of MAY_CHANGE that a resume changes, each said once."""
-    changed = [k for k in MAY_CHANGE if k in before and before[k] != now.get(k)]
-    for key in changed:
-        log.warning(f"resumed with {key} {now.get(key)!r} (the run began with {before[key]!r})")
-    return [{"at": _now(), "setting": k, "was": before[k], "now": now.get(k)} for k in changed]
-
-
-def _differences(before: dict[str, Any], now: dict[str, Any], keys: list[str]) -> list[str]:
-    """'calibrate was 'none', now 'contextual'' for each setting that differs, within a settings table too."""
-    said = []
-    for key in keys:
-        old, new = before.get(key), now.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            said += [f"{k} was {old.get(k)!r}, now {new.get(k)!r}" for k in {**old, **new} if old.get(k) != new.get(k)]
-        else:
-            said.append(f"{key} was {old!r}, now {new!r}")
-    return list(dict.fromkeys(said))  # 'method' stands beside its settings too: named once
-
-
-def _read(path: Path) -> tuple[list[dict[str, Any]], bytes, int]:
-    """The whole predictions in a partial file (the last one per id), the file's clean bytes, and how
-    many lines were dropped: one torn by a kill mid-write, or any that is not a whole prediction."""
-    if not path.exists():
-        return [], b"", 0
-    *lines, tail = path.read_bytes().split(b"\n")  # the piece after the last newline is torn, or empty
-    kept, rows = [], []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and "id" in row and "predicted" in row:
-            kept.append(line + b"\n")
-            rows.append(row)
-    dropped = len(lines) - len(kept) + (1 if tail else 0)
-    return list({r["id"]: r for r in rows}.values()), b"".join(kept), dropped
-
-
-def _repair(path: Path) -> list[dict[str, Any]]:
-    """The predictions in a partial file, rewritten without its torn or unreadable lines, so that
-    appending goes on from a clean line end."""
-    rows, clean, dropped = _read(path)
-    if dropped:
-        atomic_write(path, clean.decode("utf-8"))
-        log.warning("%s: %d torn or unreadable line(s) dropped before resuming", path.name, dropped)
-    return rows

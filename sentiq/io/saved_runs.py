@@ -8,13 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-def prompt_name(config: dict[str, Any]) -> str:
-    """The prompt a run used, by name ('a,b' for an ensemble); runs that did not record it show '-'."""
-    prompts = config.get("prompts")
-    return ",".join(p["ref"] for p in prompts) if prompts else "-"
-
-
 RANKED_METRICS = ("n", "accuracy", "macro_f1", "invalid", "words_per_s")  # what compare needs of a run
 
 

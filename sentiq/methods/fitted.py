@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from sentiq.errors import DataError, OptionError
 from sentiq.model_source import ModelSource
+from sentiq.results import Score
 
 C_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))  # inverse regularization strengths tried
 MAX_FOLDS = 5
 MIN_TEXTS = 2  # of each label: the fewest a fit takes (two folds)
-NESTED_MIN = 3  # of each label: the fewest for a nested score (two folds inside two of each in training)
 CURVE_SHARES = (0.125, 0.25, 0.5, 1.0)  # of the cross-validation's training folds
 ARRAYS = ("mean", "scale", "coef", "intercept", "classes")
 
@@ -62,29 +62,6 @@ class Linear:
         if not all(np.isfinite(getattr(linear, name)).all() for name in ARRAYS[:4]):
             raise ValueError(f"{prefix} weights that are not finite (NaN or infinity)")
         return linear
-
-
-@dataclass(frozen=True)
-class Score:
-    """How well a fit does on texts it did not see, by cross-validation over the training texts (each
-    text predicted by a model fitted, its regularization chosen too, without it)."""
-
-    C: float  # the regularization chosen on all the texts
-    folds: int
-    n: int
-    accuracy: float
-    macro_recall: float
-    curve: list[tuple[int, float]] = field(default_factory=list)  # (training texts, cross-validated macro recall)
-    nested: bool = True  # False: too few texts of a label (< NESTED_MIN) to choose C inside each fold
-
-    def note(self) -> str | None:
-        """A sentence on how far the score can be trusted, when it is not a nested one."""
-        if self.nested:
-            return None
-        return (
-            f"C was chosen on all {self.n} texts, so the cross-validated score is a little optimistic "
-            f"(a nested score needs {NESTED_MIN} texts of each label)"
-        )
 
 
 def check_labels(y: Sequence[int], labels: Sequence[str]) -> int:

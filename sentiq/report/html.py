@@ -13,9 +13,10 @@ from typing import Any
 import pandas as pd
 
 from sentiq.io.files import atomic_write
+from sentiq.results import Comparison, named
 from sentiq.text import prior_text
 from sentiq.version import __version__
-from sentiq.workflows.compare import Comparison, named, panels
+from sentiq.workflows.compare import panels
 from sentiq.workflows.plots import accuracy_speed_figure, figure_png, latency_figure
 
 COLUMNS = [  # (key, heading, kind): kind "text" sorts alphabetically, "num" numerically

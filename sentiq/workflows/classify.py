@@ -113,7 +113,9 @@ def _chunk_steps(
         order = tuple(row["id"] for row in labelled.rows)
         rows = tuple({**records[i], **{f: row[f] for f in fields}} for i, row in zip(order, labelled.rows))
         truncated = sum(bool(row["truncated"]) for row in labelled.rows)
-        yield Step(rows, order, False, len(rows), labelled.words, labelled.seconds, truncated, 0, (), labelled.calibration)
+        yield Step(
+            rows, order, False, len(rows), labelled.words, labelled.seconds, truncated, 0, (), labelled.calibration
+        )
     yield Step(chunk_end=True)
 
 

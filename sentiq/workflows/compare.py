@@ -4,8 +4,6 @@ how often methods agree on the same reviews."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -13,35 +11,19 @@ import pandas as pd
 from sentiq.choices import METRICS
 from sentiq.errors import OptionError, RunError
 from sentiq.io.files import write_frame
-from sentiq.io.saved_runs import SavedRun, prompt_name, read_runs
+from sentiq.io.saved_runs import SavedRun, read_runs
+from sentiq.results import Comparison, prompt_name
 from sentiq.text import LABELS, plural
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.plots import comparison_chart
 
 
-@dataclass
-class Comparison:
-    table: pd.DataFrame  # one row per run, ranked
-    warnings: list[str] = field(default_factory=list)
-    agreement: dict[str, pd.DataFrame] = field(default_factory=dict)  # sample description -> method x method
-    files: list[Path] = field(default_factory=list)  # what was written
-
-    def save(self, root: Path) -> None:
-        """comparison.csv and comparison.png (accuracy against words/s) in `root`."""
-        write_frame(root / "comparison.csv", self.table)
-        comparison_chart(root / "comparison.png", panels(self.table))
-        self.files += [root / "comparison.csv", root / "comparison.png"]
-
-    def named(self, matrix: pd.DataFrame) -> pd.DataFrame:
-        """An agreement matrix with runs named as the table numbers its rows (see named)."""
-        return named(matrix, self.table)
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "runs": json.loads(self.table.to_json(orient="records")),
-            "warnings": self.warnings,
-            "agreement": {k: json.loads(v.to_json()) for k, v in self.agreement.items()},
-        }
+def save_comparison(result: Comparison, root: Path) -> None:
+    """comparison.csv and comparison.png (accuracy against words/s, a panel per label set and sample) in
+    `root`, named in result.files."""
+    write_frame(root / "comparison.csv", result.table)
+    comparison_chart(root / "comparison.png", panels(result.table))
+    result.files += [root / "comparison.csv", root / "comparison.png"]
 
 
 def compare(root: Path, metric: str = "macro_f1") -> Comparison:
@@ -192,16 +174,6 @@ def _agreement(runs: list[SavedRun], ranked: pd.DataFrame) -> dict[str, pd.DataF
         ids = [r.run_id for r in group]
         out[sample] = pd.DataFrame([[_agree(a, b) for b in preds] for a in preds], index=ids, columns=ids)
     return out
-
-
-def named(matrix: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """An agreement matrix with runs named as the comparison table numbers its rows: rows '#1 model
-    method', columns '#1' (tied runs share a rank but not a row)."""
-    number = {run_id: i + 1 for i, run_id in enumerate(table["run_id"])}
-    rows = table.set_index("run_id")
-    return matrix.set_axis(
-        [f"#{number[r]} {rows.at[r, 'model']} {rows.at[r, 'method_name']}" for r in matrix.index], axis=0
-    ).set_axis([f"#{number[r]}" for r in matrix.columns], axis=1)
 
 
 def _agree(a: pd.Series, b: pd.Series) -> float:

@@ -4,11 +4,9 @@ disk (so an interrupted run resumes and ends exactly as an uninterrupted one); w
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,69 +14,21 @@ import pandas as pd
 
 from sentiq.backends.local import LocalPredictor, Predictor
 from sentiq.core.engine import Engine, load_engine
-from sentiq.core.models import describe_machine
 from sentiq.errors import DataError, Interrupted, OptionError
-from sentiq.io.datasets import draw_sample, fitted_sample, load_labelled, texts_used
+from sentiq.io.datasets import load_labelled, texts_used
 from sentiq.io.files import same_or_inside
-from sentiq.io.runs import MemoryRun, Run, check_run_id, make_run_id, safe_name
+from sentiq.io.names import make_run_id, safe_name
+from sentiq.io.runs import MemoryRun, Run, check_run_id
+from sentiq.io.samples import draw_sample, fitted_sample
 from sentiq.methods.plan import MethodPlan, plan_method
-from sentiq.predictions import RUN_FIELDS, LabelSet, run_row
+from sentiq.predictions import run_row
 from sentiq.progress import StartTask, no_progress
+from sentiq.results import RunResult
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig
-from sentiq.text import LABELS, clean_text, text_digest
-from sentiq.version import __version__
-from sentiq.workflows.metrics import Quality, Speed, as_row, quality, speed
-from sentiq.workflows.plots import plot_confusion
+from sentiq.text import clean_text, text_digest
+from sentiq.workflows.run_files import run_config, saved_result, summarise, write_artifacts
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunResult:
-    """One method's run: its metrics, its predictions (predictions.csv's columns) and, once written,
-    its folder."""
-
-    run_id: str
-    folder: Path | None
-    method: MethodConfig
-    quality: Quality
-    speed: Speed
-    config: dict[str, Any] = field(default_factory=dict)
-    truncated: int = 0  # texts that lost their middle to --max-tokens
-    already_complete: bool = False  # resumed after it had finished: nothing was redone
-    predictions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(RUN_FIELDS)))
-
-    @classmethod
-    def saved(cls, run: Run, method: MethodConfig) -> RunResult:
-        """The result a finished run left on disk."""
-        m = json.loads((run.folder / "metrics.json").read_text())
-        pick = lambda kind: kind(**{f.name: m[f.name] for f in fields(kind) if f.name in m})  # noqa: E731
-        rows = pd.read_csv(run.folder / "predictions.csv", dtype={"id": str, "gold": str}, keep_default_na=False)
-        return cls(run.run_id, run.folder, method, pick(Quality), pick(Speed), run.config, m["truncated"], True, rows)
-
-    @property
-    def prompt_name(self) -> str:
-        """The prompt the run used, by name ('a,b' for an ensemble)."""
-        from sentiq.io.saved_runs import prompt_name
-
-        return prompt_name(self.config)
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """metrics.json's figures."""
-        return {**as_row(self.quality, self.speed), "truncated": self.truncated}
-
-    def save(self, root: Path) -> Path:
-        """Write this run as a run folder under `root` (as `sentiq evaluate` leaves one); its folder."""
-        if self.folder is not None:
-            return self.folder
-        config = {k: v for k, v in self.config.items() if k != "status"}
-        run = Run.open(Path(root), self.run_id, config)
-        with run:
-            run.append(self.predictions.to_dict("records"))
-            _write_artifacts(run, self.method, self.predictions, self.metrics, config.get("model_label", ""))
-        self.folder = run.folder
-        return run.folder
 
 
 def evaluate(
@@ -191,7 +141,7 @@ def _evaluate_one(
     else:
         run = Run.open(settings.output_dir, config["run_id"], config, settings.resume)
         if run.complete:
-            return RunResult.saved(run, method)
+            return saved_result(run, method)
     with run:
         run.log(f"settings {config}")
         done = {r["id"] for r in run.done}
@@ -223,74 +173,7 @@ def _evaluate_one(
         )
         recorded = {"peak_memory_bytes": peak, **predictor.where}
         if isinstance(run, Run):
-            _write_artifacts(run, method, rows, metrics, config["model_label"], **recorded)
+            write_artifacts(run, method, rows, metrics, config["model_label"], **recorded)
         else:
             run.finish(rows, metrics, **recorded)
         return RunResult(run.run_id, run.folder, method, q, s, run.config, metrics["truncated"], predictions=rows)
-
-
-def summarise(rows: pd.DataFrame, label_set: LabelSet) -> tuple[Quality, Speed, dict[str, Any]]:
-    """Quality, speed and metrics.json's figures from a run's predictions."""
-    q = quality(list(rows["gold"]), list(rows["predicted"]), label_set.labels, label_set.ordered)
-    latency = rows["latency_ms"].astype(float)
-    s = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
-    return q, s, {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}
-
-
-def _write_artifacts(
-    run: Run, method: MethodConfig, rows: pd.DataFrame, metrics: dict[str, Any], model_label: str, **recorded: Any
-) -> None:
-    """The confusion matrix, then predictions and metrics, then the run marked complete."""
-    title = f"{model_label} · {method.title()} · n={metrics['n']} · acc {metrics['accuracy']:.3f}"
-    labels = run.config.get("labels", LABELS)
-    plot_confusion(run.folder / "confusion_matrix.png", list(rows["gold"]), list(rows["predicted"]), title, labels)
-    run.finish(rows, metrics, **recorded)
-
-
-def run_config(
-    settings: EvalSettings,
-    plan: MethodPlan,
-    where: dict[str, Any],
-    run_id: str,
-    sample: pd.DataFrame,
-    skipped_empty: int,
-) -> dict[str, Any]:
-    """Everything needed to reproduce the run and to compare it with others; `where`: the model,
-    device, dtype and engine it runs on."""
-    import platform
-
-    import torch
-    import transformers
-
-    method = plan.config
-    return {
-        "run_id": run_id,
-        "sentiq_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **where,
-        "method": method.method,
-        "method_title": method.title(),
-        "method_settings": method.relevant(),
-        **({"tuned": method.tuned_from} if method.tuned_from else {}),
-        **plan.record(),
-        "dataset": asdict(settings.data),
-        "n": len(sample),
-        "sample_seed": settings.seed,
-        **({"sample": settings.sample} if settings.sample != "balanced" else {}),  # balanced: as runs have been
-        "sample_digest": sample_digest(sample),
-        "skipped_empty_texts": skipped_empty,
-        "batch_size": settings.model.batch_size,
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        },
-        "machine": describe_machine(),
-    }
-
-
-def sample_digest(sample: pd.DataFrame) -> str:
-    """The sample by its content (its ids and labels, in any order): the same texts reached by another
-    path, or drawn again with the same seed, have the same digest."""
-    pairs = sorted(zip(sample["id"].astype(str), sample["label"].astype(str)))
-    return hashlib.sha256(json.dumps(pairs).encode("utf-8")).hexdigest()[:16]

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,12 +14,13 @@ from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import home_relative
 from sentiq.core.states import check_layer
 from sentiq.io.fits import check_free, model_digest, write_fit
-from sentiq.io.runs import safe_name
+from sentiq.io.names import safe_name
 from sentiq.learn_settings import FitSettings
-from sentiq.methods.fitted import Score, check_labels, fit_linear
+from sentiq.methods.fitted import check_labels, fit_linear
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
 from sentiq.progress import StartTask, no_progress
+from sentiq.results import FitResult, Score
 from sentiq.settings import MethodConfig, ModelSettings
 from sentiq.text import text_digest
 from sentiq.version import __version__
@@ -29,21 +28,6 @@ from sentiq.workflows.metrics import wilson
 from sentiq.workflows.tuning.splits import tuning_split
 
 LIBRARIES = ("torch", "transformers", "scikit-learn", "numpy")
-
-
-@dataclass
-class FitResult:
-    """A fit written: where, its card, and how each regression scored by cross-validation."""
-
-    folder: Path
-    card: dict[str, Any]
-    calibration: Score
-    probe: Score
-    seconds: float  # the model's pass over the texts, loading excluded
-
-    @property
-    def name(self) -> str:
-        return self.card["name"]
 
 
 def fit(

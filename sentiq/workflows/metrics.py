@@ -3,50 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from sentiq.predictions import is_binary
+from sentiq.results import Quality, Speed
 from sentiq.text import LABELS
-
-
-@dataclass
-class Quality:
-    n: int
-    accuracy: float  # over all n texts; an invalid answer is a wrong answer
-    macro_precision: float | None
-    macro_recall: float | None  # macro-averaged recall: TweetEval's measure of three-way sentiment
-    # (the macro averages are over the labels the gold sample holds; None when it holds one label: an
-    # average over one label is that label's own figure, and would rank as if it were an average)
-    macro_f1: float | None
-    invalid: int
-    coverage: float  # share of texts that got a valid label
-    labels_in_sample: int = 0  # labels the gold sample holds: with one, a macro average is that label's alone
-    per_label: dict[str, dict[str, float]] | None = None  # label -> precision, recall, f1, support
-    # ordered labels (ratings): mean absolute error in steps and quadratic weighted kappa over the texts
-    # with a valid answer; within one step over all texts (an invalid answer is not within one)
-    mae: float | None = None
-    within_one: float | None = None
-    qwk: float | None = None
-    # the binary labels' own figures, as metrics.json has always held them
-    precision_positive: float | None = None
-    recall_positive: float | None = None
-    f1_positive: float | None = None
-    precision_negative: float | None = None
-    recall_negative: float | None = None
-    f1_negative: float | None = None
-
-
-@dataclass
-class Speed:
-    seconds: float  # inference wall time, model loading and warm-up excluded
-    words: int
-    tokens: int
-    words_per_s: float
-    tokens_per_s: float
-    latency_p50_ms: float  # per text, its batch's time shared among the batch's texts
-    latency_p95_ms: float
 
 
 def quality(
@@ -112,10 +74,6 @@ def speed(seconds: float, words: int, tokens: int, latencies_ms: Sequence[float]
         latency_p50_ms=float(np.percentile(lat, 50)),
         latency_p95_ms=float(np.percentile(lat, 95)),
     )
-
-
-def as_row(q: Quality, s: Speed) -> dict[str, float | int]:
-    return {**asdict(q), **asdict(s)}
 
 
 def wilson(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sentiq.errors import OptionError, RunError
-from sentiq.io.runs import recorded_config, run_path, safe_name
+from sentiq.io.names import run_path, safe_name
+from sentiq.io.runs import recorded_config
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings
 from sentiq.text import did_you_mean
 

@@ -4,46 +4,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from sentiq.choices import ending_name
 from sentiq.errors import OptionError, first_line
-from sentiq.io.runs import safe_name
+from sentiq.io.names import safe_name
 from sentiq.model_source import ModelSource
 from sentiq.predictions import is_binary
+from sentiq.searches import PromptChoice, SamplingChoice
 from sentiq.settings import MethodConfig
 from sentiq.text import LABELS
-from sentiq.workflows.tuning.records import PromptChoice, SamplingChoice
 
 PROMPT_CHOICE = ("prompt", "calibrate")  # what --tuned applies from a prompt search
 SAMPLING_CHOICE = ("temperature", "top_k")  # ... and from a sampling search
 SPLIT_FILE = "split.csv"  # which texts a search scored: evaluation with its choice leaves them out
-
-
-@dataclass
-class TuneResult:
-    grid: pd.DataFrame  # one row per cell
-    best: dict[str, Any]
-    folder: Path
-    kind: str = "sampling"  # or "prompt"
-
-    @property
-    def choice(self) -> PromptChoice | SamplingChoice:
-        """The chosen cell, typed."""
-        return PromptChoice.of(self.best) if self.kind == "prompt" else SamplingChoice.of(self.best)
-
-    def cell_names(self) -> list[str]:
-        """Each grid row's name in tables and heatmaps."""
-        return cell_names(self.grid)
-
-    def chosen_name(self, choice: PromptChoice) -> str:
-        """The name of the grid's cell that `choice` (the search's, or its generation part) is."""
-        seed = choice.demo_seed if _several_draws(self.grid) else None
-        return cell_name(choice.names, choice.tail, seed)
 
 
 def tuning_folder(root: Path, model: ModelSource, kind: str, labels: tuple[str, ...] = LABELS) -> Path:
@@ -79,27 +56,6 @@ def save_search(
     kept.mkdir(parents=True, exist_ok=True)
     for name in (SPLIT_FILE, "grid.csv", "best.json", "heatmap.png"):
         shutil.copy2(folder / name, kept / name)
-
-
-def cell_names(grid: pd.DataFrame) -> list[str]:
-    """Each grid row's name in tables and heatmaps (see cell_name)."""
-    seeds = grid["demo_seed"] if _several_draws(grid) else [None] * len(grid)
-    return [cell_name(p, t, d) for p, t, d in zip(grid["prompt"], grid["tail"], seeds)]
-
-
-def cell_name(prompt: str, tail: int, demo_seed: int | None = None) -> str:
-    """The prompt, the ending it is scored with if any, and which demonstrations where several sets were drawn."""
-    name = with_tail(prompt, tail)
-    return name if demo_seed is None else f"{name} · demos {demo_seed}"
-
-
-def _several_draws(grid: pd.DataFrame) -> bool:
-    return "demo_seed" in grid and grid["demo_seed"].nunique() > 1
-
-
-def with_tail(prompt: str, tail: int) -> str:
-    """A grid row's name: the prompt, and the ending it is scored with if any."""
-    return f"{prompt} {ending_name(tail)}" if tail else prompt
 
 
 def apply_tuned(methods: list[MethodConfig], model: ModelSource, root: Path = Path("results")) -> list[MethodConfig]:

@@ -15,11 +15,12 @@ from sentiq.learn_settings import PromptTuneSettings
 from sentiq.methods.grids import Advance, scores_and_answers
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import MethodRunner, make_runner
-from sentiq.predictions import INVALID
 from sentiq.progress import StartTask
+from sentiq.searches import TuneResult, cell_names
 from sentiq.settings import MethodConfig, ModelSettings
 from sentiq.text import word_count
-from sentiq.workflows.tuning.choices import TuneResult, cell_names, save_search, tuning_folder
+from sentiq.workflows.tuning.cells import Gold, answer_cell, score_cell
+from sentiq.workflows.tuning.choices import save_search, tuning_folder
 from sentiq.workflows.tuning.records import choice_record
 from sentiq.workflows.tuning.splits import builtin_prompts, tuning_split
 
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from sentiq.core.engine import Engine
     from sentiq.methods.prompts import Prompt
     from sentiq.workflows.tuning.splits import Split
-
-Gold = tuple[np.ndarray, tuple[str, ...]]  # each text's label index, and the labels
 
 
 def tune_prompt(model: ModelSettings, settings: PromptTuneSettings, start_task: StartTask) -> TuneResult:
@@ -163,15 +162,13 @@ def _search(
             answers[prompt.ref] = answer
     tails = (0, settings.tail) if settings.tail else (0,)
     cells = [(cal, tail) for tail in tails for cal in PRIORS]
-    rows = [_cell(ref, [ref], cal, tail, scored, gold) for ref in scored for cal, tail in cells]
-    answered = pd.DataFrame(
-        [_answer_cell(ref, cal, tail, answers[ref], gold) for ref in answers for cal, tail in cells]
-    )
+    rows = [score_cell(ref, [ref], cal, tail, scored, gold) for ref in scored for cal, tail in cells]
+    answered = pd.DataFrame([answer_cell(ref, cal, tail, answers[ref], gold) for ref in answers for cal, tail in cells])
     singles = pd.DataFrame(rows).sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable")
     leaders = list(dict.fromkeys(singles["prompt"]))
     for size in range(2, min(settings.ensemble, len(leaders)) + 1):
         members = leaders[:size]
-        rows += [_cell(",".join(members), members, cal, tail, scored, gold) for cal, tail in cells]
+        rows += [score_cell(",".join(members), members, cal, tail, scored, gold) for cal, tail in cells]
     if base.demo_seed is None:
         return pd.DataFrame(rows), answered
     return pd.DataFrame(rows).assign(demo_seed=base.demo_seed), answered.assign(demo_seed=base.demo_seed)
@@ -215,74 +212,3 @@ def _simplest_within_error(grid: pd.DataFrame, n: int, criterion: str = "accurac
     )
     order = ["members", "calibration_rank", criterion, "tail", "macro_f1"]
     return close.sort_values(order, ascending=[True, True, False, True, False], kind="stable").index[0]
-
-
-def answered_labels(calibrate: str, tail: int, answers: dict[str, Any]) -> np.ndarray:
-    """Which label (its index) a prompt's generation would answer for each text, read off its scoring
-    pass (read_views): the greedy first answer token among those that start a label word in any casing
-    (an answer that starts elsewhere is not modelled)."""
-    first = first_answer_step(calibrate, tail, answers)
-    return np.array(answers["names"])[first.argmax(dim=1).numpy()]
-
-
-def first_answer_step(calibrate: str, tail: int, answers: dict[str, Any]) -> Any:
-    """The first decoding step's log-probabilities of the answer tokens, the ending mixed in and the
-    prior divided out exactly as decoding does (the same functions, on those columns)."""
-    import torch
-
-    from sentiq.core.decoding import divide_prior, mix_first
-    from sentiq.methods.calibration import log_softmax, softmax
-
-    own = list(range(max(answers["names"]) + 1))  # the label words' own first tokens lead the columns
-    views = ("", "@tail") if tail else ("",)
-    labelled = lambda kind: [log_softmax(answers[kind + v][:, own]) for v in views]  # noqa: E731
-    first = torch.from_numpy(answers["texts"])
-    if tail:
-        first = mix_first(first, own, torch.from_numpy(labelled("texts")[1]))
-    if calibrate != "none":
-        prior = softmax(np.mean(labelled("texts" if calibrate == "batch" else calibrate), axis=0)).mean(axis=0)
-        first = divide_prior(first, tuple(zip(own, np.log(prior).tolist())))
-    return first
-
-
-def _answer_cell(name: str, calibrate: str, tail: int, answers: dict[str, Any], gold: Gold) -> dict[str, Any]:
-    return _row(name, calibrate, tail, answered_labels(calibrate, tail, answers), gold)
-
-
-def _cell(name: str, members: list[str], calibrate: str, tail: int, scored: dict, gold: Gold) -> dict[str, Any]:
-    """One grid cell: the members' label log-probabilities averaged (as an ensemble does, over each
-    input and, with `tail`, its ending too), the prior of `calibrate` divided out, scored against the
-    gold labels."""
-    from sentiq.methods.calibration import log_softmax, softmax
-
-    views = ("", "@tail") if tail else ("",)
-    mean = lambda kind: np.mean([log_softmax(scored[m][kind + v]) for m in members for v in views], axis=0)  # noqa: E731
-    logp = mean("texts")
-    if calibrate != "none":
-        prior = softmax(logp if calibrate == "batch" else mean(calibrate)).mean(axis=0)
-        logp = logp - np.log(prior)
-    return _row(name, calibrate, tail, _top(logp), gold)
-
-
-def _top(logp: np.ndarray) -> np.ndarray:
-    """Each row's top label (its index), or -1 where several labels share the top exactly: invalid, as
-    loglik answers a tie."""
-    tied = (logp == logp.max(axis=1, keepdims=True)).sum(axis=1) > 1
-    return np.where(tied, -1, logp.argmax(axis=1))
-
-
-def _row(name: str, calibrate: str, tail: int, answered: np.ndarray, gold: Gold) -> dict[str, Any]:
-    from sentiq.workflows.metrics import quality
-
-    indices, labels = gold
-    q = quality([labels[g] for g in indices], [labels[a] if a >= 0 else INVALID for a in answered], labels)
-    shares = {f"share_{lab}": float((answered == i).mean()) for i, lab in enumerate(labels)}
-    return dict(
-        prompt=name,
-        calibrate=calibrate,
-        tail=tail,
-        accuracy=q.accuracy,
-        macro_recall=q.macro_recall,
-        macro_f1=q.macro_f1,
-        **shares,
-    )

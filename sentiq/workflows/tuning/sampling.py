@@ -9,8 +9,9 @@ from sentiq.errors import OptionError
 from sentiq.learn_settings import TuneSettings
 from sentiq.predictions import INVALID
 from sentiq.progress import StartTask
+from sentiq.searches import TuneResult
 from sentiq.settings import MethodConfig, ModelSettings
-from sentiq.workflows.tuning.choices import TuneResult, save_search, tuning_folder
+from sentiq.workflows.tuning.choices import save_search, tuning_folder
 from sentiq.workflows.tuning.splits import default_prompt, tuning_split
 
 

@@ -28,7 +28,8 @@ def tuning_split(data: DataSpec, prompts: list[Any], n: int, seed: int, rule: st
     """n texts drawn by `rule` with `seed`, labelled in the prompts' label set; without prompts, in the
     first built-in label set the dataset's labels read in. `check`: refuse texts of one label, as a search
     must (a caller that checks them its own way says False)."""
-    from sentiq.io.datasets import draw_sample, load_labelled, load_tuning
+    from sentiq.io.datasets import load_labelled, load_tuning
+    from sentiq.io.samples import draw_sample
 
     labels = one_label_set(prompts) if prompts else None
     if data.source == EMBEDDED:
@@ -49,7 +50,7 @@ def tuning_split(data: DataSpec, prompts: list[Any], n: int, seed: int, rule: st
             f"the tuning texts are all labelled {held[0]}: a search needs texts of at least two labels to tell "
             "a prompt that reads them from one that answers the same label every time"
         )
-    from sentiq.workflows.evaluate import sample_digest
+    from sentiq.workflows.run_files import sample_digest
 
     record = {"dataset": asdict(data), "sample": rule, "seed": seed, "sample_digest": sample_digest(texts)}
     return Split(texts, labels, record)
