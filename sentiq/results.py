@@ -4,6 +4,7 @@ Behaviour that reads or writes files stays with the layers that own them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [  # the searches' results are part of the vocabulary too
+    "CalibrationRecord",
     "Comparison",
     "FitResult",
     "PromptChoice",
@@ -46,6 +48,25 @@ class Result:
 
 
 @dataclass(frozen=True)
+class CalibrationRecord:
+    """How labels were calibrated without labels: the prior divided out of every text's scores (each
+    label's mean probability; one per prompt where each prompt's first answer token is calibrated), and
+    what it was estimated on. A run's config.json and a classify output's .calibration.json keep it."""
+
+    mode: str  # batch, domain or contextual
+    prior: dict[str, float] | list[dict[str, float]]
+    estimated_on: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "prior": self.prior, "estimated_on": self.estimated_on}
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> CalibrationRecord:
+        """A record read back from JSON."""
+        return cls(str(data["mode"]), data["prior"], str(data["estimated_on"]))
+
+
+@dataclass(frozen=True)
 class Summary:
     """What a classify run did, folded from its steps."""
 
@@ -57,7 +78,7 @@ class Summary:
     empty: list[str] = field(default_factory=list)  # where the empty texts are: reported and skipped
     output: Path | None = None
     already_complete: bool = False  # --resume of a finished output that the input added nothing to
-    calibration: dict[str, Any] | None = None  # the prior divided out, and what it was estimated on
+    calibration: CalibrationRecord | None = None  # the prior divided out, and what it was estimated on
     tuned: str | None = None  # what --tuned applied
 
 

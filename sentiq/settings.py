@@ -225,6 +225,11 @@ class RaySettings:
     cpus_per_worker: float = 1.0  # also the torch threads of each actor
     grow_timeout: float = 300.0  # seconds an autoscaling cluster is given to grow to fit the pool
 
+    @property
+    def shows_progress(self) -> bool:
+        """Whether the backend draws its own progress (Ray Data's bars): then sentiq draws none beside it."""
+        return self.backend == "ray"
+
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise OptionError(f"unknown backend '{self.backend}': choose {' or '.join(BACKENDS)}")

@@ -307,7 +307,7 @@ def test_the_stream_yields_every_text_once_and_the_prior_s_record_once(engine, m
     assert len(batches) >= 2 and all(b.seconds > 0 for b in batches)
     assert sorted(i for b in batches for i in b.indices) == list(range(len(texts)))
     assert [b.calibration is not None for b in batches] == [True] + [False] * (len(batches) - 1)
-    assert batches[0].calibration["estimated_on"] == "content-free inputs"
+    assert batches[0].calibration.estimated_on == "content-free inputs"
     streamed = {i: p for b in batches for i, p in zip(b.indices, b.predictions)}
     again = runner.predict(texts)  # the prior is kept: no second estimate, no second record
     assert [(p.label, p.scores, p.answer) for p in again] == [

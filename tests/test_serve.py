@@ -437,7 +437,7 @@ def test_a_batch_prior_is_estimated_on_the_calibration_texts_and_kept(tiny_model
         _wait_ready(client)
         calibration = client.get("/ready").json()["calibration"]
         assert calibration["mode"] == "batch" and calibration["estimated_on"] == "the first 6 texts classified"
-        assert calibration["prior"] == pytest.approx(library.calibration["prior"])
+        assert calibration["prior"] == pytest.approx(library.calibration.prior)
         for _ in range(2):  # the same answers each time: the prior is not re-estimated on requests
             got = client.post("/v1/classify", json={"texts": texts}).json()["results"]
             assert [r["scores"] for r in got] == [pytest.approx(r.scores) for r in expected]

@@ -9,7 +9,8 @@ import (no torch, no pandas) until a function is called: `import sentiq` stays i
 from __future__ import annotations
 
 from sentiq.api.classifier import Classifier, load
-from sentiq.api.measuring import Evaluation, compare, evaluate, fit, resume_run, tune_prompt, tune_sampling
+from sentiq.api.learning import fit, tune_prompt, tune_sampling
+from sentiq.api.measuring import Evaluation, compare, evaluate, resume_run
 from sentiq.api.options import method_config
 from sentiq.api.streaming import classify_file, classify_stream
 from sentiq.progress import StartTask

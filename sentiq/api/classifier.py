@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from sentiq.api.options import method_config, model_settings, tuned_methods
-from sentiq.choices import DEFAULT_PROMPT
+from sentiq.choices import DEFAULT_PROMPT, Device, DType, Method
 from sentiq.errors import OptionError, speaks_python
 from sentiq.predictions import Surface
-from sentiq.results import Result
+from sentiq.results import CalibrationRecord, Result
 from sentiq.settings import MethodConfig, ModelSettings
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class Classifier:
 
         self.engine = engine
         self.method = method
-        self.calibration: dict[str, Any] | None = None  # once estimated: the prior divided out, and on what
+        self.calibration: CalibrationRecord | None = None  # once estimated: the prior divided out, and on what
         self._runner: MethodRunner = make_runner(engine, plan_method(method))
 
     @classmethod
@@ -163,13 +163,13 @@ def _texts(texts: object, rows: Iterable[object] | None = None) -> list[str | No
 @speaks_python
 def load(
     model: str | None = None,
-    method: str = "loglik",
+    method: Method | Literal["all"] = "loglik",
     *,
     prompt: str = DEFAULT_PROMPT,
     tuned: bool = False,
     results_dir: str | Path = "results",
-    device: str = "auto",
-    dtype: str = "auto",
+    device: Device = "auto",
+    dtype: DType = "auto",
     batch_size: int | None = None,
     max_batch_tokens: int | None = None,
     **options: Any,

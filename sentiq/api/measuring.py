@@ -3,26 +3,21 @@ searches, and `sentiq.compare` over saved runs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from sentiq.api.classifier import Classifier, held_model
-from sentiq.api.options import check_options, method_configs, model_settings, tuned_methods
-from sentiq.choices import EMBEDDED, method_names
+from sentiq.api.options import LabelMap, data_spec, method_configs, tuned_methods
+from sentiq.choices import EMBEDDED, Device, DType, Method, Metric, SampleRule, method_names
 from sentiq.errors import OptionError, speaks_python
-from sentiq.learn_settings import FitSettings, PromptTuneSettings, TuneSettings
 from sentiq.progress import StartTask, no_progress
-from sentiq.results import Comparison, FitResult, RunResult, TuneResult
+from sentiq.results import Comparison, RunResult
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings
-
-LabelMap = str | Mapping[str | int, str] | None  # '1=positive,0=negative', or {1: "positive", 0: "negative"}
 
 if TYPE_CHECKING:
     import pandas as pd
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -57,12 +52,12 @@ class Evaluation:
 @speaks_python
 def evaluate(
     model: str | ModelSettings | Classifier | None = None,
-    methods: str | MethodConfig | Sequence[str | MethodConfig] = "loglik",
+    methods: Method | Literal["all"] | MethodConfig | Sequence[Method | Literal["all"] | MethodConfig] = "loglik",
     *,
     dataset: str | DataSpec = EMBEDDED,
     n: int | None | Literal["auto"] = "auto",
     seed: int = 0,
-    sample: str = EvalSettings.sample,
+    sample: SampleRule = EvalSettings.sample,
     text_column: str | None = None,
     label_column: str = DataSpec.label_column,
     label_map: LabelMap = None,
@@ -71,8 +66,8 @@ def evaluate(
     output_dir: str | Path | None = None,
     run_id: str | None = None,
     resume: bool = False,
-    device: str = "auto",
-    dtype: str = "auto",
+    device: Device = "auto",
+    dtype: DType = "auto",
     batch_size: int | None = None,
     max_batch_tokens: int | None = None,
     scale: RaySettings | None = None,
@@ -94,7 +89,7 @@ def evaluate(
     expanded = [m for name in names for m in ([name] if isinstance(name, MethodConfig) else method_names([name]))]
     configs = method_configs(expanded, **options)
     models, engine = held_model(model, device, dtype, batch_size, max_batch_tokens)
-    data = _data_spec(dataset, text_column, label_column, label_map)
+    data = data_spec(dataset, text_column, label_column, label_map)
     settings = EvalSettings(
         model=models,
         data=data,
@@ -142,121 +137,9 @@ def resume_run(
 
 
 @speaks_python
-def tune_prompt(
-    model: str | ModelSettings | None = None,
-    *,
-    dataset: str | DataSpec = EMBEDDED,
-    output_dir: str | Path = "results",
-    progress: StartTask | None = None,
-    **settings: Any,
-) -> TuneResult:
-    """Choose the prompt, label words, calibration and ending for a model by loglik accuracy (macro
-    recall on a stratified sample) on tuning texts: the embedded tuning reviews, or a sample of `dataset`
-    (read as evaluate reads it) in its label set. Saved under output_dir/tuning/<model>/ (and the label
-    set's name, for a set other than positive/negative), where `tuned=True` finds it; evaluating with it
-    leaves the tuning texts out. settings: PromptTuneSettings' fields (prompts, n, sample, ensemble,
-    tail, k, draws, demos, max_tokens, seed), and text_column, label_column, label_map, device and dtype
-    as evaluate takes them."""
-    from sentiq.workflows.tuning.prompts import tune_prompt as search_prompts
-
-    models, chosen = _search(PromptTuneSettings, "tune_prompt", model, dataset, output_dir, settings)
-    return search_prompts(models, chosen, progress or no_progress)
-
-
-@speaks_python
-def tune_sampling(
-    model: str | ModelSettings | None = None,
-    *,
-    dataset: str | DataSpec = EMBEDDED,
-    output_dir: str | Path = "results",
-    progress: StartTask | None = None,
-    **settings: Any,
-) -> TuneResult:
-    """Search temperature x top-k for the sampling method on tuning texts chosen as tune_prompt's; saved
-    where `tuned=True` finds it. settings: TuneSettings' fields (temperatures, top_ks, n, sample,
-    samples, prompt, seed), and text_column, label_column, label_map, device and dtype as evaluate takes
-    them."""
-    from sentiq.workflows.tuning.sampling import tune_sampling as search_sampling
-
-    models, chosen = _search(TuneSettings, "tune_sampling", model, dataset, output_dir, settings)
-    return search_sampling(models, chosen, progress or no_progress)
-
-
-@speaks_python
-def fit(
-    model: str | ModelSettings | Classifier | None = None,
-    *,
-    dataset: str | DataSpec = EMBEDDED,
-    output_dir: str | Path = "results",
-    progress: StartTask | None = None,
-    **settings: Any,
-) -> FitResult:
-    """Learn from labelled texts without training the model: one pass collects each text's label
-    log-probabilities and its hidden state at the answer position (after `layer` layers; None: all),
-    and a logistic regression is fitted on each (fitted calibration, probe), scored by cross-validation.
-    Saved under output_dir/fits/<model>/<labels>/<name>/; use it with `method="probe", fit=PATH` or
-    `calibrate="fitted", fit=PATH`. The texts: the embedded tuning reviews, or a sample of `dataset`
-    (read as evaluate reads it) in the prompt's label set. settings: FitSettings' fields (prompt, n,
-    sample, seed, layer, name, max_tokens, overwrite), and text_column, label_column, label_map, device
-    and dtype as evaluate takes them. model: a name, settings, or a Classifier whose loaded model is reused."""
-    from sentiq.workflows.fitting import fit as run_fit
-
-    engine = model.engine if isinstance(model, Classifier) else None
-    spec = model.source.ref if isinstance(model, Classifier) else model
-    models, chosen = _search(FitSettings, "fit", spec, dataset, output_dir, settings)
-    return run_fit(models, chosen, progress or no_progress, engine)
-
-
-READING = ("text_column", "label_column", "label_map", "device", "dtype")  # how a search reads its data and model
-
-
-def _search(
-    kind: type[T],
-    what: str,
-    model: str | ModelSettings | None,
-    dataset: str | Path | DataSpec,
-    output_dir: str | Path,
-    given: dict,
-) -> tuple[ModelSettings, T]:
-    """A search's model and settings from its call's keywords (misspelt ones named with the nearest)."""
-    reading = {k: given.pop(k) for k in READING if k in given}
-    check_options(kind, given, what, fixed=("output_dir", "data"), also=READING)
-    if not isinstance(output_dir, str | Path):
-        raise TypeError(f"output_dir must be a path, not {type(output_dir).__name__}")
-    label_column = reading.get("label_column", DataSpec.label_column)
-    data = _data_spec(dataset, reading.get("text_column"), label_column, reading.get("label_map"))
-    models = model_settings(model, reading.get("device", "auto"), reading.get("dtype", "auto"))
-    return models, kind(output_dir=Path(output_dir), data=data, **given)
-
-
-def _data_spec(
-    dataset: str | Path | DataSpec, text_column: str | None, label_column: str, label_map: LabelMap
-) -> DataSpec:
-    if isinstance(dataset, DataSpec):
-        return dataset
-    if not isinstance(dataset, (str, Path)):
-        raise TypeError(f"dataset must be a file path, a hub id or a DataSpec, not {type(dataset).__name__}")
-    return DataSpec(str(dataset), text_column, label_column, label_map_text(label_map))
-
-
-def label_map_text(label_map: LabelMap) -> str | None:
-    """A label map as the command line writes it: a dict {source value: label} becomes 'value=label,...'."""
-    if label_map is None or isinstance(label_map, str):
-        return label_map
-    if not isinstance(label_map, Mapping):
-        raise TypeError(f"label_map must be a dict or a 'value=label,...' string, not {type(label_map).__name__}")
-    for key, label in label_map.items():
-        if not isinstance(key, (str, int)) or isinstance(key, bool) or not isinstance(label, str):
-            raise TypeError(f"label_map maps source values (str or int) to label names (str), not {key!r}: {label!r}")
-        if any(c in str(key) for c in ",="):
-            raise OptionError(f"label_map value {str(key)!r} holds ',' or '=': such a value cannot be mapped")
-    return ",".join(f"{key}={label}" for key, label in label_map.items())
-
-
-@speaks_python
 def compare(
     results_dir: str | Path = "results",
-    metric: str = "macro_f1",
+    metric: Metric = "macro_f1",
     *,
     write: bool = False,
     html: str | Path | None = None,

@@ -1,19 +1,19 @@
 """What every API function shares: method settings from names and keywords, model settings from a
-spec, --tuned's choices, and the progress callback's shape (none by default)."""
+spec or a dataset and label map from theirs, --tuned's choices."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from sentiq.choices import method_names
+from sentiq.choices import Method, method_names
 from sentiq.errors import OptionError
-from sentiq.settings import MethodConfig, ModelSettings
+from sentiq.settings import DataSpec, MethodConfig, ModelSettings
 from sentiq.text import did_you_mean
 
-Rows = Callable[[list[dict[str, Any]]], None]  # classify_file's on_rows: each batch's rows
+LabelMap = str | Mapping[str | int, str] | None  # '1=positive,0=negative', or {1: "positive", 0: "negative"}
 
 
 def check_options(
@@ -28,7 +28,7 @@ def check_options(
             raise OptionError(f"unknown {what} option '{name}'.{hint}")
 
 
-def method_config(method: str | MethodConfig = "loglik", **options: Any) -> MethodConfig:
+def method_config(method: Method | MethodConfig = "loglik", **options: Any) -> MethodConfig:
     """A method's settings from its name and keyword options (MethodConfig's fields)."""
     check_options(MethodConfig, options, "method", fixed=("method",))
     if isinstance(method, MethodConfig):
@@ -83,3 +83,27 @@ def builtin_prompts() -> list[str]:
     from sentiq.methods.prompts import builtin_names
 
     return builtin_names()
+
+
+def data_spec(
+    dataset: str | Path | DataSpec, text_column: str | None, label_column: str, label_map: LabelMap
+) -> DataSpec:
+    if isinstance(dataset, DataSpec):
+        return dataset
+    if not isinstance(dataset, (str, Path)):
+        raise TypeError(f"dataset must be a file path, a hub id or a DataSpec, not {type(dataset).__name__}")
+    return DataSpec(str(dataset), text_column, label_column, label_map_text(label_map))
+
+
+def label_map_text(label_map: LabelMap) -> str | None:
+    """A label map as the command line writes it: a dict {source value: label} becomes 'value=label,...'."""
+    if label_map is None or isinstance(label_map, str):
+        return label_map
+    if not isinstance(label_map, Mapping):
+        raise TypeError(f"label_map must be a dict or a 'value=label,...' string, not {type(label_map).__name__}")
+    for key, label in label_map.items():
+        if not isinstance(key, (str, int)) or isinstance(key, bool) or not isinstance(label, str):
+            raise TypeError(f"label_map maps source values (str or int) to label names (str), not {key!r}: {label!r}")
+        if any(c in str(key) for c in ",="):
+            raise OptionError(f"label_map value {str(key)!r} holds ',' or '=': such a value cannot be mapped")
+    return ",".join(f"{key}={label}" for key, label in label_map.items())

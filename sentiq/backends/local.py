@@ -14,6 +14,7 @@ from sentiq.methods.calibration import prior_from_record
 from sentiq.methods.plan import MethodPlan
 from sentiq.methods.runner import MethodRunner, make_runner
 from sentiq.predictions import labelled
+from sentiq.results import CalibrationRecord
 from sentiq.text import word_count
 
 
@@ -25,7 +26,7 @@ class Labelled:
     rows: list[dict[str, Any]]
     words: int
     seconds: float
-    calibration: dict[str, Any] | None = None
+    calibration: CalibrationRecord | None = None
 
 
 class Predictor(Protocol):
@@ -36,7 +37,7 @@ class Predictor(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     def predict(
-        self, plan: MethodPlan, todo: pd.DataFrame, calibration: dict[str, Any] | None = None
+        self, plan: MethodPlan, todo: pd.DataFrame, calibration: CalibrationRecord | None = None
     ) -> Iterator[Labelled]: ...
 
     def peak_memory_bytes(self) -> int | None: ...
@@ -71,13 +72,13 @@ class LocalPredictor:
         }
 
     def predict(
-        self, plan: MethodPlan, todo: pd.DataFrame, calibration: dict[str, Any] | None = None
+        self, plan: MethodPlan, todo: pd.DataFrame, calibration: CalibrationRecord | None = None
     ) -> Iterator[Labelled]:
         """`calibration`: the prior recorded earlier in this run, reused so a resumed run calibrates as it
         began."""
         yield from labelled_batches(self.runner(plan, calibration), list(todo["id"]), list(todo["text"]))
 
-    def runner(self, plan: MethodPlan, calibration: dict[str, Any] | None = None) -> MethodRunner:
+    def runner(self, plan: MethodPlan, calibration: CalibrationRecord | None = None) -> MethodRunner:
         """The plan bound to the engine, once per plan."""
         if self._bound is None or self._bound[0] is not plan:
             prior = prior_from_record(calibration) if calibration else None

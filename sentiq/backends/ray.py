@@ -21,6 +21,7 @@ from sentiq.errors import DataError, ModelError, OptionError, SentiqError, debug
 from sentiq.io.formats import RAY_READS, RAY_WRITES, format_of, suffixes
 from sentiq.io.tables import SEPARATORS, count_delimited
 from sentiq.methods.plan import MethodPlan
+from sentiq.results import CalibrationRecord
 from sentiq.settings import ClassifySettings, ModelSettings, RaySettings
 from sentiq.text import word_count
 
@@ -253,7 +254,7 @@ class RayPredictor:
         return {**info, "engine": self.engine_info, "max_batch_tokens": self.model.max_batch_tokens}
 
     def predict(
-        self, plan: MethodPlan, todo: pd.DataFrame, calibration: dict[str, Any] | None = None
+        self, plan: MethodPlan, todo: pd.DataFrame, calibration: CalibrationRecord | None = None
     ) -> Iterator[Labelled]:
         """Every row at once, when the cluster is done. No prior is carried over (`calibration`): only
         contextual calibration runs on Ray, from fixed inputs."""

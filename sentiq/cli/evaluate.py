@@ -60,14 +60,14 @@ def evaluate(
 
     target = _resume_target(run_id, resume, resume_id)
     names = method_names([name for group in methods for name in ([group] if isinstance(group, str) else group)])
-    if resume and target is not None and not tuned and scale.backend == "local":  # the record, options laid over
+    if resume and target is not None and not tuned:  # the record, the options given laid over it
         given = _given(ctx)
         given |= {"methods": names} if "methods" in given else {}
-        with render.progress(enabled=not json_out) as start_task:
+        with render.progress(enabled=not json_out and not scale.shows_progress) as start_task:
             evaluation = resume_run(target, output_dir, progress=start_task, **given)
         render.evaluated(evaluation.runs, json_out)
         return
-    with render.progress(enabled=not json_out and scale.backend == "local") as start_task:
+    with render.progress(enabled=not json_out and not scale.shows_progress) as start_task:
         evaluation = run_evaluate(
             models,
             method_configs(names, seed=seed, **method_options.values),

@@ -149,7 +149,7 @@ def classified(summary: Summary, rows: Sequence[dict[str, Any]] | None) -> None:
         note(f"--tuned applied {summary.tuned}")
     if summary.calibration:
         c = summary.calibration
-        note(f"{c['mode']} calibration: prior P(positive) = {prior_text(c['prior'])}, from {c['estimated_on']}")
+        note(f"{c.mode} calibration: prior {prior_text(c.prior)}, from {c.estimated_on}")
     if summary.truncated:
         warn(f"{plural(summary.truncated, 'text')} longer than --max-tokens lost their middle")
     if summary.empty:

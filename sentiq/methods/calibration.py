@@ -4,29 +4,29 @@ the mean label probability over some inputs; calibration divides it out (renorma
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from sentiq.methods.prompts import CONTENT_FREE
 from sentiq.predictions import Prediction, top_label
+from sentiq.results import CalibrationRecord
 from sentiq.text import LABELS, plural
 
 DOMAIN_INPUTS = 20  # random in-domain texts for domain-context calibration (as Fei et al. 2023)
 DOMAIN_MAX_WORDS = 256  # their length: the texts' mean, at most this
 
 
-def calibration_record(mode: str, prior: np.ndarray, where: str, labels: Sequence[str] = LABELS) -> dict[str, Any]:
-    """How a run was calibrated, as config.json and calibration.json keep it: one prior, or one per
-    prompt (generation methods calibrate each prompt's first answer token)."""
+def calibration_record(mode: str, prior: np.ndarray, where: str, labels: Sequence[str] = LABELS) -> CalibrationRecord:
+    """How a run was calibrated: one prior, or one per prompt (generation methods calibrate each
+    prompt's first answer token)."""
     as_dict = lambda row: dict(zip(labels, (float(p) for p in row)))  # noqa: E731
     kept = as_dict(prior) if prior.ndim == 1 else [as_dict(row) for row in prior]
-    return {"mode": mode, "prior": kept, "estimated_on": where}
+    return CalibrationRecord(mode, kept, where)
 
 
-def prior_from_record(record: dict[str, Any]) -> np.ndarray:
-    """The prior a calibration record holds, as the Classifier takes it."""
-    kept = record["prior"]
+def prior_from_record(record: CalibrationRecord) -> np.ndarray:
+    """The prior a calibration record holds, as the runner takes it."""
+    kept = record.prior
     rows = kept if isinstance(kept, list) else [kept]
     prior = np.array([list(row.values()) for row in rows])  # in the label set's order, as recorded
     return prior if isinstance(kept, list) else prior[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from sentiq.methods.generation import decoding, vote
 from sentiq.methods.plan import MethodPlan
 from sentiq.methods.texts import endings, prepare
 from sentiq.predictions import Prediction
+from sentiq.results import CalibrationRecord
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Batch:
     indices: list[int]
     predictions: list[Prediction]
     seconds: float
-    calibration: dict[str, Any] | None = None
+    calibration: CalibrationRecord | None = None  # on the batch after the prior was estimated
 
 
 class MethodRunner:
@@ -51,7 +51,7 @@ class MethodRunner:
     def __init__(self, engine: Engine, plan: MethodPlan, prior: np.ndarray | None = None) -> None:
         self.engine, self.plan, self.prior = engine, plan, prior
         self.config, self.labels, self.label_set = plan.config, plan.labels, plan.label_set
-        self.calibration: dict[str, Any] | None = None  # the record of the prior, once estimated
+        self.calibration: CalibrationRecord | None = None  # the record of the prior, once estimated
         self.bound = [Bound.bind(engine, p, plan.demos) for p in plan.prompts]
         if plan.fit is not None:
             lm = engine.lm
@@ -160,7 +160,7 @@ class MethodRunner:
                 done.indices, fitted_predictions(fit.probe.logprobs(done.result), None, self.labels), done.seconds
             )
 
-    def _estimated(self, prior: np.ndarray, where: str) -> dict[str, Any]:
+    def _estimated(self, prior: np.ndarray, where: str) -> CalibrationRecord:
         """Keep a prior estimated now for later calls; its record."""
         self.prior = prior
         self.calibration = calibration_record(self.config.calibrate, prior, where, self.labels)
@@ -206,7 +206,7 @@ class MethodRunner:
                 np.add.at(tokens, which, [len(x) for x in bodies])
         return out
 
-    def _first_token_priors(self, texts: list[str], ends: list[np.ndarray | None]) -> dict[str, Any]:
+    def _first_token_priors(self, texts: list[str], ends: list[np.ndarray | None]) -> CalibrationRecord:
         """Estimate, per prompt, the mean probability of each label word's first token as the first answer
         token over the calibration's inputs (for batch, a scoring pass over these texts before they are
         answered), their endings averaged in as the answers will have; its record."""

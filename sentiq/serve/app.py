@@ -236,7 +236,7 @@ def readiness(service: Service) -> tuple[int, dict[str, Any]]:
     if service.classifier is not None:
         body |= _described(service.classifier)
         if service.classifier.calibration is not None:
-            body["calibration"] = service.classifier.calibration
+            body["calibration"] = service.classifier.calibration.as_dict()
     if service.error:
         body["error"] = service.error
     return (200 if body["ready"] else 503), body

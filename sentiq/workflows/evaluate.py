@@ -23,7 +23,7 @@ from sentiq.io.samples import draw_sample, fitted_sample
 from sentiq.methods.plan import MethodPlan, plan_method
 from sentiq.predictions import run_row
 from sentiq.progress import StartTask, no_progress
-from sentiq.results import RunResult
+from sentiq.results import CalibrationRecord, RunResult
 from sentiq.settings import DataSpec, EvalSettings, MethodConfig
 from sentiq.text import clean_text, text_digest
 from sentiq.workflows.run_files import run_config, saved_result, summarise, write_artifacts
@@ -151,10 +151,11 @@ def _evaluate_one(
         advance(len(sample) - len(todo))
 
         start = time.perf_counter()
-        for done in predictor.predict(plan, todo, run.config.get("calibration")):
+        kept = run.config.get("calibration")
+        for done in predictor.predict(plan, todo, CalibrationRecord.of(kept) if kept else None):
             if done.calibration is not None:  # kept, so that a resumed run calibrates as it began
-                run.record(calibration=done.calibration)
-                run.log(f"calibration {done.calibration}")
+                run.record(calibration=done.calibration.as_dict())
+                run.log(f"calibration {done.calibration.as_dict()}")
             run.append(run_row(r, gold[r["id"]], plan.label_set) for r in done.rows)
             tokens = sum(r["tokens"] for r in done.rows)
             run.log(f"batch texts={len(done.rows)} tokens={tokens} seconds={done.seconds:.4f}")

@@ -9,13 +9,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sentiq.core.stages import StageClock
-from sentiq.errors import DataError, Interrupted, OutputClosed, listed
+from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
 from sentiq.io.files import write_json
 from sentiq.io.sinks import Sink
-from sentiq.results import Summary
+from sentiq.results import CalibrationRecord, Summary
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Step:
     truncated: int = 0
     skipped: int = 0  # already in the output (--resume)
     empty: tuple[str, ...] = ()  # where the empty texts are: reported, never labelled
-    calibration: dict[str, Any] | None = None  # the prior, on the step after it was estimated
+    calibration: CalibrationRecord | None = None  # the prior, on the step after it was estimated
 
     @property
     def done(self) -> int:
@@ -55,8 +55,10 @@ def folded(summary: Summary, step: Step) -> Summary:
 
 
 class Labelling:
-    """Iterate it (inside `with`) for its steps; read `summary` once the loop ends. `title` and `total`
-    name the work for a progress bar (`progress` False: the backend shows its own)."""
+    """Iterate it, once, for its steps; read `summary` once the loop ends. Inside `with`, an interrupt
+    (Ctrl-C, a closed stdout) ends in one line that says where the labels are; a loop left early keeps
+    what it labelled either way. `title` and `total` name the work for a progress bar (`progress` False:
+    the backend shows its own)."""
 
     def __init__(
         self,
@@ -72,19 +74,27 @@ class Labelling:
         self.summary, self.title, self.total, self.progress = summary, title, total, progress
         self._steps, self._sink, self._clock = steps, sink, clock or StageClock()
         self._pending: list[tuple[int, dict[str, Any]]] = []  # the current chunk's rows, until it ends
+        self._state: Literal["new", "reading", "finished", "closed"] = "new"
 
     def __enter__(self) -> Labelling:
         return self
 
     def __iter__(self) -> Iterator[Step]:
-        for step in self._steps:
-            self._pending += zip(step.order, step.rows)
-            rows = self._flush() if step.chunk_end else []
-            if step.calibration is not None:
-                self._keep(step.calibration)
-            self.summary = folded(self.summary, step)
-            yield replace(step, rows=tuple(rows), order=())
-        self._finish()
+        if self._state != "new":
+            raise OptionError("a classify stream is read once: make another to label the texts again")
+        self._state = "reading"
+        try:
+            for step in self._steps:
+                self._pending += zip(step.order, step.rows)
+                rows = self._flush() if step.chunk_end else []
+                if step.calibration is not None:
+                    self._keep(step.calibration)
+                self.summary = folded(self.summary, step)
+                yield replace(step, rows=tuple(rows), order=())
+            self._finish()
+        finally:
+            if self._state == "reading":  # interrupted, failed, or a loop left early: keep what was labelled
+                self._close_for_resume()
 
     def _flush(self) -> list[dict[str, Any]]:
         """The chunk's rows in the input's order, written."""
@@ -95,12 +105,13 @@ class Labelling:
                 self._sink.write(rows)
         return rows
 
-    def _keep(self, calibration: dict[str, Any]) -> None:
+    def _keep(self, calibration: CalibrationRecord) -> None:
         """The prior goes beside the output, so that a resumed run divides out the prior it began with."""
         if self.summary.output is not None:
-            write_json(calibration_path(self.summary.output), calibration)
+            write_json(calibration_path(self.summary.output), calibration.as_dict())
 
     def _finish(self) -> None:
+        self._state = "finished"
         if self._sink is not None:
             self._sink.finish()
             self.summary = replace(self.summary, already_complete=self._sink.complete)
@@ -119,8 +130,10 @@ class Labelling:
     def _close_for_resume(self) -> str:
         if self._sink is None:
             return ""
-        self._flush()  # an interrupted chunk keeps its done rows
-        self._sink.close()
+        if self._state != "closed":
+            self._state = "closed"
+            self._flush()  # an interrupted chunk keeps its done rows
+            self._sink.close()
         return f"{self._sink.written} labels are in {self._sink.path}: the same command with --resume continues"
 
 
@@ -128,10 +141,10 @@ def calibration_path(output: Path) -> Path:
     return output.with_name(output.name + ".calibration.json")
 
 
-def calibration_kept(output: Path | None, resume: bool, calibrate: str) -> dict[str, Any] | None:
+def calibration_kept(output: Path | None, resume: bool, calibrate: str) -> CalibrationRecord | None:
     """The calibration a resumed output began with, when it calibrated as this run does."""
     if not resume or output is None:
         return None
     record = calibration_path(output)
     kept = json.loads(record.read_text()) if record.is_file() else None
-    return kept if isinstance(kept, dict) and kept.get("mode") == calibrate else None
+    return CalibrationRecord.of(kept) if isinstance(kept, dict) and kept.get("mode") == calibrate else None

@@ -10,14 +10,15 @@ from typing import Any
 from sentiq.errors import OptionError, RunError
 from sentiq.io.names import run_path, safe_name
 from sentiq.io.runs import recorded_config
-from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings
+from sentiq.settings import DataSpec, EvalSettings, MethodConfig, ModelSettings, RaySettings
 from sentiq.text import did_you_mean
 
 MODEL_OPTIONS = tuple(f.name for f in fields(ModelSettings))
 DATA_OPTIONS = {"dataset": "source", "text_column": "text_column", "label_column": "label_column"}
 DATA_OPTIONS |= {"label_map": "label_map", "split": "split"}
 METHOD_OPTIONS = tuple(f.name for f in fields(MethodConfig) if f.name not in ("method", "seed"))
-RESUME_OPTIONS = (*MODEL_OPTIONS, *DATA_OPTIONS, "methods", "n", "sample", "seed", *METHOD_OPTIONS)
+RAY_OPTIONS = tuple(f.name for f in fields(RaySettings))  # where it runs: Ray = local, so it may change
+RESUME_OPTIONS = (*MODEL_OPTIONS, *DATA_OPTIONS, "methods", "n", "sample", "seed", *METHOD_OPTIONS, *RAY_OPTIONS)
 
 
 def laid_over(recorded: EvalSettings, given: dict[str, Any]) -> EvalSettings:
@@ -39,7 +40,8 @@ def laid_over(recorded: EvalSettings, given: dict[str, Any]) -> EvalSettings:
     options = {k: given[k] for k in METHOD_OPTIONS if k in given} | seed
     methods = [replace(m, **options) for m in recorded.methods]
     top = {k: given[k] for k in ("n", "sample") if k in given}
-    return replace(recorded, model=model, data=data, methods=methods, **top, **seed)
+    ray = replace(recorded.ray, **{k: given[k] for k in RAY_OPTIONS if k in given})
+    return replace(recorded, model=model, data=data, methods=methods, ray=ray, **top, **seed)
 
 
 def recorded_settings(output_dir: Path, run_id: str) -> EvalSettings:
@@ -56,10 +58,10 @@ def recorded_settings(output_dir: Path, run_id: str) -> EvalSettings:
     if not records:
         raise RunError(f"no run {run_id} under {output_dir}: nothing to resume")
     first = records[0]
-    if any("tuned" in r for r in records) or first.get("engine", {}).get("name") == "ray":
-        raise OptionError(
-            f"run {run_id} used --tuned choices or --backend ray: resume it with the options it began with and --resume"
-        )
+    if any("tuned" in r for r in records):
+        raise OptionError(f"run {run_id} used --tuned choices: resume it with the options it began with and --resume")
+    engine = first.get("engine")
+    ray = RaySettings(backend="ray") if isinstance(engine, dict) and engine.get("name") == "ray" else RaySettings()
     try:
         methods = [MethodConfig(**r["method_settings"]) for r in records]
         return EvalSettings(
@@ -72,6 +74,7 @@ def recorded_settings(output_dir: Path, run_id: str) -> EvalSettings:
             output_dir=output_dir,
             run_id=run_id if len(records) > 1 or first["run_id"] == run_id else first["run_id"],
             resume=True,
+            ray=ray,  # where it ran (on a cluster: the options given say which)
         )
     except (KeyError, TypeError) as exc:
         raise RunError(f"run {run_id}'s config.json lacks its settings ({exc}): resume it with its options") from None
