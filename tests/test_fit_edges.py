@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 import sentiq
 from sentiq.cli.app import app
 from sentiq.errors import OptionError
-from sentiq.methods.fitted import NESTED_MIN, fit_linear
+from sentiq.methods.fitted import fit_linear
+from sentiq.results import NESTED_MIN
 from tests.conftest import FIT_TEXTS, fit_data
 
 runner = CliRunner()

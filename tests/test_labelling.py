@@ -65,17 +65,16 @@ def test_a_loop_left_early_keeps_what_it_labelled_and_resume_finishes_it(clf, tm
 
 def test_an_interrupt_in_the_consumer_says_where_the_labels_are(clf, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    with pytest.raises(Interrupted, match=rf"interrupted; \d+ labels are in {out}: the same command with --resume"):
-        with sentiq.classify_stream(_items(), out, clf, chunk_size=4) as stream:
-            for step in stream:
-                if step.rows:
-                    raise KeyboardInterrupt
+    said = rf"interrupted; \d+ labels are in {out}: the same command with --resume"
+    with pytest.raises(Interrupted, match=said), sentiq.classify_stream(_items(), out, clf, chunk_size=4) as stream:
+        for step in stream:
+            if step.rows:
+                raise KeyboardInterrupt
     kept = pd.read_json(out, lines=True, dtype={"id": str})
     assert list(kept["id"]) == ["t0", "t1", "t2", "t3"]  # the first chunk, whole and in order
-    with pytest.raises(Interrupted, match="nothing was written"):
-        with sentiq.classify_stream(_items(), classifier=clf) as stream:
-            for _ in stream:
-                raise KeyboardInterrupt
+    with pytest.raises(Interrupted, match="nothing was written"), sentiq.classify_stream(_items(), classifier=clf) as s:
+        for _ in s:
+            raise KeyboardInterrupt
 
 
 def test_a_closed_output_pipe_ends_the_stream_in_one_error(clf, tmp_path: Path) -> None:
@@ -96,9 +95,9 @@ def test_classify_stream_refuses_what_classify_file_refuses(clf, tiny_model: Pat
         sentiq.classify_stream(_items(), model=str(tiny_model), scale=RaySettings(backend="ray"))
     with pytest.raises(sentiq.DataError, match="no texts to classify"):
         sentiq.classify_stream([], classifier=clf)
-    with pytest.raises(sentiq.DataError, match="nothing to classify: every text is empty"):
-        with sentiq.classify_stream([("a", ""), ("b", "  ")], classifier=clf) as stream:
-            list(stream)
+    empty = sentiq.classify_stream([("a", ""), ("b", "  ")], classifier=clf)
+    with pytest.raises(sentiq.DataError, match="nothing to classify: every text is empty"), empty:
+        list(empty)
     with pytest.raises(OptionError, match="unknown method 'logic'"):
         sentiq.classify_stream(_items(), model=str(tiny_model), method="logic")  # type: ignore[arg-type]
     assert not list(tmp_path.iterdir())

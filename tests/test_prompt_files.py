@@ -182,7 +182,7 @@ def test_batch_calibration_divides_out_the_texts_own_mean(engine) -> None:
     preds = _predicted(clf, texts, seen)
     prior = softmax(raw).mean(axis=0)
     assert clf.prior == pytest.approx(prior)
-    assert seen[0]["mode"] == "batch" and seen[0]["estimated_on"] == "the first 4 texts classified"
+    assert seen[0].mode == "batch" and seen[0].estimated_on == "the first 4 texts classified"
     calibrated = softmax(raw - np.log(prior))
     assert [p.p_positive for p in preds] == pytest.approx(list(calibrated[:, 0]))
     # the next chunk keeps the prior of the first
@@ -201,8 +201,8 @@ def test_domain_inputs_are_seeded_in_domain_words() -> None:
 def test_domain_calibration_records_its_prior(engine) -> None:
     seen: list[dict] = []
     _predicted(make_runner(engine, plan_method(MethodConfig(calibrate="domain"))), ["a great film", "dull"], seen)
-    assert seen[0]["estimated_on"] == "20 random in-domain word sequences"
-    assert sum(seen[0]["prior"].values()) == pytest.approx(1.0)
+    assert seen[0].estimated_on == "20 random in-domain word sequences"
+    assert sum(seen[0].prior.values()) == pytest.approx(1.0)
 
 
 def test_run_records_prompt_text_hash_and_calibration(tiny_model: Path, labelled_csv: Path, tmp_path: Path) -> None:
@@ -461,8 +461,8 @@ def test_generation_calibrates_each_prompts_first_answer_token(engine, mode: str
     cfg = MethodConfig(method="zero-shot", prompt="classifier,reply", calibrate=mode, max_new_tokens=2)
     clf = make_runner(engine, plan_method(cfg))
     preds = _predicted(clf, ["a great film", "dull boring mess"], seen)
-    assert len(seen) == 1 and len(seen[0]["prior"]) == 2  # one prior per prompt
-    assert all(sum(p.values()) == pytest.approx(1.0) for p in seen[0]["prior"])
+    assert len(seen) == 1 and len(seen[0].prior) == 2  # one prior per prompt
+    assert all(sum(p.values()) == pytest.approx(1.0) for p in seen[0].prior)
     for p in preds:
         votes = [(a, clf.bound[i].prompt.parse(a)) for i, a in enumerate(p.answer.split(" | "))]
         assert p.label == vote(votes).label  # labels still come from the answers actually generated
@@ -511,7 +511,7 @@ def test_tune_prompt_reads_generation_as_generation_decides(
         steps.append(divide_prior(first, sampling.first_prior).numpy())
         return decode(first, step, sampling, *rest)
 
-    monkeypatch.setattr(sentiq.core.engine, "decode", spy)
+    monkeypatch.setattr(sentiq.core.answering, "decode", spy)
     gen = make_runner(
         engine, plan_method(MethodConfig(method="zero-shot", prompt="classifier", calibrate=calibrate, tail=tail))
     )

@@ -5,6 +5,7 @@ result may differ and are recorded."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,24 @@ def test_differences_are_each_named_once() -> None:
     before = {"method": "zero-shot", "method_settings": {"method": "zero-shot", "k": 0}}
     now = {"method": "loglik", "method_settings": {"method": "loglik", "k": 0}}
     assert resuming.differences(before, now, ["method", "method_settings"]) == ["method was 'zero-shot', now 'loglik'"]
+
+
+def test_a_ray_run_resumes_on_ray_unless_told_otherwise(
+    tiny_model: Path, labelled_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentiq.workflows.resuming import laid_over, recorded_settings
+
+    folder = _cut_run(tiny_model, labelled_csv, tmp_path, monkeypatch)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "engine": {"name": "ray", "workers": 2}}))
+    recorded = recorded_settings(tmp_path, "trial")
+    assert recorded.ray.backend == "ray" and recorded.methods[0].method == "zero-shot"
+    here = laid_over(recorded, {"backend": "local"})  # Ray = local: where it runs may change
+    assert here.ray.backend == "local" and here.n == recorded.n
+    assert laid_over(recorded, {"workers": 3}).ray == replace(recorded.ray, workers=3)
+    with pytest.raises(sentiq.OptionError, match="unknown backend 'spark'"):
+        laid_over(recorded, {"backend": "spark"})
+    tuned = {**config, "tuned": "prompt classifier"}
+    (folder / "config.json").write_text(json.dumps(tuned))
+    with pytest.raises(sentiq.OptionError, match="used --tuned choices: resume it with the options it began with"):
+        recorded_settings(tmp_path, "trial")

@@ -49,7 +49,9 @@ def test_every_surface_renders_the_same_prediction_through_the_schema(case, tmp_
         "frame": clf.classify_frame(pd.DataFrame({"text": TEXTS})).drop(columns="text").to_dict("records"),
     }
     with sentiq.classify_stream([(str(i), t) for i, t in enumerate(TEXTS)], classifier=clf) as stream:
-        surfaces["output"] = [{k: v for k, v in row.items() if k not in ("id", "text")} for s in stream for row in s.rows]
+        surfaces["output"] = [
+            {k: v for k, v in row.items() if k not in ("id", "text")} for s in stream for row in s.rows
+        ]
     expected = {
         "result": label_set.surface_fields("result"),
         "service": label_set.surface_fields("service"),
@@ -108,7 +110,7 @@ def test_prediction_fields_follow_the_label_set(labels: tuple[str, ...]) -> None
         assert prediction_fields(p, label_set, "result")["p_positive"] is None  # a Result's is the binary set's
         assert set(output) == {"label", *(f"p_{label}" for label in labels), "answer"}
     assert LABELLED_FIELDS[2:-1] == LabelSet(("positive", "negative")).surface_fields("labelled")
-    assert RUN_FIELDS == LabelSet(("positive", "negative")).run_fields()
+    assert LabelSet(("positive", "negative")).run_fields() == RUN_FIELDS
 
 
 def test_the_binary_set_is_told_apart_in_one_place() -> None:
