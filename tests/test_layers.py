@@ -4,6 +4,7 @@ architecture.md), and no module imports itself back through others. Imports insi
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import sentiq
@@ -117,3 +118,26 @@ def test_no_module_is_over_300_lines() -> None:
     """A module that grows past this holds more than one job: split it along its jobs."""
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 300}
     assert not long, long
+
+
+def test_the_public_api_takes_no_core_type_and_imports_its_results_plainly() -> None:
+    """A caller passes names, settings or a Classifier; the result types come from the light leaves."""
+    import inspect
+
+    import sentiq.api as api
+
+    for name in api.__all__:
+        obj = getattr(api, name)
+        if inspect.isfunction(obj):
+            annotations = " ".join(str(p.annotation) for p in inspect.signature(obj).parameters.values())
+            assert "Engine" not in annotations, name
+            assert "on_rows" not in inspect.signature(obj).parameters, name  # results come back as a stream
+    source = (PACKAGE / "api" / "__init__.py").read_text()
+    assert "__getattr__" not in source and "importlib" not in source
+    assert api.RunResult.__module__ == "sentiq.results" and api.TuneResult.__module__ == "sentiq.searches"
+
+
+def test_the_command_line_never_asks_where_the_work_runs() -> None:
+    """Where the work runs is decided once, in the library: no command branches on the backend."""
+    asking = [p.name for p in (PACKAGE / "cli").glob("*.py") if re.search(r"\.backend\s*[!=]=", p.read_text())]
+    assert not asking

@@ -73,7 +73,15 @@ def test_resume_run_in_python_takes_the_same_options(
         sentiq.resume_run("trial", tmp_path, batchsize=2)
     with pytest.raises(sentiq.RunError, match="cannot resume trial with other settings: n was 12, now 11"):
         sentiq.resume_run("trial", tmp_path, n=11)
-    evaluation = sentiq.resume_run("trial", tmp_path, model=str(tiny_model), device="cpu")
+    with pytest.raises(sentiq.OptionError, match="run trial measured zero-shot, not loglik: leave method out"):
+        sentiq.resume_run("trial", tmp_path, methods="loglik")
+    with pytest.raises(sentiq.OptionError, match="unknown method 'zero_shot'"):
+        sentiq.resume_run("trial", tmp_path, methods=["zero_shot"])
+    with pytest.raises(TypeError, match="model must be a string"):
+        sentiq.resume_run("trial", tmp_path, model=5)
+    with pytest.raises(sentiq.OptionError, match="n must be at least 1"):
+        sentiq.resume_run("trial", tmp_path, n=0)
+    evaluation = sentiq.resume_run("trial", tmp_path, model=str(tiny_model), device="cpu", methods="zero-shot")
     assert evaluation.runs[0].quality.n == 12 and evaluation.runs[0].config["status"] == "complete"
 
 

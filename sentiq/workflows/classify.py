@@ -114,7 +114,13 @@ def _chunk_steps(
         rows = tuple({**records[i], **{f: row[f] for f in fields}} for i, row in zip(order, labelled.rows))
         truncated = sum(bool(row["truncated"]) for row in labelled.rows)
         yield Step(
-            rows, order, False, len(rows), labelled.words, labelled.seconds, truncated, 0, (), labelled.calibration
+            rows=rows,
+            order=order,
+            texts=len(rows),
+            words=labelled.words,
+            seconds=labelled.seconds,
+            truncated=truncated,
+            calibration=labelled.calibration,
         )
     yield Step(chunk_end=True)
 

@@ -95,6 +95,8 @@ class Labelling:
         finally:
             if self._state == "reading":  # interrupted, failed, or a loop left early: keep what was labelled
                 self._close_for_resume()
+                if hasattr(self._steps, "close"):  # the labelling under way stops too (its heap thawed)
+                    self._steps.close()
 
     def _flush(self) -> list[dict[str, Any]]:
         """The chunk's rows in the input's order, written."""

@@ -7,6 +7,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from sentiq.choices import method_names
 from sentiq.errors import OptionError, RunError
 from sentiq.io.names import run_path, safe_name
 from sentiq.io.runs import recorded_config
@@ -29,9 +30,11 @@ def laid_over(recorded: EvalSettings, given: dict[str, Any]) -> EvalSettings:
         hint = did_you_mean(unknown, list(RESUME_OPTIONS)) or f" Options are: {', '.join(RESUME_OPTIONS)}."
         raise OptionError(f"unknown resume option '{unknown}'.{hint}")
     names = [m.method for m in recorded.methods]
-    if "methods" in given and list(given["methods"]) != names:
+    asked = given.get("methods")
+    asked = method_names([asked] if isinstance(asked, str) else list(asked)) if asked is not None else names
+    if asked != names:
         raise OptionError(
-            f"run {recorded.run_id} measured {', '.join(names)}, not {', '.join(given['methods'])}: leave --method "
+            f"run {recorded.run_id} measured {', '.join(names)}, not {', '.join(asked)}: leave --method "
             "out to continue it, or start a new run"
         )
     model = replace(recorded.model, **{k: given[k] for k in MODEL_OPTIONS if k in given})
