@@ -67,3 +67,18 @@ def test_the_version_is_the_changelogs_newest_release() -> None:
     first = re.search(r"^## (\S+)", changelog, flags=re.MULTILINE)
     assert first is not None and first.group(1) == sentiq.__version__
     assert runner.invoke(app, ["--version"]).output.strip() == f"sentiq {sentiq.__version__}"
+
+
+def test_a_loaded_classifier_is_reused_as_the_model_and_refused_on_ray(tiny_model: Path, tmp_path: Path) -> None:
+    from sentiq.settings import RaySettings
+    from tests.conftest import fit_data
+
+    clf = sentiq.load(str(tiny_model), device="cpu", dtype="float32")
+    made = sentiq.fit(clf, dataset=str(fit_data(tmp_path)), n=24, output_dir=tmp_path)
+    assert made.card["model"]["label"] == tiny_model.name and made.probe.n == 24
+    with pytest.raises(sentiq.OptionError, match="a Classifier is a model loaded in this process; on Ray"):
+        sentiq.evaluate(
+            clf, "loglik", dataset=str(fit_data(tmp_path, name="d.csv")), n=4, scale=RaySettings(backend="ray")
+        )
+    with pytest.raises(TypeError, match="model must be a string"):
+        sentiq.evaluate(3.5, "loglik")  # type: ignore[arg-type]

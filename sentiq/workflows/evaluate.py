@@ -109,6 +109,10 @@ def run_labels(plans: list[MethodPlan]) -> tuple[str, ...]:
 
 
 def _predictor(settings: EvalSettings, engine: Engine | None) -> Predictor:
+    if settings.ray.backend == "ray" and engine is not None:
+        raise OptionError(
+            "a Classifier is a model loaded in this process; on Ray give model= a name and each worker loads it"
+        )
     if settings.ray.backend == "ray":
         from sentiq.backends.ray import RayPredictor
 
