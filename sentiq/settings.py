@@ -207,6 +207,17 @@ class ClassifySettings:
     overwrite: bool = False  # replace an --output that already holds labels
 
     def __post_init__(self) -> None:
+        """The same rules for the command line and the library; a value of the wrong type names itself."""
+        if self.output is not None and not isinstance(self.output, PathLike | str):
+            raise TypeError(f"output must be a path, not {type(self.output).__name__}")
+        for name in ("text_column", "keep_columns"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+        if not isinstance(self.chunk_size, Integral) or isinstance(self.chunk_size, bool):
+            raise TypeError(f"chunk_size must be an int, not {type(self.chunk_size).__name__}")
+        if self.chunk_size < 1:
+            raise OptionError("--chunk-size must be at least 1")
         if self.resume and self.overwrite:
             raise OptionError("--resume continues the --output and --overwrite replaces it: give one")
 

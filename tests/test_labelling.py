@@ -101,3 +101,23 @@ def test_classify_stream_refuses_what_classify_file_refuses(clf, tiny_model: Pat
     with pytest.raises(OptionError, match="unknown method 'logic'"):
         sentiq.classify_stream(_items(), model=str(tiny_model), method="logic")  # type: ignore[arg-type]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"chunk_size": 0}, OptionError, "chunk_size must be at least 1"),
+        ({"chunk_size": "5"}, TypeError, "chunk_size must be an int, not str"),
+        ({"chunk_size": True}, TypeError, "chunk_size must be an int, not bool"),
+        ({"keep_columns": 5}, TypeError, "keep_columns must be a string, not int"),
+        ({"text_column": ["text"]}, TypeError, "text_column must be a string, not list"),
+        ({"output": 5}, TypeError, "output must be a path, not int"),
+        ({"classifier": "0.5b"}, TypeError, "classifier must be a Classifier .*not str"),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_named(clf, tmp_path: Path, options: dict, error: type, message: str) -> None:
+    given = {"model": clf, **options} if "classifier" not in options else options
+    with pytest.raises(error, match=message):
+        sentiq.classify_stream(_items(), **given)
+    with pytest.raises(error, match=message):
+        sentiq.classify_file(_items(), **given)

@@ -5,6 +5,7 @@ where the work runs (this process or a Ray cluster) is decided here, once."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,9 +48,10 @@ def classify_stream(
     was labelled, ready for `resume=True`. Arguments as classify_file's."""
     from sentiq.workflows.classify import classify, classify_on_ray, make_source
 
-    settings = ClassifySettings(
-        Path(output) if output is not None else None, text_column, keep_columns, chunk_size, resume, overwrite
-    )
+    if classifier is not None and not isinstance(classifier, Classifier):
+        raise TypeError(f"classifier must be a Classifier (sentiq.load makes one), not {type(classifier).__name__}")
+    settings = ClassifySettings(output, text_column, keep_columns, chunk_size, resume, overwrite)
+    settings = replace(settings, output=Path(output)) if output is not None else settings
     _one_model(classifier, model, method, scale)
     models, engine = held_model(classifier or model, device, dtype)
     config = classifier.method if classifier is not None else method_config(method or "loglik")
