@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sentiq.api.classifier import Classifier
-from sentiq.api.options import check_options, data_spec, model_settings
+from sentiq.api.classifier import Classifier, held_model
+from sentiq.api.options import check_options, data_spec
 from sentiq.choices import EMBEDDED
 from sentiq.errors import speaks_python
 from sentiq.learn_settings import FitSettings, PromptTuneSettings, TuneSettings
 from sentiq.progress import StartTask, no_progress
 from sentiq.results import FitResult, TuneResult
 from sentiq.settings import DataSpec, ModelSettings
+
+if TYPE_CHECKING:
+    from sentiq.core.engine import Engine
 
 T = TypeVar("T")
 
@@ -36,7 +39,7 @@ def tune_prompt(
     as evaluate takes them."""
     from sentiq.workflows.tuning.prompts import tune_prompt as search_prompts
 
-    models, chosen = _search(PromptTuneSettings, "tune_prompt", model, dataset, output_dir, settings)
+    models, _, chosen = _search(PromptTuneSettings, "tune_prompt", model, dataset, output_dir, settings)
     return search_prompts(models, chosen, progress or no_progress)
 
 
@@ -55,7 +58,7 @@ def tune_sampling(
     them."""
     from sentiq.workflows.tuning.sampling import tune_sampling as search_sampling
 
-    models, chosen = _search(TuneSettings, "tune_sampling", model, dataset, output_dir, settings)
+    models, _, chosen = _search(TuneSettings, "tune_sampling", model, dataset, output_dir, settings)
     return search_sampling(models, chosen, progress or no_progress)
 
 
@@ -78,9 +81,7 @@ def fit(
     and dtype as evaluate takes them. model: a name, settings, or a Classifier whose loaded model is reused."""
     from sentiq.workflows.fitting import fit as run_fit
 
-    engine = model.engine if isinstance(model, Classifier) else None
-    spec = model.source.ref if isinstance(model, Classifier) else model
-    models, chosen = _search(FitSettings, "fit", spec, dataset, output_dir, settings)
+    models, engine, chosen = _search(FitSettings, "fit", model, dataset, output_dir, settings)
     return run_fit(models, chosen, progress or no_progress, engine)
 
 
@@ -90,17 +91,18 @@ READING = ("text_column", "label_column", "label_map", "device", "dtype")  # how
 def _search(
     kind: type[T],
     what: str,
-    model: str | ModelSettings | None,
+    model: str | ModelSettings | Classifier | None,
     dataset: str | Path | DataSpec,
     output_dir: str | Path,
     given: dict,
-) -> tuple[ModelSettings, T]:
-    """A search's model and settings from its call's keywords (misspelt ones named with the nearest)."""
+) -> tuple[ModelSettings, Engine | None, T]:
+    """A search's model (and a Classifier's loaded one, reused) and settings from its call's keywords
+    (misspelt ones named with the nearest)."""
     reading = {k: given.pop(k) for k in READING if k in given}
     check_options(kind, given, what, fixed=("output_dir", "data"), also=READING)
     if not isinstance(output_dir, str | Path):
         raise TypeError(f"output_dir must be a path, not {type(output_dir).__name__}")
     label_column = reading.get("label_column", DataSpec.label_column)
     data = data_spec(dataset, reading.get("text_column"), label_column, reading.get("label_map"))
-    models = model_settings(model, reading.get("device", "auto"), reading.get("dtype", "auto"))
-    return models, kind(output_dir=Path(output_dir), data=data, **given)
+    models, engine = held_model(model, reading.get("device", "auto"), reading.get("dtype", "auto"))
+    return models, engine, kind(output_dir=Path(output_dir), data=data, **given)

@@ -119,10 +119,10 @@ def resume_run(
     """Continue a saved run (or the runs that share `run_id`, one per method) under `output_dir` with
     the settings it began with, read back from its config.json; a finished one is left as it is.
     options: any of evaluate's (model, device, dtype, batch_size, max_batch_tokens, dataset, text_column,
-    label_column, label_map, split, methods, n, sample, seed, and the method's; model may be a Classifier,
-    whose loaded model is reused), laid over the recorded
-    settings: one that differs from the record is refused, naming it, but device, dtype, batch_size and
-    max_batch_tokens, which may differ (the run records each change)."""
+    label_column, label_map, split, methods, n, sample, seed, the method's, and the Ray settings; model may
+    be a Classifier, whose loaded model is reused), laid over the recorded settings. One that differs from
+    the record is refused, named; device, dtype, batch_size, max_batch_tokens and the backend may differ
+    (the run records each change)."""
     from sentiq.workflows.evaluate import evaluate as run_evaluate
     from sentiq.workflows.resuming import laid_over, recorded_settings
 

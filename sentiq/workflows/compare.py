@@ -42,7 +42,7 @@ def compare(root: Path, metric: str = "macro_f1") -> Comparison:
         groups.append(group)
     table = pd.concat(groups, ignore_index=True)
     table["pareto"] = False  # a front among runs whose accuracies can be compared: one label set, one sample
-    for _, panel in table.groupby(["labels", "sample"], sort=False):
+    for _, panel in panels(table):
         table.loc[panel.index, "pareto"] = pareto_front(panel)
     warnings = left_out + _sample_warnings(table) + _machine_warnings(table) + _label_set_note(table)
     return Comparison(table, warnings, _agreement(runs, table))
