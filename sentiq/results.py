@@ -110,6 +110,19 @@ class Quality:
     precision_negative: float | None = None
     recall_negative: float | None = None
     f1_negative: float | None = None
+    # how far the probabilities can be trusted (workflows.confidence), over the `scored` texts that have
+    # one: top-label expected calibration error (15 bins), Brier score, log loss, AUROC (binary sets),
+    # the area under the risk-coverage curve and the share answerable at 90/95/99% accuracy
+    scored: int | None = None
+    mean_confidence: float | None = None
+    ece: float | None = None
+    brier: float | None = None
+    log_loss: float | None = None
+    auroc: float | None = None
+    aurc: float | None = None
+    coverage_at_90: float | None = None
+    coverage_at_95: float | None = None
+    coverage_at_99: float | None = None
 
 
 @dataclass

@@ -127,3 +127,32 @@ def tiny_fit(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     return sentiq.fit(
         str(tiny_model), dataset=str(fit_data(folder)), n=24, output_dir=folder, device="cpu", dtype="float32"
     )
+
+
+@pytest.fixture(scope="session")
+def answering_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model made to answer with a label word: 'Positive' and 'Negative' become tokens of their
+    own whose vocabulary rows are the row of the token it answers with anyway, doubled, each plus its own
+    noise, so that its first answer token is one of them and which one depends on the text (answers are
+    one token long where max_new_tokens is 1)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("answering-qwen2")
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    ids = tok(
+        tok.apply_chat_template([{"role": "user", "content": "a review"}], tokenize=False, add_generation_prompt=True)
+    )
+    tok.add_tokens(["Positive", "Negative"])
+    model.resize_token_embeddings(len(tok))
+    with torch.no_grad():
+        usual = int(model(torch.tensor([ids["input_ids"]])).logits[0, -1].argmax())
+        head = model.lm_head.weight
+        g = torch.Generator().manual_seed(0)
+        for word in ("Positive", "Negative"):
+            (token,) = tok.encode(word)
+            head[token] = 2 * head[usual] + 3 * head[usual].norm() * torch.randn(head.shape[1], generator=g)
+    tok.save_pretrained(folder)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder

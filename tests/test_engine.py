@@ -129,7 +129,39 @@ def test_greedy_matches_transformers_generate(engine: Engine) -> None:
             )
         new = out[0, ids.shape[1] :].tolist()
         cut = next((i for i, t in enumerate(new) if t in engine.eos_ids), len(new))
-        assert answers == [engine.decode(new[:cut])]
+        assert [a.text for a in answers] == [engine.decode(new[:cut])]
+
+
+def test_answers_keep_the_watched_tokens_where_they_first_chose_one(engine: Engine) -> None:
+    """An answer's `decided` holds the watched tokens' log-probabilities at the first step that chose one
+    of them (not necessarily the first step), as transformers' own greedy scores give them."""
+    prefix, bodies = _bodies(engine)
+    runs = []
+    for body in bodies:
+        ids = torch.tensor([prefix + body])
+        with torch.inference_mode():
+            out = engine.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=False,
+                max_new_tokens=5,
+                eos_token_id=engine.eos_ids,
+                pad_token_id=engine.pad_id,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+        runs.append((out.sequences[0, ids.shape[1] :].tolist(), [torch.log_softmax(x[0], -1) for x in out.scores]))
+    watch = sorted({new[min(1, len(new) - 1)] for new, _ in runs} - {new[0] for new, _ in runs[:1]})
+    got = _generate(engine, prefix, bodies, [Sampling(do_sample=False, max_new_tokens=5)], watch=watch)[0]
+    later = 0
+    for (new, scores), (answer,) in zip(runs, got):
+        step = next((j for j, t in enumerate(new) if t in watch), None)
+        if step is None:
+            assert answer.decided is None
+            continue
+        later += step > 0
+        np.testing.assert_allclose(answer.decided, scores[step][watch].numpy(), atol=1e-4)
+    assert later  # some answer committed after its first token
 
 
 def test_sampling_repeats_and_ignores_batching(tiny_lm) -> None:
@@ -279,10 +311,10 @@ def test_batch_stats_are_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch
     assert len(engine.planner.stats) == 3
 
 
-def _generate(engine: Engine, prefix, bodies, samplings, seeds=None) -> list:
+def _generate(engine: Engine, prefix, bodies, samplings, seeds=None, watch=()) -> list:
     """generate_batches gathered in input order: result[setting][text][sample]."""
     answers: list = [[None] * len(bodies) for _ in samplings]
-    for done in engine.generate_batches(prefix, bodies, samplings, seeds):
+    for done in engine.generate_batches(prefix, bodies, samplings, seeds, None, watch):
         for per_setting, got in zip(answers, done.result):
             for i, texts in zip(done.indices, got):
                 per_setting[i] = texts

@@ -86,11 +86,11 @@ def test_interrupted_classify_output_resumes(tiny_model: Path, tmp_path: Path, m
     real = methods.vote
     calls = {"n": 0}
 
-    def vote_then_interrupt(answers, labels):
+    def vote_then_interrupt(answers, labels, sampled):
         calls["n"] += 1
         if calls["n"] > 2:
             raise KeyboardInterrupt
-        return real(answers, labels)
+        return real(answers, labels, sampled)
 
     monkeypatch.setattr(methods, "vote", vote_then_interrupt)
     src = tmp_path / "in.txt"

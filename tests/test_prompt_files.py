@@ -464,7 +464,7 @@ def test_generation_calibrates_each_prompts_first_answer_token(engine, mode: str
     assert len(seen) == 1 and len(seen[0].prior) == 2  # one prior per prompt
     assert all(sum(p.values()) == pytest.approx(1.0) for p in seen[0].prior)
     for p in preds:
-        votes = [(a, clf.bound[i].prompt.parse(a)) for i, a in enumerate(p.answer.split(" | "))]
+        votes = [(a, clf.bound[i].prompt.parse(a), None) for i, a in enumerate(p.answer.split(" | "))]
         assert p.label == vote(votes).label  # labels still come from the answers actually generated
     # a prior taken from a record (a resumed run's) gives the same answers
     again = make_runner(engine, plan_method(cfg), prior_from_record(seen[0])).predict(

@@ -9,7 +9,7 @@ from helpers import parse_label
 
 from sentiq.errors import OptionError
 from sentiq.methods.demonstrations import DEMO_MAX_WORDS, draw_demonstrations
-from sentiq.methods.generation import vote
+from sentiq.methods.generation import decided_probs, vote
 from sentiq.methods.plan import plan_method
 from sentiq.methods.prompts import build_template, load_prompt
 from sentiq.methods.runner import make_runner
@@ -35,18 +35,51 @@ def test_parse_label(answer: str, label: str | None) -> None:
     assert parse_label(answer) == label
 
 
-def _vote(*answers: str):
-    return vote([(a, parse_label(a)) for a in answers])
+def _vote(*answers: str, probs=None, sampled: bool = True):
+    probs = probs or [None] * len(answers)
+    return vote([(a, parse_label(a), p) for a, p in zip(answers, probs)], sampled=sampled)
 
 
 def test_vote_majority_ties_and_invalid() -> None:
     assert _vote("Positive", "negative", "positive").label == "positive"
-    assert _vote("Positive", "negative", "positive").p_positive == pytest.approx(2 / 3)
+    # sampled votes are shares with half a pseudo-vote per label: (2 + 0.5) / (3 + 1)
+    assert _vote("Positive", "negative", "positive").p_positive == pytest.approx(2.5 / 4)
     assert _vote("negative", "positive").label == "negative"  # tie: the earliest valid answer
-    assert _vote("Positive").p_positive is None  # a single greedy answer is not a probability
+    assert _vote("Positive").p_positive is None  # one answer that never committed by a token: no probability
     assert _vote("meh", "positive").label == "positive"  # invalid answers do not vote
     none = _vote("meh", "???")
     assert none.label == "invalid" and none.p_positive is None and none.answer == "meh | ???"
+
+
+def test_vote_never_gives_a_label_zero() -> None:
+    """Unanimous samples leave the other label a share above 0, so log loss stays finite."""
+    unanimous = _vote(*["negative"] * 5)
+    assert unanimous.label == "negative"
+    assert unanimous.scores == pytest.approx({"positive": 0.5 / 6, "negative": 5.5 / 6})
+    assert 0 < unanimous.p_positive < 0.1
+
+
+def test_vote_of_greedy_answers_averages_where_they_committed() -> None:
+    one = _vote("Positive", probs=[np.array([0.8, 0.2])], sampled=False)
+    assert one.label == "positive" and one.p_positive == pytest.approx(0.8)
+    ensemble = _vote("Positive", "negative", probs=[np.array([0.9, 0.1]), np.array([0.4, 0.6])], sampled=False)
+    assert ensemble.label == "positive"  # a tie of votes goes to the earliest
+    assert ensemble.scores == pytest.approx({"positive": 0.65, "negative": 0.35})
+    # a member that committed by no token is left out of the mean, an invalid one too
+    partial = _vote(
+        "Positive", "meh", "positive", probs=[np.array([0.7, 0.3]), np.array([0.1, 0.9]), None], sampled=False
+    )
+    assert partial.p_positive == pytest.approx(0.7)
+
+
+def test_decided_probs_reads_each_labels_likeliest_spelling() -> None:
+    """A label's probability is its likeliest spelling's (Positive, positive, ' positive'), normalised over
+    the labels: the label a greedy answer chose is the most probable, however its rivals' spellings add up."""
+    decided = np.log(np.array([0.3, 0.2, 0.05, 0.15]))  # tokens naming labels 0, 1, 0, 1
+    assert decided_probs(decided, [0, 1, 0, 1], 2) == pytest.approx([0.3 / 0.5, 0.2 / 0.5])
+    assert decided_probs(None, [0, 1], 2) is None
+    three = decided_probs(np.array([0.0, -50.0]), [2, 0], 3)  # a label with no token gets 0
+    assert three == pytest.approx([np.exp(-50) / (1 + np.exp(-50)), 0, 1 / (1 + np.exp(-50))])
 
 
 def test_clean_text_breaks_and_control_characters() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from sentiq.core.batching import BatchPlanner, Done
-from sentiq.core.decoding import Sampling, decode, mix_first
+from sentiq.core.decoding import Answer, Sampling, decode, mix_first
 from sentiq.core.prefixes import KV, PrefixCache
 
 if TYPE_CHECKING:
@@ -48,17 +48,20 @@ class Answering:
         samplings: Sequence[Sampling],
         seeds: Sequence[int] | None = None,
         first_mix: tuple[list[int], np.ndarray] | None = None,
-    ) -> Iterator[Done[list[list[list[str]]]]]:
+        watch: Sequence[int] = (),
+    ) -> Iterator[Done[list[list[list[Answer]]]]]:
         """For each decoding setting, `num_samples` answers per body, a batch at a time:
         result[setting][body of the batch][sample]. Every setting decodes from the same encoded prompt,
         so a grid of settings costs one prompt pass. `seeds` (one per body) make sampled answers
         independent of how texts were batched. `first_mix` (label tokens, their log-probabilities per
-        body from another view) is averaged into the first step (see mix_first)."""
+        body from another view) is averaged into the first step (see mix_first). Each answer keeps the
+        `watch` tokens' log-probabilities where it first chose one of them (decode)."""
         seeds = list(seeds) if seeds is not None else list(range(len(bodies)))
 
-        def work(idx: list[int]) -> list[list[list[str]]]:
+        def work(idx: list[int]) -> list[list[list[Answer]]]:
             mix = (first_mix[0], torch.as_tensor(first_mix[1][idx])) if first_mix is not None else None
-            return self._generate_batch(prefix, [bodies[i] for i in idx], samplings, [seeds[i] for i in idx], mix)
+            rows = [bodies[i] for i in idx]
+            return self._generate_batch(prefix, rows, samplings, [seeds[i] for i in idx], mix, watch)
 
         self.prefixes.kv(prefix)
         longest_answer = max(s.max_new_tokens for s in samplings)
@@ -74,7 +77,8 @@ class Answering:
         samplings: Sequence[Sampling],
         seeds: list[int],
         mix: tuple[list[int], torch.Tensor] | None = None,
-    ) -> list[list[list[str]]]:
+        watch: Sequence[int] = (),
+    ) -> list[list[list[Answer]]]:
         ids, lengths = right_pad(rows, self.pad_id, self.device)
         cache = self.prefixes.for_batch(prefix, len(rows))
         hidden = self._hidden(ids, cache)
@@ -85,7 +89,7 @@ class Answering:
         prefix_mask = torch.ones(len(rows), len(prefix), dtype=torch.bool, device=self.device)
         mask = torch.cat([prefix_mask, body_mask], dim=1).long()  # (batch, prefix + body); 0 marks padding
         prompt_kv = [(layer.keys, layer.values) for layer in cache.layers]
-        return [self._decode(prompt_kv, first, lengths, mask, len(prefix), s, seeds) for s in samplings]
+        return [self._decode(prompt_kv, first, lengths, mask, len(prefix), s, seeds, watch) for s in samplings]
 
     def _decode(
         self,
@@ -96,7 +100,8 @@ class Answering:
         prefix_len: int,
         sampling: Sampling,
         seeds: list[int],
-    ) -> list[list[str]]:
+        watch: Sequence[int],
+    ) -> list[list[Answer]]:
         """Answers from an encoded prompt; its cache is copied, so several settings can share it."""
         from transformers import DynamicCache
 
@@ -113,5 +118,6 @@ class Answering:
             hidden = self._hidden(token.unsqueeze(1), cache, attention_mask=mask, position_ids=position)
             return self._head(hidden[:, -1])
 
-        texts = [self.decode(t) for t in decode(first, step, sampling, seeds, self.eos_ids, self.pad_id)]
-        return [texts[i : i + n] for i in range(0, len(texts), n)]
+        tokens, decided = decode(first, step, sampling, seeds, self.eos_ids, self.pad_id, watch)
+        answers = [Answer(self.decode(t), d) for t, d in zip(tokens, decided)]
+        return [answers[i : i + n] for i in range(0, len(answers), n)]

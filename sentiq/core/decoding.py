@@ -3,10 +3,11 @@ generation_config is never consulted: Qwen's turns sampling on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 # (tokens just chosen (rows,), step) -> log-probabilities of the next token (rows, vocab)
@@ -23,6 +24,15 @@ class Sampling:
     num_samples: int = 1  # answers per text (self-consistency)
     # calibration: (first token of each label word, log of its prior), divided out of the first step
     first_prior: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A generated answer, and the log-probabilities the watched tokens had at the step where the first of
+    them was chosen (None when none was): the step where a label-naming answer commits to its label."""
+
+    text: str
+    decided: np.ndarray | None = None
 
 
 class Chooser:
@@ -57,24 +67,40 @@ def row_seeds(seeds: list[int], num_samples: int) -> list[int]:
 
 
 def decode(
-    first: torch.Tensor, step: Step, sampling: Sampling, seeds: list[int], eos_ids: list[int], pad_id: int
-) -> list[list[int]]:
+    first: torch.Tensor,
+    step: Step,
+    sampling: Sampling,
+    seeds: list[int],
+    eos_ids: list[int],
+    pad_id: int,
+    watch: Sequence[int] = (),
+) -> tuple[list[list[int]], list[np.ndarray | None]]:
     """Token ids per row, chosen from `first` (the prompt's next-token log-probabilities, one row per
-    sample) and then from `step`, until every row has ended or `max_new_tokens` were made. The end
-    token itself is not returned."""
+    sample) and then from `step`, until every row has ended or `max_new_tokens` were made (the end token
+    itself is not returned); and per row, the log-probabilities of the `watch` tokens at the first step
+    whose chosen token is one of them, as the choice saw them (None where no step chose one)."""
     choose = Chooser(sampling, row_seeds(seeds, sampling.num_samples), first.device)
     eos = torch.tensor(eos_ids, device=first.device)
+    watched = torch.tensor(list(watch), dtype=torch.long, device=first.device)
     finished = torch.zeros(len(first), dtype=torch.bool, device=first.device)
+    decided = torch.full((len(first), len(watched)), float("nan"), device=first.device)
+    found = torch.zeros(len(first), dtype=torch.bool, device=first.device)
     produced: list[torch.Tensor] = []
     logp = divide_prior(first, sampling.first_prior)
     for i in range(sampling.max_new_tokens):
         token = choose(logp).masked_fill(finished, pad_id)
         produced.append(token)
+        if len(watched):
+            hit = torch.isin(token, watched) & ~found & ~finished
+            decided[hit] = logp[hit][:, watched].float()
+            found |= hit
         finished |= torch.isin(token, eos)
         if bool(finished.all()) or i == sampling.max_new_tokens - 1:
             break
         logp = step(token, i)
-    return [until_eos(row, eos_ids) for row in torch.stack(produced, dim=1).tolist()]  # (rows, steps)
+    rows = [until_eos(row, eos_ids) for row in torch.stack(produced, dim=1).tolist()]  # (rows, steps)
+    kept = decided.cpu().numpy()
+    return rows, [kept[r] if bool(found[r]) else None for r in range(len(rows))]
 
 
 def divide_prior(logp: torch.Tensor, prior: tuple[tuple[int, float], ...]) -> torch.Tensor:

@@ -92,6 +92,22 @@ def answer_firsts(b: Bound, engine: Engine) -> tuple[list[int], list[int]]:
     return own + [t for t, _ in others], list(range(len(own))) + [j for _, j in others]
 
 
+def deciding_tokens(b: Bound, engine: Engine) -> tuple[list[int], list[int]]:
+    """The tokens by which a generated answer commits to a label: each label word's own first token (the
+    prompt asks for that word), and every other spelling of it that is one whole token (its casings, also
+    after a space as inside a sentence); a token that could name two labels is left out. With the index of
+    the label each names. A fragment such as the first token of 'POSITIVE' commits to nothing."""
+    own = b.first_ids
+    spellings = [f(w) for w in b.prompt.words for f in (str.lower, str.capitalize, str.upper)]
+    whole = {s: engine.encode(s) for s in {*spellings, *(" " + s for s in spellings)}}
+    named = [
+        {ids[0] for s, ids in whole.items() if len(ids) == 1 and s.strip().lower() == w.lower()} for w in b.prompt.words
+    ]
+    seen = Counter(t for tokens in named for t in tokens)
+    others = [(t, j) for j, tokens in enumerate(named) for t in sorted(tokens) if seen[t] == 1 and t not in own]
+    return own + [t for t, _ in others], list(range(len(own))) + [j for _, j in others]
+
+
 def check_first_tokens(b: Bound, engine: Engine) -> None:
     """Generation methods need label words that differ in their first token: that token is where an
     answer commits to a label."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+import numpy as np
+
 from sentiq.core.decoding import Sampling
 from sentiq.predictions import INVALID, Prediction
 from sentiq.settings import MethodConfig
 from sentiq.text import LABELS
+
+Voted = tuple[str, str | None, "np.ndarray | None"]  # an answer, the label it names, its label probabilities
 
 
 def decoding(cfg: MethodConfig, first_prior: tuple[tuple[int, float], ...] = ()) -> Sampling:
@@ -25,17 +29,39 @@ def decoding(cfg: MethodConfig, first_prior: tuple[tuple[int, float], ...] = ())
     )
 
 
-def vote(answers: Sequence[tuple[str, str | None]], labels: Sequence[str] = LABELS) -> Prediction:
-    """Majority vote over (answer, parsed label) pairs. Invalid answers do not vote; a tie goes to the
-    earliest valid answer; no valid answer at all is invalid. With several answers each label's share of
-    the valid votes is its probability (one answer is no probability)."""
-    valid = [p for _, p in answers if p is not None]
-    joined = " | ".join(a for a, _ in answers)
+VOTE_PRIOR = 0.5  # pseudo-votes each label starts with when votes are shares (Jeffreys): none is exactly 0
+
+
+def decided_probs(decided: np.ndarray | None, names: Sequence[int], n_labels: int) -> np.ndarray | None:
+    """Each label's probability where an answer committed to a label: at that step (decode), the
+    probability of the label's likeliest spelling among the watched tokens, normalised over the labels
+    (so a greedy answer's label is the most probable one). None when the answer never chose a token that
+    names a label."""
+    if decided is None:
+        return None
+    p = np.exp(decided - np.max(decided))
+    per_label = np.zeros(n_labels)
+    np.maximum.at(per_label, np.asarray(names), p)
+    return per_label / per_label.sum()
+
+
+def vote(answers: Sequence[Voted], labels: Sequence[str] = LABELS, sampled: bool = False) -> Prediction:
+    """Majority vote over (answer, parsed label, label probabilities where it committed) triples. Invalid
+    answers do not vote; a tie goes to the earliest valid answer; no valid answer at all is invalid.
+    The probabilities: several sampled answers' vote shares, each label given VOTE_PRIOR pseudo-votes so
+    that none is exactly 0; otherwise (one answer per prompt) the mean of the answers' own probabilities
+    where they committed (None when no answer committed to a label by a token)."""
+    valid = [p for _, p, _ in answers if p is not None]
+    joined = " | ".join(a for a, _, _ in answers)
     if not valid:
         return Prediction(label=INVALID, p_positive=None, answer=joined)
     counts = Counter(valid)
     best = max(counts.values())
     label = next(p for p in valid if counts[p] == best)
-    if len(answers) == 1:
+    if sampled and len(answers) > 1:
+        shares = [(counts[lab] + VOTE_PRIOR) / (len(valid) + VOTE_PRIOR * len(labels)) for lab in labels]
+        return Prediction.of(label, shares, labels, answer=joined)
+    members = [probs for _, p, probs in answers if p is not None and probs is not None]
+    if not members:
         return Prediction(label=label, p_positive=None, answer=joined)
-    return Prediction.of(label, [counts[lab] / len(valid) for lab in labels], labels, answer=joined)
+    return Prediction.of(label, np.mean(members, axis=0), labels, answer=joined)

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from sentiq.core.batching import Done, gathered
-from sentiq.methods.binding import answer_firsts
+from sentiq.methods.binding import answer_firsts, deciding_tokens
 from sentiq.methods.calibration import log_softmax
 from sentiq.methods.generation import decoding, vote
-from sentiq.methods.runner import MethodRunner
+from sentiq.methods.runner import MethodRunner, voted
 from sentiq.methods.texts import prepare
 from sentiq.predictions import Prediction
 from sentiq.settings import MethodConfig
@@ -41,13 +41,15 @@ def predict_grid(
     b = runner.bound[0]
     fitted = [t for t, _ in prepare(runner.engine, texts, runner.config.max_tokens)]
     bodies = b.bodies(runner.engine, fitted)
-    votes = lambda per_text: vote([(a, b.prompt.parse(a)) for a in per_text], runner.labels)  # noqa: E731
+    watch, names = deciding_tokens(b, runner.engine)
+    n = len(runner.labels)
     grid: list[list[Prediction | None]] = [[None] * len(texts) for _ in configs]
     samplings = [decoding(c) for c in configs]
-    for done in runner.engine.generate_batches(b.prefix, bodies, samplings, runner.seeds(fitted)):
-        for per_config, got in zip(grid, done.result):
+    for done in runner.engine.generate_batches(b.prefix, bodies, samplings, runner.seeds(fitted), None, watch):
+        for config, per_config, got in zip(configs, grid, done.result):
             for i, per_text in zip(done.indices, got):
-                per_config[i] = votes(per_text)
+                answers = [voted(b, a, names, n) for a in per_text]
+                per_config[i] = vote(answers, runner.labels, config.method == "sampling")
         advance(len(done.indices))
     return [[p for p in per_config if p is not None] for per_config in grid]
 

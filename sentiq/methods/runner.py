@@ -13,9 +13,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sentiq.core.batching import Done, gathered
+from sentiq.core.decoding import Answer
 from sentiq.core.engine import Engine
 from sentiq.io.fits import model_digest
-from sentiq.methods.binding import Bound, check_first_tokens, first_tokens
+from sentiq.methods.binding import Bound, check_first_tokens, deciding_tokens, first_tokens
 from sentiq.methods.calibration import (
     calibrated_predictions,
     calibration_record,
@@ -24,7 +25,7 @@ from sentiq.methods.calibration import (
     prior_inputs,
     softmax,
 )
-from sentiq.methods.generation import decoding, vote
+from sentiq.methods.generation import Voted, decided_probs, decoding, vote
 from sentiq.methods.plan import MethodPlan
 from sentiq.methods.texts import endings, prepare
 from sentiq.predictions import Prediction
@@ -178,20 +179,23 @@ class MethodRunner:
         if self.config.calibrated and self.prior is None:
             record = self._first_token_priors(texts, ends)
         priors = self._first_step_priors() if self.config.calibrated else [()] * len(self.bound)
-        answers: list[list[tuple[str, str | None]]] = [[] for _ in texts]
+        answers: list[list[Voted]] = [[] for _ in texts]
         seconds = np.zeros(len(texts))
+        sampled = self.config.method == "sampling"
         for j, b in enumerate(self.bound):
             bodies = b.bodies(self.engine, texts)
             tokens += [len(x) for x in bodies]
             mix = (b.first_ids, ends[j]) if ends[j] is not None else None
             sampling = decoding(self.config, priors[j])
-            for done in self.engine.generate_batches(b.prefix, bodies, [sampling], self.seeds(texts), mix):
+            watch, names = deciding_tokens(b, self.engine)
+            for done in self.engine.generate_batches(b.prefix, bodies, [sampling], self.seeds(texts), mix, watch):
                 idx = done.indices
                 seconds[idx] += done.seconds / max(1, len(idx))
                 for i, per_text in zip(idx, done.result[0]):
-                    answers[i] += [(a, b.prompt.parse(a)) for a in per_text]
+                    answers[i] += [voted(b, a, names, len(self.labels)) for a in per_text]
                 if j == len(self.bound) - 1:
-                    yield Batch(idx, [vote(answers[i], self.labels) for i in idx], float(seconds[idx].sum()), record)
+                    made = [vote(answers[i], self.labels, sampled) for i in idx]
+                    yield Batch(idx, made, float(seconds[idx].sum()), record)
                     record = None
 
     def _ending_first_tokens(self, b: Bound, texts: Sequence[str], tokens: np.ndarray | None = None) -> np.ndarray:
@@ -230,6 +234,11 @@ class MethodRunner:
         """One seed per text, from the run seed and the text itself: a text's samples do not depend on
         its position or batch."""
         return [self.config.seed * 1_000_003 + zlib.crc32(t.encode("utf-8")) for t in texts]
+
+
+def voted(b: Bound, answer: Answer, names: Sequence[int], n_labels: int) -> Voted:
+    """A generated answer as the vote counts it: its text, the label it names, its label probabilities."""
+    return answer.text, b.prompt.parse(answer.text), decided_probs(answer.decided, names, n_labels)
 
 
 def make_runner(engine: Engine, plan: MethodPlan, prior: np.ndarray | None = None) -> MethodRunner:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sentiq.results import Quality, RunResult, Speed, as_row
 from sentiq.settings import EvalSettings, MethodConfig
 from sentiq.text import LABELS
 from sentiq.version import __version__
+from sentiq.workflows.confidence import confidence_metrics, run_probabilities, scored
 from sentiq.workflows.metrics import quality, speed
 from sentiq.workflows.plots import plot_confusion
 
@@ -29,7 +30,9 @@ def saved_result(run: Run, method: MethodConfig) -> RunResult:
     """The result a finished run left on disk."""
     m = json.loads((run.folder / "metrics.json").read_text())
     pick = lambda kind: kind(**{f.name: m[f.name] for f in fields(kind) if f.name in m})  # noqa: E731
-    rows = pd.read_csv(run.folder / "predictions.csv", dtype={"id": str, "gold": str}, keep_default_na=False)
+    rows = pd.read_csv(
+        run.folder / "predictions.csv", dtype={"id": str, "gold": str, "predicted": str}, keep_default_na=False
+    )
     return RunResult(run.run_id, run.folder, method, pick(Quality), pick(Speed), run.config, m["truncated"], True, rows)
 
 
@@ -48,7 +51,12 @@ def save_result(result: RunResult, root: Path) -> Path:
 
 def summarise(rows: pd.DataFrame, label_set: LabelSet) -> tuple[Quality, Speed, dict[str, Any]]:
     """Quality, speed and metrics.json's figures from a run's predictions."""
-    q = quality(list(rows["gold"]), list(rows["predicted"]), label_set.labels, label_set.ordered)
+    gold, predicted = list(rows["gold"]), list(rows["predicted"])
+    q = quality(gold, predicted, label_set.labels, label_set.ordered)
+    trust = confidence_metrics(
+        scored(run_probabilities(rows, label_set), predicted, gold, label_set.labels), label_set.labels
+    )
+    q = replace(q, **trust)
     latency = rows["latency_ms"].astype(float)
     s = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
     return q, s, {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}
