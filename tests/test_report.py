@@ -100,8 +100,11 @@ def test_report_holds_every_run_sorted_with_embedded_images_only(report: Path, r
     assert [r["run"] for r in page.rows] == list(table["run_id"])  # the ranking's order
     f1 = [float(r["values"][6]) for r in page.rows]  # macro-F1, the default metric
     assert f1 == sorted(f1, reverse=True)
-    # every run's confusion matrix and latency plot, the chart and the tuning heatmap: all decode
-    assert len(page.images) == 2 + 2 * 3 + 1  # a chart per sample: a and b on one, c on another
+    # every run's confusion matrix and latency plot, the confidence figure of the runs with probabilities
+    # (loglik's; the tiny model's zero-shot answers name no label), the charts and the heatmap: all decode
+    assert len(page.images) == 2 + 2 * 3 + 2 + 1  # a chart per sample: a and b on one, c on another
+    assert text.count('alt="Reliability diagram and risk–coverage curve of') == 2
+    assert 'alt="Reliability diagram and risk–coverage curve of b"' not in text
     for src in page.images:
         assert src.startswith("data:image/png;base64,")
         width, height = _png_size(base64.b64decode(src.split(",", 1)[1]))

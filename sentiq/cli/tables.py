@@ -53,6 +53,18 @@ def metrics_table(results: Sequence[RunResult]) -> Table:
             else []
         ),
         ("invalid", lambda q, s: f"{q.invalid} ({100 * (1 - q.coverage):.1f}%)"),
+        (
+            "with a probability",
+            lambda q, s: f"{q.scored} ({100 * q.scored / q.n:.1f}%)" if q.n and q.scored is not None else "-",
+        ),
+        ("ECE / Brier", lambda q, s: f"{_num(q.ece)} / {_num(q.brier)}"),
+        ("log loss", lambda q, s: _num(q.log_loss)),
+        *([("AUROC", lambda q, s: _num(q.auroc))] if binary else []),
+        ("AURC", lambda q, s: _num(q.aurc)),
+        (
+            "coverage at 90 / 95 / 99%",
+            lambda q, s: " / ".join(_num(x) for x in (q.coverage_at_90, q.coverage_at_95, q.coverage_at_99)),
+        ),
         ("words/s", lambda q, s: f"{s.words_per_s:,.0f}"),
         ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),
         ("latency p50 / p95 ms", lambda q, s: f"{s.latency_p50_ms:.1f} / {s.latency_p95_ms:.1f}"),
@@ -64,6 +76,11 @@ def metrics_table(results: Sequence[RunResult]) -> Table:
         table.caption = "The sample holds texts of one label: no macro average over labels can be taken."
         table.caption_justify = "left"
     return table
+
+
+def _num(x: float | None) -> str:
+    """A figure to three places, or '-' where a run has none (no text had a probability)."""
+    return "-" if x is None or x != x else _pct(x)
 
 
 def _macro(cell: Any) -> Any:
@@ -157,7 +174,8 @@ def comparison_table(rows: pd.DataFrame, width: int) -> Table:
         *(["prompt", "dataset", "n"] if wide else []),
         "accuracy",
     ]
-    columns += ["macro F1", *(["invalid"] if wide else []), "words/s", *(["run id"] if wide else [])]
+    columns += ["macro F1", "ECE", *(["cov@95%", "invalid"] if wide else []), "words/s"]
+    columns += ["run id"] if wide else []
     model_names = [str(m) if wide else names[str(m)] for m in rows["model"].astype(str)]
     words = {"model": _longest_word(model_names), "method": _longest_word(rows["method" if wide else "method_name"])}
     for col in columns:
@@ -175,6 +193,8 @@ def comparison_table(rows: pd.DataFrame, width: int) -> Table:
             "n": str(r.n),
             "accuracy": f"{_pct(r.accuracy)} [dim]{_pct(r.acc_low)}–{_pct(r.acc_high)}[/]",
             "macro F1": "one label" if r.macro_f1 is None or r.macro_f1 != r.macro_f1 else _pct(r.macro_f1),
+            "ECE": _num(getattr(r, "ece", None)),
+            "cov@95%": _num(getattr(r, "coverage_at_95", None)),
             "invalid": str(r.invalid),
             "words/s": f"{r.words_per_s:,.0f}",
             "run id": str(r.run_id),

@@ -28,6 +28,8 @@ COLUMNS = [  # (key, heading, kind): kind "text" sorts alphabetically, "num" num
     ("accuracy", "accuracy (95% CI)", "num"),
     ("macro_f1", "macro-F1", "num"),
     ("invalid", "invalid", "num"),
+    ("ece", "ECE", "num"),
+    ("coverage_at_95", "cov. at 95%", "num"),
     ("words_per_s", "words/s", "num"),
     ("latency_p50_ms", "p50 ms", "num"),
     ("latency_p95_ms", "p95 ms", "num"),
@@ -71,6 +73,10 @@ def _rows(table: pd.DataFrame) -> list[dict[str, Any]]:
             "rank": f"{r['rank']}=" if counts[r["rank"]] > 1 else str(r["rank"]),
             "accuracy": f"{r['accuracy']:.3f} ({r['acc_low']:.3f}–{r['acc_high']:.3f})",
             "macro_f1": "one label" if pd.isna(r["macro_f1"]) else f"{r['macro_f1']:.3f}",
+            **{
+                k: "–" if r.get(k) is None or pd.isna(r[k]) else f"{r[k]:.3f}"
+                for k in ("ece", "aurc", "coverage_at_95")
+            },
             "words_per_s": f"{r['words_per_s']:,.0f}",
             "latency_p50_ms": _ms(r["latency_p50_ms"]),
             "latency_p95_ms": _ms(r["latency_p95_ms"]),
@@ -102,7 +108,7 @@ def _run_details(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
     config = json.loads((folder / "config.json").read_text())
     predictions = pd.read_csv(folder / "predictions.csv", usecols=lambda c: c == "latency_ms")
     latency = predictions.get("latency_ms")  # None in runs of other versions
-    confusion = folder / "confusion_matrix.png"
+    confusion, trust = folder / "confusion_matrix.png", folder / "confidence.png"
     title = f"{row['model']} · {row['method']}"
     settings = {
         **{k: v for k, v in config.get("method_settings", {}).items() if k != "method"},
@@ -119,6 +125,7 @@ def _run_details(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
         "title": title,
         "settings": {k: v for k, v in settings.items() if v not in (None, "", "-")},
         "confusion": _data_uri(confusion.read_bytes()) if confusion.is_file() else None,
+        "confidence": _data_uri(trust.read_bytes()) if trust.is_file() else None,
         "latency": None
         if latency is None
         else _data_uri(figure_png(latency_figure(latency, f"{title} · per-text latency"))),

@@ -17,6 +17,8 @@ from sentiq.text import LABELS, plural
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.plots import comparison_chart
 
+TRUST_COLUMNS = ("ece", "brier", "log_loss", "auroc", "aurc", "coverage_at_95")
+
 
 def save_comparison(result: Comparison, root: Path) -> None:
     """comparison.csv and comparison.png (accuracy against words/s, a panel per label set and sample) in
@@ -101,6 +103,7 @@ def _summary(run: SavedRun) -> dict[str, object]:
         "acc_high": high,
         "macro_f1": m["macro_f1"],
         "invalid": m["invalid"],
+        **{k: m.get(k) for k in TRUST_COLUMNS},  # None in runs of earlier versions
         "words_per_s": m["words_per_s"],
         "latency_p50_ms": m.get("latency_p50_ms"),
         "latency_p95_ms": m.get("latency_p95_ms"),

@@ -52,6 +52,11 @@ def run_probabilities(rows: pd.DataFrame, label_set: LabelSet) -> np.ndarray:
     return np.column_stack([kept[:, 0], 1 - kept[:, 0]]) if label_set.binary else kept
 
 
+def scored_rows(rows: pd.DataFrame, label_set: LabelSet) -> Scored:
+    """The scored texts of a run's predictions (predictions.csv's columns)."""
+    return scored(run_probabilities(rows, label_set), list(rows["predicted"]), list(rows["gold"]), label_set.labels)
+
+
 def scored(probs: np.ndarray, given: Sequence[str], gold: Sequence[str], labels: Sequence[str]) -> Scored:
     """The rows with a probability for every label, given a label of the set, and a gold label of it."""
     index = {label: i for i, label in enumerate(labels)}

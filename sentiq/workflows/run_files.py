@@ -21,7 +21,8 @@ from sentiq.results import Quality, RunResult, Speed, as_row
 from sentiq.settings import EvalSettings, MethodConfig
 from sentiq.text import LABELS
 from sentiq.version import __version__
-from sentiq.workflows.confidence import confidence_metrics, run_probabilities, scored
+from sentiq.workflows.confidence import confidence_metrics, scored_rows
+from sentiq.workflows.confidence_plots import plot_confidence
 from sentiq.workflows.metrics import quality, speed
 from sentiq.workflows.plots import plot_confusion
 
@@ -53,10 +54,7 @@ def summarise(rows: pd.DataFrame, label_set: LabelSet) -> tuple[Quality, Speed, 
     """Quality, speed and metrics.json's figures from a run's predictions."""
     gold, predicted = list(rows["gold"]), list(rows["predicted"])
     q = quality(gold, predicted, label_set.labels, label_set.ordered)
-    trust = confidence_metrics(
-        scored(run_probabilities(rows, label_set), predicted, gold, label_set.labels), label_set.labels
-    )
-    q = replace(q, **trust)
+    q = replace(q, **confidence_metrics(scored_rows(rows, label_set), label_set.labels))
     latency = rows["latency_ms"].astype(float)
     s = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
     return q, s, {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}
@@ -65,10 +63,15 @@ def summarise(rows: pd.DataFrame, label_set: LabelSet) -> tuple[Quality, Speed, 
 def write_artifacts(
     run: Run, method: MethodConfig, rows: pd.DataFrame, metrics: dict[str, Any], model_label: str, **recorded: Any
 ) -> None:
-    """The confusion matrix, then predictions and metrics, then the run marked complete."""
+    """The confusion matrix and, where texts have probabilities, the confidence figure (reliability and
+    risk–coverage); then predictions and metrics, then the run marked complete."""
     title = f"{model_label} · {method.title()} · n={metrics['n']} · acc {metrics['accuracy']:.3f}"
-    labels = run.config.get("labels", LABELS)
-    plot_confusion(run.folder / "confusion_matrix.png", list(rows["gold"]), list(rows["predicted"]), title, labels)
+    label_set = LabelSet(tuple(run.config.get("labels", LABELS)), bool(run.config.get("ordered")))
+    plot_confusion(
+        run.folder / "confusion_matrix.png", list(rows["gold"]), list(rows["predicted"]), title, label_set.labels
+    )
+    if metrics.get("scored"):
+        plot_confidence(run.folder / "confidence.png", scored_rows(rows, label_set), metrics, title)
     run.finish(rows, metrics, **recorded)
 
 
