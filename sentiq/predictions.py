@@ -14,6 +14,7 @@ from sentiq.text import LABELS, word_count
 
 PROBABILITY_DIGITS = 6  # what a float32 score holds, and what files hold
 INVALID = "invalid"  # a generated answer that names no label, or several
+UNCERTAIN = "uncertain"  # a label less probable than the abstention threshold (its probabilities kept)
 
 # Where a prediction goes: the library's Result ("result"; classify_frame takes "output"'s columns), an
 # output file of classify ("output"), a backend's labelled row ("labelled": Ray's columns too), and the
@@ -149,8 +150,9 @@ RUN_FIELDS = (  # a run's predictions.csv, binary labels
     *("id", "gold", "predicted", "p_positive", "p_positive_raw", "answer"),
     *("words", "tokens", "truncated", "latency_ms"),
 )
-# Names no label may take (in any case): the answer that names no label, and the columns sentiq writes.
-RESERVED_LABELS = frozenset({INVALID, *LABELLED_FIELDS, *RUN_FIELDS})
+# Names no label may take (in any case): the answer that names no label, the abstention, and the columns
+# sentiq writes.
+RESERVED_LABELS = frozenset({INVALID, UNCERTAIN, *LABELLED_FIELDS, *RUN_FIELDS})
 
 
 def run_row(row: Mapping[str, Any], gold: str, label_set: LabelSet) -> dict[str, Any]:

@@ -75,6 +75,7 @@ class Summary:
     words: int = 0
     seconds: float = 0.0
     truncated: int = 0  # texts that lost their middle to --max-tokens
+    uncertain: int = 0  # labelled 'uncertain' (abstention)
     empty: list[str] = field(default_factory=list)  # where the empty texts are: reported and skipped
     output: Path | None = None
     already_complete: bool = False  # --resume of a finished output that the input added nothing to
@@ -123,6 +124,12 @@ class Quality:
     coverage_at_90: float | None = None
     coverage_at_95: float | None = None
     coverage_at_99: float | None = None
+    # abstention (--min-confidence, --target-accuracy): the figures above are over every text, an
+    # 'uncertain' one at the label it abstained from; these over the texts answered
+    uncertain: int | None = None
+    answered: float | None = None  # share of texts neither uncertain nor invalid
+    selective_accuracy: float | None = None
+    selective_accuracy_interval: list[float] | None = None  # Wilson 95%
 
 
 @dataclass

@@ -11,6 +11,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from sentiq.abstention import abstention_checks, check_share
 from sentiq.choices import (
     BACKENDS,
     CALIBRATIONS,
@@ -102,8 +103,12 @@ class MethodConfig:
     tuned_from: str | None = None  # what --tuned applied, in words (recorded, not a setting)
     tuned_on: tuple[str, ...] = ()  # the split.csv files of the searches --tuned applied: evaluation leaves them out
     fit: str | None = None  # probe and --calibrate fitted: the folder `sentiq fit` wrote
+    min_confidence: float | None = None  # below it, a text's label is 'uncertain' (abstention)
+    target_accuracy: float | None = None  # the threshold chosen on the fit for this accuracy (95% bound)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "min_confidence", check_share(self.min_confidence, "--min-confidence"))
+        object.__setattr__(self, "target_accuracy", check_share(self.target_accuracy, "--target-accuracy"))
         if self.fit is not None and not isinstance(self.fit, (str, PathLike)):
             raise TypeError(f"fit must be a path to a fit folder, not {type(self.fit).__name__}")
         if isinstance(self.fit, PathLike):
@@ -149,6 +154,7 @@ class MethodConfig:
             (self.fit is None or fitted, "--fit is read by --method probe or --calibrate fitted: name one of them"),
             (not fitted or "," not in self.prompt, "a fit reads one prompt: give --prompt one prompt, not an ensemble"),
             (not fitted or not self.tail, "a fit reads each text whole: leave --tail out"),
+            *abstention_checks(self.min_confidence, self.target_accuracy, fitted),
         ]
 
     @property
@@ -165,6 +171,7 @@ class MethodConfig:
     def relevant(self) -> dict[str, Any]:
         """The settings that matter for this method (for configs and tables)."""
         keep = {"method", "prompt", "calibrate", "max_tokens", "seed"} | ({"fit"} if self.fit is not None else set())
+        keep |= {k for k in ("min_confidence", "target_accuracy") if getattr(self, k) is not None}
         if self.method == "k-shot":
             keep |= {"k", "scoring"} | ({"demo_seed"} if self.demo_seed is not None else set())
             keep |= {"demos"} if self.demos is not None else set()  # recorded when set: earlier runs resume

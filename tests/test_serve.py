@@ -43,7 +43,7 @@ class Stub:
 
     def __init__(self, gate: threading.Event | None = None, fail_on: str | None = None) -> None:
         self.gate, self.fail_on, self.calls = gate, fail_on, []
-        self.calibration = None
+        self.calibration = self.abstention = None
         self.labels = ("positive", "negative")
         self.method = SimpleNamespace(title=lambda: "loglik")
         self.source = SimpleNamespace(label="stub")

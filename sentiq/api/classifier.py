@@ -93,6 +93,13 @@ class Classifier:
         """The label set of the classifier's prompt(s), in the order of its scores."""
         return self._runner.labels
 
+    @property
+    def abstention(self) -> dict[str, float | int] | None:
+        """Where it abstains: the confidence below which a text is 'uncertain' and, for a target accuracy,
+        the bound and coverage it was chosen for; None when it labels every text."""
+        threshold = self._runner.plan.threshold
+        return None if threshold is None else threshold.record()
+
     @speaks_python
     def classify_frame(self, df: pd.DataFrame, text_column: str = "text") -> pd.DataFrame:
         """A copy of `df` (its index and columns kept) with the labels added: label, the probabilities

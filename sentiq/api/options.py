@@ -42,7 +42,10 @@ def method_configs(names: list[str | MethodConfig], **options: Any) -> list[Meth
     it (probe, and calibrate="fitted"), so `--method loglik,probe --fit FIT` measures both on one sample."""
     reads = lambda m: getattr(m, "method", m) == "probe" or options.get("calibrate") == "fitted"  # noqa: E731
     if len(names) > 1 and options.get("fit") is not None and any(map(reads, names)):
-        return [method_config(m, **{**options, "fit": options["fit"] if reads(m) else None}) for m in names]
+        fitted = ("fit", "target_accuracy")  # a target is chosen on the fit: it goes where the fit goes
+        return [
+            method_config(m, **{**options, **{k: options.get(k) if reads(m) else None for k in fitted}}) for m in names
+        ]
     return [method_config(m, **options) for m in names]
 
 

@@ -77,6 +77,8 @@ METHOD = OptionGroup(
         "demo_seed": (m.DemoSeed, MethodConfig.demo_seed),
         "demos": (m.Demos, MethodConfig.demos),
         "fit": (FitPath, MethodConfig.fit),
+        "min_confidence": (m.MinConfidence, MethodConfig.min_confidence),
+        "target_accuracy": (m.TargetAccuracy, MethodConfig.target_accuracy),
     },
     lambda **values: MethodOptions(values),
 )

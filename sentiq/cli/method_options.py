@@ -111,3 +111,21 @@ Tuned = Annotated[
         "setting for sampling).",
     ),
 ]
+MinConfidence = Annotated[
+    float | None,
+    option(
+        "--min-confidence",
+        panel=METHOD_PANEL,
+        help="Abstain: a text whose label is less probable than this (0-1) is labelled 'uncertain', its "
+        "probabilities kept.",
+    ),
+]
+TargetAccuracy = Annotated[
+    float | None,
+    option(
+        "--target-accuracy",
+        panel=METHOD_PANEL,
+        help="Abstain so that the texts answered are at least this accurate with 95% confidence: the "
+        "threshold is chosen on --fit's held-out predictions (probe or --calibrate fitted).",
+    ),
+]

@@ -150,6 +150,8 @@ def classified(summary: Summary, rows: Sequence[dict[str, Any]] | None) -> None:
     if summary.calibration:
         c = summary.calibration
         note(f"{c.mode} calibration: prior {prior_text(c.prior)}, from {c.estimated_on}")
+    if summary.uncertain:
+        note(f"{plural(summary.uncertain, 'text')} labelled uncertain: below the confidence asked for")
     if summary.truncated:
         warn(f"{plural(summary.truncated, 'text')} longer than --max-tokens lost their middle")
     if summary.empty:

@@ -65,6 +65,14 @@ def metrics_table(results: Sequence[RunResult]) -> Table:
             "coverage at 90 / 95 / 99%",
             lambda q, s: " / ".join(_num(x) for x in (q.coverage_at_90, q.coverage_at_95, q.coverage_at_99)),
         ),
+        *(
+            [
+                ("uncertain", lambda q, s: f"{q.uncertain} ({100 * q.uncertain / q.n:.1f}%)" if q.n else "0"),
+                ("accuracy answered", _selective),
+            ]
+            if results and results[0].quality.answered is not None
+            else []
+        ),
         ("words/s", lambda q, s: f"{s.words_per_s:,.0f}"),
         ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),
         ("latency p50 / p95 ms", lambda q, s: f"{s.latency_p50_ms:.1f} / {s.latency_p95_ms:.1f}"),
@@ -76,6 +84,14 @@ def metrics_table(results: Sequence[RunResult]) -> Table:
         table.caption = "The sample holds texts of one label: no macro average over labels can be taken."
         table.caption_justify = "left"
     return table
+
+
+def _selective(q: Any, s: Any) -> str:
+    """The answered texts' accuracy with its interval, and their share."""
+    if q.selective_accuracy is None:
+        return "- (none answered)"
+    low, high = q.selective_accuracy_interval
+    return f"{_pct(q.selective_accuracy)} [{_pct(low)}–{_pct(high)}] of {100 * q.answered:.1f}%"
 
 
 def _num(x: float | None) -> str:

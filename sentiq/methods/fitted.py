@@ -34,6 +34,14 @@ class Linear:
     intercept: np.ndarray  # (classes,)
     classes: np.ndarray  # (classes,) int
     n_labels: int
+    held_out: np.ndarray | None = None  # (texts, labels): each fitted text's probabilities from the folds without it
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        kept = {"held_out": self.held_out} if self.held_out is not None else {}
+        return {f"{prefix}_{name}": value for name, value in {**self.parts(), **kept}.items()}
+
+    def parts(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in ARRAYS}
 
     def logprobs(self, x: np.ndarray) -> np.ndarray:
         """log P(label | features): (texts, labels), -inf for labels the fit never saw."""
@@ -43,19 +51,18 @@ class Linear:
         out[:, self.classes] = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         return out
 
-    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}_{name}": getattr(self, name) for name in ARRAYS}
-
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, n_labels: int) -> Linear:
         parts = {name: np.asarray(arrays[f"{prefix}_{name}"]) for name in ARRAYS}
-        linear = cls(**parts, n_labels=n_labels)
+        held_out = arrays.get(f"{prefix}_held_out")  # fits of sentiq 0.4 have none
+        linear = cls(**parts, n_labels=n_labels, held_out=None if held_out is None else np.asarray(held_out))
         features = len(linear.mean)
         shapes_agree = (
             linear.scale.shape == (features,)
             and linear.coef.shape == (len(linear.classes), features)
             and linear.intercept.shape == (len(linear.classes),)
             and set(linear.classes.tolist()) <= set(range(n_labels))
+            and (linear.held_out is None or (linear.held_out.ndim == 2 and linear.held_out.shape[1] == n_labels))
         )
         if not shapes_agree:
             raise ValueError(f"{prefix} arrays of mismatched shapes")
@@ -101,7 +108,8 @@ def fit_linear(
         inner = _inner_folds(y, folds)
         nested = inner >= 2
         scored = _search(y, inner, seed) if nested else _pipeline(c)
-        held_out = cross_val_predict(scored, x, y, cv=split)
+        probs = _all_labels(cross_val_predict(scored, x, y, cv=split, method="predict_proba"), y, len(labels))
+        held_out = probs.argmax(axis=1)
         points = _curve(x, y, c, split) if curve else []
     score = Score(
         C=c,
@@ -118,8 +126,15 @@ def fit_linear(
     if len(model.classes_) == 2 and coef.shape[0] == 1:  # sklearn's binary form: one row, the second class's
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    linear = Linear(scaler.mean_, scale, coef, intercept, model.classes_.astype(np.int64), len(labels))
+    linear = Linear(scaler.mean_, scale, coef, intercept, model.classes_.astype(np.int64), len(labels), probs)
     return linear, score
+
+
+def _all_labels(probs: np.ndarray, y: np.ndarray, n_labels: int) -> np.ndarray:
+    """predict_proba's columns (the labels `y` holds, in order) placed among every label's."""
+    out = np.zeros((len(probs), n_labels))
+    out[:, np.unique(y)] = probs
+    return out
 
 
 def _search(y: np.ndarray, folds: int, seed: int) -> object:
@@ -176,6 +191,7 @@ class Fit:
     card: dict
     calibration: Linear
     probe: Linear
+    gold: np.ndarray | None = None  # the fitted texts' labels (positions in the set), for the held-out predictions
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -221,6 +237,20 @@ class Fit:
                 "a fit reads one model's states; fit this model, or load that one"
             )
 
+    def held_out(self, probe: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The probe's (or the calibration's) held-out predictions: each fitted text's confidence in the
+        label it was given, and whether that label was right. Refused for a fit that kept none."""
+        linear = self.probe if probe else self.calibration
+        if linear.held_out is None or self.gold is None:
+            raise OptionError(
+                f"--fit {self.path} keeps no held-out predictions (fitted by sentiq {self.card.get('versions', {}).get('sentiq', 'before 0.5')}): "
+                "fit again to use --target-accuracy"
+            )
+        if len(self.gold) != len(linear.held_out):
+            raise OptionError(f"--fit {self.path}: its held-out predictions do not match its labels: fit again")
+        given = linear.held_out.argmax(axis=1)
+        return linear.held_out[np.arange(len(given)), given], given == self.gold
+
     def record(self) -> dict:
         """What a run keeps of the fit it used."""
         keep = ("name", "layer", "n", "card_sha256")
@@ -241,6 +271,7 @@ def load_fit(path: str) -> Fit:
             card,
             Linear.from_arrays(arrays, "calibration", n_labels),
             Linear.from_arrays(arrays, "probe", n_labels),
+            arrays.get("gold"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OptionError(f"--fit {path}: its card or weights are not a usable fit ({exc}): fit again") from None

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from sentiq.abstention import Threshold, guaranteed
 from sentiq.errors import OptionError
 from sentiq.io.datasets import pool_for
 from sentiq.methods.demonstrations import draw_demonstrations
@@ -28,6 +29,7 @@ class MethodPlan:
     labels: tuple[str, ...]  # the prompts' shared label set, in the order of their scores
     demos: tuple[tuple[str, str], ...] = ()  # k-shot's (text, label) demonstrations, as shown
     fit: Fit | None = None  # probe and fitted calibration: the fit, checked against the prompt
+    threshold: Threshold | None = None  # abstention: below this confidence a text is 'uncertain'
 
     @property
     def label_set(self) -> LabelSet:
@@ -42,14 +44,27 @@ class MethodPlan:
             **({"ordered": True} if self.prompts[0].ordered else {}),
             **({"demonstrations": shown} if self.config.method == "k-shot" else {}),
             **({"fit": self.fit.record()} if self.fit is not None else {}),
+            **({"abstention": self.threshold.record()} if self.threshold is not None else {}),
         }
 
 
 def plan_method(
     config: MethodConfig, prompts: Sequence[Prompt] | None = None, pool: pd.DataFrame | None = None
 ) -> MethodPlan:
-    """The plan of `config`: its prompts (read here unless given) and, for k-shot, demonstrations drawn
-    from `pool` (by default --demos or the embedded pool, never the texts being classified)."""
+    """The plan of `config`: its prompts (read here unless given), for k-shot demonstrations drawn from
+    `pool` (by default --demos or the embedded pool, never the texts being classified), and its
+    abstention threshold."""
+    plan = _planned(config, prompts, pool)
+    if config.min_confidence is not None:
+        return replace(plan, threshold=Threshold(config.min_confidence))
+    if config.target_accuracy is not None:
+        assert plan.fit is not None  # MethodConfig refuses a target without a fit
+        confidence, correct = plan.fit.held_out(probe=config.method == "probe")
+        return replace(plan, threshold=guaranteed(confidence.tolist(), correct.tolist(), config.target_accuracy))
+    return plan
+
+
+def _planned(config: MethodConfig, prompts: Sequence[Prompt] | None, pool: pd.DataFrame | None) -> MethodPlan:
     prompts = list(prompts) if prompts else load_prompts(config.prompt)
     labels = label_set(prompts)
     if config.fit is not None:

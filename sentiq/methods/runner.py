@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from sentiq.abstention import abstained
 from sentiq.core.batching import Done, gathered
 from sentiq.core.decoding import Answer
 from sentiq.core.engine import Engine
@@ -70,12 +71,14 @@ class MethodRunner:
         cleaned = [t for t, _ in fitted]
         tokens = np.zeros(len(texts), dtype=np.int64)
         made = self._scored(cleaned, tokens) if self.config.scores_labels else self._generated(cleaned, tokens)
+        threshold = self.plan.threshold
         for batch in made:
             with self.engine.clock.stage("post-process"):
                 done = [
                     replace(p, tokens=int(tokens[i]), truncated=fitted[i][1])
                     for i, p in zip(batch.indices, batch.predictions)
                 ]
+                done = done if threshold is None else [abstained(p, threshold.confidence) for p in done]
             yield replace(batch, predictions=done)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:

@@ -19,6 +19,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiq.errors import SentiqError, first_line
+from sentiq.predictions import UNCERTAIN
 from sentiq.serve.batcher import Overloaded, RequestBatcher, Stopped
 from sentiq.serve.metrics import ServiceMetrics
 from sentiq.serve.requests import (
@@ -161,6 +162,7 @@ def create_app(make: Callable[[], Classifier], settings: ServeSettings, service:
         return JSONResponse(  # built here: response_model's validation of our own answer costs the event loop
             {
                 **_described(service.classifier),
+                "uncertain": sum(r["label"] == UNCERTAIN for r in results),
                 "results": results,
             }
         )
@@ -257,4 +259,9 @@ def _authorized(headers: Any, key: str) -> bool:
 
 
 def _described(classifier: Classifier) -> dict[str, Any]:
-    return {"model": classifier.source.label, "method": classifier.method.title(), "labels": list(classifier.labels)}
+    return {
+        "model": classifier.source.label,
+        "method": classifier.method.title(),
+        "labels": list(classifier.labels),
+        "abstention": classifier.abstention,
+    }

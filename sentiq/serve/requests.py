@@ -28,9 +28,13 @@ class ClassifyRequest(BaseModel):
 
 
 class TextResult(BaseModel):
-    label: str = Field(description="One of the labels, or 'invalid' (an answer that names none, or an empty text).")
+    label: str = Field(
+        description="One of the labels, 'invalid' (an answer that names none, or an empty text) or 'uncertain' "
+        "(its label less probable than the abstention threshold: its scores are kept)."
+    )
     scores: dict[str, float] | None = Field(
-        description="Every label's probability; null for one generated answer (zero-shot, k-shot generating)."
+        description="Every label's probability; null for an invalid answer, or one that named its label by no "
+        "label token."
     )
     answer: str | None = Field(description="The generated answer(s), for methods that generate.")
     truncated: bool = Field(description="The text was longer than max_tokens and lost its middle.")
@@ -40,6 +44,11 @@ class ClassifyResponse(BaseModel):
     model: str
     method: str
     labels: list[str]
+    abstention: dict[str, float | int] | None = Field(
+        description="Where the service abstains (--min-confidence or --target-accuracy): the threshold, and "
+        "for a target the 95% bound and the coverage it was chosen for; null when it labels every text."
+    )
+    uncertain: int = Field(description="Texts of this request labelled 'uncertain'.")
     results: list[TextResult]
 
 

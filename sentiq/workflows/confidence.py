@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sentiq.predictions import LabelSet, is_binary
+from sentiq.predictions import INVALID, UNCERTAIN, LabelSet, is_binary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,8 +53,34 @@ def run_probabilities(rows: pd.DataFrame, label_set: LabelSet) -> np.ndarray:
 
 
 def scored_rows(rows: pd.DataFrame, label_set: LabelSet) -> Scored:
-    """The scored texts of a run's predictions (predictions.csv's columns)."""
-    return scored(run_probabilities(rows, label_set), list(rows["predicted"]), list(rows["gold"]), label_set.labels)
+    """The scored texts of a run's predictions (predictions.csv's columns), an 'uncertain' text at the
+    label it abstained from."""
+    probs = run_probabilities(rows, label_set)
+    return scored(
+        probs, full_labels(probs, list(rows["predicted"]), label_set.labels), list(rows["gold"]), label_set.labels
+    )
+
+
+def full_labels(probs: np.ndarray, given: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """The labels as if the run had not abstained: an 'uncertain' text's most probable label (one with no
+    probability stays 'uncertain', counted wrong as an invalid answer is)."""
+    return [labels[int(np.argmax(p))] if g == UNCERTAIN and np.isfinite(p).all() else g for p, g in zip(probs, given)]
+
+
+def selective(gold: Sequence[str], given: Sequence[str]) -> dict[str, float | int | None]:
+    """What abstaining left: the texts labelled 'uncertain', the share answered (neither uncertain nor
+    invalid) and the accuracy of those answered, with its Wilson 95% interval."""
+    from sentiq.workflows.metrics import wilson
+
+    answered = [g == y for g, y in zip(given, gold) if g not in (UNCERTAIN, INVALID)]
+    right = sum(answered)
+    low, high = wilson(right, len(answered))
+    return {
+        "uncertain": sum(g == UNCERTAIN for g in given),
+        "answered": len(answered) / len(gold) if len(gold) else 0.0,
+        "selective_accuracy": right / len(answered) if answered else None,
+        "selective_accuracy_interval": [low, high] if answered else None,
+    }
 
 
 def scored(probs: np.ndarray, given: Sequence[str], gold: Sequence[str], labels: Sequence[str]) -> Scored:

@@ -166,7 +166,7 @@ def _evaluate_one(
             advance(len(done.rows), done.words, done.seconds)
         run.log(f"inference seconds={time.perf_counter() - start:.3f} texts={len(todo)}")
         rows = run.predictions(list(sample["id"]), plan.label_set.run_fields())
-        q, s, metrics = summarise(rows, plan.label_set)
+        q, s, metrics = summarise(rows, plan.label_set, plan.threshold is not None)
         if metrics["truncated"]:
             run.log(
                 f"truncated {metrics['truncated']} texts longer than {method.max_tokens} tokens (their middle left out)"

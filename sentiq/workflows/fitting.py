@@ -88,7 +88,8 @@ def fit(
         "versions": {"sentiq": __version__, **{lib: _version(lib) for lib in LIBRARIES}},
         "texts_sha256": [text_digest(t) for t in texts],
     }
-    write_fit(folder, card, {**calibration.arrays("calibration"), **probe.arrays("probe")}, settings.overwrite)
+    arrays = {**calibration.arrays("calibration"), **probe.arrays("probe"), "gold": y}
+    write_fit(folder, card, arrays, settings.overwrite)
     return FitResult(folder, card, cal_score, probe_score, seconds)
 
 

@@ -15,6 +15,7 @@ from sentiq.core.stages import StageClock
 from sentiq.errors import DataError, Interrupted, OptionError, OutputClosed, listed
 from sentiq.io.files import write_json
 from sentiq.io.sinks import Sink
+from sentiq.predictions import UNCERTAIN
 from sentiq.results import CalibrationRecord, Summary
 
 
@@ -49,6 +50,7 @@ def folded(summary: Summary, step: Step) -> Summary:
         words=summary.words + step.words,
         seconds=summary.seconds + step.seconds,
         truncated=summary.truncated + step.truncated,
+        uncertain=summary.uncertain + sum(r.get("label") == UNCERTAIN for r in step.rows),
         empty=[*summary.empty, *step.empty],
         calibration=step.calibration or summary.calibration,
     )

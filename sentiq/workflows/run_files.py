@@ -21,7 +21,7 @@ from sentiq.results import Quality, RunResult, Speed, as_row
 from sentiq.settings import EvalSettings, MethodConfig
 from sentiq.text import LABELS
 from sentiq.version import __version__
-from sentiq.workflows.confidence import confidence_metrics, scored_rows
+from sentiq.workflows.confidence import confidence_metrics, full_labels, run_probabilities, scored_rows, selective
 from sentiq.workflows.confidence_plots import plot_confidence
 from sentiq.workflows.metrics import quality, speed
 from sentiq.workflows.plots import plot_confusion
@@ -50,14 +50,18 @@ def save_result(result: RunResult, root: Path) -> Path:
     return run.folder
 
 
-def summarise(rows: pd.DataFrame, label_set: LabelSet) -> tuple[Quality, Speed, dict[str, Any]]:
-    """Quality, speed and metrics.json's figures from a run's predictions."""
-    gold, predicted = list(rows["gold"]), list(rows["predicted"])
-    q = quality(gold, predicted, label_set.labels, label_set.ordered)
-    q = replace(q, **confidence_metrics(scored_rows(rows, label_set), label_set.labels))
+def summarise(rows: pd.DataFrame, label_set: LabelSet, abstains: bool = False) -> tuple[Quality, Speed, dict[str, Any]]:
+    """Quality, speed and metrics.json's figures from a run's predictions; a run that abstains is measured
+    on every text as if it had not (an 'uncertain' text at its most probable label), and on those it
+    answered."""
+    gold, given = list(rows["gold"]), list(rows["predicted"])
+    s = scored_rows(rows, label_set)
+    full = full_labels(run_probabilities(rows, label_set), given, label_set.labels) if abstains else given
+    q = quality(gold, full, label_set.labels, label_set.ordered)
+    q = replace(q, **confidence_metrics(s, label_set.labels), **(selective(gold, given) if abstains else {}))
     latency = rows["latency_ms"].astype(float)
-    s = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
-    return q, s, {**as_row(q, s), "truncated": int(rows["truncated"].astype(int).sum())}
+    sp = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
+    return q, sp, {**as_row(q, sp), "truncated": int(rows["truncated"].astype(int).sum())}
 
 
 def write_artifacts(
