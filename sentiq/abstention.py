@@ -1,7 +1,8 @@
 """Abstention: a text whose label is less probable than a threshold gets the label 'uncertain' (its
 probabilities kept). The threshold is given (--min-confidence), or chosen on a fit's out-of-fold
 predictions so that the texts answered are at least as accurate as a target with 95% confidence
-(--target-accuracy): selection with guaranteed risk (Geifman & El-Yaniv 2017)."""
+(--target-accuracy), as selection with guaranteed risk does (Geifman & El-Yaniv 2017), over a grid of
+thresholds fixed in advance."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from dataclasses import asdict, dataclass, replace
 from numbers import Real
 from typing import Any
 
+import numpy as np
+
 from sentiq.errors import OptionError
 from sentiq.predictions import INVALID, UNCERTAIN, Prediction
 
 DELTA = 0.05  # the guarantee holds with probability 1 - DELTA
+GRID = 50  # thresholds evenly spaced from chance to 0.99 (and four closer to 1)
 
 
 def check_share(value: Any, option: str) -> float | None:
@@ -87,50 +91,54 @@ def accuracy_bound(correct: int, n: int, delta: float = DELTA) -> float:
     return float(beta.ppf(delta, correct, n - correct + 1)) if correct > 0 else 0.0
 
 
-def guaranteed(confidence: Sequence[float], correct: Sequence[bool], target: float) -> Threshold:
-    """SGR's threshold for `target` on held-out (confidence, correct) pairs: a binary search over the
-    sorted confidences, each of its ceil(log2 n) tests at delta / ceil(log2 n), keeping the lowest
-    threshold whose bound reaches the target. Refused in one line, with the best bound any threshold
-    gives, when none reaches it."""
-    pairs = sorted(zip(confidence, correct))
-    n = len(pairs)
+def thresholds(n_labels: int) -> list[float]:
+    """The thresholds a target may choose from, fixed before any data is seen (so that testing them all
+    is a union bound): evenly spaced from chance to 0.99, then ever closer to 1."""
+    even = np.linspace(1 / n_labels, 0.99, GRID)
+    return sorted({*(round(float(t), 6) for t in even), 0.995, 0.999, 0.9995, 0.9999})
+
+
+def guaranteed(confidence: Sequence[float], correct: Sequence[bool], target: float, n_labels: int) -> Threshold:
+    """The lowest of the fixed thresholds at which the held-out texts answered (confidence at least it)
+    are at least `target` accurate by a one-sided binomial bound, each threshold tested at DELTA over
+    their number (Bonferroni): with probability 1 - DELTA every threshold's bound holds at once. Refused in
+    one line, with the best bound a threshold gives, when none reaches the target."""
+    conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    n = len(conf)
     if n == 0:
         raise OptionError("--target-accuracy: the fit holds no held-out predictions to choose a threshold on")
-    steps = max(1, math.ceil(math.log2(n)))
-    delta = DELTA / steps
-    answered = lambda z: [ok for c, ok in pairs if c >= pairs[z][0]]  # noqa: E731
-    low, high, best = 0, n - 1, None
-    for _ in range(steps):  # z: the index, in ascending confidence, of the threshold tried
-        z = (low + high + 1) // 2
-        kept = answered(z)
-        bound = accuracy_bound(sum(kept), len(kept), delta)
-        if bound >= target:
-            best, high = (z, bound, len(kept)), z
-        else:
-            low = z
-    observed = _observed(pairs, target)
-    if best is None:
-        top = max(accuracy_bound(sum(answered(z)), len(answered(z)), delta) for z in range(n))
+    grid = thresholds(n_labels)
+    delta = DELTA / len(grid)
+    tested = []
+    for t in grid:
+        answered = conf >= t
+        tested.append((t, accuracy_bound(int(ok[answered].sum()), int(answered.sum()), delta), answered.mean()))
+    passing = [x for x in tested if x[1] >= target]
+    if not passing:
+        t, bound, coverage = max(tested, key=lambda x: x[1])
         raise OptionError(
-            f"--target-accuracy {target}: no threshold promises it on the fit's {n} held-out texts (the best "
-            f"95% bound any threshold gives is {top:.3f}); ask for less, or fit on more texts"
+            f"--target-accuracy {target}: no threshold promises it on the fit's {n} held-out texts (the best is "
+            f"{bound:.3f} with 95% confidence, answering {coverage:.0%} at confidence {t:g}); ask for less, or "
+            "fit on more texts"
         )
-    z, bound, kept_n = best
+    t, bound, coverage = passing[0]
+    observed = _observed(conf, ok, target)
     return Threshold(
-        confidence=float(pairs[z][0]),
+        confidence=t,
         target_accuracy=target,
         bound=bound,
-        coverage=kept_n / n,
+        coverage=float(coverage),
         observed_confidence=observed[0] if observed else None,
         observed_coverage=observed[1] if observed else None,
         held_out=n,
     )
 
 
-def _observed(pairs: list[tuple[float, bool]], target: float) -> tuple[float, float] | None:
-    """The lowest threshold whose answered texts' observed accuracy reaches `target`, and its coverage."""
-    for c in sorted({c for c, _ in pairs}):
-        kept = [ok for x, ok in pairs if x >= c]
-        if sum(kept) / len(kept) >= target:
-            return float(c), len(kept) / len(pairs)
+def _observed(conf: np.ndarray, ok: np.ndarray, target: float) -> tuple[float, float] | None:
+    """The lowest threshold (a held-out confidence) whose answered texts' observed accuracy reaches
+    `target`, and its coverage: what the target alone would take, without the bound."""
+    for c in np.unique(conf):
+        answered = conf >= c
+        if ok[answered].mean() >= target:
+            return float(c), float(answered.mean())
     return None

@@ -124,6 +124,11 @@ def test_a_prompt_declares_any_label_set(tmp_path: Path) -> None:
         ('user = "{text}', "not valid TOML"),
         ('user = "{text}"\n[labels]\ninvalid = "bad"\ngood = "good"', "label name 'invalid' is reserved: sentiq "),
         ('user = "{text}"\n[labels]\nInvalid = "bad"\ngood = "good"', "'Invalid' is reserved"),
+        (
+            'user = "{text}"\n[labels]\nuncertain = "unsure"\ngood = "good"',
+            "'uncertain' is reserved: sentiq writes 'uncertain' for a text it",
+        ),
+        ('user = "{text}"\n[labels]\nUNCERTAIN = "unsure"\ngood = "good"', "'UNCERTAIN' is reserved"),
         ('user = "{text}"\n[labels]\ntext = "bad"\ngood = "good"', "'text' is reserved: sentiq writes 'text' as"),
         ('user = "{text}"\n[labels]\nanswer = "bad"\ngood = "good"', "'answer' is reserved"),
         ('user = "{text}"\n[labels]\nGood = "fine"\ngood = "great"', "'good' and 'Good' differ only in case"),

@@ -60,7 +60,7 @@ def plan_method(
     if config.target_accuracy is not None:
         assert plan.fit is not None  # MethodConfig refuses a target without a fit
         confidence, correct = plan.fit.held_out(probe=config.method == "probe")
-        return replace(plan, threshold=guaranteed(confidence.tolist(), correct.tolist(), config.target_accuracy))
+        return replace(plan, threshold=guaranteed(confidence, correct, config.target_accuracy, len(plan.labels)))
     return plan
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sentiq.choices import DEFAULT_PROMPT
 from sentiq.errors import OptionError
-from sentiq.predictions import INVALID, RESERVED_LABELS
+from sentiq.predictions import INVALID, RESERVED_LABELS, UNCERTAIN
 from sentiq.text import LABELS, did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -211,7 +211,9 @@ def _label_words(table: Any, refuse: Any) -> tuple[tuple[str, ...], tuple[str, .
         raise refuse(f"label name '{bad[0]}' must be letters, digits and _ (it is also a {{placeholder}})")
     reserved = next((name for name in table if name.lower() in RESERVED_LABELS), None)
     if reserved is not None:
-        why = "for an answer that names no label" if reserved.lower() == INVALID else "as an output column"
+        why = {INVALID: "for an answer that names no label", UNCERTAIN: "for a text it abstains on"}.get(
+            reserved.lower(), "as an output column"
+        )
         raise refuse(f"label name '{reserved}' is reserved: sentiq writes '{reserved.lower()}' {why}")
     folded = [name.lower() for name in table]
     twice = next((name for i, name in enumerate(table) if folded[i] in folded[:i]), None)
