@@ -23,6 +23,7 @@ from sentiq.api import (
     fit,
     load,
     resume_run,
+    suggest,
     tune_prompt,
     tune_sampling,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "fit",
     "load",
     "resume_run",
+    "suggest",
     "tune_prompt",
     "tune_sampling",
     "SentiqError",

@@ -3,8 +3,10 @@ fit. Light to import, as settings is."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from numbers import Integral
+from os import PathLike
 from pathlib import Path
 
 from sentiq.choices import DEFAULT_PROMPT, TEMPERATURES, TOP_KS, SampleRule
@@ -65,8 +67,13 @@ class FitSettings:
     name: str | None = None  # the fit's folder name; None: <prompt>-n<N>[-layer<K>]
     output_dir: Path = Path("results")  # fits go to <output_dir>/fits/<model>/<labels>/<name>/
     overwrite: bool = False  # replace a fit of the same name
+    add: tuple[str, ...] = ()  # labelled files fitted on besides the sample, whole (suggest's, filled in)
 
     def __post_init__(self) -> None:
+        added = [self.add] if isinstance(self.add, str | PathLike) else self.add
+        if not isinstance(added, list | tuple) or not all(isinstance(a, str | PathLike) for a in added):
+            raise TypeError(f"add must be a path or a list of paths, not {type(self.add).__name__}")
+        object.__setattr__(self, "add", tuple(os.fspath(a) for a in added))
         if not isinstance(self.prompt, str):
             raise TypeError(
                 f"prompt must be a string (a prompt's name or .toml file), not {type(self.prompt).__name__}"

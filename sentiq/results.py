@@ -83,6 +83,17 @@ class Summary:
     tuned: str | None = None  # what --tuned applied
 
 
+@dataclass(frozen=True)
+class Suggestions:
+    """What `suggest` wrote: the file of texts to label, how many it holds, how many texts of the pool
+    were candidates and how many it left out (the fit's own, empty, repeated)."""
+
+    output: Path
+    picked: int
+    candidates: int
+    left_out: int
+
+
 # -- evaluate --------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """The library: load a classifier and label texts, lists or DataFrames; stream a file of any size into
-labels; evaluate methods on a labelled sample; tune; fit on labelled texts; compare saved runs. The command line is a thin
+labels; evaluate methods on a labelled sample; tune; fit on labelled texts and pick the texts worth labelling next;
+compare saved runs. The command line is a thin
 layer over these functions.
 
 Nothing here writes to disk unless asked (an output file or folder), progress is shown only when a
@@ -9,7 +10,7 @@ import (no torch, no pandas) until a function is called: `import sentiq` stays i
 from __future__ import annotations
 
 from sentiq.api.classifier import Classifier, load
-from sentiq.api.learning import fit, tune_prompt, tune_sampling
+from sentiq.api.learning import fit, suggest, tune_prompt, tune_sampling
 from sentiq.api.measuring import Evaluation, compare, evaluate, resume_run
 from sentiq.api.options import method_config
 from sentiq.api.streaming import classify_file, classify_stream
@@ -21,6 +22,7 @@ from sentiq.results import (
     Result,
     RunResult,
     SamplingChoice,
+    Suggestions,
     Summary,
     TuneResult,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "PromptChoice",
     "RunResult",
     "SamplingChoice",
+    "Suggestions",
     "Summary",
     "TuneResult",
     "compare",
@@ -45,6 +48,7 @@ __all__ = [
     "load",
     "method_config",
     "resume_run",
+    "suggest",
     "tune_prompt",
     "tune_sampling",
 ]

@@ -1,8 +1,10 @@
 """What learns from labelled texts, the model frozen: the prompt and sampling searches (`tune_prompt`,
-`tune_sampling`) and `fit`; each reads its texts as evaluate does and writes under output_dir."""
+`tune_sampling`) and `fit`, each reading its texts as evaluate does and writing under output_dir; and
+`suggest`, the texts a fit would learn most from next."""
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -12,7 +14,7 @@ from sentiq.choices import EMBEDDED
 from sentiq.errors import speaks_python
 from sentiq.learn_settings import FitSettings, PromptTuneSettings, TuneSettings
 from sentiq.progress import StartTask, no_progress
-from sentiq.results import FitResult, TuneResult
+from sentiq.results import FitResult, Suggestions, TuneResult
 from sentiq.settings import DataSpec, ModelSettings
 
 if TYPE_CHECKING:
@@ -83,6 +85,35 @@ def fit(
 
     models, engine, chosen = _search(FitSettings, "fit", model, dataset, output_dir, settings)
     return run_fit(models, chosen, progress or no_progress, engine)
+
+
+@speaks_python
+def suggest(
+    fit: str | Path,
+    pool: str | Path,
+    *,
+    n: int = 50,
+    output: str | Path = "next.csv",
+    model: str | ModelSettings | Classifier | None = None,
+    text_column: str | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+    dtype: str = "auto",
+    progress: StartTask | None = None,
+) -> Suggestions:
+    """The `n` texts of `pool` (a file or folder, as classify reads it) the fit would learn most from:
+    those its probe is least sure of, no two near-duplicates, none it was fitted on; written to `output`
+    (.csv: id, text, guess, confidence and an empty label column to fill, then `fit(..., add=output)`).
+    model: the fit's own unless given (a name, settings, or a Classifier whose loaded model is reused)."""
+    from sentiq.workflows.suggest import fit_model
+    from sentiq.workflows.suggest import suggest as pick_texts
+
+    for name, value in (("fit", fit), ("pool", pool), ("output", output)):
+        if not isinstance(value, str | PathLike):
+            raise TypeError(f"{name} must be a path, not {type(value).__name__}")
+    models, engine = held_model(model if model is not None else fit_model(str(fit)), device, dtype)
+    start = progress or no_progress
+    return pick_texts(models, str(fit), Path(pool), n, Path(output), text_column, overwrite, start, engine)
 
 
 READING = ("text_column", "label_column", "label_map", "device", "dtype")  # how a search reads its data and model

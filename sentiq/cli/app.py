@@ -12,6 +12,7 @@ from sentiq.cli.evaluate import evaluate
 from sentiq.cli.fit import fit
 from sentiq.cli.help import compact_types
 from sentiq.cli.serve import serve
+from sentiq.cli.suggest import suggest
 from sentiq.cli.tune import tune_prompt, tune_sampling
 from sentiq.version import __version__
 
@@ -37,7 +38,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Label the sentiment of texts with Qwen2.5 Instruct models (positive/negative, or any label set a prompt declares): classify, evaluate, tune, fit, compare, serve."""
+    """Label the sentiment of texts with Qwen2.5 Instruct models (positive/negative, or any label set a prompt declares): classify, evaluate, tune, fit, suggest, compare, serve."""
 
 
 app.command()(classify)
@@ -45,6 +46,7 @@ app.command()(evaluate)
 app.command("tune-sampling")(tune_sampling)
 app.command("tune-prompt")(tune_prompt)
 app.command()(fit)
+app.command()(suggest)
 app.command()(compare)
 app.command()(serve)
 

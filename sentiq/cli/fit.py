@@ -65,6 +65,15 @@ def fit(
         Path, o.option("--output-dir", "-o", help="Where fits are written (under fits/MODEL/LABELS/NAME).")
     ] = FitSettings.output_dir,
     overwrite: Annotated[bool, o.option("--overwrite", help="Replace a fit of the same name.")] = False,
+    add: Annotated[
+        list[Path] | None,
+        o.option(
+            "--add",
+            panel=o.DATA_PANEL,
+            help="A labelled file fitted on whole besides the --n texts (id, text, label: `sentiq suggest`'s "
+            "output once its label column is filled in); repeat for several.",
+        ),
+    ] = None,
     json_out: o.Json = False,
 ) -> None:
     """Learn from labelled texts without training the model: a fitted calibration and a probe, for
@@ -85,6 +94,7 @@ def fit(
             name=name,
             seed=seed,
             overwrite=overwrite,
+            add=tuple(add or ()),
         )
     fitted(result, json_out)
 

@@ -237,6 +237,15 @@ class Fit:
                 "a fit reads one model's states; fit this model, or load that one"
             )
 
+    @property
+    def prompt_spec(self) -> str:
+        """What --prompt takes to load the fit's prompt again (a file by the path it was read from)."""
+        record = self.card["prompt"]
+        if record.get("origin", "built-in") == "built-in":
+            return str(record["ref"])
+        _, colon, variant = str(record["ref"]).partition(":")
+        return f"{record['origin']}{colon}{variant}"
+
     def held_out(self, probe: bool) -> tuple[np.ndarray, np.ndarray]:
         """The probe's (or the calibration's) held-out predictions: each fitted text's confidence in the
         label it was given, and whether that label was right. Refused for a fit that kept none."""

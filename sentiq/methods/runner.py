@@ -125,6 +125,15 @@ class MethodRunner:
         for done in self.engine.score_batches(b.prefix, bodies, b.label_ids, state=layer):
             yield replace(done, result=np.hstack([log_softmax(done.result[:, :n]), done.result[:, n:]]))
 
+    def probe_states(self, texts: Sequence[str]) -> Iterator[Done]:
+        """The state each text's probe reads (after the fit's layers, at the answer position), a batch at
+        a time: what the probe's predictions, and suggestions of texts to label, are made from."""
+        fit = self.plan.fit
+        assert fit is not None
+        (b,) = self.bound
+        bodies = b.bodies(self.engine, [t for t, _ in prepare(self.engine, texts, self.config.max_tokens)])
+        yield from self.engine.state_batches(b.prefix, bodies, fit.layer)
+
     def _scored(self, texts: list[str], tokens: np.ndarray) -> Iterator[Batch]:
         if self.config.method == "probe":
             yield from self._probed(texts, tokens)

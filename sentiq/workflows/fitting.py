@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.models import home_relative
 from sentiq.core.states import check_layer
+from sentiq.errors import DataError
+from sentiq.io.datasets import load_labelled, read_table
 from sentiq.io.fits import check_free, model_digest, write_fit
 from sentiq.io.names import safe_name
 from sentiq.learn_settings import FitSettings
@@ -21,8 +25,8 @@ from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
 from sentiq.progress import StartTask, no_progress
 from sentiq.results import FitResult, Score
-from sentiq.settings import MethodConfig, ModelSettings
-from sentiq.text import text_digest
+from sentiq.settings import DataSpec, MethodConfig, ModelSettings
+from sentiq.text import plural, text_digest
 from sentiq.version import __version__
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.tuning.splits import tuning_split
@@ -38,8 +42,11 @@ def fit(
     plan = plan_method(MethodConfig(prompt=settings.prompt, max_tokens=settings.max_tokens))
     (prompt,) = plan.prompts
     split = tuning_split(settings.data, [prompt], settings.n, settings.seed, settings.sample, check=False)
-    texts, labels = list(split.texts["text"]), plan.labels
-    y = np.array([labels.index(label) for label in split.texts["label"]])
+    labels = plan.labels
+    added = added_texts(settings.add, labels, split.texts)
+    chosen = pd.concat([split.texts[["id", "text", "label"]], added], ignore_index=True)
+    texts = list(chosen["text"])
+    y = np.array([labels.index(label) for label in chosen["label"]])
     check_labels(y, labels)
     default = f"{prompt.ref}-n{len(texts)}" + (f"-layer{settings.layer}" if settings.layer else "")
     name = safe_name(settings.name or default, "--name")
@@ -82,6 +89,7 @@ def fit(
         "n": len(texts),
         "counts": {label: int((y == i).sum()) for i, label in enumerate(labels)},
         "data": split.record,
+        **({"added": {path: int((added["from"] == path).sum()) for path in settings.add}} if settings.add else {}),
         "seed": settings.seed,
         "calibration": _scored(cal_score),
         "probe": _scored(probe_score),
@@ -91,6 +99,28 @@ def fit(
     arrays = {**calibration.arrays("calibration"), **probe.arrays("probe"), "gold": y}
     write_fit(folder, card, arrays, settings.overwrite)
     return FitResult(folder, card, cal_score, probe_score, seconds)
+
+
+def added_texts(paths: tuple[str, ...], labels: tuple[str, ...], sample: pd.DataFrame) -> pd.DataFrame:
+    """The texts of each --add file (id, text, label in the set, and the file it came from), every row
+    labelled; a text the sample or an earlier file holds is read once."""
+    frames = []
+    for path in paths:
+        table = read_table(Path(path).expanduser())
+        if "label" in table.columns:
+            empty = table["label"].isna() | (table["label"].astype(str).str.strip() == "")
+            if empty.any():
+                raise DataError(
+                    f"--add {path}: {plural(int(empty.sum()), 'row')} with no label (the first at row {int(empty.idxmax()) + 1}): "
+                    "fill in their label column, or delete those rows"
+                )
+        frames.append(load_labelled(DataSpec(source=path), labels).assign(**{"from": path}))
+    if not frames:
+        return pd.DataFrame(columns=["id", "text", "label", "from"])
+    added = pd.concat(frames, ignore_index=True)
+    seen = {text_digest(t) for t in sample["text"]}
+    digests = pd.Series([text_digest(t) for t in added["text"]], index=added.index)
+    return added[~digests.isin(seen) & ~digests.duplicated()].reset_index(drop=True)
 
 
 def _scored(score: Score) -> dict[str, Any]:
