@@ -49,3 +49,23 @@ def test_throughput_tables_keep_their_headers_whole_at_80_columns(
     assert "…" not in shown.split("host seconds per stage")[0].split("\n", 2)[2]  # the title may wrap, no header is cut
     for header in ("words/s", "anchor", "floor", "passes", "padded", "/pass", "padding", "peak", "tokenize", "process"):
         assert header in shown
+
+
+def test_active_learning_simulates_both_strategies(tiny_model: Path, tmp_path: Path) -> None:
+    import active_learning
+    import pandas as pd
+
+    texts = [f"{word} number {i}" for i, word in enumerate(["great", "awful", "fine"] * 16)]
+    labels = ["positive", "negative", "neutral"] * 16
+    data = tmp_path / "posts.csv"
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(data, index=False)
+    args = ["--model", str(tiny_model), "--data", str(data), "--prompt", "tweet", "--seeds", "0"]
+    args += ["--start", "9", "--step", "6", "--until", "15", "--no-calibration"]  # the fit's own tests cover it
+    cache = tmp_path / "x.npz"
+    got = active_learning.main([*args, "--cache", str(cache)])
+    assert got["sizes"] == [9, 15] and cache.is_file()
+    for curves in got["curves"]:
+        assert set(curves) == {"suggested", "random"} and all(len(c) == 2 for c in curves.values())
+        assert all(0 <= r <= 1 for c in curves.values() for r in c)
+    again = active_learning.main([*args, "--cache", str(cache)])
+    assert again["curves"] == got["curves"]  # the cached pass gives the same rounds
