@@ -117,17 +117,7 @@ def test_greedy_matches_transformers_generate(engine: Engine) -> None:
     prefix, bodies = _bodies(engine)
     got = _generate(engine, prefix, bodies, [Sampling(do_sample=False, max_new_tokens=6)])[0]
     for body, answers in zip(bodies, got):
-        ids = torch.tensor([prefix + body])
-        with torch.inference_mode():
-            out = engine.model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=False,
-                max_new_tokens=6,
-                eos_token_id=engine.eos_ids,
-                pad_token_id=engine.pad_id,
-            )
-        new = out[0, ids.shape[1] :].tolist()
+        new, _ = _hf_greedy(engine, prefix + body, 6)
         cut = next((i for i, t in enumerate(new) if t in engine.eos_ids), len(new))
         assert [a.text for a in answers] == [engine.decode(new[:cut])]
 
@@ -136,21 +126,7 @@ def test_answers_keep_the_watched_tokens_where_they_first_chose_one(engine: Engi
     """An answer's `decided` holds the watched tokens' log-probabilities at the first step that chose one
     of them (not necessarily the first step), as transformers' own greedy scores give them."""
     prefix, bodies = _bodies(engine)
-    runs = []
-    for body in bodies:
-        ids = torch.tensor([prefix + body])
-        with torch.inference_mode():
-            out = engine.model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=False,
-                max_new_tokens=5,
-                eos_token_id=engine.eos_ids,
-                pad_token_id=engine.pad_id,
-                output_scores=True,
-                return_dict_in_generate=True,
-            )
-        runs.append((out.sequences[0, ids.shape[1] :].tolist(), [torch.log_softmax(x[0], -1) for x in out.scores]))
+    runs = [_hf_greedy(engine, prefix + body, 5) for body in bodies]
     watch = sorted({new[min(1, len(new) - 1)] for new, _ in runs} - {new[0] for new, _ in runs[:1]})
     got = _generate(engine, prefix, bodies, [Sampling(do_sample=False, max_new_tokens=5)], watch=watch)[0]
     later = 0
@@ -309,6 +285,24 @@ def test_batch_stats_are_bounded(engine: Engine, monkeypatch: pytest.MonkeyPatch
     engine.planner.max_tokens = 20
     engine.score(prefix, bodies * 2, [[3]])
     assert len(engine.planner.stats) == 3
+
+
+def _hf_greedy(engine: Engine, ids: list[int], max_new_tokens: int) -> tuple[list[int], list[torch.Tensor]]:
+    """transformers' own greedy answer to one prompt (do_sample=False passed explicitly): its new tokens
+    and the log-probabilities of each step."""
+    prompt = torch.tensor([ids])
+    with torch.inference_mode():
+        out = engine.model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=engine.eos_ids,
+            pad_token_id=engine.pad_id,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+    return out.sequences[0, prompt.shape[1] :].tolist(), [torch.log_softmax(x[0], -1) for x in out.scores]
 
 
 def _generate(engine: Engine, prefix, bodies, samplings, seeds=None, watch=()) -> list:
