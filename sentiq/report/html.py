@@ -114,6 +114,7 @@ def _run_details(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
         **{k: v for k, v in config.get("method_settings", {}).items() if k != "method"},
         "prompt": row["prompt"],
         "calibration prior": _prior(config.get("calibration")),
+        "abstention": _abstention(config.get("abstention"), row),
         "device / dtype": f"{config.get('device')} / {config.get('dtype')}",
         "engine": (config.get("engine") or {}).get("name", "local"),
         "sample": row["sample"],
@@ -130,6 +131,21 @@ def _run_details(folder: Path, row: dict[str, Any]) -> dict[str, Any]:
         if latency is None
         else _data_uri(figure_png(latency_figure(latency, f"{title} · per-text latency"))),
     }
+
+
+def _abstention(record: dict[str, Any] | None, row: dict[str, Any]) -> str | None:
+    """Where a run abstained and what it left: the threshold (and the target it was chosen for), the texts
+    labelled uncertain and the accuracy of those answered."""
+    if not record:
+        return None
+    target = (
+        f" (chosen for accuracy {record['target_accuracy']:g}, bound {record['bound']:.3f})"
+        if "bound" in record
+        else ""
+    )
+    answered = row.get("selective_accuracy")
+    kept = "" if answered is None or pd.isna(answered) else f"; accuracy of those answered {answered:.3f}"
+    return f"below confidence {record.get('confidence'):.4g}{target}: {row.get('uncertain')} uncertain{kept}"
 
 
 def _prior(calibration: dict[str, Any] | None) -> str | None:

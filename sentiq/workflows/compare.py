@@ -17,7 +17,7 @@ from sentiq.text import LABELS, plural
 from sentiq.workflows.metrics import wilson
 from sentiq.workflows.plots import comparison_chart
 
-TRUST_COLUMNS = ("ece", "brier", "log_loss", "auroc", "aurc", "coverage_at_95")
+TRUST_COLUMNS = ("ece", "brier", "log_loss", "auroc", "aurc", "coverage_at_95", "uncertain", "selective_accuracy")
 
 
 def save_comparison(result: Comparison, root: Path) -> None:
