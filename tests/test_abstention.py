@@ -255,7 +255,9 @@ def test_a_run_records_the_threshold_it_abstained_at(tiny_model: Path, labelled_
     assert {"uncertain", "answered", "selective_accuracy", "selective_accuracy_interval"} <= set(metrics)
     assert "accuracy answered" in result.stdout
     page = tmp_path / "report.html"
-    assert runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--html", str(page), "--write"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--html", str(page), "--write"]).exit_code == 0
+    )
     ranking = pd.read_csv(tmp_path / "comparison.csv")
     assert ranking["uncertain"].tolist() == [metrics["uncertain"]]
     assert f"below confidence 0.5001: {metrics['uncertain']} uncertain" in page.read_text()

@@ -109,6 +109,13 @@ def test_outputs_it_will_not_write(tiny_fit, tmp_path: Path) -> None:
     parquet = _suggest(tiny_fit.folder, pool, tmp_path / "next.parquet")
     assert parquet.exit_code != 0 and "written as a .csv" in parquet.stderr
     assert _suggest(tiny_fit.folder, pool, tmp_path / "n.csv", "--n", "0").exit_code == 2
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    assert "is a folder" in _suggest(tiny_fit.folder, pool, folder, "--overwrite").stderr
+    behind = _suggest(tiny_fit.folder, pool, taken / "next.csv")
+    assert behind.exit_code != 0 and "is a file, so the folder cannot be made" in behind.stderr
+    deep = tmp_path / "new" / "dir" / "next.csv"
+    assert _suggest(tiny_fit.folder, pool, deep, "--n", "2").exit_code == 0 and len(pd.read_csv(deep)) == 2
     missing = _suggest(tmp_path / "no-fit", pool, tmp_path / "n.csv")
     assert missing.exit_code != 0 and "no such fit folder" in missing.stderr
 

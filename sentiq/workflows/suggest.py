@@ -48,8 +48,7 @@ def suggest(
         raise OptionError(f"--output {output}: suggestions are written as a .csv (to fill in and fit on)")
     source = open_source(Path(pool), text_column)
     refuse_input_as_output(source.origin, output)
-    if output.exists() and not overwrite:
-        raise OptionError(f"--output {output} already exists: give another name, or --overwrite to replace it")
+    _check_output(output, overwrite)
     fit = load_fit(fit_path)
     chunks = list(source.chunks(10_000))
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=["id", "text"])
@@ -71,8 +70,20 @@ def suggest(
         confidence=[round(float(probs[i].max()), 6) for i in chosen],
         label="",
     )
+    output.parent.mkdir(parents=True, exist_ok=True)
     write_frame(output, rows[list(COLUMNS)])
     return Suggestions(output, len(chosen), len(texts), len(frame) - len(texts))
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an output that is a folder, lies behind a file, or exists (unless `overwrite`)."""
+    if output.is_dir():
+        raise OptionError(f"--output {output} is a folder: name a .csv file")
+    blocking = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise OptionError(f"--output {output}: {blocking} is a file, so the folder cannot be made")
+    if output.exists() and not overwrite:
+        raise OptionError(f"--output {output} already exists: give another name, or --overwrite to replace it")
 
 
 def fit_model(fit_path: str) -> str:
