@@ -261,3 +261,15 @@ def test_a_run_records_the_threshold_it_abstained_at(tiny_model: Path, labelled_
     ranking = pd.read_csv(tmp_path / "comparison.csv")
     assert ranking["uncertain"].tolist() == [metrics["uncertain"]]
     assert f"below confidence 0.5001: {metrics['uncertain']} uncertain" in page.read_text()
+
+
+def test_a_fit_and_its_target_go_to_the_methods_that_read_the_fit() -> None:
+    from sentiq.api.options import method_configs
+
+    loglik, probe = method_configs(["loglik", "probe"], fit="f", calibrate="fitted", target_accuracy=0.9)
+    assert (loglik.calibrate, loglik.fit, loglik.target_accuracy) == ("fitted", "f", 0.9)
+    assert (probe.calibrate, probe.fit, probe.target_accuracy) == ("none", "f", 0.9)  # its probabilities are fitted
+    zero, probe = method_configs(["zero-shot", "probe"], fit="f", target_accuracy=0.9)
+    assert (zero.fit, zero.target_accuracy) == (None, None) and probe.target_accuracy == 0.9
+    zero, loglik = method_configs(["zero-shot", "loglik"], min_confidence=0.8)
+    assert zero.min_confidence == loglik.min_confidence == 0.8  # a threshold of one's own goes to every method

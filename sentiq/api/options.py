@@ -38,14 +38,20 @@ def method_config(method: Method | MethodConfig = "loglik", **options: Any) -> M
 
 
 def method_configs(names: list[str | MethodConfig], **options: Any) -> list[MethodConfig]:
-    """Each named method with the same options; when several are named, a `fit` goes to those that read
-    it (probe, and calibrate="fitted"), so `--method loglik,probe --fit FIT` measures both on one sample."""
-    reads = lambda m: getattr(m, "method", m) == "probe" or options.get("calibrate") == "fitted"  # noqa: E731
+    """Each named method with the same options; when several are named, a `fit` (and a target accuracy,
+    chosen on it) goes to those that read it (probe, and calibrate="fitted"), and a probe is not asked to
+    calibrate what the fit made: `--method loglik,probe --calibrate fitted --fit FIT` measures both."""
+    probe = lambda m: getattr(m, "method", m) == "probe"  # noqa: E731
+    reads = lambda m: probe(m) or options.get("calibrate") == "fitted"  # noqa: E731
     if len(names) > 1 and options.get("fit") is not None and any(map(reads, names)):
-        fitted = ("fit", "target_accuracy")  # a target is chosen on the fit: it goes where the fit goes
-        return [
-            method_config(m, **{**options, **{k: options.get(k) if reads(m) else None for k in fitted}}) for m in names
-        ]
+        fitted = ("fit", "target_accuracy")
+        made = []
+        for m in names:
+            own = {k: options.get(k) if reads(m) else None for k in fitted}
+            if probe(m) and options.get("calibrate") == "fitted":
+                own["calibrate"] = "none"
+            made.append(method_config(m, **{**options, **own}))
+        return made
     return [method_config(m, **options) for m in names]
 
 

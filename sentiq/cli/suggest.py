@@ -24,7 +24,7 @@ def suggest(
     ],
     output: Annotated[
         Path, o.option("--output", "-o", help="Where to write the texts to label (.csv, with an empty label column).")
-    ],
+    ] = Path("next.csv"),
     n: Annotated[int, o.option("--n", min=1, help="How many texts to suggest.")] = 50,
     text_column: o.TextColumn = None,
     model: Annotated[
