@@ -10,12 +10,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from numbers import Real
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from sentiq.errors import OptionError
 from sentiq.predictions import INVALID, UNCERTAIN, Prediction
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DELTA = 0.05  # the guarantee holds with probability 1 - DELTA
 GRID = 50  # thresholds evenly spaced from chance to 0.99 (and four closer to 1)
@@ -94,6 +95,8 @@ def accuracy_bound(correct: int, n: int, delta: float = DELTA) -> float:
 def thresholds(n_labels: int) -> list[float]:
     """The thresholds a target may choose from, fixed before any data is seen (so that testing them all
     is a union bound): evenly spaced from chance to 0.99, then ever closer to 1."""
+    import numpy as np
+
     even = np.linspace(1 / n_labels, 0.99, GRID)
     return sorted({*(round(float(t), 6) for t in even), 0.995, 0.999, 0.9995, 0.9999})
 
@@ -103,6 +106,8 @@ def guaranteed(confidence: Sequence[float], correct: Sequence[bool], target: flo
     are at least `target` accurate by a one-sided binomial bound, each threshold tested at DELTA over
     their number (Bonferroni): with probability 1 - DELTA every threshold's bound holds at once. Refused in
     one line, with the best bound a threshold gives, when none reaches the target."""
+    import numpy as np
+
     conf, ok = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
     n = len(conf)
     if n == 0:
@@ -137,6 +142,8 @@ def guaranteed(confidence: Sequence[float], correct: Sequence[bool], target: flo
 def _observed(conf: np.ndarray, ok: np.ndarray, target: float) -> tuple[float, float] | None:
     """The lowest threshold (a held-out confidence) whose answered texts' observed accuracy reaches
     `target`, and its coverage: what the target alone would take, without the bound."""
+    import numpy as np
+
     for c in np.unique(conf):
         answered = conf >= c
         if ok[answered].mean() >= target:

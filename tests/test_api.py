@@ -27,7 +27,7 @@ def clf(tiny_model: Path) -> sentiq.Classifier:
 def test_import_sentiq_and_its_names_load_no_torch() -> None:
     code = (
         "import sys, sentiq; sentiq.load; sentiq.evaluate; sentiq.SentiqError; "
-        "sys.exit(1 if {'torch', 'pandas', 'transformers'} & set(sys.modules) else 0)"
+        "sys.exit(1 if {'torch', 'pandas', 'numpy', 'transformers'} & set(sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
