@@ -103,8 +103,7 @@ def confidence_metrics(s: Scored, labels: Sequence[str]) -> dict[str, float | in
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     order = np.argsort(np.asarray(labels))  # sklearn reads probability columns in sorted label order
-    names = np.asarray(labels)[order]
-    gold = names[np.argsort(order)[s.gold]]
+    names, gold = np.asarray(labels)[order], np.asarray(labels)[s.gold]
     columns = s.probs[:, order] / s.probs.sum(axis=1, keepdims=True)
     auroc = None
     if is_binary(labels) and len(set(s.gold.tolist())) == 2:
@@ -124,10 +123,15 @@ def _coverage_name(accuracy: float) -> str:
     return f"coverage_at_{round(accuracy * 100)}"
 
 
+def confidence_bins(confidence: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
+    """Each text's bin of `bins` equal-width bins of confidence: a bin holds (lo, hi], the first also 0."""
+    return np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+
+
 def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
     """Expected calibration error: the texts' share-weighted gap between accuracy and mean confidence
-    in equal-width bins of confidence (a bin holds (lo, hi]; the first also holds 0)."""
-    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    in equal-width bins of confidence (confidence_bins)."""
+    which = confidence_bins(confidence, bins)
     total = 0.0
     for b in np.unique(which):
         inside = which == b

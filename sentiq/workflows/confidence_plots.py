@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiq.workflows.confidence import ECE_BINS, TARGETS, Scored, risk_coverage
+from sentiq.workflows.confidence import ECE_BINS, TARGETS, Scored, confidence_bins, risk_coverage
 from sentiq.workflows.plots import save_figure
 
 
@@ -34,7 +34,7 @@ def confidence_figure(s: Scored, metrics: dict[str, Any], title: str) -> Any:
 
 def _reliability(ax: Any, confidence: np.ndarray, correct: np.ndarray, metrics: dict[str, Any]) -> None:
     edges = np.linspace(0, 1, ECE_BINS + 1)
-    which = np.clip(np.ceil(confidence * ECE_BINS).astype(int) - 1, 0, ECE_BINS - 1)
+    which = confidence_bins(confidence)
     counts = np.bincount(which, minlength=ECE_BINS)
     held = counts > 0
     accuracy = np.bincount(which, weights=correct.astype(float), minlength=ECE_BINS)[held] / counts[held]

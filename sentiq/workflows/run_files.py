@@ -21,7 +21,14 @@ from sentiq.results import Quality, RunResult, Speed, as_row
 from sentiq.settings import EvalSettings, MethodConfig
 from sentiq.text import LABELS
 from sentiq.version import __version__
-from sentiq.workflows.confidence import confidence_metrics, full_labels, run_probabilities, scored_rows, selective
+from sentiq.workflows.confidence import (
+    confidence_metrics,
+    full_labels,
+    run_probabilities,
+    scored,
+    scored_rows,
+    selective,
+)
 from sentiq.workflows.confidence_plots import plot_confidence
 from sentiq.workflows.metrics import quality, speed
 from sentiq.workflows.plots import plot_confusion
@@ -55,10 +62,11 @@ def summarise(rows: pd.DataFrame, label_set: LabelSet, abstains: bool = False) -
     on every text as if it had not (an 'uncertain' text at its most probable label), and on those it
     answered."""
     gold, given = list(rows["gold"]), list(rows["predicted"])
-    s = scored_rows(rows, label_set)
-    full = full_labels(run_probabilities(rows, label_set), given, label_set.labels) if abstains else given
+    probs = run_probabilities(rows, label_set)
+    full = full_labels(probs, given, label_set.labels)  # no text is 'uncertain' unless the run abstains
     q = quality(gold, full, label_set.labels, label_set.ordered)
-    q = replace(q, **confidence_metrics(s, label_set.labels), **(selective(gold, given) if abstains else {}))
+    trust = confidence_metrics(scored(probs, full, gold, label_set.labels), label_set.labels)
+    q = replace(q, **trust, **(selective(gold, given) if abstains else {}))
     latency = rows["latency_ms"].astype(float)
     sp = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
     return q, sp, {**as_row(q, sp), "truncated": int(rows["truncated"].astype(int).sum())}
