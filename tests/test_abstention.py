@@ -253,7 +253,7 @@ def test_a_run_records_the_threshold_it_abstained_at(tiny_model: Path, labelled_
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "abstains" / "metrics.json").read_text())
     assert {"uncertain", "answered", "selective_accuracy", "selective_accuracy_interval"} <= set(metrics)
-    assert "accuracy answered" in result.stdout
+    assert "acc. answered" in result.stdout
     page = tmp_path / "report.html"
     assert (
         runner.invoke(app, ["compare", "--results-dir", str(tmp_path), "--html", str(page), "--write"]).exit_code == 0

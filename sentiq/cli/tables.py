@@ -54,7 +54,7 @@ def metrics_table(results: Sequence[RunResult]) -> Table:
         ),
         ("invalid", lambda q, s: f"{q.invalid} ({100 * (1 - q.coverage):.1f}%)"),
         (
-            "with a probability",
+            "scored",  # texts with a probability
             lambda q, s: f"{q.scored} ({100 * q.scored / q.n:.1f}%)" if q.n and q.scored is not None else "-",
         ),
         ("ECE / Brier", lambda q, s: f"{_num(q.ece)} / {_num(q.brier)}"),
@@ -62,13 +62,14 @@ def metrics_table(results: Sequence[RunResult]) -> Table:
         *([("AUROC", lambda q, s: _num(q.auroc))] if binary else []),
         ("AURC", lambda q, s: _num(q.aurc)),
         (
-            "coverage at 90 / 95 / 99%",
-            lambda q, s: " / ".join(_num(x) for x in (q.coverage_at_90, q.coverage_at_95, q.coverage_at_99)),
+            "cov. 90/95/99%",  # the share answerable at each accuracy
+            lambda q, s: "/".join(_num(x, 2) for x in (q.coverage_at_90, q.coverage_at_95, q.coverage_at_99)),
         ),
         *(
             [
                 ("uncertain", lambda q, s: f"{q.uncertain} ({100 * q.uncertain / q.n:.1f}%)" if q.n else "0"),
-                ("accuracy answered", _selective),
+                ("answered", lambda q, s: f"{100 * q.answered:.1f}%"),
+                ("acc. answered", _selective),
             ]
             if results and results[0].quality.answered is not None
             else []
@@ -87,16 +88,16 @@ def metrics_table(results: Sequence[RunResult]) -> Table:
 
 
 def _selective(q: Any, s: Any) -> str:
-    """The answered texts' accuracy with its interval, and their share."""
+    """The answered texts' accuracy with its Wilson interval (to two places: the column stays narrow)."""
     if q.selective_accuracy is None:
-        return "- (none answered)"
+        return "-"
     low, high = q.selective_accuracy_interval
-    return f"{_pct(q.selective_accuracy)} [{_pct(low)}–{_pct(high)}] of {100 * q.answered:.1f}%"
+    return f"{_pct(q.selective_accuracy)} [{low:.2f}–{high:.2f}]"
 
 
-def _num(x: float | None) -> str:
-    """A figure to three places, or '-' where a run has none (no text had a probability)."""
-    return "-" if x is None or x != x else _pct(x)
+def _num(x: float | None, places: int = 3) -> str:
+    """A figure to `places` places, or '-' where a run has none (no text had a probability)."""
+    return "-" if x is None or x != x else f"{x:.{places}f}"
 
 
 def _macro(cell: Any) -> Any:
