@@ -35,7 +35,7 @@ def features(args: argparse.Namespace, texts: list[str]) -> tuple[np.ndarray, tu
     layer = args.layer or engine.depth
     x = np.zeros((len(texts), len(plan.labels) + engine.model.config.hidden_size))
     started = time.perf_counter()
-    for done in runner.feature_batches(texts, layer):
+    for done in runner.feature_batches(texts, [layer]):
         x[done.indices] = done.result
     print(
         f"one pass over {len(texts)} texts (layer {layer} of {engine.depth}) in {time.perf_counter() - started:.0f} s"

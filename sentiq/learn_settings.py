@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from numbers import Integral
+from numbers import Integral, Real
 from os import PathLike
 from pathlib import Path
 
@@ -53,6 +53,34 @@ class PromptTuneSettings:
             raise OptionError("--draws needs --k: without demonstrations there is nothing to draw")
 
 
+MAX_LOSS = 0.01  # the accuracy early exits may give up against the last layer's probe alone
+
+
+def check_exits(exits: object, last: int | None) -> tuple[int, ...]:
+    """Early exits as layers counted from 1, each deeper than the one before, all before the `last` layer
+    (always an exit; None: not known yet); one line otherwise."""
+    if isinstance(exits, str | bytes) or not isinstance(exits, list | tuple):
+        raise TypeError(f"exits must be a list of layer numbers, not {type(exits).__name__}")
+    if not all(isinstance(k, Integral) and not isinstance(k, bool) for k in exits):
+        raise TypeError("exits must be whole layer numbers")
+    given = ", ".join(map(str, exits))
+    if any(k < 1 or (last is not None and k >= last) for k in exits):
+        top = f"between 1 and {last - 1} (layer {last} is the last exit)" if last is not None else "at least 1"
+        raise OptionError(f"--exits must be layers {top}, not {given}")
+    if list(exits) != sorted(set(exits)):
+        raise OptionError(f"--exits must be layers in increasing order, each once, not {given}")
+    return tuple(int(k) for k in exits)
+
+
+def check_max_loss(value: object) -> float:
+    """--max-loss as a float in [0, 1); one line otherwise."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"max_loss must be a number in [0, 1), not {type(value).__name__}")
+    if not 0 <= float(value) < 1:  # NaN fails both
+        raise OptionError(f"--max-loss must be at least 0 and below 1 (the accuracy given up), not {value}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """What `sentiq fit` reads and where it writes; the model and the prompt's other settings apart."""
@@ -68,6 +96,9 @@ class FitSettings:
     output_dir: Path = Path("results")  # fits go to <output_dir>/fits/<model>/<labels>/<name>/
     overwrite: bool = False  # replace a fit of the same name
     add: tuple[str, ...] = ()  # labelled files fitted on besides the sample, whole (suggest's, filled in)
+    exits: tuple[int, ...] = ()  # early exits: probes at these layers too, before `layer` (the last exit)
+    max_loss: float | None = None  # with exits: the cascade's held-out accuracy stays within this of the
+    # last layer's (None: MAX_LOSS)
 
     def __post_init__(self) -> None:
         added = [self.add] if isinstance(self.add, str | PathLike) else self.add
@@ -92,3 +123,7 @@ class FitSettings:
             raise OptionError("a fit reads one prompt: give --prompt one prompt, not an ensemble")
         if self.layer is not None and self.layer < 1:
             raise OptionError("--layer must be at least 1")
+        object.__setattr__(self, "exits", check_exits(self.exits, self.layer))
+        if self.max_loss is not None and not self.exits:
+            raise OptionError("--max-loss is the accuracy early exits may give up: give --exits with it")
+        object.__setattr__(self, "max_loss", check_max_loss(MAX_LOSS if self.max_loss is None else self.max_loss))

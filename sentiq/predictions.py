@@ -37,6 +37,7 @@ class LabelSet:
 
     labels: tuple[str, ...]
     ordered: bool = False
+    exits: bool = False  # predictions made through early exits: each says where it left ("exit")
 
     @property
     def binary(self) -> bool:
@@ -56,19 +57,21 @@ class LabelSet:
         """A surface's prediction fields, in order; `answers`: the method generates (a scoring method's
         outputs leave the answer out)."""
         answer = ("answer",) if answers else ()
+        exit_ = ("exit",) if self.exits else ()
         return {
-            "result": ("label", "p_positive", "answer", "truncated", "scores"),
-            "output": ("label", *self.probability_fields, *answer),
-            "labelled": ("label", *self.probability_fields, *self.raw_fields, "answer", "tokens", "truncated"),
-            "service": ("label", "scores", "answer", "truncated"),
+            "result": ("label", "p_positive", "answer", "truncated", "scores", *exit_),
+            "output": ("label", *self.probability_fields, *answer, *exit_),
+            "labelled": ("label", *self.probability_fields, *self.raw_fields, "answer", "tokens", "truncated", *exit_),
+            "service": ("label", "scores", "answer", "truncated", *exit_),
         }[surface]
 
     def run_fields(self) -> tuple[str, ...]:
         """predictions.csv's columns: RUN_FIELDS for the binary labels; for another set, each label's
         probability in place of p_positive and p_positive_raw."""
+        exit_ = ("exit",) if self.exits else ()
         if self.binary:
-            return RUN_FIELDS
-        return (*(f for f in RUN_FIELDS if f not in ("p_positive", "p_positive_raw")), *self.probability_fields)
+            return (*RUN_FIELDS, *exit_)
+        return (*(f for f in RUN_FIELDS if f not in ("p_positive", "p_positive_raw")), *self.probability_fields, *exit_)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Prediction:
     tokens: int = 0  # prompt tokens specific to this text (the whole prompt's when encoded whole), all prompts
     truncated: bool = False
     scores: dict[str, float] | None = None  # every label's probability (as p_positive is positive's)
+    exit: int | None = None  # early exits: the layer whose probe labelled it
 
     @classmethod
     def of(
@@ -113,6 +117,7 @@ def prediction_fields(
         "answer": prediction.answer,
         "tokens": prediction.tokens,
         "truncated": prediction.truncated,
+        "exit": prediction.exit,
     }
     fields = label_set.surface_fields(surface, answers)
     return {f: _rounded(every[f], digits) if f.startswith("p_") else every[f] for f in fields}
@@ -152,7 +157,7 @@ RUN_FIELDS = (  # a run's predictions.csv, binary labels
 )
 # Names no label may take (in any case): the answer that names no label, the abstention, and the columns
 # sentiq writes.
-RESERVED_LABELS = frozenset({INVALID, UNCERTAIN, *LABELLED_FIELDS, *RUN_FIELDS})
+RESERVED_LABELS = frozenset({INVALID, UNCERTAIN, *LABELLED_FIELDS, *RUN_FIELDS, "exit"})
 
 
 def run_row(row: Mapping[str, Any], gold: str, label_set: LabelSet) -> dict[str, Any]:
@@ -170,4 +175,5 @@ def run_row(row: Mapping[str, Any], gold: str, label_set: LabelSet) -> dict[str,
         "tokens": int(row["tokens"]),
         "truncated": int(row["truncated"]),
         "latency_ms": round(float(row["latency_ms"]), 3),
+        **({"exit": int(row["exit"])} if label_set.exits else {}),
     }

@@ -45,6 +45,7 @@ class Result:
     answer: str | None  # the generated answer(s), for methods that generate
     truncated: bool  # the text was longer than max_tokens and lost its middle
     scores: dict[str, float] | None = None
+    exit: int | None = None  # early exits: the layer whose probe labelled it
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Summary:
     seconds: float = 0.0
     truncated: int = 0  # texts that lost their middle to --max-tokens
     uncertain: int = 0  # labelled 'uncertain' (abstention)
+    exits: dict[int, int] = field(default_factory=dict)  # early exits: texts that left at each exit layer
     empty: list[str] = field(default_factory=list)  # where the empty texts are: reported and skipped
     output: Path | None = None
     already_complete: bool = False  # --resume of a finished output that the input added nothing to
@@ -152,6 +154,9 @@ class Speed:
     tokens_per_s: float
     latency_p50_ms: float  # per text, its batch's time shared among the batch's texts
     latency_p95_ms: float
+    # early exits: each exit layer's share of the texts, and the layers run per text on average
+    exit_shares: dict[str, float] | None = None
+    mean_layers: float | None = None
 
 
 def as_row(q: Quality, s: Speed) -> dict[str, float | int]:

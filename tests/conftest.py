@@ -46,7 +46,7 @@ def build_tokenizer(folder: Path) -> None:
     fast.save_pretrained(folder)
 
 
-def build_model(folder: Path, vocab_size: int, seed: int = 0) -> None:
+def build_model(folder: Path, vocab_size: int, seed: int = 0, layers: int = 2) -> None:
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -55,7 +55,7 @@ def build_model(folder: Path, vocab_size: int, seed: int = 0) -> None:
         vocab_size=vocab_size,
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=4096,
@@ -126,6 +126,34 @@ def tiny_fit(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("fits")
     return sentiq.fit(
         str(tiny_model), dataset=str(fit_data(folder)), n=24, output_dir=folder, device="cpu", dtype="float32"
+    )
+
+
+@pytest.fixture(scope="session")
+def deep_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with four layers: room for early exits before its last."""
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("deep-qwen2")
+    build_tokenizer(folder)
+    build_model(folder, vocab_size=len(AutoTokenizer.from_pretrained(folder)), layers=4)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def exits_fit(deep_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A fit of the four-layer model with early exits at layers 1 and 2 (n=40, seed 0)."""
+    import sentiq
+
+    folder = tmp_path_factory.mktemp("exit-fits")
+    return sentiq.fit(
+        str(deep_model),
+        dataset=str(fit_data(folder, n=40)),
+        n=40,
+        exits=[1, 2],
+        output_dir=folder,
+        device="cpu",
+        dtype="float32",
     )
 
 

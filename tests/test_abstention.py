@@ -191,7 +191,7 @@ def test_evaluate_measures_every_text_and_those_answered(tiny_model: Path, label
 
 
 def test_a_fit_keeps_its_held_out_predictions_and_a_target_chooses_the_threshold(tiny_fit, tiny_model: Path) -> None:
-    from sentiq.methods.fitted import load_fit
+    from sentiq.methods.fit import load_fit
 
     fit = load_fit(str(tiny_fit.folder))
     confidence, correct = fit.held_out(probe=True)

@@ -341,22 +341,25 @@ def test_answer_states_equal_a_whole_pass_through_as_many_layers(engine: Engine,
 
 
 @pytest.mark.parametrize("labels", [[[5], [9]], [[5, 6], [9]]])  # one token each, or one of two tokens
-@pytest.mark.parametrize("layer", [1, 2])
-def test_a_scoring_pass_reads_the_answer_state_beside_the_label_scores(
-    engine: Engine, labels: list[list[int]], layer: int
+@pytest.mark.parametrize("layers", [[1], [2], [1, 2]])
+def test_a_scoring_pass_reads_the_answer_states_beside_the_label_scores(
+    engine: Engine, labels: list[list[int]], layers: list[int]
 ) -> None:
-    """What a fit learns from comes off one pass: its label scores are the scoring pass's, its states the
-    early-exit pass's, for single- and multi-token labels alike."""
+    """What a fit learns from comes off one pass: its label scores are the scoring pass's, each layer's
+    state the early-exit pass's, side by side in the order given, for single- and multi-token labels."""
     from sentiq.core.batching import gathered
 
     prefix, bodies = _bodies(engine)
     engine.planner.max_tokens = 40  # several batches
     hidden = engine.model.config.hidden_size
-    got = gathered(engine.score_batches(prefix, bodies, labels, state=layer), (len(bodies), len(labels) + hidden))
+    shape = (len(bodies), len(labels) + hidden * len(layers))
+    got = gathered(engine.score_batches(prefix, bodies, labels, states=layers), shape)
     np.testing.assert_allclose(got[:, : len(labels)], engine.score(prefix, bodies, labels), rtol=0, atol=1e-5)
-    states = gathered(engine.state_batches(prefix, bodies, layer), (len(bodies), hidden))
-    np.testing.assert_allclose(got[:, len(labels) :], states, rtol=0, atol=1e-4)
-    assert not engine.model.model.layers[layer - 1]._forward_hooks  # the hook is gone
+    for j, layer in enumerate(layers):
+        states = gathered(engine.state_batches(prefix, bodies, layer), (len(bodies), hidden))
+        start = len(labels) + hidden * j
+        np.testing.assert_allclose(got[:, start : start + hidden], states, rtol=0, atol=1e-4)
+    assert not any(layer._forward_hooks for layer in engine.model.model.layers)  # the hooks are gone
 
 
 def test_fewer_layers_give_other_states_and_a_bad_depth_is_refused(engine: Engine) -> None:

@@ -65,7 +65,7 @@ def test_fit_round_trip_gives_the_fitted_models_own_scores(fitted, tiny_model: P
     clf = sentiq.load(str(tiny_model), method="probe", fit=str(fitted.folder), device="cpu", dtype="float32")
     scored = clf.classify(texts)
     engine = Engine(load_model(str(tiny_model), "cpu", "float32"))
-    states = make_runner(engine, plan_method(MethodConfig(method="loglik"))).feature_batches(texts, 2)
+    states = make_runner(engine, plan_method(MethodConfig(method="loglik"))).feature_batches(texts, [2])
     x = np.zeros((24, 34))
     for done in states:
         x[done.indices] = done.result
@@ -244,7 +244,7 @@ def _copy(fitted, tmp_path: Path) -> Path:
     ],
 )
 def test_a_truncated_or_altered_fit_is_refused(fitted, tmp_path: Path, damage, message: str) -> None:
-    from sentiq.methods.fitted import load_fit
+    from sentiq.methods.fit import load_fit
 
     folder = _copy(fitted, tmp_path)
     damage(folder)
@@ -253,7 +253,7 @@ def test_a_truncated_or_altered_fit_is_refused(fitted, tmp_path: Path, damage, m
 
 
 def test_a_folder_that_is_not_a_fit_is_refused_and_never_overwritten(tiny_model: Path, tmp_path: Path) -> None:
-    from sentiq.methods.fitted import load_fit
+    from sentiq.methods.fit import load_fit
 
     with pytest.raises(OptionError, match="no such fit folder"):
         load_fit(str(tmp_path / "nowhere"))

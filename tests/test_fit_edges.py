@@ -90,7 +90,7 @@ def _copy(fit, tmp_path: Path) -> Path:
 
 def test_a_fit_whose_weights_are_not_finite_is_refused_when_read(tiny_fit, tmp_path: Path) -> None:
     from sentiq.io.fits import CARD, read_fit, write_fit
-    from sentiq.methods.fitted import load_fit
+    from sentiq.methods.fit import load_fit
 
     folder = _copy(tiny_fit, tmp_path)
     card, arrays = read_fit(folder)

@@ -15,6 +15,7 @@ from sentiq.cli import method_options as m
 from sentiq.cli import options as o
 from sentiq.cli import render
 from sentiq.cli.guard import guarded
+from sentiq.errors import OptionError
 from sentiq.learn_settings import FitSettings
 from sentiq.settings import DataSpec, ModelSettings
 
@@ -56,9 +57,27 @@ def fit(
             "runs only those layers (faster).",
         ),
     ] = FitSettings.layer,
+    exits: Annotated[
+        str | None,
+        o.option(
+            "--exits",
+            metavar="K[,K...]",
+            help="Early exits: a probe at each of these layers too (before --layer, which is the last exit), each "
+            "with a confidence threshold chosen on held-out predictions; classifying with the fit, a text the "
+            "probe of an exit is sure of stops there.",
+        ),
+    ] = None,
+    max_loss: Annotated[
+        float | None,
+        o.option(
+            "--max-loss",
+            default_shown="0.01",
+            help="With --exits: the held-out accuracy the exits may give up against the last layer's probe alone.",
+        ),
+    ] = FitSettings.max_loss,
     max_tokens: m.MaxTokens = FitSettings.max_tokens,
     name: Annotated[
-        str | None, o.option("--name", default_shown="PROMPT-nN[-layerK]", help="The fit's folder name.")
+        str | None, o.option("--name", default_shown="PROMPT-nN[-layerK][-exitsK-K]", help="The fit's folder name.")
     ] = FitSettings.name,
     seed: Annotated[int, o.option("--seed", help="Seed for the sample and the cross-validation folds.")] = 0,
     output_dir: Annotated[
@@ -95,8 +114,38 @@ def fit(
             seed=seed,
             overwrite=overwrite,
             add=tuple(add or ()),
+            exits=layers(exits),
+            max_loss=max_loss,
         )
     fitted(result, json_out)
+
+
+def early_exits(card: dict) -> None:
+    """Each exit's threshold and expected share, and what the cascade gave on the held-out predictions."""
+    table = Table(title="early exits (held-out)", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("layer", "leaves above", "expected share", "probe's accuracy"):
+        table.add_column(column, justify="right")
+    for e in card["exits"]:
+        above = "-" if e["threshold"] is None else f"{e['threshold']:.4f}"
+        table.add_row(str(e["layer"]), above, f"{e['expected_share']:.0%}", f"{e['cv_accuracy']:.3f}")
+    render.out.print(table)
+    run = card["early_exit"]
+    render.out.print(
+        f"with the exits: accuracy {run['cv_accuracy']:.3f} (layer {card['layer']} alone: {run['last_cv_accuracy']:.3f}, "
+        f"--max-loss {run['max_loss']:g}), {run['mean_layers']:.1f} layers per text ({run['speedup_in_layers']:.2f}x fewer)",
+        soft_wrap=True,
+    )
+
+
+def layers(text: str | None) -> tuple[int, ...]:
+    """--exits '6,12' -> (6, 12); what they may be is FitSettings' to check."""
+    if text is None:
+        return ()
+    try:
+        parsed = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise OptionError(f"--exits: '{text}' is not a comma-separated list of layer numbers (e.g. 6,12)") from None
+    return parsed
 
 
 def fitted(result: FitResult, as_json: bool) -> None:
@@ -124,6 +173,8 @@ def fitted(result: FitResult, as_json: bool) -> None:
     curve = " · ".join(f"{p['n']}: {p['cv_macro_recall']:.3f}" for p in card["probe"].get("learning_curve", []))
     if curve:
         render.out.print(f"probe's learning curve (texts: macro recall): {curve}", soft_wrap=True)
+    if card.get("exits"):
+        early_exits(card)
     render.note(f"one pass over {card['n']} texts in {result.seconds:.1f} s; saved {result.folder}")
     render.note(
         f"use it: --method probe --fit {result.folder}, or --method loglik --calibrate fitted --fit {result.folder}"

@@ -75,6 +75,11 @@ def metrics_table(results: Sequence[RunResult]) -> Table:
             else []
         ),
         ("words/s", lambda q, s: f"{s.words_per_s:,.0f}"),
+        *(
+            [("exits (layer:%)", _exits), ("layers per text", lambda q, s: _num(s.mean_layers, 1))]
+            if any(r.speed.exit_shares for r in results)
+            else []
+        ),
         ("tokens/s", lambda q, s: f"{s.tokens_per_s:,.0f}"),
         ("latency p50 / p95 ms", lambda q, s: f"{s.latency_p50_ms:.1f} / {s.latency_p95_ms:.1f}"),
     ]
@@ -93,6 +98,11 @@ def _selective(q: Any, s: Any) -> str:
         return "-"
     low, high = q.selective_accuracy_interval
     return f"{_pct(q.selective_accuracy)} [{low:.2f}–{high:.2f}]"
+
+
+def _exits(q: Any, s: Any) -> str:
+    """Each early exit's share of the texts: '6:41 12:30 24:29'."""
+    return " ".join(f"{k}:{100 * v:.0f}" for k, v in (s.exit_shares or {}).items()) or "-"
 
 
 def _num(x: float | None, places: int = 3) -> str:

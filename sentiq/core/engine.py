@@ -12,7 +12,7 @@ datasets, labels or files.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from sentiq.core.heads import vocab_logprobs
 from sentiq.core.models import LoadedModel, free_memory, load_model, peak_memory_bytes, sync
 from sentiq.core.prefixes import PrefixCache
 from sentiq.core.stages import StageClock
-from sentiq.core.states import first_layers, layer_output
+from sentiq.core.states import between_layers, first_layers, layer_outputs
 from sentiq.errors import ResourceError
 from sentiq.settings import ModelSettings
 
@@ -76,13 +76,13 @@ class Engine(Answering):
         bodies: Sequence[Sequence[int]],
         labels: Sequence[Sequence[int]],
         firsts: Sequence[int] = (),
-        state: int | None = None,
+        states: Sequence[int] = (),
     ) -> Iterator[Done[np.ndarray]]:
         """log P(label | prefix + body) for every body and label, a batch at a time as each finishes:
         rows of shape (labels,) for the batch's bodies, then one column per token of `firsts`, its
         log-probability as the first token after the body (what a generated answer would start with),
-        then, with `state` = K, the hidden state at the answer position after K layers (as state_batches
-        reads it), all read off the same pass.
+        then, for each layer K of `states`, the hidden state at the answer position after K layers (as
+        state_batches reads it), all read off the same pass.
 
         One forward pass per text when every label is a single token; otherwise one row per
         (text, label) pair, each label's tokens appended to the body and scored in that same pass.
@@ -92,13 +92,13 @@ class Engine(Answering):
 
         def work(idx: list[int]) -> np.ndarray:
             rows = [bodies[i] for i in idx]
-            if state is None:
+            if not states:
                 return self._score_batch(prefix, rows, labels, single, firsts).cpu().double().numpy()
-            with layer_output(self.model, state) as kept:
+            with layer_outputs(self.model, states) as kept:
                 scores = self._score_batch(prefix, rows, labels, single, firsts).cpu().double().numpy()
             step = 1 if single else len(labels)  # a text's first row holds its answer position
-            states = kept.at([i * step for i in range(len(rows))], [len(r) - 1 for r in rows])
-            return np.concatenate([scores, states], axis=1)
+            read = kept.at([i * step for i in range(len(rows))], [len(r) - 1 for r in rows])
+            return np.concatenate([scores, read], axis=1)
 
         self.prefixes.kv(prefix)
         lengths = [len(b) + extra for b in bodies]
@@ -133,6 +133,46 @@ class Engine(Answering):
             with first_layers(self.model, layers):
                 hidden = self._hidden(ids, self.prefixes.for_batch(prefix, len(idx)))
             return hidden[torch.arange(len(idx), device=self.device), lengths - 1].float().cpu().numpy()
+
+        yield from self.planner.run([len(b) for b in bodies], work, shared=len(prefix))
+
+    def exit_batches(
+        self,
+        prefix: Sequence[int],
+        bodies: Sequence[Sequence[int]],
+        exits: Sequence[int],
+        leave: Callable[[int, np.ndarray], np.ndarray],
+    ) -> Iterator[Done[np.ndarray]]:
+        """Early exits: each batch runs to the first of `exits` (layers, increasing; the last exit takes
+        every text still running), where `leave(j, states)` says from the states at the answer position
+        (as state_batches reads them) which texts stop at exit j; the rest carry on from their hidden
+        states through the next span of layers, no layer run twice, the batch cut to the texts that go
+        on (and to the longest of them). Rows: the exit's position in `exits`, then the state it left with."""
+        self.prefixes.kv(prefix)
+        width = 1 + self.model.config.hidden_size
+
+        @torch.inference_mode()
+        def work(idx: list[int]) -> np.ndarray:
+            out = np.zeros((len(idx), width))
+            ids, lengths = right_pad([bodies[i] for i in idx], self.pad_id, self.device)
+            going = torch.arange(len(idx), device=self.device)  # rows of this batch still running
+            hidden, start = ids, 0
+            for j, stop in enumerate(exits):
+                cache = self.prefixes.for_batch(prefix, len(going))
+                with between_layers(self.model, start, stop) as norm:
+                    given = {"input_ids": hidden} if start == 0 else {"inputs_embeds": hidden}
+                    hidden = self.model.model(cache=cache, use_cache=True, **given).last_hidden_state
+                states = norm(hidden[torch.arange(len(going), device=self.device), lengths[going] - 1])
+                states = states.float().cpu().numpy()
+                stops = np.ones(len(going), dtype=bool) if j == len(exits) - 1 else np.asarray(leave(j, states))
+                rows = going.cpu().numpy()[stops]
+                out[rows, 0], out[rows, 1:] = j, states[stops]
+                carried = torch.from_numpy(~stops).to(self.device)
+                going, start = going[carried], stop
+                if not len(going):
+                    break
+                hidden = hidden[carried, : int(lengths[going].max())]
+            return out
 
         yield from self.planner.run([len(b) for b in bodies], work, shared=len(prefix))
 

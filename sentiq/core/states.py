@@ -1,6 +1,7 @@
-"""Hidden states read where the answer is predicted: the model cut to its first K decoder layers (early
-exit), or one layer's output kept while a whole pass runs. Either is normed by the model's final norm,
-as its last layer's output is before the vocabulary head."""
+"""Hidden states read where the answer is predicted: the model cut to its first K decoder layers, a span
+of its layers run on states carried from an earlier span (early exits), or some layers' outputs kept
+while a whole pass runs. Each is normed by the model's final norm, as its last layer's output is before
+the vocabulary head."""
 
 from __future__ import annotations
 
@@ -36,34 +37,59 @@ def first_layers(model: Any, layers: int | None) -> Iterator[None]:
         decoder.layers = whole
 
 
-class Kept:
-    """One decoder layer's output in the pass that ran inside `layer_output`."""
+@contextlib.contextmanager
+def between_layers(model: Any, start: int, stop: int) -> Iterator[Any]:
+    """The model cut to decoder layers start+1 .. stop for the duration, its final norm left out so
+    that what it gives carries on into the next span; yields that norm. Each layer keeps its own index
+    into the key/value cache, so a cache holding the prefix at every layer serves any span."""
+    decoder = model.model
+    whole, norm = decoder.layers, decoder.norm
+    kinds = set(getattr(model.config, "layer_types", None) or ["full_attention"])
+    if len(kinds) > 1:  # the model's forward picks each layer's mask by its place in the span
+        raise OptionError("early exits need a model whose layers all attend alike (no sliding-window layers)")
+    check_layer(stop, len(whole))
+    decoder.layers, decoder.norm = whole[start:stop], torch.nn.Identity()
+    try:
+        yield norm
+    finally:
+        decoder.layers, decoder.norm = whole, norm
 
-    def __init__(self, norm: Any) -> None:
+
+class Kept:
+    """Decoder layers' outputs in the pass that ran inside `layer_outputs`."""
+
+    def __init__(self, norm: Any, layers: Sequence[int]) -> None:
         self.norm = norm
-        self.output: torch.Tensor | None = None  # (batch, seq, hidden)
+        self.outputs: dict[int, torch.Tensor] = {}  # layer: (batch, seq, hidden)
+        self.layers = tuple(layers)
 
     @torch.inference_mode()
     def at(self, rows: Sequence[int], positions: Sequence[int]) -> np.ndarray:
-        """The normed states at (row, position) pairs: (pairs, hidden) in float32."""
-        assert self.output is not None, "no pass ran"
-        device = self.output.device
-        picked = self.output[torch.tensor(rows, device=device), torch.tensor(positions, device=device)]
-        return self.norm(picked).float().cpu().numpy()
+        """The normed states at (row, position) pairs, each kept layer's side by side in the order the
+        layers were given: (pairs, layers x hidden) in float32."""
+        assert len(self.outputs) == len(self.layers), "no pass ran"
+        some = self.outputs[self.layers[0]]
+        where = torch.tensor(rows, device=some.device), torch.tensor(positions, device=some.device)
+        return torch.cat([self.norm(self.outputs[k][where]) for k in self.layers], dim=1).float().cpu().numpy()
 
 
 @contextlib.contextmanager
-def layer_output(model: Any, layer: int) -> Iterator[Kept]:
-    """Keep the output of decoder layer `layer` (1-based) of every pass run inside; the model runs whole."""
+def layer_outputs(model: Any, layers: Sequence[int]) -> Iterator[Kept]:
+    """Keep the outputs of decoder layers `layers` (1-based) of every pass run inside; the model runs whole."""
     decoder = model.model
-    check_layer(layer, len(decoder.layers))
-    kept = Kept(decoder.norm)
+    for layer in layers:
+        check_layer(layer, len(decoder.layers))
+    kept = Kept(decoder.norm, layers)
 
-    def keep(module: Any, args: Any, output: Any) -> None:
-        kept.output = output[0] if isinstance(output, tuple) else output
+    def keeper(layer: int) -> Any:
+        def keep(module: Any, args: Any, output: Any) -> None:
+            kept.outputs[layer] = output[0] if isinstance(output, tuple) else output
 
-    handle = decoder.layers[layer - 1].register_forward_hook(keep)
+        return keep
+
+    handles = [decoder.layers[k - 1].register_forward_hook(keeper(k)) for k in dict.fromkeys(layers)]
     try:
         yield kept
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()

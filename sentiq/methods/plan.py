@@ -14,7 +14,7 @@ from sentiq.abstention import Threshold, guaranteed
 from sentiq.errors import OptionError
 from sentiq.io.datasets import pool_for
 from sentiq.methods.demonstrations import draw_demonstrations
-from sentiq.methods.fitted import Fit, load_fit
+from sentiq.methods.fit import Fit, load_fit
 from sentiq.methods.prompts import Prompt, load_prompts
 from sentiq.predictions import LabelSet
 from sentiq.settings import MethodConfig
@@ -33,7 +33,12 @@ class MethodPlan:
 
     @property
     def label_set(self) -> LabelSet:
-        return LabelSet(self.labels, self.prompts[0].ordered)
+        return LabelSet(self.labels, self.prompts[0].ordered, exits=self.exits)
+
+    @property
+    def exits(self) -> bool:
+        """The probe of a fit with early exits: each text leaves at the first exit sure of it."""
+        return self.config.method == "probe" and self.fit is not None and bool(self.fit.exits)
 
     def record(self) -> dict[str, object]:
         """What a run keeps of the plan: the prompts (content, not only names) and the demonstrations."""

@@ -115,14 +115,14 @@ class MethodRunner:
         """label_logprob_batches gathered: (texts, labels)."""
         return gathered(self.label_logprob_batches(texts, tokens), (len(texts), len(self.labels)))
 
-    def feature_batches(self, texts: Sequence[str], layer: int) -> Iterator[Done]:
+    def feature_batches(self, texts: Sequence[str], layers: Sequence[int]) -> Iterator[Done]:
         """What a fit learns from, in one pass per text, a batch at a time: rows of the label
-        log-probabilities (normalised over the labels) and then the state after `layer` layers at the
-        answer position."""
+        log-probabilities (normalised over the labels) and then the state after each of `layers` layers
+        at the answer position."""
         (b,) = self.bound
         bodies = b.bodies(self.engine, [t for t, _ in prepare(self.engine, texts, self.config.max_tokens)])
         n = len(self.labels)
-        for done in self.engine.score_batches(b.prefix, bodies, b.label_ids, state=layer):
+        for done in self.engine.score_batches(b.prefix, bodies, b.label_ids, states=layers):
             yield replace(done, result=np.hstack([log_softmax(done.result[:, :n]), done.result[:, n:]]))
 
     def probe_states(self, texts: Sequence[str]) -> Iterator[Done]:
@@ -162,16 +162,31 @@ class MethodRunner:
 
     def _probed(self, texts: list[str], tokens: np.ndarray) -> Iterator[Batch]:
         """The fit's probe on each text's state at the answer position, after as many layers as it was
-        fitted on (the rest of the model, and its vocabulary head, are not run)."""
+        fitted on (the rest of the model, and its vocabulary head, are not run); with early exits, at the
+        first exit whose probe is sure of the text."""
         fit = self.plan.fit
         assert fit is not None
         (b,) = self.bound
         bodies = b.bodies(self.engine, texts)
         tokens += [len(x) for x in bodies]
-        for done in self.engine.state_batches(b.prefix, bodies, fit.layer):
-            yield Batch(
-                done.indices, fitted_predictions(fit.probe.logprobs(done.result), None, self.labels), done.seconds
-            )
+        if not self.plan.exits:
+            for done in self.engine.state_batches(b.prefix, bodies, fit.layer):
+                made = fitted_predictions(fit.probe.logprobs(done.result), None, self.labels)
+                yield Batch(done.indices, made, done.seconds)
+            return
+        probes = [*(e.probe for e in fit.exits), fit.probe]
+        layers = [*(e.layer for e in fit.exits), fit.layer]
+        thresholds = [e.threshold for e in fit.exits]
+        leave = lambda j, states: np.exp(probes[j].logprobs(states)).max(axis=1) > thresholds[j]  # noqa: E731
+        for done in self.engine.exit_batches(b.prefix, bodies, layers, leave):
+            where = done.result[:, 0].astype(int)
+            made: list[Prediction] = [None] * len(where)  # type: ignore[list-item]
+            for j in np.unique(where):
+                rows = np.flatnonzero(where == j)
+                at_j = fitted_predictions(probes[j].logprobs(done.result[rows, 1:]), None, self.labels)
+                for r, p in zip(rows, at_j):
+                    made[r] = replace(p, exit=layers[j])
+            yield Batch(done.indices, made, done.seconds)
 
     def _estimated(self, prior: np.ndarray, where: str) -> CalibrationRecord:
         """Keep a prior estimated now for later calls; its record."""

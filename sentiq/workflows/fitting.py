@@ -19,8 +19,9 @@ from sentiq.errors import DataError
 from sentiq.io.datasets import load_labelled, read_table
 from sentiq.io.fits import check_free, model_digest, write_fit
 from sentiq.io.names import safe_name
-from sentiq.learn_settings import FitSettings
-from sentiq.methods.fitted import check_labels, fit_linear
+from sentiq.learn_settings import FitSettings, check_exits
+from sentiq.methods.exits import choose_thresholds
+from sentiq.methods.fitted import Linear, check_labels, fit_linear
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
 from sentiq.progress import StartTask, no_progress
@@ -49,26 +50,35 @@ def fit(
     y = np.array([labels.index(label) for label in chosen["label"]])
     check_labels(y, labels)
     default = f"{prompt.ref}-n{len(texts)}" + (f"-layer{settings.layer}" if settings.layer else "")
+    default += f"-exits{'-'.join(map(str, settings.exits))}" if settings.exits else ""
     name = safe_name(settings.name or default, "--name")
     folder = settings.output_dir / "fits" / safe_name(model.source.label) / safe_name("-".join(labels)) / name
     check_free(folder, settings.overwrite)
     engine = engine or load_engine(model)
     layer = int(settings.layer or engine.depth)
     check_layer(layer, engine.depth)
+    check_exits(settings.exits, layer)
     runner = make_runner(engine, plan)
     advance = start_task(f"fit · {model.source.label}", len(texts))
-    n = len(labels)
-    features = np.zeros((len(texts), n + engine.model.config.hidden_size))  # label log-probabilities, state
+    n, hidden = len(labels), engine.model.config.hidden_size
+    layers = [*settings.exits, layer]
+    features = np.zeros((len(texts), n + hidden * len(layers)))  # label log-probabilities, each layer's state
     seconds = 0.0
-    for done in runner.feature_batches(texts, layer):
+    for done in runner.feature_batches(texts, layers):
         features[done.indices] = done.result
         seconds += done.seconds
         advance(len(done.indices))
-    advance = start_task("fit · cross-validation", 2)
+    advance = start_task("fit · cross-validation", 1 + len(layers))
     calibration, cal_score = fit_linear(features[:, :n], y, labels, settings.seed)
     advance(1)
-    probe, probe_score = fit_linear(features[:, n:], y, labels, settings.seed, curve=True)
+    state = lambda j: features[:, n + hidden * j : n + hidden * (j + 1)]  # noqa: E731
+    early = []
+    for j in range(len(settings.exits)):
+        early.append(fit_linear(state(j), y, labels, settings.seed))
+        advance(1)
+    probe, probe_score = fit_linear(state(len(layers) - 1), y, labels, settings.seed, curve=True)
     advance(1)
+    exits = _exits(settings, [p for p, _ in early], [s for _, s in early], probe, probe_score, y, layer)
     lm = engine.lm
     card = {
         "name": name,
@@ -93,12 +103,48 @@ def fit(
         "seed": settings.seed,
         "calibration": _scored(cal_score),
         "probe": _scored(probe_score),
+        **exits,
         "versions": {"sentiq": __version__, **{lib: _version(lib) for lib in LIBRARIES}},
         "texts_sha256": [text_digest(t) for t in texts],
     }
     arrays = {**calibration.arrays("calibration"), **probe.arrays("probe"), "gold": y}
+    for k, (linear, _) in zip(settings.exits, early):
+        arrays.update(linear.arrays(f"exit{k}"))
     write_fit(folder, card, arrays, settings.overwrite)
     return FitResult(folder, card, cal_score, probe_score, seconds)
+
+
+def _exits(
+    settings: FitSettings,
+    probes: list[Linear],
+    scores: list[Score],
+    last: Linear,
+    last_score: Score,
+    y: np.ndarray,
+    layer: int,
+) -> dict[str, Any]:
+    """The card's record of the early exits: each exit's layer, threshold (none at the last), probe's
+    cross-validated accuracy and expected share of texts, and what the cascade gave on the held-out
+    predictions its thresholds were chosen on."""
+    if not settings.exits:
+        return {}
+    layers = [*settings.exits, layer]
+    held_out = [p.held_out for p in [*probes, last]]
+    chosen = choose_thresholds(held_out, y, layers, settings.max_loss)
+    thresholds = [*chosen.thresholds, None]
+    return {
+        "exits": [
+            {"layer": k, "threshold": t, "expected_share": share, "cv_accuracy": score.accuracy}
+            for k, t, share, score in zip(layers, thresholds, chosen.shares, [*scores, last_score])
+        ],
+        "early_exit": {
+            "max_loss": settings.max_loss,
+            "cv_accuracy": chosen.accuracy,
+            "last_cv_accuracy": chosen.last_accuracy,
+            "mean_layers": chosen.mean_layers,
+            "speedup_in_layers": layer / chosen.mean_layers,
+        },
+    }
 
 
 def added_texts(paths: tuple[str, ...], labels: tuple[str, ...], sample: pd.DataFrame) -> pd.DataFrame:

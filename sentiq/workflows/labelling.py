@@ -6,6 +6,7 @@ rows from the same steps. Used as a context manager, it leaves an interrupted ou
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,6 +52,9 @@ def folded(summary: Summary, step: Step) -> Summary:
         seconds=summary.seconds + step.seconds,
         truncated=summary.truncated + step.truncated,
         uncertain=summary.uncertain + sum(r.get("label") == UNCERTAIN for r in step.rows),
+        exits=dict(
+            sorted((Counter(summary.exits) + Counter(int(r["exit"]) for r in step.rows if "exit" in r)).items())
+        ),
         empty=[*summary.empty, *step.empty],
         calibration=step.calibration or summary.calibration,
     )

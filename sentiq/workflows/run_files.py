@@ -69,7 +69,16 @@ def summarise(rows: pd.DataFrame, label_set: LabelSet, abstains: bool = False) -
     q = replace(q, **trust, **(selective(gold, given) if abstains else {}))
     latency = rows["latency_ms"].astype(float)
     sp = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
+    if "exit" in rows.columns:
+        sp = replace(sp, **exit_shares(rows["exit"]))
     return q, sp, {**as_row(q, sp), "truncated": int(rows["truncated"].astype(int).sum())}
+
+
+def exit_shares(exits: pd.Series) -> dict[str, Any]:
+    """Where the texts of an early-exit run left: each exit layer's share, and the mean layers run."""
+    layers = exits.astype(int)
+    shares = layers.value_counts(normalize=True).sort_index()
+    return {"exit_shares": {str(k): float(v) for k, v in shares.items()}, "mean_layers": float(layers.mean())}
 
 
 def write_artifacts(

@@ -13,7 +13,7 @@ from sentiq.core.engine import Engine, load_engine
 from sentiq.errors import DataError, OptionError
 from sentiq.io.files import write_frame
 from sentiq.io.sources import open_source
-from sentiq.methods.fitted import load_fit
+from sentiq.methods.fit import load_fit
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
 from sentiq.methods.suggesting import pick

@@ -1,0 +1,209 @@
+"""Early exits measured: on the same held-out texts, in this one process and on one engine, the probe of
+each exit alone (a threshold of 0 there: every text leaves), the last layer's probe, and the early-exit
+fit as `sentiq fit --exits` chose it: accuracy with its 95% Wilson interval, macro recall, words/s, the
+ratio to the last layer's words/s, the mean layers run per text and each exit's share. Prints a table,
+writes the figures as JSON and the speed–accuracy frontier as a PNG.
+
+    python benchmarks/cascade.py --model ~/.cache/sentiq-standin/qwen2.5-coder-0.5b-instruct \\
+        --fit-data ../shared/data/imdb-train.parquet --data ../shared/data/imdb-test.parquet \\
+        --exits 6,8,10,12,16 --n-fit 300 --n 300 --out results/cascade
+
+With --fit FIT the fit is read instead of made (its texts are left out of the measured ones by digest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def variants(fit: Any) -> list[tuple[str, Any]]:
+    """(name, fit) pairs: each exit's probe alone, the last layer's alone, and the fit's cascade."""
+    alone = [
+        (
+            f"layer {e.layer}",
+            replace(fit, exits=(*[replace(x, threshold=1.0) for x in fit.exits[:j]], replace(e, threshold=0.0))),
+        )
+        for j, e in enumerate(fit.exits)
+    ]
+    chosen = (
+        "early exits "
+        + ",".join(str(e.layer) for e in fit.exits)
+        + f" (max loss {fit.card['early_exit']['max_loss']:g})"
+    )
+    return [*alone, (f"layer {fit.layer}", replace(fit, exits=())), (chosen, fit)]
+
+
+def measure(engine: Any, plan: Any, texts: list[str], gold: list[str], words: int) -> dict[str, Any]:
+    """One variant over the texts, after a warm-up: its accuracy, interval, words/s and exits."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from sentiq.methods.runner import make_runner
+    from sentiq.workflows.metrics import wilson
+
+    runner = make_runner(engine, plan)
+    runner.predict(texts[:4])
+    started = time.perf_counter()
+    predictions = runner.predict(texts)
+    seconds = time.perf_counter() - started
+    labels = [p.label for p in predictions]
+    correct = sum(a == b for a, b in zip(labels, gold))
+    low, high = wilson(correct, len(gold))
+    layers = [p.exit or plan.fit.layer for p in predictions]  # no exits: the fit's layer
+    shares = pd.Series(layers).value_counts(normalize=True).sort_index()
+    return {
+        "accuracy": correct / len(gold),
+        "interval": [low, high],
+        "macro_recall": float(balanced_accuracy_score(gold, labels)),
+        "seconds": seconds,
+        "words_per_s": words / seconds,
+        "mean_layers": float(np.mean(layers)),
+        "shares": {int(k): float(v) for k, v in shares.items()},
+    }
+
+
+def held_out(args: argparse.Namespace, labels: tuple[str, ...], fitted: frozenset[str]) -> pd.DataFrame:
+    """--n texts of --data in the label set, balanced, none the fit was fitted on."""
+    from sentiq.io.datasets import load_labelled
+    from sentiq.io.samples import balanced_sample
+    from sentiq.settings import DataSpec
+    from sentiq.text import text_digest
+
+    pool = load_labelled(DataSpec(source=args.data), labels)
+    pool = pool[[text_digest(t) not in fitted for t in pool["text"]]]
+    return balanced_sample(pool, args.n, args.seed, labels)
+
+
+def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Accuracy (with its interval) against words/s, one point per variant, the cascade marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        early = row["name"].startswith("early")
+        low, high = row["interval"]
+        ax.errorbar(
+            row["words_per_s"],
+            row["accuracy"],
+            yerr=[[row["accuracy"] - low], [high - row["accuracy"]]],
+            fmt="*" if early else "o",
+            markersize=12 if early else 6,
+            color="tab:red" if early else "tab:blue",
+            capsize=3,
+        )
+        ax.annotate(
+            row["name"].split(" (")[0],
+            (row["words_per_s"], row["accuracy"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=8,
+        )
+    ax.set_xlabel("words/s")
+    ax.set_ylabel("accuracy (95% interval)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--fit", help="a fit made with --exits (else one is made from --fit-data)")
+    parser.add_argument("--fit-data", help="labelled texts to fit on")
+    parser.add_argument("--data", required=True, help="labelled texts to measure on")
+    parser.add_argument("--prompt", default="classifier")
+    parser.add_argument("--exits", default="6,12")
+    parser.add_argument("--max-loss", type=float, default=0.01)
+    parser.add_argument("--n-fit", type=int, default=300)
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--max-tokens", type=int, default=4096)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--out", default="results/cascade")
+    args = parser.parse_args()
+
+    import sentiq
+    from sentiq.core.engine import load_engine
+    from sentiq.core.models import describe_machine
+    from sentiq.methods.fit import load_fit
+    from sentiq.methods.plan import plan_method
+    from sentiq.settings import MethodConfig, ModelSettings
+    from sentiq.text import word_count
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = ModelSettings(args.model, args.device, args.dtype)
+    if args.fit is None:
+        started = time.perf_counter()
+        made = sentiq.fit(
+            model,
+            dataset=args.fit_data,
+            n=args.n_fit,
+            prompt=args.prompt,
+            exits=[int(k) for k in args.exits.split(",")],
+            max_loss=args.max_loss,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+            output_dir=out,
+            overwrite=True,
+        )
+        args.fit = str(made.folder)
+        print(f"fit in {time.perf_counter() - started:.0f} s: {args.fit}")
+    fit = load_fit(args.fit)
+    engine = load_engine(model)
+    plan = plan_method(MethodConfig(method="probe", prompt=fit.prompt_spec, fit=args.fit, max_tokens=args.max_tokens))
+    sample = held_out(args, plan.labels, fit.texts)
+    texts, gold = list(sample["text"]), list(sample["label"])
+    words = sum(word_count(t) for t in texts)
+    rows = []
+    for name, variant in variants(fit):
+        row = {"name": name, **measure(engine, replace(plan, fit=variant), texts, gold, words)}
+        rows.append(row)
+        print(f"{name}: {row['accuracy']:.3f} at {row['words_per_s']:.0f} words/s", flush=True)
+    last = next(r for r in rows if r["name"] == f"layer {fit.layer}")
+    machine = describe_machine()
+    print(f"\n{engine.lm.source.label} · {len(texts)} held-out texts of {args.data} · fit {args.fit} · {machine}")
+    print(
+        f"{'':44} {'accuracy':>8} {'95% interval':>13} {'macro rec.':>10} {'words/s':>8} {'x last':>7} {'layers':>6}  shares"
+    )
+    for r in rows:
+        r["speedup"] = r["words_per_s"] / last["words_per_s"]
+        shares = " ".join(f"{k}:{v:.0%}" for k, v in r["shares"].items())
+        low, high = r["interval"]
+        print(
+            f"{r['name']:44} {r['accuracy']:8.3f} {low:6.3f}-{high:.3f} {r['macro_recall']:10.3f} "
+            f"{r['words_per_s']:8.0f} {r['speedup']:7.2f} {r['mean_layers']:6.1f}  {shares}"
+        )
+    record = {
+        "model": engine.lm.source.label,
+        "fit": args.fit,
+        "card_early_exit": fit.card.get("early_exit"),
+        "n": len(texts),
+        "seed": args.seed,
+        "machine": machine,
+        "rows": rows,
+    }
+    (out / "cascade.json").write_text(json.dumps(record, indent=2))
+    plot(
+        rows,
+        out / "frontier.png",
+        f"{engine.lm.source.label} · {len(texts)} held-out texts · words/s on {machine.get('cpu', machine)}",
+    )
+    print(f"wrote {out / 'cascade.json'} and {out / 'frontier.png'}")
+
+
+if __name__ == "__main__":
+    main()
