@@ -403,3 +403,28 @@ def test_the_fit_command_shows_the_exits(deep_model: Path, tmp_path: Path) -> No
     assert "early exits (held-out)" in text and "--max-loss 0.05" in text and "layers per text" in text
     card = json.loads(next(tmp_path.rglob("card.json")).read_text())
     assert card["early_exit"]["max_loss"] == 0.05 and [e["layer"] for e in card["exits"]] == [2, 4]
+
+
+def test_compare_and_the_report_show_the_early_exit_run_beside_the_probe(
+    deep_model: Path, exits_fit, tmp_path: Path
+) -> None:
+    """An early-exit run is its own point of the accuracy-speed chart: named by its exits in compare."""
+    data = fit_data(tmp_path, n=60, name="eval.csv")
+    base = [
+        "evaluate",
+        "--model",
+        str(deep_model),
+        "--method",
+        "probe",
+        "--fit",
+        str(exits_fit.folder),
+        "--dtype",
+        "float32",
+    ]
+    base += ["--dataset", str(data), "--n", "20", "--output-dir", str(tmp_path / "runs")]
+    assert runner.invoke(app, [*base, "--run-id", "exits"]).exit_code == 0
+    result = runner.invoke(app, ["compare", "--results-dir", str(tmp_path / "runs"), "--html", str(tmp_path / "report.html")])
+    assert result.exit_code == 0, result.output
+    assert "probe exits 1,2" in (tmp_path / "report.html").read_text()
+    table = json.loads(runner.invoke(app, ["compare", "--results-dir", str(tmp_path / "runs"), "--json"]).output)
+    assert [row["method"] for row in table["runs"]] == ["probe exits 1,2"]

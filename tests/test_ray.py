@@ -377,3 +377,22 @@ def test_ray_workers_read_the_fit_inside_the_plan(cluster, tiny_model: Path, tin
     for text_id, p in zip(frame["id"], local):
         assert got.loc[text_id, "label"] == p.label
         assert got.loc[text_id, "p_positive"] == pytest.approx(p.p_positive, abs=1e-4)  # float32, other batches
+
+
+def test_ray_workers_take_the_early_exits_the_local_engine_takes(
+    cluster, deep_model: Path, exits_fit, tmp_path: Path
+) -> None:
+    """A fit with early exits labels on Ray as locally: the same label and the same exit for every text."""
+    from sentiq.core.engine import load_engine
+    from sentiq.methods.runner import make_runner
+
+    frame = _texts(12)
+    frame.to_parquet(tmp_path / "in.parquet")
+    method = MethodConfig(method="probe", fit=str(exits_fit.folder))
+    settings = ClassifySettings(output=tmp_path / "labels.parquet", keep_columns="")
+    model = ModelSettings(model=str(deep_model), dtype="float32")
+    assert _ray_summary(tmp_path / "in.parquet", settings, model, method, SCALE).texts == 12
+    got = pd.read_parquet(tmp_path / "labels.parquet").set_index("id")
+    local = make_runner(load_engine(model), plan_method(method)).predict(list(frame["text"]))
+    assert [int(got.loc[i, "exit"]) for i in frame["id"]] == [p.exit for p in local]
+    assert [got.loc[i, "label"] for i in frame["id"]] == [p.label for p in local]

@@ -35,6 +35,12 @@ class MethodPlan:
     def label_set(self) -> LabelSet:
         return LabelSet(self.labels, self.prompts[0].ordered, exits=self.exits)
 
+    def title(self) -> str:
+        """The method's short name, with the exits of a fit that has them (they label otherwise)."""
+        if not self.exits or self.fit is None:
+            return self.config.title()
+        return f"{self.config.title()} exits {','.join(str(e.layer) for e in self.fit.exits)}"
+
     @property
     def exits(self) -> bool:
         """The probe of a fit with early exits: each text leaves at the first exit sure of it."""

@@ -118,7 +118,7 @@ def run_config(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **where,
         "method": method.method,
-        "method_title": method.title(),
+        "method_title": plan.title(),
         "method_settings": method.relevant(),
         **({"tuned": method.tuned_from} if method.tuned_from else {}),
         **plan.record(),
