@@ -73,15 +73,15 @@ def measure(engine: Any, plan: Any, texts: list[str], gold: list[str], words: in
 
 
 def held_out(args: argparse.Namespace, labels: tuple[str, ...], fitted: frozenset[str]) -> pd.DataFrame:
-    """--n texts of --data in the label set, balanced, none the fit was fitted on."""
+    """--n texts of --data in the label set, drawn by --sample, none the fit was fitted on."""
     from sentiq.io.datasets import load_labelled
-    from sentiq.io.samples import balanced_sample
+    from sentiq.io.samples import draw_sample
     from sentiq.settings import DataSpec
     from sentiq.text import text_digest
 
     pool = load_labelled(DataSpec(source=args.data), labels)
     pool = pool[[text_digest(t) not in fitted for t in pool["text"]]]
-    return balanced_sample(pool, args.n, args.seed, labels)
+    return draw_sample(pool, args.n, args.seed, labels, args.sample)
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--max-tokens", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample", default="balanced", choices=["balanced", "stratified"])
     parser.add_argument("--repeat", type=int, default=1, help="passes per variant; the fastest is kept")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             model,
             dataset=args.fit_data,
             n=args.n_fit,
+            sample=args.sample,
             prompt=args.prompt,
             exits=[int(k) for k in args.exits.split(",")],
             max_loss=args.max_loss,

@@ -97,8 +97,9 @@ class FitSettings:
     overwrite: bool = False  # replace a fit of the same name
     add: tuple[str, ...] = ()  # labelled files fitted on besides the sample, whole (suggest's, filled in)
     exits: tuple[int, ...] = ()  # early exits: probes at these layers too, before `layer` (the last exit)
-    max_loss: float | None = None  # with exits: the cascade's held-out accuracy stays within this of the
-    # last layer's (None: MAX_LOSS)
+    max_loss: float | None = None  # with exits or then: the cascade's held-out accuracy stays within this
+    # of the last stage's (None: MAX_LOSS)
+    then: str | None = None  # a second, larger model whose probe takes the texts this one is unsure of
 
     def __post_init__(self) -> None:
         added = [self.add] if isinstance(self.add, str | PathLike) else self.add
@@ -124,6 +125,10 @@ class FitSettings:
         if self.layer is not None and self.layer < 1:
             raise OptionError("--layer must be at least 1")
         object.__setattr__(self, "exits", check_exits(self.exits, self.layer))
-        if self.max_loss is not None and not self.exits:
-            raise OptionError("--max-loss is the accuracy early exits may give up: give --exits with it")
+        if self.then is not None and not isinstance(self.then, str):
+            raise TypeError(f"then must be a string (a model's alias, hub id or path), not {type(self.then).__name__}")
+        if self.then is not None and not self.then.strip():
+            raise OptionError("--then is empty: name the model that takes the texts the first is unsure of")
+        if self.max_loss is not None and not self.exits and self.then is None:
+            raise OptionError("--max-loss is the accuracy early exits may give up: give --exits or --then with it")
         object.__setattr__(self, "max_loss", check_max_loss(MAX_LOSS if self.max_loss is None else self.max_loss))

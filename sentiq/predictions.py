@@ -37,7 +37,7 @@ class LabelSet:
 
     labels: tuple[str, ...]
     ordered: bool = False
-    exits: bool = False  # predictions made through early exits: each says where it left ("exit")
+    exit_fields: tuple[str, ...] = ()  # staged predictions: where each left ("exit"; "exit_model" in a cascade)
 
     @property
     def binary(self) -> bool:
@@ -57,7 +57,7 @@ class LabelSet:
         """A surface's prediction fields, in order; `answers`: the method generates (a scoring method's
         outputs leave the answer out)."""
         answer = ("answer",) if answers else ()
-        exit_ = ("exit",) if self.exits else ()
+        exit_ = self.exit_fields
         return {
             "result": ("label", "p_positive", "answer", "truncated", "scores", *exit_),
             "output": ("label", *self.probability_fields, *answer, *exit_),
@@ -68,7 +68,7 @@ class LabelSet:
     def run_fields(self) -> tuple[str, ...]:
         """predictions.csv's columns: RUN_FIELDS for the binary labels; for another set, each label's
         probability in place of p_positive and p_positive_raw."""
-        exit_ = ("exit",) if self.exits else ()
+        exit_ = self.exit_fields
         if self.binary:
             return (*RUN_FIELDS, *exit_)
         return (*(f for f in RUN_FIELDS if f not in ("p_positive", "p_positive_raw")), *self.probability_fields, *exit_)
@@ -84,6 +84,7 @@ class Prediction:
     truncated: bool = False
     scores: dict[str, float] | None = None  # every label's probability (as p_positive is positive's)
     exit: int | None = None  # early exits: the layer whose probe labelled it
+    exit_model: str | None = None  # a cascade across models: the model of that layer
 
     @classmethod
     def of(
@@ -118,6 +119,7 @@ def prediction_fields(
         "tokens": prediction.tokens,
         "truncated": prediction.truncated,
         "exit": prediction.exit,
+        "exit_model": prediction.exit_model,
     }
     fields = label_set.surface_fields(surface, answers)
     return {f: _rounded(every[f], digits) if f.startswith("p_") else every[f] for f in fields}
@@ -127,6 +129,13 @@ def _rounded(p: float | None, digits: int | None) -> float | None:
     if p is None or digits is None:
         return p
     return round(float(p), digits)
+
+
+def exit_name(layer: Any, model: Any = None) -> str:
+    """Where a staged prediction left, as summaries key it: the layer ('12'), and the model in a cascade
+    across models ('qwen2.5-1.5b-instruct:28')."""
+    layer = int(layer)
+    return f"{model}:{layer}" if model is not None and model == model and model != "" else str(layer)
 
 
 def top_label(probs: Sequence[float], labels: Sequence[str]) -> tuple[str, str | None]:
@@ -157,7 +166,7 @@ RUN_FIELDS = (  # a run's predictions.csv, binary labels
 )
 # Names no label may take (in any case): the answer that names no label, the abstention, and the columns
 # sentiq writes.
-RESERVED_LABELS = frozenset({INVALID, UNCERTAIN, *LABELLED_FIELDS, *RUN_FIELDS, "exit"})
+RESERVED_LABELS = frozenset({INVALID, UNCERTAIN, *LABELLED_FIELDS, *RUN_FIELDS, "exit", "exit_model"})
 
 
 def run_row(row: Mapping[str, Any], gold: str, label_set: LabelSet) -> dict[str, Any]:
@@ -175,5 +184,5 @@ def run_row(row: Mapping[str, Any], gold: str, label_set: LabelSet) -> dict[str,
         "tokens": int(row["tokens"]),
         "truncated": int(row["truncated"]),
         "latency_ms": round(float(row["latency_ms"]), 3),
-        **({"exit": int(row["exit"])} if label_set.exits else {}),
+        **{f: int(row[f]) if f == "exit" else str(row[f]) for f in label_set.exit_fields},
     }

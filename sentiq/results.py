@@ -46,6 +46,7 @@ class Result:
     truncated: bool  # the text was longer than max_tokens and lost its middle
     scores: dict[str, float] | None = None
     exit: int | None = None  # early exits: the layer whose probe labelled it
+    exit_model: str | None = None  # a cascade across models: the model of that layer
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Summary:
     seconds: float = 0.0
     truncated: int = 0  # texts that lost their middle to --max-tokens
     uncertain: int = 0  # labelled 'uncertain' (abstention)
-    exits: dict[int, int] = field(default_factory=dict)  # early exits: texts that left at each exit layer
+    exits: dict[str, int] = field(default_factory=dict)  # staged fits: texts that left at each exit (exit_name)
     empty: list[str] = field(default_factory=list)  # where the empty texts are: reported and skipped
     output: Path | None = None
     already_complete: bool = False  # --resume of a finished output that the input added nothing to
@@ -154,7 +155,8 @@ class Speed:
     tokens_per_s: float
     latency_p50_ms: float  # per text, its batch's time shared among the batch's texts
     latency_p95_ms: float
-    # early exits: each exit layer's share of the texts, and the layers run per text on average
+    # staged fits: each exit's share of the texts (keyed by exit_name), and the first model's layers run
+    # per text on average (a text handed to a second model ran all of them)
     exit_shares: dict[str, float] | None = None
     mean_layers: float | None = None
 

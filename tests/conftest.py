@@ -158,6 +158,24 @@ def exits_fit(deep_model: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def cascade_fit(deep_model: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A cascade across models: the four-layer model with an exit at layer 2, then the two-layer model."""
+    import sentiq
+
+    folder = tmp_path_factory.mktemp("cascade-fits")
+    return sentiq.fit(
+        str(deep_model),
+        dataset=str(fit_data(folder, n=40)),
+        n=40,
+        exits=[2],
+        then=str(tiny_model),
+        output_dir=folder,
+        device="cpu",
+        dtype="float32",
+    )
+
+
+@pytest.fixture(scope="session")
 def answering_model(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model made to answer with a label word: 'Positive' and 'Negative' become tokens of their
     own whose vocabulary rows are the row of the token it answers with anyway, doubled, each plus its own

@@ -75,7 +75,7 @@ def test_chosen_thresholds_keep_within_the_loss_and_beat_every_single_exit_thres
     mean_layers, accuracy = _judge(probs, gold, list(chosen.thresholds), layers)
     last = float((probs[-1].argmax(axis=1) == gold).mean())
     assert chosen.last_accuracy == last and accuracy == pytest.approx(chosen.accuracy)
-    assert accuracy >= last - max_loss - 1e-12 and mean_layers == pytest.approx(chosen.mean_layers)
+    assert accuracy >= last - max_loss - 1e-12 and mean_layers == pytest.approx(chosen.mean_cost)
     assert sum(chosen.shares) == pytest.approx(1.0) and len(chosen.shares) == 3
     best_single = min(
         m
@@ -83,7 +83,7 @@ def test_chosen_thresholds_keep_within_the_loss_and_beat_every_single_exit_thres
         for m, a in [_judge(probs, gold, [t, 1.0], layers)]
         if a >= last - max_loss - 1e-12
     )
-    assert chosen.mean_layers <= best_single + 1e-9
+    assert chosen.mean_cost <= best_single + 1e-9
 
 
 def test_an_exit_that_is_always_wrong_lets_no_text_out_and_one_that_is_right_lets_all() -> None:
@@ -91,9 +91,9 @@ def test_an_exit_that_is_always_wrong_lets_no_text_out_and_one_that_is_right_let
     right = np.eye(2)[gold] * 0.9 + 0.05
     wrong = np.eye(2)[1 - gold] * 0.9 + 0.05
     chosen = choose_thresholds([wrong, right], gold, [4, 8], max_loss=0.0)
-    assert chosen.thresholds == (1.0,) and chosen.shares == (0.0, 1.0) and chosen.mean_layers == 8
+    assert chosen.thresholds == (1.0,) and chosen.shares == (0.0, 1.0) and chosen.mean_cost == 8
     chosen = choose_thresholds([right, right], gold, [4, 8], max_loss=0.0)
-    assert chosen.shares == (1.0, 0.0) and chosen.mean_layers == 4 and chosen.accuracy == 1.0
+    assert chosen.shares == (1.0, 0.0) and chosen.mean_cost == 4 and chosen.accuracy == 1.0
 
 
 # -- the engine ----------------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_a_fit_with_exits_records_each_exit(exits_fit) -> None:
     assert sum(e["expected_share"] for e in card["exits"]) == pytest.approx(1.0)
     run = card["early_exit"]
     assert run["max_loss"] == 0.01 and run["cv_accuracy"] >= run["last_cv_accuracy"] - 0.01
-    assert 1 <= run["mean_layers"] <= 4 and run["speedup_in_layers"] == pytest.approx(4 / run["mean_layers"])
+    assert 1 <= run["mean_layers"] <= 4 and run["expected_speedup"] == pytest.approx(4 / run["mean_layers"])
     with np.load(exits_fit.folder / "weights.npz", allow_pickle=False) as npz:
         assert {"exit1_coef", "exit2_coef", "exit1_held_out", "probe_coef"} <= set(npz.files)
     from sentiq.methods.fit import load_fit
@@ -273,8 +273,8 @@ def test_classify_writes_each_texts_exit_and_says_where_they_left(deep_model: Pa
     written = pd.read_csv(out)
     assert "exit" in written.columns and set(written["exit"]) <= {1, 2, 4}
     counts = written["exit"].value_counts()
-    shares = " · ".join(f"layer {k} {100 * counts[k] / len(TEXTS):.0f}%" for k in sorted(counts.index))
-    assert f"early exits: {shares}" in " ".join(result.output.split())
+    shares = " · ".join(f"{k} {100 * counts[k] / len(TEXTS):.0f}%" for k in counts.index)
+    assert f"texts per exit (layer): {shares}" in " ".join(result.output.split())
     library = sentiq.load(
         str(deep_model), method="probe", fit=str(exits_fit.folder), device="cpu", dtype="float32"
     ).classify(TEXTS)
@@ -360,7 +360,10 @@ def test_the_service_answers_each_texts_exit(deep_model: Path, exits_fit) -> Non
         ({"exits": [1], "max_loss": float("inf")}, OptionError, "below 1"),
         ({"exits": [1], "max_loss": "0.1"}, TypeError, "max_loss must be a number in [0, 1), not str"),
         ({"exits": [1], "max_loss": True}, TypeError, "not bool"),
-        ({"max_loss": 0.02}, OptionError, "--max-loss is the accuracy early exits may give up: give --exits"),
+        ({"max_loss": 0.02}, OptionError, "--max-loss is the accuracy early exits may give up: give --exits or --then"),
+        ({"then": ""}, OptionError, "--then is empty"),
+        ({"then": "  "}, OptionError, "--then is empty"),
+        ({"then": 3}, TypeError, "then must be a string"),
     ],
 )
 def test_bad_exits_and_losses_are_refused_in_one_line(settings: dict, error: type, message: str) -> None:
@@ -400,7 +403,7 @@ def test_the_fit_command_shows_the_exits(deep_model: Path, tmp_path: Path) -> No
     result = runner.invoke(app, [*args, "--exits", "2", "--max-loss", "0.05", "--device", "cpu", "--dtype", "float32"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "early exits (held-out)" in text and "--max-loss 0.05" in text and "layers per text" in text
+    assert "stages (held-out)" in text and "--max-loss 0.05" in text and "layers per text" in text
     card = json.loads(next(tmp_path.rglob("card.json")).read_text())
     assert card["early_exit"]["max_loss"] == 0.05 and [e["layer"] for e in card["exits"]] == [2, 4]
 
@@ -423,8 +426,146 @@ def test_compare_and_the_report_show_the_early_exit_run_beside_the_probe(
     ]
     base += ["--dataset", str(data), "--n", "20", "--output-dir", str(tmp_path / "runs")]
     assert runner.invoke(app, [*base, "--run-id", "exits"]).exit_code == 0
-    result = runner.invoke(app, ["compare", "--results-dir", str(tmp_path / "runs"), "--html", str(tmp_path / "report.html")])
+    result = runner.invoke(
+        app, ["compare", "--results-dir", str(tmp_path / "runs"), "--html", str(tmp_path / "report.html")]
+    )
     assert result.exit_code == 0, result.output
     assert "probe exits 1,2" in (tmp_path / "report.html").read_text()
     table = json.loads(runner.invoke(app, ["compare", "--results-dir", str(tmp_path / "runs"), "--json"]).output)
     assert [row["method"] for row in table["runs"]] == ["probe exits 1,2"]
+
+
+# -- a cascade across models ---------------------------------------------------------------------------
+
+
+def test_a_cascade_fit_records_the_second_model(cascade_fit, tiny_model: Path) -> None:
+    card = cascade_fit.card
+    assert cascade_fit.folder.name == f"classifier-n40-exits2-then-{tiny_model.name}"
+    assert [e["layer"] for e in card["exits"]] == [2, 4] and all(e["threshold"] is not None for e in card["exits"])
+    then = card["then"]
+    assert then["label"] == tiny_model.name and then["layer"] == then["depth"] == 2
+    assert len(then["weights_digest"]) == 64 and then["weights_digest"] != card["model"]["weights_digest"]
+    assert 0 <= then["expected_share"] <= 1 and then["probe"]["folds"] == 5
+    assert sum(e["expected_share"] for e in card["exits"]) + then["expected_share"] == pytest.approx(1.0)
+    assert "mean_layers" not in card["early_exit"] and card["early_exit"]["expected_speedup"] > 0
+    with np.load(cascade_fit.folder / "weights.npz", allow_pickle=False) as npz:
+        assert {"then_probe_coef", "then_probe_held_out", "exit2_coef"} <= set(npz.files)
+
+
+def _cascade(fit, exit_threshold: float, then_threshold: float):
+    return replace(
+        fit,
+        exits=tuple(replace(e, threshold=exit_threshold) for e in fit.exits),
+        then=replace(fit.then, threshold=then_threshold),
+    )
+
+
+def test_a_cascade_gives_each_text_the_probe_of_the_stage_it_left_at(
+    deep_model: Path, tiny_model: Path, cascade_fit, tmp_path: Path
+) -> None:
+    """Everything to the second model gives that model's own probe (fitted alone on the same texts);
+    nothing to it gives the first model's; between, each text the probe of its stage."""
+    from sentiq.methods.fit import load_fit
+
+    fit = load_fit(str(cascade_fit.folder))
+    alone = sentiq.fit(
+        str(tiny_model), dataset=str(fit_data(tmp_path, n=40)), n=40, output_dir=tmp_path, device="cpu", dtype="float32"
+    )
+    second = _predict(tiny_model, load_fit(str(alone.folder)))
+    first = _predict(deep_model, replace(fit, exits=(), then=None))
+    everything = _predict(deep_model, _cascade(fit, 1.0, 1.0))
+    assert {(p.exit, p.exit_model) for p in everything} == {(2, tiny_model.name)}
+    assert [p.label for p in everything] == [p.label for p in second]
+    assert [p.scores for p in everything] == [pytest.approx(p.scores, rel=1e-12) for p in second]
+    nothing = _predict(deep_model, _cascade(fit, 1.0, 0.0))
+    assert {(p.exit, p.exit_model) for p in nothing} == {(4, None)}
+    assert [p.scores for p in nothing] == [pytest.approx(p.scores, rel=1e-12) for p in first]
+    middle = float(np.median([max(p.scores.values()) for p in first]))
+    mixed = _predict(deep_model, _cascade(fit, 1.0, middle))
+    assert {p.exit_model for p in mixed} == {None, tiny_model.name}
+    for i, p in enumerate(mixed):
+        want = second[i] if p.exit_model else first[i]
+        assert p.scores == pytest.approx(want.scores, rel=1e-12)
+        assert (p.exit_model is not None) == (max(first[i].scores.values()) <= middle)
+
+
+def test_a_cascade_writes_each_texts_model_and_evaluate_its_share(
+    deep_model: Path, tiny_model: Path, cascade_fit, tmp_path: Path
+) -> None:
+    data = fit_data(tmp_path, n=60, name="eval.csv")
+    args = ["evaluate", "--model", str(deep_model), "--method", "probe", "--fit", str(cascade_fit.folder)]
+    args += ["--dataset", str(data), "--n", "20", "--output-dir", str(tmp_path), "--run-id", "c", "--dtype", "float32"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    folder = next(tmp_path.rglob("predictions.csv")).parent
+    rows = pd.read_csv(folder / "predictions.csv", keep_default_na=False)
+    assert {"exit", "exit_model"} <= set(rows.columns)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    names = [f"{m}:{e}" if m else str(e) for e, m in zip(rows["exit"], rows["exit_model"])]
+    assert metrics["exit_shares"] == {
+        k: pytest.approx(v) for k, v in pd.Series(names).value_counts(normalize=True).items()
+    }
+    assert metrics["mean_layers"] is None
+    config = json.loads((folder / "config.json").read_text())
+    assert (
+        config["fit"]["then"] == tiny_model.name and config["method_title"] == f"probe exits 2 then {tiny_model.name}"
+    )
+
+
+def test_a_cascade_whose_second_model_is_the_first_is_refused_before_anything_is_written(
+    deep_model: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    data = fit_data(tmp_path)
+    copy = tmp_path / "copy-of-deep"
+    shutil.copytree(deep_model, copy)  # other path, same weights
+    for then in (str(deep_model), str(copy)):
+        args = [
+            "fit",
+            "--model",
+            str(deep_model),
+            "--dataset",
+            str(data),
+            "--n",
+            "24",
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+        result = runner.invoke(app, [*args, "--then", then, "--device", "cpu", "--dtype", "float32"])
+        assert result.exit_code == 1 and f"--then {then} is the fit's own model (deep-qwen20)" in " ".join(
+            result.output.split()
+        )
+        assert not (tmp_path / "o").exists()
+    result = runner.invoke(app, [*args, "--then", str(tmp_path / "nowhere"), "--device", "cpu"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) <= 2 and not (tmp_path / "o").exists()
+
+
+def test_a_cascade_whose_second_model_changed_is_refused(
+    deep_model: Path, tiny_model: Path, cascade_fit, tmp_path: Path
+) -> None:
+    import shutil
+
+    from sentiq.methods.fit import load_fit
+
+    moved = tmp_path / "second"
+    shutil.copytree(tiny_model, moved)
+    fit = load_fit(str(cascade_fit.folder))
+    other = replace(
+        fit, then=replace(fit.then, model={**fit.then.model, "source": str(moved), "weights_digest": "0" * 64})
+    )
+    with pytest.raises(
+        OptionError, match=f"the fit's second model {tiny_model.name} .* is not the one it was fitted on"
+    ):
+        _predict(deep_model, other)
+
+
+def test_a_target_accuracy_reads_the_cascades_held_out_predictions(cascade_fit) -> None:
+    from sentiq.methods.fit import load_fit
+
+    fit = load_fit(str(cascade_fit.folder))
+    stages = [*(e.probe.held_out for e in fit.exits), fit.probe.held_out, fit.then.probe.held_out]
+    _, through = cascaded(stages, [*(e.threshold for e in fit.exits), fit.then.threshold])
+    confidence, correct = fit.held_out(probe=True)
+    assert confidence.tolist() == through.max(axis=1).tolist()
+    assert correct.tolist() == (through.argmax(axis=1) == fit.gold).tolist()

@@ -67,17 +67,27 @@ def fit(
             "probe of an exit is sure of stops there.",
         ),
     ] = None,
+    then: Annotated[
+        str | None,
+        o.option(
+            "--then",
+            metavar="MODEL",
+            help="A cascade across models: a larger model (alias, hub id or path) whose probe takes the texts this "
+            "model's last probe is unsure of; it loads beside this one when classifying.",
+        ),
+    ] = FitSettings.then,
     max_loss: Annotated[
         float | None,
         o.option(
             "--max-loss",
             default_shown="0.01",
-            help="With --exits: the held-out accuracy the exits may give up against the last layer's probe alone.",
+            help="With --exits or --then: the held-out accuracy the stages may give up against the last one's probe alone.",
         ),
     ] = FitSettings.max_loss,
     max_tokens: m.MaxTokens = FitSettings.max_tokens,
     name: Annotated[
-        str | None, o.option("--name", default_shown="PROMPT-nN[-layerK][-exitsK-K]", help="The fit's folder name.")
+        str | None,
+        o.option("--name", default_shown="PROMPT-nN[-layerK][-exitsK-K][-then-MODEL]", help="The fit's folder name."),
     ] = FitSettings.name,
     seed: Annotated[int, o.option("--seed", help="Seed for the sample and the cross-validation folds.")] = 0,
     output_dir: Annotated[
@@ -115,6 +125,7 @@ def fit(
             overwrite=overwrite,
             add=tuple(add or ()),
             exits=layers(exits),
+            then=then,
             max_loss=max_loss,
         )
     fitted(result, json_out)
@@ -122,17 +133,27 @@ def fit(
 
 def early_exits(card: dict) -> None:
     """Each exit's threshold and expected share, and what the cascade gave on the held-out predictions."""
-    table = Table(title="early exits (held-out)", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title="stages (held-out)", title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("layer", "leaves above", "expected share", "probe's accuracy"):
         table.add_column(column, justify="right")
     for e in card["exits"]:
         above = "-" if e["threshold"] is None else f"{e['threshold']:.4f}"
         table.add_row(str(e["layer"]), above, f"{e['expected_share']:.0%}", f"{e['cv_accuracy']:.3f}")
+    then = card.get("then")
+    if then:
+        table.add_row(
+            f"{then['label']} {then['layer']}",
+            "-",
+            f"{then['expected_share']:.0%}",
+            f"{then['probe']['cv_accuracy']:.3f}",
+        )
     render.out.print(table)
     run = card["early_exit"]
+    last = f"{then['label']} alone" if then else f"layer {card['layer']} alone"
+    layers = f", {run['mean_layers']:.1f} layers per text" if "mean_layers" in run else ""
     render.out.print(
-        f"with the exits: accuracy {run['cv_accuracy']:.3f} (layer {card['layer']} alone: {run['last_cv_accuracy']:.3f}, "
-        f"--max-loss {run['max_loss']:g}), {run['mean_layers']:.1f} layers per text ({run['speedup_in_layers']:.2f}x fewer)",
+        f"staged: accuracy {run['cv_accuracy']:.3f} ({last}: {run['last_cv_accuracy']:.3f}, --max-loss {run['max_loss']:g})"
+        f"{layers}, {run['expected_speedup']:.2f}x less computation",
         soft_wrap=True,
     )
 

@@ -152,8 +152,8 @@ def classified(summary: Summary, rows: Sequence[dict[str, Any]] | None) -> None:
         note(f"{c.mode} calibration: prior {prior_text(c.prior)}, from {c.estimated_on}")
     if summary.exits:
         total = sum(summary.exits.values())
-        shares = " · ".join(f"layer {k} {100 * v / total:.0f}%" for k, v in summary.exits.items())
-        note(f"early exits: {shares}")
+        shares = " · ".join(f"{k} {100 * v / total:.0f}%" for k, v in summary.exits.items())
+        note(f"texts per exit (layer): {shares}")
     if summary.uncertain:
         note(f"{plural(summary.uncertain, 'text')} labelled uncertain: below the confidence asked for")
     if summary.truncated:

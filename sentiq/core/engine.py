@@ -119,6 +119,11 @@ class Engine(Answering):
         """The model's decoder layers."""
         return len(self.model.model.layers)
 
+    @functools.cached_property
+    def layer_parameters(self) -> int:
+        """The parameters of one decoder layer (the layers are alike): what each token pays per layer."""
+        return sum(p.numel() for p in self.model.model.layers[0].parameters())
+
     def state_batches(
         self, prefix: Sequence[int], bodies: Sequence[Sequence[int]], layers: int | None = None
     ) -> Iterator[Done[np.ndarray]]:

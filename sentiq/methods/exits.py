@@ -1,8 +1,9 @@
-"""Early exits: probes at a few layers before a fit's last one, each with a confidence threshold. A text
-leaves at the first exit whose probe is more confident than its threshold (the last exit takes the
-rest), so an easy text pays for the layers up to its exit only. The thresholds are chosen on the fitted
-texts' out-of-fold predictions: as few layers per text as they allow while the cascade's accuracy stays
-within `max_loss` of the last layer's probe alone."""
+"""Early exits: probes at a few layers before a fit's last one, each with a confidence threshold, and
+optionally a larger model's probe after it (a cascade across models). A text leaves at the first exit
+whose probe is more confident than its threshold (the last stage takes the rest), so an easy text pays
+for the layers up to its exit only. The thresholds are chosen on the fitted texts' out-of-fold
+predictions: the least computation per text they allow while the cascade's accuracy stays within
+`max_loss` of the last stage's probe alone."""
 
 from __future__ import annotations
 
@@ -27,16 +28,31 @@ class Exit:
 
 
 @dataclass(frozen=True)
+class Then:
+    """A second model after a fit's own: the texts whose probe at the fit's last layer is no more
+    confident than `threshold` go on to this model's probe at `layer`."""
+
+    model: dict  # the card's record of it: source, kind, label, revision, weights_digest, dtype
+    layer: int
+    probe: Linear
+    threshold: float
+
+    @property
+    def label(self) -> str:
+        return str(self.model["label"])
+
+
+@dataclass(frozen=True)
 class Chosen:
-    """Thresholds chosen for the early exits (the last exit has none), and what they gave on the held-out
-    predictions they were chosen on: each exit's share of the texts, the cascade's accuracy beside the
-    last layer's, and the mean layers run per text."""
+    """Thresholds chosen for every stage but the last, and what they gave on the held-out predictions
+    they were chosen on: each stage's share of the texts, the cascade's accuracy beside the last
+    stage's, and the mean cost per text (in the units of `costs`)."""
 
     thresholds: tuple[float, ...]
     shares: tuple[float, ...]
     accuracy: float
     last_accuracy: float
-    mean_layers: float
+    mean_cost: float
 
 
 def routed(confidences: Sequence[np.ndarray], thresholds: Sequence[float]) -> np.ndarray:
@@ -56,14 +72,15 @@ def cascaded(probs: Sequence[np.ndarray], thresholds: Sequence[float]) -> tuple[
     return where, stacked[where, np.arange(stacked.shape[1])]
 
 
-def choose_thresholds(probs: Sequence[np.ndarray], gold: np.ndarray, layers: Sequence[int], max_loss: float) -> Chosen:
-    """Thresholds for every exit but the last that run the fewest layers per text (mean over the texts)
-    while the cascade's accuracy on these held-out predictions is at least the last exit's less
-    `max_loss`: coordinate descent from no early exit at all (always allowed), each exit in turn taking
-    the candidate threshold that runs fewest layers, until none moves."""
-    right = np.stack([p.argmax(axis=1) == gold for p in probs])  # (exits, texts)
+def choose_thresholds(probs: Sequence[np.ndarray], gold: np.ndarray, costs: Sequence[float], max_loss: float) -> Chosen:
+    """Thresholds for every stage but the last that cost the least per text (mean over the texts; a
+    stage's cost is what a text leaving there has run: its layers) while the cascade's accuracy on
+    these held-out predictions is at least the last stage's less `max_loss`: coordinate descent from
+    no early exit at all (always allowed), each stage in turn taking the candidate threshold that costs
+    least, until none moves."""
+    right = np.stack([p.argmax(axis=1) == gold for p in probs])  # (stages, texts)
     confidences = [p.max(axis=1) for p in probs]
-    cost = np.asarray(layers, dtype=float)
+    cost = np.asarray(costs, dtype=float)
     floor = right[-1].mean() - max_loss - 1e-12
 
     def judged(thresholds: list[float]) -> tuple[float, float]:

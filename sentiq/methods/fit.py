@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from sentiq.errors import OptionError
-from sentiq.methods.exits import Exit, cascaded
+from sentiq.methods.exits import Exit, Then, cascaded
 from sentiq.methods.fitted import Linear
 from sentiq.model_source import ModelSource
 
@@ -25,6 +25,12 @@ class Fit:
     probe: Linear
     gold: np.ndarray | None = None  # the fitted texts' labels (positions in the set), for the held-out predictions
     exits: tuple[Exit, ...] = ()  # the probes before `layer`, shallowest first; none: the probe reads `layer` alone
+    then: Then | None = None  # a second model for the texts the probe at `layer` is unsure of
+
+    @property
+    def staged(self) -> bool:
+        """Texts may leave before the last stage: early exits, or a second model after this one."""
+        return bool(self.exits) or self.then is not None
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -92,8 +98,13 @@ class Fit:
         if len(self.gold) != len(linear.held_out):
             raise OptionError(f"--fit {self.path}: its held-out predictions do not match its labels: fit again")
         probs = linear.held_out
-        if probe and self.exits:
-            _, probs = cascaded([*(e.probe.held_out for e in self.exits), probs], [e.threshold for e in self.exits])
+        if probe and self.staged:
+            stages = [*(e.probe.held_out for e in self.exits), probs]
+            thresholds = [e.threshold for e in self.exits]
+            if self.then is not None:
+                stages.append(self.then.probe.held_out)
+                thresholds.append(self.then.threshold)
+            _, probs = cascaded(stages, thresholds)
         given = probs.argmax(axis=1)
         return probs[np.arange(len(given)), given], given == self.gold
 
@@ -101,7 +112,8 @@ class Fit:
         """What a run keeps of the fit it used."""
         keep = ("name", "layer", "n", "card_sha256")
         exits = {"exits": [e.layer for e in self.exits]} if self.exits else {}
-        return {"path": self.path, **{k: self.card[k] for k in keep}, **exits}
+        then = {"then": self.then.label} if self.then is not None else {}
+        return {"path": self.path, **{k: self.card[k] for k in keep}, **exits, **then}
 
 
 def load_fit(path: str) -> Fit:
@@ -117,6 +129,11 @@ def load_fit(path: str) -> Fit:
             Exit(int(e["layer"]), Linear.from_arrays(arrays, f"exit{int(e['layer'])}", n_labels), float(e["threshold"]))
             for e in card.get("exits", [])[:-1]  # the last exit is the probe
         )
+        then = None
+        if "then" in card:
+            second = card["then"]
+            threshold = float(card["exits"][-1]["threshold"])
+            then = Then(second, int(second["layer"]), Linear.from_arrays(arrays, "then_probe", n_labels), threshold)
         return Fit(
             str(path),
             card,
@@ -124,6 +141,7 @@ def load_fit(path: str) -> Fit:
             Linear.from_arrays(arrays, "probe", n_labels),
             arrays.get("gold"),
             exits,
+            then,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OptionError(f"--fit {path}: its card or weights are not a usable fit ({exc}): fit again") from None

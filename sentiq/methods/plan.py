@@ -33,18 +33,24 @@ class MethodPlan:
 
     @property
     def label_set(self) -> LabelSet:
-        return LabelSet(self.labels, self.prompts[0].ordered, exits=self.exits)
+        fields: tuple[str, ...] = ()
+        if self.exits and self.fit is not None:
+            fields = ("exit", "exit_model") if self.fit.then is not None else ("exit",)
+        return LabelSet(self.labels, self.prompts[0].ordered, fields)
 
     def title(self) -> str:
-        """The method's short name, with the exits of a fit that has them (they label otherwise)."""
+        """The method's short name, with the stages of a fit that has them (they label otherwise)."""
         if not self.exits or self.fit is None:
             return self.config.title()
-        return f"{self.config.title()} exits {','.join(str(e.layer) for e in self.fit.exits)}"
+        exits = f" exits {','.join(str(e.layer) for e in self.fit.exits)}" if self.fit.exits else ""
+        then = f" then {self.fit.then.label}" if self.fit.then is not None else ""
+        return f"{self.config.title()}{exits}{then}"
 
     @property
     def exits(self) -> bool:
-        """The probe of a fit with early exits: each text leaves at the first exit sure of it."""
-        return self.config.method == "probe" and self.fit is not None and bool(self.fit.exits)
+        """The probe of a fit with stages (early exits, a second model): each text leaves at the first
+        stage sure of it."""
+        return self.config.method == "probe" and self.fit is not None and self.fit.staged
 
     def record(self) -> dict[str, object]:
         """What a run keeps of the plan: the prompts (content, not only names) and the demonstrations."""

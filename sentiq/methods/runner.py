@@ -28,6 +28,7 @@ from sentiq.methods.calibration import (
 )
 from sentiq.methods.generation import Voted, decided_probs, decoding, vote
 from sentiq.methods.plan import MethodPlan
+from sentiq.methods.staged import load_then, staged_batches
 from sentiq.methods.texts import endings, prepare
 from sentiq.predictions import Prediction
 from sentiq.results import CalibrationRecord
@@ -58,6 +59,10 @@ class MethodRunner:
         if plan.fit is not None:
             lm = engine.lm
             plan.fit.check_model(model_digest(lm.source.kind, lm.source.ref, lm.revision), lm.source.label)
+        self.then: tuple[Engine, Bound] | None = None  # a cascade's second model, loaded once with the runner
+        if plan.exits and plan.fit is not None and plan.fit.then is not None:
+            second = load_then(engine, plan.fit.then)
+            self.then = second, Bound.bind(second, plan.prompts[0], plan.demos)
         if not self.config.scores_labels:
             for b in self.bound:
                 check_first_tokens(b, engine)
@@ -162,30 +167,19 @@ class MethodRunner:
 
     def _probed(self, texts: list[str], tokens: np.ndarray) -> Iterator[Batch]:
         """The fit's probe on each text's state at the answer position, after as many layers as it was
-        fitted on (the rest of the model, and its vocabulary head, are not run); with early exits, at the
-        first exit whose probe is sure of the text."""
+        fitted on (the rest of the model, and its vocabulary head, are not run); with stages, at the first
+        stage whose probe is sure of the text (methods.staged)."""
         fit = self.plan.fit
         assert fit is not None
         (b,) = self.bound
         bodies = b.bodies(self.engine, texts)
         tokens += [len(x) for x in bodies]
-        if not self.plan.exits:
-            for done in self.engine.state_batches(b.prefix, bodies, fit.layer):
-                made = fitted_predictions(fit.probe.logprobs(done.result), None, self.labels)
-                yield Batch(done.indices, made, done.seconds)
+        if self.plan.exits:
+            for done in staged_batches(self.engine, b, texts, bodies, fit, self.labels, self.then):
+                yield Batch(done.indices, done.result, done.seconds)
             return
-        probes = [*(e.probe for e in fit.exits), fit.probe]
-        layers = [*(e.layer for e in fit.exits), fit.layer]
-        thresholds = [e.threshold for e in fit.exits]
-        leave = lambda j, states: np.exp(probes[j].logprobs(states)).max(axis=1) > thresholds[j]  # noqa: E731
-        for done in self.engine.exit_batches(b.prefix, bodies, layers, leave):
-            where = done.result[:, 0].astype(int)
-            made: list[Prediction] = [None] * len(where)  # type: ignore[list-item]
-            for j in np.unique(where):
-                rows = np.flatnonzero(where == j)
-                at_j = fitted_predictions(probes[j].logprobs(done.result[rows, 1:]), None, self.labels)
-                for r, p in zip(rows, at_j):
-                    made[r] = replace(p, exit=layers[j])
+        for done in self.engine.state_batches(b.prefix, bodies, fit.layer):
+            made = fitted_predictions(fit.probe.logprobs(done.result), None, self.labels)
             yield Batch(done.indices, made, done.seconds)
 
     def _estimated(self, prior: np.ndarray, where: str) -> CalibrationRecord:
@@ -274,4 +268,7 @@ def make_runner(engine: Engine, plan: MethodPlan, prior: np.ndarray | None = Non
     runner = MethodRunner(engine, plan, prior)
     for b in runner.bound:
         engine.warm_up(b.prefix)
+    if runner.then is not None:
+        second, bound = runner.then
+        second.warm_up(bound.prefix)
     return runner

@@ -6,30 +6,28 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sentiq.core.engine import Engine, load_engine
-from sentiq.core.models import home_relative
 from sentiq.core.states import check_layer
 from sentiq.errors import DataError
 from sentiq.io.datasets import load_labelled, read_table
-from sentiq.io.fits import check_free, model_digest, write_fit
+from sentiq.io.fits import check_free, write_fit
 from sentiq.io.names import safe_name
 from sentiq.learn_settings import FitSettings, check_exits
-from sentiq.methods.exits import choose_thresholds
-from sentiq.methods.fitted import Linear, check_labels, fit_linear
+from sentiq.methods.fitted import check_labels, fit_linear
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
 from sentiq.progress import StartTask, no_progress
-from sentiq.results import FitResult, Score
+from sentiq.results import FitResult
 from sentiq.settings import DataSpec, MethodConfig, ModelSettings
 from sentiq.text import plural, text_digest
 from sentiq.version import __version__
-from sentiq.workflows.metrics import wilson
+from sentiq.workflows.fit_stages import Stage, model_record, scored, second_model, staged_record, then_settings
 from sentiq.workflows.tuning.splits import tuning_split
 
 LIBRARIES = ("torch", "transformers", "scikit-learn", "numpy")
@@ -51,6 +49,8 @@ def fit(
     check_labels(y, labels)
     default = f"{prompt.ref}-n{len(texts)}" + (f"-layer{settings.layer}" if settings.layer else "")
     default += f"-exits{'-'.join(map(str, settings.exits))}" if settings.exits else ""
+    second = then_settings(model, settings.then)
+    default += f"-then-{second.source.label}" if second else ""
     name = safe_name(settings.name or default, "--name")
     folder = settings.output_dir / "fits" / safe_name(model.source.label) / safe_name("-".join(labels)) / name
     check_free(folder, settings.overwrite)
@@ -78,19 +78,15 @@ def fit(
         advance(1)
     probe, probe_score = fit_linear(state(len(layers) - 1), y, labels, settings.seed, curve=True)
     advance(1)
-    exits = _exits(settings, [p for p, _ in early], [s for _, s in early], probe, probe_score, y, layer)
-    lm = engine.lm
+    then = second_model(second, engine, plan, texts, y, labels, settings.seed, start_task) if second else None
+    stages = [Stage(k, p, s, k * engine.layer_parameters) for k, (p, s) in zip(settings.exits, early)]
+    stages.append(Stage(layer, probe, probe_score, layer * engine.layer_parameters))
+    if then is not None:
+        stages.append(replace(then.stage, cost=stages[-1].cost + then.stage.cost))
     card = {
         "name": name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": {
-            "source": home_relative(lm.source.ref),
-            "kind": lm.source.kind,
-            "label": lm.source.label,
-            "revision": lm.revision,
-            "weights_digest": model_digest(lm.source.kind, lm.source.ref, lm.revision),
-            "dtype": str(lm.dtype).removeprefix("torch."),
-        },
+        "model": model_record(engine.lm),
         "prompt": prompt.record(),
         "labels": list(labels),
         "layer": layer,
@@ -101,50 +97,19 @@ def fit(
         "data": split.record,
         **({"added": {path: int((added["from"] == path).sum()) for path in settings.add}} if settings.add else {}),
         "seed": settings.seed,
-        "calibration": _scored(cal_score),
-        "probe": _scored(probe_score),
-        **exits,
+        "calibration": scored(cal_score),
+        "probe": scored(probe_score),
+        **staged_record(stages, y, settings.max_loss, then),
         "versions": {"sentiq": __version__, **{lib: _version(lib) for lib in LIBRARIES}},
         "texts_sha256": [text_digest(t) for t in texts],
     }
     arrays = {**calibration.arrays("calibration"), **probe.arrays("probe"), "gold": y}
     for k, (linear, _) in zip(settings.exits, early):
         arrays.update(linear.arrays(f"exit{k}"))
+    if then is not None:
+        arrays.update(then.stage.probe.arrays("then_probe"))
     write_fit(folder, card, arrays, settings.overwrite)
-    return FitResult(folder, card, cal_score, probe_score, seconds)
-
-
-def _exits(
-    settings: FitSettings,
-    probes: list[Linear],
-    scores: list[Score],
-    last: Linear,
-    last_score: Score,
-    y: np.ndarray,
-    layer: int,
-) -> dict[str, Any]:
-    """The card's record of the early exits: each exit's layer, threshold (none at the last), probe's
-    cross-validated accuracy and expected share of texts, and what the cascade gave on the held-out
-    predictions its thresholds were chosen on."""
-    if not settings.exits:
-        return {}
-    layers = [*settings.exits, layer]
-    held_out = [p.held_out for p in [*probes, last]]
-    chosen = choose_thresholds(held_out, y, layers, settings.max_loss)
-    thresholds = [*chosen.thresholds, None]
-    return {
-        "exits": [
-            {"layer": k, "threshold": t, "expected_share": share, "cv_accuracy": score.accuracy}
-            for k, t, share, score in zip(layers, thresholds, chosen.shares, [*scores, last_score])
-        ],
-        "early_exit": {
-            "max_loss": settings.max_loss,
-            "cv_accuracy": chosen.accuracy,
-            "last_cv_accuracy": chosen.last_accuracy,
-            "mean_layers": chosen.mean_layers,
-            "speedup_in_layers": layer / chosen.mean_layers,
-        },
-    }
+    return FitResult(folder, card, cal_score, probe_score, seconds + (then.seconds if then is not None else 0.0))
 
 
 def added_texts(paths: tuple[str, ...], labels: tuple[str, ...], sample: pd.DataFrame) -> pd.DataFrame:
@@ -167,20 +132,6 @@ def added_texts(paths: tuple[str, ...], labels: tuple[str, ...], sample: pd.Data
     seen = {text_digest(t) for t in sample["text"]}
     digests = pd.Series([text_digest(t) for t in added["text"]], index=added.index)
     return added[~digests.isin(seen) & ~digests.duplicated()].reset_index(drop=True)
-
-
-def _scored(score: Score) -> dict[str, Any]:
-    low, high = wilson(round(score.accuracy * score.n), score.n)
-    return {
-        "C": score.C,
-        "folds": score.folds,
-        "cv_accuracy": score.accuracy,
-        "cv_accuracy_interval": [low, high],
-        "cv_macro_recall": score.macro_recall,
-        "nested": score.nested,
-        **({"note": score.note()} if score.note() else {}),
-        **({"learning_curve": [{"n": n, "cv_macro_recall": r} for n, r in score.curve]} if score.curve else {}),
-    }
 
 
 def _version(library: str) -> str | None:

@@ -16,7 +16,7 @@ import pandas as pd
 from sentiq.core.models import describe_machine
 from sentiq.io.runs import Run
 from sentiq.methods.plan import MethodPlan
-from sentiq.predictions import LabelSet
+from sentiq.predictions import LabelSet, exit_name
 from sentiq.results import Quality, RunResult, Speed, as_row
 from sentiq.settings import EvalSettings, MethodConfig
 from sentiq.text import LABELS
@@ -70,15 +70,22 @@ def summarise(rows: pd.DataFrame, label_set: LabelSet, abstains: bool = False) -
     latency = rows["latency_ms"].astype(float)
     sp = speed(float(latency.sum()) / 1000, int(rows["words"].sum()), int(rows["tokens"].sum()), list(latency))
     if "exit" in rows.columns:
-        sp = replace(sp, **exit_shares(rows["exit"]))
+        sp = replace(sp, **exit_shares(rows))
     return q, sp, {**as_row(q, sp), "truncated": int(rows["truncated"].astype(int).sum())}
 
 
-def exit_shares(exits: pd.Series) -> dict[str, Any]:
-    """Where the texts of an early-exit run left: each exit layer's share, and the mean layers run."""
-    layers = exits.astype(int)
-    shares = layers.value_counts(normalize=True).sort_index()
-    return {"exit_shares": {str(k): float(v) for k, v in shares.items()}, "mean_layers": float(layers.mean())}
+def exit_shares(rows: pd.DataFrame) -> dict[str, Any]:
+    """Where the texts of a staged run left: each exit's share (exit_name, in the order of the stages),
+    and the layers run per text (not for a cascade across models, whose layers are not alike)."""
+    models = rows["exit_model"] if "exit_model" in rows.columns else [None] * len(rows)
+    names = pd.Series([exit_name(layer, model) for layer, model in zip(rows["exit"], models)])
+    shares = names.value_counts(normalize=True)
+    order = sorted(shares.index, key=lambda k: (":" in k, int(k.rsplit(":", 1)[-1])))
+    cascade = "exit_model" in rows.columns
+    return {
+        "exit_shares": {k: float(shares[k]) for k in order},
+        "mean_layers": None if cascade else float(rows["exit"].astype(int).mean()),
+    }
 
 
 def write_artifacts(
