@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,21 +25,28 @@ import numpy as np
 import pandas as pd
 
 
-def variants(fit: Any) -> list[tuple[str, Any]]:
-    """(name, fit) pairs: each exit's probe alone, the last layer's alone, and the fit's cascade."""
+def variants(fit: Any) -> list[tuple[str, Any, bool]]:
+    """(name, fit, on the second model) triples: each early exit's probe alone, the first model's last
+    layer alone, the second model's probe alone (a cascade's), and the fit's stages as chosen."""
     alone = [
         (
             f"layer {e.layer}",
-            replace(fit, exits=(*[replace(x, threshold=1.0) for x in fit.exits[:j]], replace(e, threshold=0.0))),
+            replace(
+                fit, exits=(*[replace(x, threshold=1.0) for x in fit.exits[:j]], replace(e, threshold=0.0)), then=None
+            ),
+            False,
         )
         for j, e in enumerate(fit.exits)
     ]
-    chosen = (
-        "early exits "
-        + ",".join(str(e.layer) for e in fit.exits)
-        + f" (max loss {fit.card['early_exit']['max_loss']:g})"
-    )
-    return [*alone, (f"layer {fit.layer}", replace(fit, exits=())), (chosen, fit)]
+    alone.append((f"layer {fit.layer}", replace(fit, exits=(), then=None), False))
+    exits = ",".join(str(e.layer) for e in fit.exits)
+    chosen = f"early exits {exits}" if exits else "cascade"
+    if fit.then is not None:
+        card = {**fit.card, "model": fit.then.model, "layer": fit.then.layer}
+        second = replace(fit, card=card, probe=fit.then.probe, exits=(), then=None)
+        alone.append((f"{fit.then.label} layer {fit.then.layer}", second, True))
+        chosen = f"{chosen} then {fit.then.label}" if exits else f"cascade to {fit.then.label}"
+    return [*alone, (f"{chosen} (max loss {fit.card['early_exit']['max_loss']:g})", fit, False)]
 
 
 def measure(engine: Any, plan: Any, texts: list[str], gold: list[str], words: int, repeat: int) -> dict[str, Any]:
@@ -59,16 +67,21 @@ def measure(engine: Any, plan: Any, texts: list[str], gold: list[str], words: in
     labels = [p.label for p in predictions]
     correct = sum(a == b for a, b in zip(labels, gold))
     low, high = wilson(correct, len(gold))
+    from sentiq.predictions import exit_name
+
     layers = [p.exit or plan.fit.layer for p in predictions]  # no exits: the fit's layer
-    shares = pd.Series(layers).value_counts(normalize=True).sort_index()
+    names = pd.Series([exit_name(k, p.exit_model) for k, p in zip(layers, predictions)])
+    shares = names.value_counts(normalize=True)
     return {
         "accuracy": correct / len(gold),
         "interval": [low, high],
         "macro_recall": float(balanced_accuracy_score(gold, labels)),
         "seconds": seconds,
         "words_per_s": words / seconds,
-        "mean_layers": float(np.mean(layers)),
-        "shares": {int(k): float(v) for k, v in shares.items()},
+        "mean_layers": None if any(p.exit_model for p in predictions) else float(np.mean(layers)),
+        "shares": {
+            k: float(shares[k]) for k in sorted(shares.index, key=lambda k: (":" in k, int(k.rsplit(":", 1)[-1])))
+        },
     }
 
 
@@ -93,7 +106,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in rows:
-        early = row["name"].startswith("early")
+        early = row is rows[-1]
         low, high = row["interval"]
         ax.errorbar(
             row["words_per_s"],
@@ -128,6 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", required=True, help="labelled texts to measure on")
     parser.add_argument("--prompt", default="classifier")
     parser.add_argument("--exits", default="6,12")
+    parser.add_argument("--then", help="a second model for a cascade across models")
     parser.add_argument("--max-loss", type=float, default=0.01)
     parser.add_argument("--n-fit", type=int, default=300)
     parser.add_argument("--n", type=int, default=300)
@@ -159,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             n=args.n_fit,
             sample=args.sample,
             prompt=args.prompt,
-            exits=[int(k) for k in args.exits.split(",")],
+            exits=[int(k) for k in args.exits.split(",") if k],
+            then=args.then,
             max_loss=args.max_loss,
             max_tokens=args.max_tokens,
             seed=args.seed,
@@ -170,16 +185,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"fit in {time.perf_counter() - started:.0f} s: {args.fit}")
     fit = load_fit(args.fit)
     engine = load_engine(model)
+    second = (
+        load_engine(replace(model, model=os.path.expanduser(fit.then.model["source"])))
+        if fit.then is not None
+        else None
+    )
     plan = plan_method(MethodConfig(method="probe", prompt=fit.prompt_spec, fit=args.fit, max_tokens=args.max_tokens))
     sample = held_out(args, plan.labels, fit.texts)
     texts, gold = list(sample["text"]), list(sample["label"])
     words = sum(word_count(t) for t in texts)
     rows = []
-    for name, variant in variants(fit):
-        row = {"name": name, **measure(engine, replace(plan, fit=variant), texts, gold, words, args.repeat)}
+    for name, variant, on_second in variants(fit):
+        row = {
+            "name": name,
+            **measure(second if on_second else engine, replace(plan, fit=variant), texts, gold, words, args.repeat),
+        }
         rows.append(row)
         print(f"{name}: {row['accuracy']:.3f} at {row['words_per_s']:.0f} words/s", flush=True)
-    last = next(r for r in rows if r["name"] == f"layer {fit.layer}")
+    last = rows[-2]  # the last stage alone
     machine = describe_machine()
     print(f"\n{engine.lm.source.label} · {len(texts)} held-out texts of {args.data} · fit {args.fit} · {machine}")
     print(
@@ -191,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         low, high = r["interval"]
         print(
             f"{r['name']:44} {r['accuracy']:8.3f} {low:6.3f}-{high:.3f} {r['macro_recall']:10.3f} "
-            f"{r['words_per_s']:8.0f} {r['speedup']:7.2f} {r['mean_layers']:6.1f}  {shares}"
+            f"{r['words_per_s']:8.0f} {r['speedup']:7.2f} {r['mean_layers'] or float('nan'):6.1f}  {shares}"
         )
     record = {
         "model": engine.lm.source.label,

@@ -84,10 +84,26 @@ def test_cascade_measures_each_exit_the_last_layer_and_the_early_exit_fit(deep_m
     names = [r["name"] for r in got["rows"]]
     assert names == ["layer 1", "layer 2", "layer 4", "early exits 1,2 (max loss 0.01)"] and got["n"] == 20
     rows = {r["name"]: r for r in got["rows"]}
-    assert rows["layer 1"]["shares"] == {1: 1.0} and rows["layer 4"]["shares"] == {4: 1.0}
+    assert rows["layer 1"]["shares"] == {"1": 1.0} and rows["layer 4"]["shares"] == {"4": 1.0}
     assert rows["layer 4"]["speedup"] == 1.0 and rows["layer 2"]["mean_layers"] == 2
     for r in got["rows"]:
         low, high = r["interval"]
         assert low <= r["accuracy"] <= high and r["words_per_s"] > 0 and sum(r["shares"].values()) == pytest.approx(1)
     assert (tmp_path / "c" / "frontier.png").stat().st_size > 1000
     assert json.loads((tmp_path / "c" / "cascade.json").read_text())["rows"][0]["name"] == "layer 1"
+
+
+def test_cascade_measures_a_cascade_across_models(deep_model: Path, tiny_model: Path, tmp_path: Path) -> None:
+    import cascade
+
+    from tests.conftest import fit_data
+
+    fitting, measured = fit_data(tmp_path, n=40), fit_data(tmp_path, n=64, name="more.csv")
+    args = ["--model", str(deep_model), "--fit-data", str(fitting), "--data", str(measured), "--exits", ""]
+    args += ["--then", str(tiny_model), "--n-fit", "40", "--n", "20", "--device", "cpu", "--dtype", "float32"]
+    got = cascade.main([*args, "--out", str(tmp_path / "c")])
+    names = [r["name"] for r in got["rows"]]
+    assert names == ["layer 4", f"{tiny_model.name} layer 2", f"cascade to {tiny_model.name} (max loss 0.01)"]
+    rows = {r["name"]: r for r in got["rows"]}
+    assert rows[f"{tiny_model.name} layer 2"]["speedup"] == 1.0 and rows["layer 4"]["shares"] == {"4": 1.0}
+    assert set(got["rows"][-1]["shares"]) <= {"4", f"{tiny_model.name}:2"} and got["rows"][-1]["mean_layers"] is None
