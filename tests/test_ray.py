@@ -379,13 +379,16 @@ def test_ray_workers_read_the_fit_inside_the_plan(cluster, tiny_model: Path, tin
         assert got.loc[text_id, "p_positive"] == pytest.approx(p.p_positive, abs=1e-4)  # float32, other batches
 
 
+@pytest.mark.parametrize("staged", ["exits_fit", "cascade_fit"])
 def test_ray_workers_take_the_early_exits_the_local_engine_takes(
-    cluster, deep_model: Path, exits_fit, tmp_path: Path
+    cluster, deep_model: Path, staged: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    """A fit with early exits labels on Ray as locally: the same label and the same exit for every text."""
+    """A fit with early exits, or a cascade across models, labels on Ray as locally: the same label, exit
+    and exit model for every text."""
     from sentiq.core.engine import load_engine
     from sentiq.methods.runner import make_runner
 
+    exits_fit = request.getfixturevalue(staged)
     frame = _texts(12)
     frame.to_parquet(tmp_path / "in.parquet")
     method = MethodConfig(method="probe", fit=str(exits_fit.folder))
@@ -396,3 +399,5 @@ def test_ray_workers_take_the_early_exits_the_local_engine_takes(
     local = make_runner(load_engine(model), plan_method(method)).predict(list(frame["text"]))
     assert [int(got.loc[i, "exit"]) for i in frame["id"]] == [p.exit for p in local]
     assert [got.loc[i, "label"] for i in frame["id"]] == [p.label for p in local]
+    if staged == "cascade_fit":
+        assert [got.loc[i, "exit_model"] for i in frame["id"]] == [p.exit_model for p in local]

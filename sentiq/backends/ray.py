@@ -32,7 +32,8 @@ ARROW_TYPES: dict[str, tuple[str, Callable[[Any], Any]]] = {  # a labelled row's
     "label": ("string", str),
     "answer": ("string", lambda a: a or ""),
     "latency_ms": ("float64", float),
-    **dict.fromkeys(("tokens", "truncated"), ("int64", int)),
+    **dict.fromkeys(("tokens", "truncated", "exit"), ("int64", int)),
+    "exit_model": ("string", lambda m: m),  # null where the first model labelled the text, as locally
 }
 PROBABILITY = ("float64", lambda x: x)  # every p_ field: a block with no probability at all still writes doubles
 
