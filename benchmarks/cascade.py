@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 
-def variants(fit: Any) -> list[tuple[str, Any, bool]]:
+def variants(fit: Any, max_loss: float) -> list[tuple[str, Any, bool]]:
     """(name, fit, on the second model) triples: each early exit's probe alone, the first model's last
     layer alone, the second model's probe alone (a cascade's), and the fit's stages as chosen."""
     alone = [
@@ -46,7 +46,7 @@ def variants(fit: Any) -> list[tuple[str, Any, bool]]:
         second = replace(fit, card=card, probe=fit.then.probe, exits=(), then=None)
         alone.append((f"{fit.then.label} layer {fit.then.layer}", second, True))
         chosen = f"{chosen} then {fit.then.label}" if exits else f"cascade to {fit.then.label}"
-    return [*alone, (f"{chosen} (max loss {fit.card['early_exit']['max_loss']:g})", fit, False)]
+    return [*alone, (f"{chosen} (max loss {max_loss:g})", fit, False)]
 
 
 def measure(engine: Any, plan: Any, texts: list[str], gold: list[str], words: int, repeat: int) -> dict[str, Any]:
@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--prompt", default="classifier")
     parser.add_argument("--exits", default="6,12")
     parser.add_argument("--then", help="a second model for a cascade across models")
-    parser.add_argument("--max-loss", type=float, default=0.01)
+    parser.add_argument(
+        "--max-loss", type=float, help="the fit's (default 0.01); with --fit, its thresholds chosen again for this"
+    )
     parser.add_argument("--n-fit", type=int, default=300)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--max-tokens", type=int, default=4096)
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = ModelSettings(args.model, args.device, args.dtype)
+    rechoose = args.fit is not None and args.max_loss is not None  # a given fit's thresholds chosen again
     if args.fit is None:
         started = time.perf_counter()
         made = sentiq.fit(
@@ -183,19 +186,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         args.fit = str(made.folder)
         print(f"fit in {time.perf_counter() - started:.0f} s: {args.fit}")
-    fit = load_fit(args.fit)
+    config = MethodConfig(
+        method="probe",
+        prompt=load_fit(args.fit).prompt_spec,
+        fit=args.fit,
+        max_tokens=args.max_tokens,
+        max_loss=args.max_loss if rechoose else None,
+    )
+    plan = plan_method(config)
+    fit = plan.fit
     engine = load_engine(model)
     second = (
         load_engine(replace(model, model=os.path.expanduser(fit.then.model["source"])))
         if fit.then is not None
         else None
     )
-    plan = plan_method(MethodConfig(method="probe", prompt=fit.prompt_spec, fit=args.fit, max_tokens=args.max_tokens))
     sample = held_out(args, plan.labels, fit.texts)
     texts, gold = list(sample["text"]), list(sample["label"])
     words = sum(word_count(t) for t in texts)
     rows = []
-    for name, variant, on_second in variants(fit):
+    for name, variant, on_second in variants(fit, args.max_loss if rechoose else fit.card["early_exit"]["max_loss"]):
         row = {
             "name": name,
             **measure(second if on_second else engine, replace(plan, fit=variant), texts, gold, words, args.repeat),
@@ -229,7 +239,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     plot(
         rows,
         out / "frontier.png",
-        f"{engine.lm.source.label} · {len(texts)} held-out texts · words/s on {machine.get('cpu', machine)}",
+        f"{engine.lm.source.label} · {len(texts)} held-out texts · words/s on {machine.get('cpu', machine)} "
+        f"({machine.get('cpus')} cores; {' '.join(machine.get('cpu_flags', []))})",
     )
     print(f"wrote {out / 'cascade.json'} and {out / 'frontier.png'}")
     return record

@@ -32,6 +32,7 @@ from sentiq.choices import (
     ending_name,
 )
 from sentiq.errors import OptionError
+from sentiq.exit_options import check_max_loss
 from sentiq.model_source import ModelSource, resolve_source
 
 
@@ -105,8 +106,11 @@ class MethodConfig:
     fit: str | None = None  # probe and --calibrate fitted: the folder `sentiq fit` wrote
     min_confidence: float | None = None  # below it, a text's label is 'uncertain' (abstention)
     target_accuracy: float | None = None  # the threshold chosen on the fit for this accuracy (95% bound)
+    max_loss: float | None = None  # a fit with stages: its thresholds chosen again for this accuracy loss
 
     def __post_init__(self) -> None:
+        if self.max_loss is not None:
+            object.__setattr__(self, "max_loss", check_max_loss(self.max_loss))
         object.__setattr__(self, "min_confidence", check_share(self.min_confidence, "--min-confidence"))
         object.__setattr__(self, "target_accuracy", check_share(self.target_accuracy, "--target-accuracy"))
         if self.fit is not None and not isinstance(self.fit, (str, PathLike)):
@@ -155,6 +159,10 @@ class MethodConfig:
             (not fitted or "," not in self.prompt, "a fit reads one prompt: give --prompt one prompt, not an ensemble"),
             (not fitted or not self.tail, "a fit reads each text whole: leave --tail out"),
             *abstention_checks(self.min_confidence, self.target_accuracy, fitted),
+            (
+                self.max_loss is None or self.method == "probe",
+                "--max-loss chooses again the thresholds of a fit with --exits or --then: give --method probe",
+            ),
         ]
 
     @property
@@ -171,7 +179,7 @@ class MethodConfig:
     def relevant(self) -> dict[str, Any]:
         """The settings that matter for this method (for configs and tables)."""
         keep = {"method", "prompt", "calibrate", "max_tokens", "seed"} | ({"fit"} if self.fit is not None else set())
-        keep |= {k for k in ("min_confidence", "target_accuracy") if getattr(self, k) is not None}
+        keep |= {k for k in ("min_confidence", "target_accuracy", "max_loss") if getattr(self, k) is not None}
         if self.method == "k-shot":
             keep |= {"k", "scoring"} | ({"demo_seed"} if self.demo_seed is not None else set())
             keep |= {"demos"} if self.demos is not None else set()  # recorded when set: earlier runs resume

@@ -569,3 +569,92 @@ def test_a_target_accuracy_reads_the_cascades_held_out_predictions(cascade_fit) 
     confidence, correct = fit.held_out(probe=True)
     assert confidence.tolist() == through.max(axis=1).tolist()
     assert correct.tolist() == (through.argmax(axis=1) == fit.gold).tolist()
+
+
+# -- choosing the thresholds again when the fit is used --------------------------------------------------
+
+
+def test_the_thresholds_chosen_again_for_the_same_loss_are_the_cards(exits_fit, cascade_fit) -> None:
+    from sentiq.methods.fit import load_fit
+
+    for made in (exits_fit, cascade_fit):
+        fit = load_fit(str(made.folder))
+        again = fit.rechosen(0.01)
+        assert [e.threshold for e in again.exits] == [e.threshold for e in fit.exits]
+        assert (again.then.threshold if again.then else None) == (fit.then.threshold if fit.then else None)
+
+
+def test_a_larger_loss_lets_more_texts_out_early(deep_model: Path, exits_fit) -> None:
+    from sentiq.methods.fit import load_fit
+
+    fit = load_fit(str(exits_fit.folder))
+    strict, loose = fit.rechosen(0.0), fit.rechosen(0.9)
+    confidence = np.array([max(p.scores.values()) for p in _predict(deep_model, replace(fit, exits=fit.exits[:1]))])
+    assert loose.exits[0].threshold <= strict.exits[0].threshold
+    assert (confidence > loose.exits[0].threshold).sum() >= (confidence > strict.exits[0].threshold).sum()
+
+
+def test_max_loss_when_classifying_chooses_the_thresholds_again(deep_model: Path, exits_fit, tmp_path: Path) -> None:
+    data = fit_data(tmp_path, n=60, name="eval.csv")
+    args = ["evaluate", "--model", str(deep_model), "--method", "loglik,probe", "--fit", str(exits_fit.folder)]
+    args += [
+        "--max-loss",
+        "0.5",
+        "--dataset",
+        str(data),
+        "--n",
+        "20",
+        "--output-dir",
+        str(tmp_path),
+        "--dtype",
+        "float32",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    configs = [json.loads(p.read_text()) for p in tmp_path.rglob("config.json")]
+    probe = next(c for c in configs if c["method"] == "probe")
+    loglik = next(c for c in configs if c["method"] == "loglik")
+    assert probe["method_settings"]["max_loss"] == 0.5 and "max_loss" not in loglik["method_settings"]
+    from sentiq.methods.fit import load_fit
+
+    assert probe["fit"]["thresholds"] == [e.threshold for e in load_fit(str(exits_fit.folder)).rechosen(0.5).exits]
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"max_loss": -0.01}, OptionError, "--max-loss must be at least 0 and below 1"),
+        ({"max_loss": 1.0}, OptionError, "below 1"),
+        ({"max_loss": float("nan")}, OptionError, "below 1"),
+        ({"max_loss": "0.1"}, TypeError, "max_loss must be a number"),
+        ({"max_loss": True}, TypeError, "not bool"),
+        ({"max_loss": 0.1, "method": "loglik", "fit": None}, OptionError, "--max-loss chooses again the thresholds"),
+    ],
+)
+def test_bad_max_loss_when_classifying_is_refused(options: dict, error: type, message: str) -> None:
+    from sentiq.settings import MethodConfig
+
+    with pytest.raises(error) as caught:
+        MethodConfig(**{"method": "probe", "fit": "somewhere", **options})
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_max_loss_with_a_fit_without_stages_is_one_line(tiny_model: Path, tiny_fit) -> None:
+    with pytest.raises(OptionError, match="has no early exits and no second model: max_loss has nothing to choose"):
+        sentiq.load(str(tiny_model), method="probe", fit=str(tiny_fit.folder), max_loss=0.02, device="cpu")
+    result = runner.invoke(
+        app,
+        [
+            "classify",
+            "--model",
+            str(tiny_model),
+            "--method",
+            "probe",
+            "--fit",
+            str(tiny_fit.folder),
+            "--max-loss",
+            "0.02",
+            "a text",
+        ],
+    )
+    assert result.exit_code == 1 and "--max-loss has nothing to choose" in result.output

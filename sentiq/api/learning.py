@@ -79,8 +79,10 @@ def fit(
     Saved under output_dir/fits/<model>/<labels>/<name>/; use it with `method="probe", fit=PATH` or
     `calibrate="fitted", fit=PATH`. The texts: the embedded tuning reviews, or a sample of `dataset`
     (read as evaluate reads it) in the prompt's label set. settings: FitSettings' fields (prompt, n,
-    sample, seed, layer, name, max_tokens, overwrite), and text_column, label_column, label_map, device
-    and dtype as evaluate takes them. model: a name, settings, or a Classifier whose loaded model is reused."""
+    sample, seed, layer, name, max_tokens, overwrite, add; `exits=[6, 12]` for early exits, `then=MODEL`
+    for a cascade across models, `max_loss` for either: docs/early-exits.md), and text_column,
+    label_column, label_map, device and dtype as evaluate takes them. model: a name, settings, or a
+    Classifier whose loaded model is reused."""
     from sentiq.workflows.fitting import fit as run_fit
 
     models, engine, chosen = _search(FitSettings, "fit", model, dataset, output_dir, settings)

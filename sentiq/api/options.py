@@ -48,6 +48,7 @@ def method_configs(names: list[str | MethodConfig], **options: Any) -> list[Meth
         made = []
         for m in names:
             own = {k: options.get(k) if reads(m) else None for k in fitted}
+            own["max_loss"] = options.get("max_loss") if probe(m) else None  # a staged fit's: the probe's
             if probe(m) and options.get("calibrate") == "fitted":
                 own["calibrate"] = "none"
             made.append(method_config(m, **{**options, **own}))

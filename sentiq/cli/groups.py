@@ -79,6 +79,7 @@ METHOD = OptionGroup(
         "fit": (FitPath, MethodConfig.fit),
         "min_confidence": (m.MinConfidence, MethodConfig.min_confidence),
         "target_accuracy": (m.TargetAccuracy, MethodConfig.target_accuracy),
+        "max_loss": (m.MaxLoss, MethodConfig.max_loss),
     },
     lambda **values: MethodOptions(values),
 )

@@ -129,3 +129,12 @@ TargetAccuracy = Annotated[
         "threshold is chosen on --fit's held-out predictions (probe or --calibrate fitted).",
     ),
 ]
+MaxLoss = Annotated[
+    float | None,
+    option(
+        "--max-loss",
+        panel=METHOD_PANEL,
+        help="With --method probe and a fit made with --exits or --then: choose its thresholds again on its held-out "
+        "predictions, giving up at most this much accuracy against its last stage (lower: more texts go on).",
+    ),
+]

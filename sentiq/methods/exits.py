@@ -45,14 +45,16 @@ class Then:
 @dataclass(frozen=True)
 class Chosen:
     """Thresholds chosen for every stage but the last, and what they gave on the held-out predictions
-    they were chosen on: each stage's share of the texts, the cascade's accuracy beside the last
-    stage's, and the mean cost per text (in the units of `costs`)."""
+    they were chosen on: each stage's share of the texts, the cascade's accuracy and macro recall beside
+    the last stage's, and the mean cost per text (in the units of `costs`)."""
 
     thresholds: tuple[float, ...]
     shares: tuple[float, ...]
     accuracy: float
     last_accuracy: float
     mean_cost: float
+    macro_recall: float
+    last_macro_recall: float
 
 
 def routed(confidences: Sequence[np.ndarray], thresholds: Sequence[float]) -> np.ndarray:
@@ -74,18 +76,23 @@ def cascaded(probs: Sequence[np.ndarray], thresholds: Sequence[float]) -> tuple[
 
 def choose_thresholds(probs: Sequence[np.ndarray], gold: np.ndarray, costs: Sequence[float], max_loss: float) -> Chosen:
     """Thresholds for every stage but the last that cost the least per text (mean over the texts; a
-    stage's cost is what a text leaving there has run: its layers) while the cascade's accuracy on
-    these held-out predictions is at least the last stage's less `max_loss`: coordinate descent from
-    no early exit at all (always allowed), each stage in turn taking the candidate threshold that costs
-    least, until none moves."""
+    stage's cost is what a text leaving there has run: its layers) while the cascade's accuracy and its
+    macro recall on these held-out predictions are each at least the last stage's less `max_loss` (so
+    that leaving early costs no label more than the rest): coordinate descent from no early exit at all
+    (always allowed), each stage in turn taking the candidate threshold that costs least, until none
+    moves."""
     right = np.stack([p.argmax(axis=1) == gold for p in probs])  # (stages, texts)
     confidences = [p.max(axis=1) for p in probs]
     cost = np.asarray(costs, dtype=float)
-    floor = right[-1].mean() - max_loss - 1e-12
+    counts = np.bincount(gold)
+    held = counts > 0
+    macro = lambda r: float((np.bincount(gold, weights=r, minlength=len(counts))[held] / counts[held]).mean())  # noqa: E731
+    floors = right[-1].mean() - max_loss - 1e-12, macro(right[-1]) - max_loss - 1e-12
 
-    def judged(thresholds: list[float]) -> tuple[float, float]:
+    def judged(thresholds: list[float]) -> tuple[float, float, float]:
         where = routed(confidences, thresholds)
-        return float(cost[where].mean()), float(right[where, np.arange(len(where))].mean())
+        r = right[where, np.arange(len(where))]
+        return float(cost[where].mean()), float(r.mean()), macro(r)
 
     thresholds = [1.0] * (len(probs) - 1)
     best = judged(thresholds)
@@ -94,13 +101,15 @@ def choose_thresholds(probs: Sequence[np.ndarray], gold: np.ndarray, costs: Sequ
         for j in range(len(thresholds)):
             for t in _candidates(confidences[j]):
                 tried = judged([*thresholds[:j], t, *thresholds[j + 1 :]])
-                if tried[1] >= floor and (tried[0], -tried[1]) < (best[0], -best[1]):
+                allowed = tried[1] >= floors[0] and tried[2] >= floors[1]
+                if allowed and (tried[0], -tried[1]) < (best[0], -best[1]):
                     thresholds[j], best, moved = t, tried, True
         if not moved:
             break
     where = routed(confidences, thresholds)
     shares = np.bincount(where, minlength=len(probs)) / len(where)
-    return Chosen(tuple(thresholds), tuple(map(float, shares)), best[1], float(right[-1].mean()), best[0])
+    last = float(right[-1].mean()), macro(right[-1])
+    return Chosen(tuple(thresholds), tuple(map(float, shares)), best[1], last[0], best[0], best[2], last[1])
 
 
 def _candidates(confidence: np.ndarray) -> list[float]:

@@ -4,13 +4,13 @@ probe's layer when it was fitted with them. Plain data: a Ray worker receives it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from sentiq.errors import OptionError
-from sentiq.methods.exits import Exit, Then, cascaded
+from sentiq.methods.exits import Exit, Then, cascaded, choose_thresholds
 from sentiq.methods.fitted import Linear
 from sentiq.model_source import ModelSource
 
@@ -108,12 +108,36 @@ class Fit:
         given = probs.argmax(axis=1)
         return probs[np.arange(len(given)), given], given == self.gold
 
+    def rechosen(self, max_loss: float) -> Fit:
+        """The stages' thresholds chosen again on the held-out predictions for another accuracy loss (no
+        pass: the card keeps each stage's cost)."""
+        if not self.staged:
+            raise OptionError(
+                f"--fit {self.path} has no early exits and no second model: --max-loss has nothing to choose "
+                "(fit with --exits or --then)"
+            )
+        probs = [*(e.probe.held_out for e in self.exits), self.probe.held_out]
+        # one model's layers are alike: its layers are its costs (what a card without costs falls back on)
+        costs = [float(e.get("cost", e["layer"])) for e in self.card["exits"]]
+        if self.then is not None:
+            if "cost" not in self.card["then"]:
+                raise OptionError(f"--fit {self.path} keeps no cost per stage: fit again to use --max-loss with it")
+            probs.append(self.then.probe.held_out)
+            costs.append(float(self.card["then"]["cost"]))
+        assert self.gold is not None  # a fit with stages keeps its labels
+        chosen = choose_thresholds(probs, self.gold, costs, max_loss)
+        exits = tuple(replace(e, threshold=t) for e, t in zip(self.exits, chosen.thresholds))
+        then = replace(self.then, threshold=chosen.thresholds[-1]) if self.then is not None else None
+        return replace(self, exits=exits, then=then)
+
     def record(self) -> dict:
         """What a run keeps of the fit it used."""
         keep = ("name", "layer", "n", "card_sha256")
         exits = {"exits": [e.layer for e in self.exits]} if self.exits else {}
         then = {"then": self.then.label} if self.then is not None else {}
-        return {"path": self.path, **{k: self.card[k] for k in keep}, **exits, **then}
+        thresholds = [e.threshold for e in self.exits] + ([self.then.threshold] if self.then is not None else [])
+        chosen = {"thresholds": thresholds} if self.staged else {}
+        return {"path": self.path, **{k: self.card[k] for k in keep}, **exits, **then, **chosen}
 
 
 def load_fit(path: str) -> Fit:

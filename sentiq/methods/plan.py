@@ -72,6 +72,8 @@ def plan_method(
     `pool` (by default --demos or the embedded pool, never the texts being classified), and its
     abstention threshold."""
     plan = _planned(config, prompts, pool)
+    if config.max_loss is not None and plan.fit is not None:
+        plan = replace(plan, fit=plan.fit.rechosen(config.max_loss))
     if config.min_confidence is not None:
         return replace(plan, threshold=Threshold(config.min_confidence))
     if config.target_accuracy is not None:

@@ -128,14 +128,15 @@ def staged_record(stages: list[Stage], y: np.ndarray, max_loss: float, then: Sec
     layer, threshold, expected share of texts and probe's cross-validated accuracy; the last stage has
     no threshold), the second model with its expected share, and what the cascade gave on the held-out
     predictions its thresholds were chosen on, with the computation it expects to save against the
-    last stage alone (parameters run per text)."""
+    last stage alone (parameters run per text). Each stage's cost is kept, so that its thresholds can be
+    chosen again for another loss without a pass (Fit.rechosen)."""
     if len(stages) == 1:
         return {}
     chosen = choose_thresholds([s.probe.held_out for s in stages], y, [s.cost for s in stages], max_loss)
     thresholds = [*chosen.thresholds, None]
     own = len(stages) - (then is not None)
     exits = [
-        {"layer": s.layer, "threshold": t, "expected_share": share, "cv_accuracy": s.score.accuracy}
+        {"layer": s.layer, "threshold": t, "expected_share": share, "cv_accuracy": s.score.accuracy, "cost": s.cost}
         for s, t, share in zip(stages[:own], thresholds, chosen.shares)
     ]
     alone = then.stage.cost if then is not None else stages[-1].cost
@@ -143,9 +144,12 @@ def staged_record(stages: list[Stage], y: np.ndarray, max_loss: float, then: Sec
         "max_loss": max_loss,
         "cv_accuracy": chosen.accuracy,
         "last_cv_accuracy": chosen.last_accuracy,
+        "cv_macro_recall": chosen.macro_recall,
+        "last_cv_macro_recall": chosen.last_macro_recall,
         "expected_speedup": alone / chosen.mean_cost,
     }
     if then is None:
         early_exit["mean_layers"] = float(sum(s.layer * share for s, share in zip(stages, chosen.shares)))
-    second = {"then": {**then.record, "expected_share": chosen.shares[-1]}} if then is not None else {}
+    last = {"expected_share": chosen.shares[-1], "cost": stages[-1].cost}
+    second = {"then": {**then.record, **last}} if then is not None else {}
     return {"exits": exits, **second, "early_exit": early_exit}

@@ -15,10 +15,11 @@ import pandas as pd
 from sentiq.core.engine import Engine, load_engine
 from sentiq.core.states import check_layer
 from sentiq.errors import DataError
+from sentiq.exit_options import check_exits
 from sentiq.io.datasets import load_labelled, read_table
 from sentiq.io.fits import check_free, write_fit
 from sentiq.io.names import safe_name
-from sentiq.learn_settings import FitSettings, check_exits
+from sentiq.learn_settings import FitSettings
 from sentiq.methods.fitted import check_labels, fit_linear
 from sentiq.methods.plan import plan_method
 from sentiq.methods.runner import make_runner
