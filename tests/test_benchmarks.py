@@ -71,16 +71,16 @@ def test_active_learning_simulates_both_strategies(tiny_model: Path, tmp_path: P
     assert again["curves"] == got["curves"]  # the cached pass gives the same rounds
 
 
-def test_cascade_measures_each_exit_the_last_layer_and_the_early_exit_fit(deep_model: Path, tmp_path: Path) -> None:
+def test_cascade_measures_each_exit_the_last_layer_and_the_early_exit_fit(
+    deep_model: Path, exits_fit, tmp_path: Path
+) -> None:
     import cascade
 
     from tests.conftest import fit_data
 
-    fitting, measured = fit_data(tmp_path, n=40), fit_data(tmp_path, n=64, name="more.csv")
-    args = ["--model", str(deep_model), "--fit-data", str(fitting), "--data", str(measured), "--exits", "1,2"]
-    got = cascade.main(
-        [*args, "--n-fit", "40", "--n", "20", "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path / "c")]
-    )
+    measured = fit_data(tmp_path, n=64, name="more.csv")  # the first 40 are the fit's, left out
+    args = ["--model", str(deep_model), "--fit", str(exits_fit.folder), "--data", str(measured)]
+    got = cascade.main([*args, "--n", "20", "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path / "c")])
     names = [r["name"] for r in got["rows"]]
     assert names == ["layer 1", "layer 2", "layer 4", "early exits 1,2 (max loss 0.01)"] and got["n"] == 20
     rows = {r["name"]: r for r in got["rows"]}

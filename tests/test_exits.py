@@ -193,25 +193,22 @@ def test_thresholds_of_one_give_exactly_the_last_layers_probe(deep_model: Path, 
     assert [p.scores for p in got] == [pytest.approx(p.scores, rel=1e-12) for p in last]
 
 
-def test_a_threshold_of_zero_gives_exactly_the_probe_fitted_at_that_layer(
-    deep_model: Path, exits_fit, tmp_path
-) -> None:
+def test_a_threshold_of_zero_gives_exactly_the_probe_at_that_layer(deep_model: Path, exits_fit, deep_engine) -> None:
+    """Every text leaves at exit 2: the predictions are that exit's probe on the state a model cut to two
+    layers gives (what a fit with --layer 2 reads; its probe is the same regression of the same states)."""
+    from sentiq.methods.calibration import fitted_predictions
     from sentiq.methods.fit import load_fit
+    from sentiq.methods.plan import plan_method
+    from sentiq.methods.runner import make_runner
+    from sentiq.settings import MethodConfig
 
     fit = load_fit(str(exits_fit.folder))
     at_two = replace(fit, exits=(replace(fit.exits[0], threshold=1.0), replace(fit.exits[1], threshold=0.0)))
-    alone = sentiq.fit(
-        str(deep_model),
-        dataset=str(fit_data(tmp_path, n=40)),
-        n=40,
-        layer=2,
-        output_dir=tmp_path,
-        device="cpu",
-        dtype="float32",
-    )
-    got, want = _predict(deep_model, at_two), _predict(deep_model, load_fit(str(alone.folder)))
-    assert [p.exit for p in got] == [2] * len(TEXTS)
-    assert [p.label for p in got] == [p.label for p in want]
+    got = _predict(deep_model, at_two)
+    (bound,) = make_runner(deep_engine, plan_method(MethodConfig(method="probe", fit=fit.path))).bound
+    states = _states(deep_engine, 2, bound.bodies(deep_engine, TEXTS), bound.prefix)
+    want = fitted_predictions(fit.exits[1].probe.logprobs(states), None, ("positive", "negative"))
+    assert [p.exit for p in got] == [2] * len(TEXTS) and [p.label for p in got] == [p.label for p in want]
     assert [p.scores for p in got] == [pytest.approx(p.scores, rel=1e-12) for p in want]
 
 
@@ -397,15 +394,15 @@ def test_the_fit_command_refuses_bad_exits_before_writing_anything(
     assert not (tmp_path / "o" / "fits").exists() or not any((tmp_path / "o" / "fits").rglob("card.json"))
 
 
-def test_the_fit_command_shows_the_exits(deep_model: Path, tmp_path: Path) -> None:
-    data = fit_data(tmp_path)
-    args = ["fit", "--model", str(deep_model), "--dataset", str(data), "--n", "24", "--output-dir", str(tmp_path)]
-    result = runner.invoke(app, [*args, "--exits", "2", "--max-loss", "0.05", "--device", "cpu", "--dtype", "float32"])
+def test_the_fit_command_shows_the_exits(tiny_model: Path, tmp_path: Path) -> None:
+    data = fit_data(tmp_path, n=12)
+    args = ["fit", "--model", str(tiny_model), "--dataset", str(data), "--n", "12", "--output-dir", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--exits", "1", "--max-loss", "0.05", "--device", "cpu", "--dtype", "float32"])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "stages (held-out)" in text and "--max-loss 0.05" in text and "layers per text" in text
     card = json.loads(next(tmp_path.rglob("card.json")).read_text())
-    assert card["early_exit"]["max_loss"] == 0.05 and [e["layer"] for e in card["exits"]] == [2, 4]
+    assert card["early_exit"]["max_loss"] == 0.05 and [e["layer"] for e in card["exits"]] == [1, 2]
 
 
 def test_compare_and_the_report_show_the_early_exit_run_beside_the_probe(
@@ -463,15 +460,13 @@ def _cascade(fit, exit_threshold: float, then_threshold: float):
 def test_a_cascade_gives_each_text_the_probe_of_the_stage_it_left_at(
     deep_model: Path, tiny_model: Path, cascade_fit, tmp_path: Path
 ) -> None:
-    """Everything to the second model gives that model's own probe (fitted alone on the same texts);
-    nothing to it gives the first model's; between, each text the probe of its stage."""
+    """Everything to the second model gives that model's probe run alone on it; nothing to it gives the
+    first model's; between, each text the probe of its stage."""
     from sentiq.methods.fit import load_fit
 
     fit = load_fit(str(cascade_fit.folder))
-    alone = sentiq.fit(
-        str(tiny_model), dataset=str(fit_data(tmp_path, n=40)), n=40, output_dir=tmp_path, device="cpu", dtype="float32"
-    )
-    second = _predict(tiny_model, load_fit(str(alone.folder)))
+    card = {**fit.card, "model": fit.then.model, "layer": fit.then.layer}
+    second = _predict(tiny_model, replace(fit, card=card, probe=fit.then.probe, exits=(), then=None))
     first = _predict(deep_model, replace(fit, exits=(), then=None))
     everything = _predict(deep_model, _cascade(fit, 1.0, 1.0))
     assert {(p.exit, p.exit_model) for p in everything} == {(2, tiny_model.name)}
