@@ -38,6 +38,12 @@ class TextResult(BaseModel):
     )
     answer: str | None = Field(description="The generated answer(s), for methods that generate.")
     truncated: bool = Field(description="The text was longer than max_tokens and lost its middle.")
+    exit: int | None = Field(
+        None, description="A fit with early exits or a second model: the layer whose probe labelled the text."
+    )
+    exit_model: str | None = Field(
+        None, description="A cascade across models: the model of that layer (absent: the first model's)."
+    )
 
 
 class ClassifyResponse(BaseModel):
