@@ -134,8 +134,7 @@ def _rounded(p: float | None, digits: int | None) -> float | None:
 def exit_name(layer: Any, model: Any = None) -> str:
     """Where a staged prediction left, as summaries key it: the layer ('12'), and the model in a cascade
     across models ('qwen2.5-1.5b-instruct:28')."""
-    layer = int(layer)
-    return f"{model}:{layer}" if model is not None and model == model and model != "" else str(layer)
+    return f"{model}:{int(layer)}" if isinstance(model, str) and model else str(int(layer))
 
 
 def top_label(probs: Sequence[float], labels: Sequence[str]) -> tuple[str, str | None]:
@@ -184,5 +183,5 @@ def run_row(row: Mapping[str, Any], gold: str, label_set: LabelSet) -> dict[str,
         "tokens": int(row["tokens"]),
         "truncated": int(row["truncated"]),
         "latency_ms": round(float(row["latency_ms"]), 3),
-        **{f: int(row[f]) if f == "exit" else str(row[f]) for f in label_set.exit_fields},
+        **{f: int(row[f]) if f == "exit" else row[f] or "" for f in label_set.exit_fields},
     }

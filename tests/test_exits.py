@@ -494,7 +494,8 @@ def test_a_cascade_writes_each_texts_model_and_evaluate_its_share(
     assert result.exit_code == 0, result.output
     folder = next(tmp_path.rglob("predictions.csv")).parent
     rows = pd.read_csv(folder / "predictions.csv", keep_default_na=False)
-    assert {"exit", "exit_model"} <= set(rows.columns)
+    assert {"exit", "exit_model"} <= set(rows.columns) and set(rows["exit_model"]) <= {"", tiny_model.name}
+    assert all(m == "" or e == 2 for e, m in zip(rows["exit"], rows["exit_model"]))  # the second model's last layer
     metrics = json.loads((folder / "metrics.json").read_text())
     names = [f"{m}:{e}" if m else str(e) for e, m in zip(rows["exit"], rows["exit_model"])]
     assert metrics["exit_shares"] == {

@@ -81,7 +81,8 @@ def fit(
         o.option(
             "--max-loss",
             default_shown="0.01",
-            help="With --exits or --then: the held-out accuracy the stages may give up against the last one's probe alone.",
+            help="With --exits or --then: the held-out accuracy (and macro recall) the stages may give up against the "
+            "last one's probe alone.",
         ),
     ] = FitSettings.max_loss,
     max_tokens: m.MaxTokens = FitSettings.max_tokens,

@@ -135,6 +135,7 @@ MaxLoss = Annotated[
         "--max-loss",
         panel=METHOD_PANEL,
         help="With --method probe and a fit made with --exits or --then: choose its thresholds again on its held-out "
-        "predictions, giving up at most this much accuracy against its last stage (lower: more texts go on).",
+        "predictions, giving up at most this much accuracy (and macro recall) against its last stage (lower: more "
+        "texts go on).",
     ),
 ]

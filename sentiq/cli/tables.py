@@ -101,8 +101,9 @@ def _selective(q: Any, s: Any) -> str:
 
 
 def _exits(q: Any, s: Any) -> str:
-    """Each early exit's share of the texts: '6:41 12:30 24:29'."""
-    return " ".join(f"{k}:{100 * v:.0f}" for k, v in (s.exit_shares or {}).items()) or "-"
+    """Each exit's share of the texts: '6:41 12:30 24:29', a second model's layer as 'then28'."""
+    shown = {k if ":" not in k else f"then{k.rsplit(':', 1)[1]}": v for k, v in (s.exit_shares or {}).items()}
+    return " ".join(f"{k}:{100 * v:.0f}" for k, v in shown.items()) or "-"
 
 
 def _num(x: float | None, places: int = 3) -> str:
