@@ -140,6 +140,41 @@ def test_each_exit_gives_exactly_the_state_a_model_cut_there_gives(deep_engine, 
         deep_engine.planner.max_rows = None
 
 
+def test_the_texts_that_go_on_are_batched_anew(deep_engine) -> None:
+    """Three batches of two each keep one text going: the next span runs those three in two batches
+    (filled from all of them), not three half-empty ones."""
+    from sentiq.core.batching import gathered
+
+    deep_engine.planner.max_rows = 2
+    deep_engine.planner.stats.clear()
+    try:
+        prefix = deep_engine.encode("system")
+        base = deep_engine.encode(FIT_TEXTS[0])
+        vocab = deep_engine.model.config.vocab_size
+        bodies = [[*base[:-1], (base[-1] + i) % vocab] for i in range(6)]  # one length: batches of two
+        order = list(range(6))  # the planner's, lengths tied
+        going = {order[0], order[2], order[4]}  # one of each first batch
+        want = _states(deep_engine, 1, bodies, prefix)
+        deep_engine.planner.stats.clear()
+
+        def leave(j: int, states: np.ndarray) -> np.ndarray:
+            found = [int(np.abs(want - s).sum(axis=1).argmin()) for s in states]
+            return np.array([i not in going for i in found])
+
+        got = gathered(deep_engine.exit_batches(prefix, bodies, [1, 4], leave), (6, 33))
+        assert [i for i in range(6) if got[i, 0] == 1] == sorted(going)
+        assert [b.rows for b in deep_engine.planner.stats] == [2, 2, 2, 2, 1]
+    finally:
+        deep_engine.planner.max_rows = None
+
+
+def test_texts_are_carried_a_group_at_a_time() -> None:
+    from sentiq.core.engine import _groups
+
+    assert list(_groups([5, 5, 5, 20, 1, 1], 10)) == [[0, 1], [2], [3], [4, 5]]
+    assert list(_groups([], 10)) == [] and list(_groups([3], 1)) == [[0]]
+
+
 def test_exit_spans_leave_the_model_whole_after(deep_engine) -> None:
     prefix = deep_engine.encode("system")
     bodies = [deep_engine.encode(t) for t in TEXTS[:3]]

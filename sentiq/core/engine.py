@@ -29,6 +29,8 @@ from sentiq.core.states import between_layers, first_layers, layer_outputs
 from sentiq.errors import ResourceError
 from sentiq.settings import ModelSettings
 
+CARRIED_BATCHES = 8  # early exits: the hidden states carried between spans, in full batches' tokens
+
 
 @dataclass
 class Engine(Answering):
@@ -148,38 +150,65 @@ class Engine(Answering):
         exits: Sequence[int],
         leave: Callable[[int, np.ndarray], np.ndarray],
     ) -> Iterator[Done[np.ndarray]]:
-        """Early exits: each batch runs to the first of `exits` (layers, increasing; the last exit takes
+        """Early exits: the texts run to the first of `exits` (layers, increasing; the last exit takes
         every text still running), where `leave(j, states)` says from the states at the answer position
         (as state_batches reads them) which texts stop at exit j; the rest carry on from their hidden
-        states through the next span of layers, no layer run twice, the batch cut to the texts that go
-        on (and to the longest of them). Rows: the exit's position in `exits`, then the state it left with."""
+        states through the next span of layers, no layer run twice. The texts still running are batched
+        anew for each span (the planner fills each batch from all of them), a group of texts at a time
+        so that the hidden states carried stay within CARRIED_BATCHES batches' tokens. Rows, a batch of
+        leavers at a time: the exit's position in `exits`, then the state it left with."""
         self.prefixes.kv(prefix)
-        width = 1 + self.model.config.hidden_size
+        lengths = [len(b) for b in bodies]
+        for group in _groups(lengths, CARRIED_BATCHES * self.planner.max_tokens):
+            yield from self._exit_group(prefix, bodies, group, exits, leave)
 
-        @torch.inference_mode()
-        def work(idx: list[int]) -> np.ndarray:
-            out = np.zeros((len(idx), width))
-            ids, lengths = right_pad([bodies[i] for i in idx], self.pad_id, self.device)
-            going = torch.arange(len(idx), device=self.device)  # rows of this batch still running
-            hidden, start = ids, 0
-            for j, stop in enumerate(exits):
-                cache = self.prefixes.for_batch(prefix, len(going))
+    def _exit_group(
+        self,
+        prefix: Sequence[int],
+        bodies: Sequence[Sequence[int]],
+        going: list[int],
+        exits: Sequence[int],
+        leave: Callable[[int, np.ndarray], np.ndarray],
+    ) -> Iterator[Done[np.ndarray]]:
+        """exit_batches for the texts `going`, span by span: (texts' own length, hidden) kept per text."""
+        carried: dict[int, torch.Tensor] = {}  # text: its hidden states (its tokens, hidden) after the last span
+        spent = dict.fromkeys(going, 0.0)  # text: its share of the seconds of every batch it was in
+        start = 0
+        for j, stop in enumerate(exits):
+            last = j == len(exits) - 1
+
+            @torch.inference_mode()
+            def work(rows: list[int], running: list[int] = going, start: int = start, stop: int = stop) -> np.ndarray:
+                texts = [running[r] for r in rows]
+                if start == 0:
+                    given = {"input_ids": right_pad([bodies[t] for t in texts], self.pad_id, self.device)[0]}
+                else:
+                    given = {
+                        "inputs_embeds": torch.nn.utils.rnn.pad_sequence([carried[t] for t in texts], batch_first=True)
+                    }
                 with between_layers(self.model, start, stop) as norm:
-                    given = {"input_ids": hidden} if start == 0 else {"inputs_embeds": hidden}
-                    hidden = self.model.model(cache=cache, use_cache=True, **given).last_hidden_state
-                states = norm(hidden[torch.arange(len(going), device=self.device), lengths[going] - 1])
-                states = states.float().cpu().numpy()
-                stops = np.ones(len(going), dtype=bool) if j == len(exits) - 1 else np.asarray(leave(j, states))
-                rows = going.cpu().numpy()[stops]
-                out[rows, 0], out[rows, 1:] = j, states[stops]
-                carried = torch.from_numpy(~stops).to(self.device)
-                going, start = going[carried], stop
-                if not len(going):
-                    break
-                hidden = hidden[carried, : int(lengths[going].max())]
-            return out
+                    cache = self.prefixes.for_batch(prefix, len(texts))
+                    out = self.model.model(cache=cache, use_cache=True, **given).last_hidden_state
+                ends = torch.tensor([len(bodies[t]) - 1 for t in texts], device=self.device)
+                states = norm(out[torch.arange(len(texts), device=self.device), ends])
+                for k, t in enumerate(texts):
+                    carried[t] = out[k, : len(bodies[t])]
+                return states.float().cpu().numpy()
 
-        yield from self.planner.run([len(b) for b in bodies], work, shared=len(prefix))
+            for done in self.planner.run([len(bodies[t]) for t in going], work, shared=len(prefix)):
+                texts = [going[r] for r in done.indices]
+                for t in texts:
+                    spent[t] += done.seconds / len(texts)
+                stops = np.ones(len(texts), dtype=bool) if last else np.asarray(leave(j, done.result), dtype=bool)
+                leaving = [t for t, s in zip(texts, stops) if s]
+                for t in leaving:
+                    carried.pop(t)
+                if leaving:
+                    rows = np.hstack([np.full((len(leaving), 1), j), done.result[stops]])
+                    yield Done(leaving, rows, sum(spent[t] for t in leaving))
+            going, start = [t for t in going if t in carried], stop
+            if not going:
+                return
 
     def warm_up(self, prefix: Sequence[int]) -> None:
         """One small pass so that one-time costs (kernels, allocator, prefix cache) stay out of timings."""
@@ -239,6 +268,21 @@ class Engine(Answering):
 
     def peak_memory_bytes(self) -> int | None:
         return peak_memory_bytes(self.device)
+
+
+def _groups(lengths: Sequence[int], tokens: int) -> Iterator[list[int]]:
+    """The texts in the order given, cut into consecutive groups of at most `tokens` tokens (a longer
+    text is a group of its own)."""
+    group: list[int] = []
+    held = 0
+    for i, n in enumerate(lengths):
+        if group and held + n > tokens:
+            yield group
+            group, held = [], 0
+        group.append(i)
+        held += n
+    if group:
+        yield group
 
 
 def load_engine(settings: ModelSettings) -> Engine:
