@@ -171,7 +171,7 @@ def test_the_texts_that_go_on_are_batched_anew(deep_engine) -> None:
 def test_texts_are_carried_a_group_at_a_time() -> None:
     from sentiq.core.engine import _groups
 
-    assert list(_groups([5, 5, 5, 20, 1, 1], 10)) == [[0, 1], [2], [3], [4, 5]]
+    assert list(_groups([5, 5, 5, 20, 1, 1], 10)) == [[3], [0, 1], [2, 4, 5]]  # longest first
     assert list(_groups([], 10)) == [] and list(_groups([3], 1)) == [[0]]
 
 

@@ -271,11 +271,13 @@ class Engine(Answering):
 
 
 def _groups(lengths: Sequence[int], tokens: int) -> Iterator[list[int]]:
-    """The texts in the order given, cut into consecutive groups of at most `tokens` tokens (a longer
-    text is a group of its own)."""
+    """The texts longest first (as the planner orders them, so that a group's batches hold texts of
+    like lengths), cut into consecutive groups of at most `tokens` tokens (a longer text is a group of
+    its own)."""
     group: list[int] = []
     held = 0
-    for i, n in enumerate(lengths):
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        n = lengths[i]
         if group and held + n > tokens:
             yield group
             group, held = [], 0
