@@ -313,25 +313,17 @@ def test_classify_writes_each_texts_exit_and_says_where_they_left(deep_model: Pa
     assert [r.exit for r in library] == written["exit"].tolist()
 
 
-def test_evaluate_measures_the_share_per_exit(deep_model: Path, exits_fit, tmp_path: Path) -> None:
+def _evaluated(model: Path, fit, tmp_path: Path, *extra: str, method: str = "probe"):
+    """`sentiq evaluate` of `method` with the fit on 20 texts it was not fitted on (float32)."""
+    from tests.helpers import evaluate_args
+
     data = fit_data(tmp_path, n=60, name="eval.csv")
-    args = ["evaluate", "--model", str(deep_model), "--method", "probe", "--fit", str(exits_fit.folder)]
-    result = runner.invoke(
-        app,
-        [
-            *args,
-            "--dataset",
-            str(data),
-            "--n",
-            "20",
-            "--output-dir",
-            str(tmp_path),
-            "--run-id",
-            "x",
-            "--dtype",
-            "float32",
-        ],
-    )
+    args = evaluate_args(model, data, tmp_path, "x", 20, "--method", method, "--fit", str(fit.folder))
+    return runner.invoke(app, [*args, "--dtype", "float32", *extra])
+
+
+def test_evaluate_measures_the_share_per_exit(deep_model: Path, exits_fit, tmp_path: Path) -> None:
+    result = _evaluated(deep_model, exits_fit, tmp_path)
     assert result.exit_code == 0, result.output
     folder = next(tmp_path.rglob("predictions.csv")).parent
     rows = pd.read_csv(folder / "predictions.csv")
@@ -522,10 +514,7 @@ def test_a_cascade_gives_each_text_the_probe_of_the_stage_it_left_at(
 def test_a_cascade_writes_each_texts_model_and_evaluate_its_share(
     deep_model: Path, tiny_model: Path, cascade_fit, tmp_path: Path
 ) -> None:
-    data = fit_data(tmp_path, n=60, name="eval.csv")
-    args = ["evaluate", "--model", str(deep_model), "--method", "probe", "--fit", str(cascade_fit.folder)]
-    args += ["--dataset", str(data), "--n", "20", "--output-dir", str(tmp_path), "--run-id", "c", "--dtype", "float32"]
-    result = runner.invoke(app, args)
+    result = _evaluated(deep_model, cascade_fit, tmp_path)
     assert result.exit_code == 0, result.output
     folder = next(tmp_path.rglob("predictions.csv")).parent
     rows = pd.read_csv(folder / "predictions.csv", keep_default_na=False)
@@ -626,21 +615,7 @@ def test_a_larger_loss_lets_more_texts_out_early(deep_model: Path, exits_fit) ->
 
 
 def test_max_loss_when_classifying_chooses_the_thresholds_again(deep_model: Path, exits_fit, tmp_path: Path) -> None:
-    data = fit_data(tmp_path, n=60, name="eval.csv")
-    args = ["evaluate", "--model", str(deep_model), "--method", "loglik,probe", "--fit", str(exits_fit.folder)]
-    args += [
-        "--max-loss",
-        "0.5",
-        "--dataset",
-        str(data),
-        "--n",
-        "20",
-        "--output-dir",
-        str(tmp_path),
-        "--dtype",
-        "float32",
-    ]
-    result = runner.invoke(app, args)
+    result = _evaluated(deep_model, exits_fit, tmp_path, "--max-loss", "0.5", method="loglik,probe")
     assert result.exit_code == 0, result.output
     configs = [json.loads(p.read_text()) for p in tmp_path.rglob("config.json")]
     probe = next(c for c in configs if c["method"] == "probe")
