@@ -21,7 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 
@@ -56,6 +55,7 @@ def measure(engine: Any, plan: Any, texts: list[str], gold: list[str], words: in
 
     from sentiq.methods.runner import make_runner
     from sentiq.workflows.metrics import wilson
+    from sentiq.workflows.run_files import exit_shares
 
     runner = make_runner(engine, plan)
     runner.predict(texts[:4])
@@ -67,21 +67,18 @@ def measure(engine: Any, plan: Any, texts: list[str], gold: list[str], words: in
     labels = [p.label for p in predictions]
     correct = sum(a == b for a, b in zip(labels, gold))
     low, high = wilson(correct, len(gold))
-    from sentiq.predictions import exit_name
-
-    layers = [p.exit or plan.fit.layer for p in predictions]  # no exits: the fit's layer
-    names = pd.Series([exit_name(k, p.exit_model) for k, p in zip(layers, predictions)])
-    shares = names.value_counts(normalize=True)
+    frame = pd.DataFrame({"exit": [p.exit or plan.fit.layer for p in predictions]})  # no exits: the fit's layer
+    if plan.fit.then is not None:
+        frame["exit_model"] = [p.exit_model for p in predictions]
+    staged = exit_shares(frame)
     return {
         "accuracy": correct / len(gold),
         "interval": [low, high],
         "macro_recall": float(balanced_accuracy_score(gold, labels)),
         "seconds": seconds,
         "words_per_s": words / seconds,
-        "mean_layers": None if any(p.exit_model for p in predictions) else float(np.mean(layers)),
-        "shares": {
-            k: float(shares[k]) for k in sorted(shares.index, key=lambda k: (":" in k, int(k.rsplit(":", 1)[-1])))
-        },
+        "mean_layers": staged["mean_layers"],
+        "shares": staged["exit_shares"],
     }
 
 

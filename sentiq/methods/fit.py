@@ -33,6 +33,16 @@ class Fit:
         return bool(self.exits) or self.then is not None
 
     @property
+    def stages(self) -> list[Linear]:
+        """Every stage's probe in order: the early exits', the one at `layer`, the second model's."""
+        return [*(e.probe for e in self.exits), self.probe, *([self.then.probe] if self.then is not None else [])]
+
+    @property
+    def thresholds(self) -> list[float]:
+        """The threshold of every stage but the last: a text more confident than it leaves there."""
+        return [e.threshold for e in self.exits] + ([self.then.threshold] if self.then is not None else [])
+
+    @property
     def labels(self) -> tuple[str, ...]:
         return tuple(self.card["labels"])
 
@@ -99,12 +109,7 @@ class Fit:
             raise OptionError(f"--fit {self.path}: its held-out predictions do not match its labels: fit again")
         probs = linear.held_out
         if probe and self.staged:
-            stages = [*(e.probe.held_out for e in self.exits), probs]
-            thresholds = [e.threshold for e in self.exits]
-            if self.then is not None:
-                stages.append(self.then.probe.held_out)
-                thresholds.append(self.then.threshold)
-            _, probs = cascaded(stages, thresholds)
+            _, probs = cascaded([stage.held_out for stage in self.stages], self.thresholds)
         given = probs.argmax(axis=1)
         return probs[np.arange(len(given)), given], given == self.gold
 
@@ -116,16 +121,14 @@ class Fit:
                 f"--fit {self.path} has no early exits and no second model: --max-loss has nothing to choose "
                 "(fit with --exits or --then)"
             )
-        probs = [*(e.probe.held_out for e in self.exits), self.probe.held_out]
         # one model's layers are alike: its layers are its costs (what a card without costs falls back on)
         costs = [float(e.get("cost", e["layer"])) for e in self.card["exits"]]
         if self.then is not None:
             if "cost" not in self.card["then"]:
                 raise OptionError(f"--fit {self.path} keeps no cost per stage: fit again to use --max-loss with it")
-            probs.append(self.then.probe.held_out)
             costs.append(float(self.card["then"]["cost"]))
         assert self.gold is not None  # a fit with stages keeps its labels
-        chosen = choose_thresholds(probs, self.gold, costs, max_loss)
+        chosen = choose_thresholds([stage.held_out for stage in self.stages], self.gold, costs, max_loss)
         exits = tuple(replace(e, threshold=t) for e, t in zip(self.exits, chosen.thresholds))
         then = replace(self.then, threshold=chosen.thresholds[-1]) if self.then is not None else None
         return replace(self, exits=exits, then=then)
@@ -135,8 +138,7 @@ class Fit:
         keep = ("name", "layer", "n", "card_sha256")
         exits = {"exits": [e.layer for e in self.exits]} if self.exits else {}
         then = {"then": self.then.label} if self.then is not None else {}
-        thresholds = [e.threshold for e in self.exits] + ([self.then.threshold] if self.then is not None else [])
-        chosen = {"thresholds": thresholds} if self.staged else {}
+        chosen = {"thresholds": self.thresholds} if self.staged else {}
         return {"path": self.path, **{k: self.card[k] for k in keep}, **exits, **then, **chosen}
 
 

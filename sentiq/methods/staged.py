@@ -11,8 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from sentiq.core.batching import Done
-from sentiq.core.engine import Engine
-from sentiq.core.models import load_model
+from sentiq.core.engine import Engine, load_engine
 from sentiq.errors import OptionError
 from sentiq.io.fits import model_digest
 from sentiq.methods.binding import Bound
@@ -20,6 +19,7 @@ from sentiq.methods.calibration import fitted_predictions
 from sentiq.methods.exits import Then
 from sentiq.methods.fit import Fit
 from sentiq.predictions import Prediction
+from sentiq.settings import ModelSettings
 
 
 def staged_batches(
@@ -32,10 +32,11 @@ def staged_batches(
     then: tuple[Engine, Bound] | None,
 ) -> Iterator[Done[list[Prediction]]]:
     """Every text's prediction at the stage it left at, a batch at a time (`bodies`: the texts as the
-    prompt renders them for `engine`): its `exit` (layer) and, at the second model, its `exit_model`. `then`: the second model, loaded, with the prompt bound to it."""
-    probes = [*(e.probe for e in fit.exits), fit.probe]
+    prompt renders them for `engine`): its `exit` (layer) and, at the second model, its `exit_model`.
+    `then`: the second model, loaded, with the prompt bound to it."""
+    probes = [*(e.probe for e in fit.exits), fit.probe]  # the first model's stages
     layers = [*(e.layer for e in fit.exits), fit.layer]
-    thresholds = [e.threshold for e in fit.exits]
+    thresholds = fit.thresholds
     leave = lambda j, states: np.exp(probes[j].logprobs(states)).max(axis=1) > thresholds[j]  # noqa: E731
     for done in engine.exit_batches(bound.prefix, bodies, layers, leave):
         where = done.result[:, 0].astype(int)
@@ -78,15 +79,19 @@ def _second(
 def load_then(engine: Engine, then: Then) -> Engine:
     """A cascade's second model, on the first's device and dtype and within its batch limits, its weights
     checked against the fit's record of them."""
-    from sentiq.model_source import resolve_source
-
     lm = engine.lm
-    source = resolve_source(os.path.expanduser(str(then.model["source"])))
-    second = load_model(source, lm.device.type, str(lm.dtype).removeprefix("torch."))
-    digest = model_digest(second.source.kind, second.source.ref, second.revision)
-    if digest != then.model["weights_digest"]:
+    dtype = str(lm.dtype).removeprefix("torch.")
+    settings = ModelSettings(
+        os.path.expanduser(str(then.model["source"])),
+        lm.device.type,
+        dtype,
+        engine.max_batch_rows,
+        engine.max_batch_tokens,
+    )
+    second = load_engine(settings)
+    if model_digest(second.lm.source.kind, second.lm.source.ref, second.lm.revision) != then.model["weights_digest"]:
         raise OptionError(
             f"the fit's second model {then.label} ({then.model['source']}) is not the one it was fitted on "
             "(its weights differ): fit again"
         )
-    return Engine(second, max_batch_tokens=engine.max_batch_tokens, max_batch_rows=engine.max_batch_rows)
+    return second
